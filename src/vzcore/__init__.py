@@ -1,0 +1,75 @@
+"""vzcore: xarray-free chunk manifests, their algebra, and virtual Zarr groups.
+
+>>> import vzcore as vc
+>>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a.nc", "offset": 0, "length": 8}})
+>>> a = vc.VirtualArray(vc.ArrayMetadata(shape=(2,), chunk_grid=(2,), dtype="f4"), m)
+>>> vc.concat([a, a], axis=0).shape
+(4,)
+"""
+
+from vzcore.algebra import (
+    broadcast_to,
+    concat,
+    expand_dims,
+    rename_paths,
+    stack,
+    validate_compatible,
+)
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.codecs import CodecSpec
+from vzcore.errors import (
+    BroadcastError,
+    ChunkShapeMismatch,
+    CodecMismatch,
+    DimensionNameMismatch,
+    DtypeMismatch,
+    FillValueMismatch,
+    InvalidManifestError,
+    InvalidMetadataError,
+    ManifestFormatError,
+    MissingChunkError,
+    PartialChunkError,
+    ShapeMismatch,
+    UnsupportedCodecError,
+    VirtualizationError,
+)
+from vzcore.grid import RegularChunkGrid
+from vzcore.group import SourceFingerprint, VirtualGroup
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.manifest_parquet import read_manifest_parquet
+from vzcore.writers.manifest_parquet import write_manifest_parquet
+
+__all__ = [
+    "AnyArray",
+    "ArrayMetadata",
+    "BroadcastError",
+    "ChunkManifest",
+    "ChunkShapeMismatch",
+    "CodecMismatch",
+    "CodecSpec",
+    "DimensionNameMismatch",
+    "DtypeMismatch",
+    "FillValueMismatch",
+    "InvalidManifestError",
+    "InvalidMetadataError",
+    "LoadedArray",
+    "ManifestFormatError",
+    "MissingChunkError",
+    "PartialChunkError",
+    "RegularChunkGrid",
+    "ShapeMismatch",
+    "SourceFingerprint",
+    "UnsupportedCodecError",
+    "VirtualArray",
+    "VirtualGroup",
+    "VirtualizationError",
+    "broadcast_to",
+    "concat",
+    "expand_dims",
+    "read_manifest_parquet",
+    "rename_paths",
+    "stack",
+    "validate_compatible",
+    "write_manifest_parquet",
+]

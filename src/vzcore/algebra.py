@@ -1,0 +1,394 @@
+"""Pure functions over virtual arrays: concat, stack, expand_dims, broadcast_to, rename_paths.
+
+Each returns a new value and leaves its inputs untouched. Incompatible inputs raise
+a subclass of `VirtualizationError` naming the differing values and the inputs
+that hold them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, overload
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.codecs import codec_names
+from vzcore.errors import (
+    BroadcastError,
+    ChunkShapeMismatch,
+    CodecMismatch,
+    DimensionNameMismatch,
+    DtypeMismatch,
+    FillValueMismatch,
+    InvalidManifestError,
+    PartialChunkError,
+    ShapeMismatch,
+    VirtualizationError,
+)
+from vzcore.group import VirtualGroup
+from vzcore.manifest import MANIFEST_SCHEMA, PATH_TYPE, ChunkManifest, unify_dictionary
+from vzcore.metadata import ArrayMetadata
+
+__all__ = [
+    "broadcast_to",
+    "concat",
+    "expand_dims",
+    "rename_paths",
+    "stack",
+    "validate_compatible",
+]
+
+PathRenamer = Callable[[str], str] | Mapping[str, str]
+
+
+# ---- validation ---------------------------------------------------------------------------
+
+
+def _format_indices(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"arrays 0-2, 5"``; ``[3]`` -> ``"array 3"``."""
+    runs: list[str] = []
+    start = prev = indices[0]
+    for i in [*indices[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    noun = "array" if len(indices) == 1 else "arrays"
+    return f"{noun} {', '.join(runs)}"
+
+
+def _differences(
+    values: Sequence[Any], label: str, key: Callable[[Any], Hashable] = repr
+) -> list[str]:
+    """One message per group of inputs whose value differs from input 0's."""
+    groups: dict[Hashable, list[int]] = {}
+    shown: dict[Hashable, Any] = {}
+    for index, value in enumerate(values):
+        k = key(value)
+        groups.setdefault(k, []).append(index)
+        shown.setdefault(k, value)
+    if len(groups) == 1:
+        return []
+    (reference_key, reference), *others = groups.items()
+    messages = []
+    for other_key, indices in others:
+        verb = "has" if len(indices) == 1 else "have"
+        ref_verb = "has" if len(reference) == 1 else "have"
+        messages.append(
+            f"{_format_indices(indices)} {verb} {label} {_show(shown[other_key])}, "
+            f"{_format_indices(reference)} {ref_verb} {_show(shown[reference_key])}"
+        )
+    return messages
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple) and value and all(hasattr(v, "name") for v in value):
+        return codec_names(value)
+    return str(value)
+
+
+def _fill_key(value: np.generic) -> Hashable:
+    return (str(value.dtype), value.tobytes())
+
+
+def validate_compatible(
+    arrays: Sequence[AnyArray], *, axis: int, operation: str = "concatenate"
+) -> None:
+    """Check that ``arrays`` can be joined along ``axis``; report every problem at once.
+
+    Raises the error class of the first problem found (`ShapeMismatch`,
+    `DtypeMismatch`, `ChunkShapeMismatch`, `CodecMismatch`, `FillValueMismatch`,
+    `DimensionNameMismatch`, `PartialChunkError`) with all problems in its message.
+
+    >>> a = VirtualArray(ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="i4"),
+    ...                  ChunkManifest.empty((2,)))
+    >>> b = VirtualArray(ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="i4"),
+    ...                  ChunkManifest.empty((1,)))
+    >>> validate_compatible([a, b], axis=0)
+    Traceback (most recent call last):
+    ...
+    vzcore.errors.ChunkShapeMismatch: cannot concatenate: array 1 has chunk shape (4,), array 0 has (2,)
+    """
+    if not arrays:
+        raise VirtualizationError(f"cannot {operation}: no arrays given")
+    metas = [a.metadata for a in arrays]
+    problems: list[tuple[type[VirtualizationError], str]] = []
+
+    def check(
+        cls: type[VirtualizationError],
+        values: Sequence[Any],
+        label: str,
+        key: Callable[[Any], Hashable] = repr,
+    ) -> None:
+        problems.extend((cls, m) for m in _differences(values, label, key))
+
+    check(ShapeMismatch, [m.ndim for m in metas], "ndim")
+    if not problems:
+        ndim = metas[0].ndim
+        if not -ndim <= axis < ndim:
+            raise ShapeMismatch(
+                f"cannot {operation}: axis {axis} is out of range for {ndim}-d arrays"
+            )
+        axis %= ndim
+        other_axes = [tuple(s for i, s in enumerate(m.shape) if i != axis) for m in metas]
+        check(ShapeMismatch, other_axes, f"shape along axes other than {axis}")
+        check(DtypeMismatch, [m.dtype for m in metas], "dtype", key=str)
+        check(ChunkShapeMismatch, [m.chunk_shape for m in metas], "chunk shape")
+        check(CodecMismatch, [m.codecs for m in metas], "codecs")
+        if len({m.dtype for m in metas}) == 1:
+            check(FillValueMismatch, [m.fill_value for m in metas], "fill value", key=_fill_key)
+        named = [m.dimension_names for m in metas]
+        if all(n is not None for n in named):
+            check(DimensionNameMismatch, named, "dimension names")
+        if not problems:
+            problems.extend(_partial_chunk_problems(metas, axis))
+    if problems:
+        messages = [m for _, m in problems]
+        raise problems[0][0](f"cannot {operation}: " + "; ".join(messages), problems=messages)
+
+
+def _partial_chunk_problems(
+    metas: Sequence[ArrayMetadata], axis: int
+) -> list[tuple[type[VirtualizationError], str]]:
+    problems: list[tuple[type[VirtualizationError], str]] = []
+    for index, meta in enumerate(metas[:-1]):
+        if not meta.chunk_grid.is_aligned(meta.shape[axis], axis):
+            problems.append(
+                (
+                    PartialChunkError,
+                    (
+                        f"array {index} has length {meta.shape[axis]} along axis {axis}, not a "
+                        f"multiple of its chunk length {meta.chunk_shape[axis]}: only the last "
+                        "array may end in a partial chunk"
+                    ),
+                )
+            )
+    return problems
+
+
+# ---- concat and friends -------------------------------------------------------------------
+
+
+@overload
+def concat(arrays: Sequence[VirtualArray], *, axis: int) -> VirtualArray: ...
+@overload
+def concat(arrays: Sequence[LoadedArray], *, axis: int) -> LoadedArray: ...
+def concat(arrays: Sequence[AnyArray], *, axis: int) -> AnyArray:
+    """Join arrays end to end along an existing ``axis``.
+
+    Along the leading axis (or any axis before which the grid has one chunk) the
+    per-chunk columns are appended without a copy; along other axes one vectorised
+    gather builds the result.
+
+    >>> def one(path):
+    ...     meta = ArrayMetadata(shape=(2, 3), chunk_grid=(2, 3), dtype="f8")
+    ...     return VirtualArray(meta, ChunkManifest.from_entries(
+    ...         {"0.0": {"path": path, "offset": 0, "length": 48}}))
+    >>> concat([one("file:///a"), one("file:///b")], axis=0).shape
+    (4, 3)
+    """
+    return _concat(arrays, axis=axis, operation="concatenate")
+
+
+def _concat(arrays: Sequence[AnyArray], *, axis: int, operation: str) -> AnyArray:
+    arrays = list(arrays)
+    validate_compatible(arrays, axis=axis, operation=operation)
+    axis %= arrays[0].ndim
+    if all(isinstance(a, LoadedArray) for a in arrays):
+        data = np.concatenate([a.data for a in arrays], axis=axis)  # type: ignore[union-attr]
+        return LoadedArray(_joined_metadata(arrays, axis, data.shape), data)
+    if not all(isinstance(a, VirtualArray) for a in arrays):
+        kinds = [type(a).__name__ for a in arrays]
+        raise VirtualizationError(
+            f"cannot concatenate virtual and loaded arrays together: {kinds}; "
+            "load them all (loadable_variables=) or none"
+        )
+    virtual = [a for a in arrays if isinstance(a, VirtualArray)]
+    shape = list(virtual[0].shape)
+    shape[axis] = sum(a.shape[axis] for a in virtual)
+    metadata = _joined_metadata(virtual, axis, tuple(shape))
+    grid = metadata.grid_shape
+    manifests = [a.manifest for a in virtual]
+    if all(math.prod(m.grid[:axis]) <= 1 for m in manifests):
+        manifest = ChunkManifest(grid, _append_tables(manifests))
+    else:
+        manifest = _gather_concat(manifests, axis, grid)
+    return VirtualArray(metadata, manifest)
+
+
+def _joined_metadata(
+    arrays: Sequence[AnyArray], axis: int, shape: tuple[int, ...]
+) -> ArrayMetadata:
+    return arrays[0].metadata.evolve(shape=shape)
+
+
+def _append_tables(manifests: Sequence[ChunkManifest]) -> pa.Table:
+    table = pa.concat_tables([m.table for m in manifests])
+    path = unify_dictionary(table.column("path"))
+    return pa.Table.from_arrays(
+        [path, table.column("offset"), table.column("length")], schema=MANIFEST_SCHEMA
+    )
+
+
+def _gather_concat(
+    manifests: Sequence[ChunkManifest], axis: int, grid: tuple[int, ...]
+) -> ChunkManifest:
+    starts = np.cumsum([0] + [m.n_chunks for m in manifests])
+    blocks = [
+        np.arange(start, start + m.n_chunks, dtype=np.int64).reshape(m.grid)
+        for start, m in zip(starts, manifests, strict=False)
+    ]
+    rows = np.concatenate(blocks, axis=axis).ravel()
+    stacked = ChunkManifest((int(starts[-1]),), _append_tables(manifests))
+    return stacked.take(rows, grid=grid)
+
+
+def expand_dims(
+    array: VirtualArray, *, axis: int, dimension_name: str | None = None
+) -> VirtualArray:
+    """Insert a new axis of length 1 (one chunk of length 1) at ``axis``; no copy."""
+    ndim = array.ndim + 1
+    if not -ndim <= axis < ndim:
+        raise ShapeMismatch(f"cannot expand_dims: axis {axis} is out of range for {ndim}-d result")
+    axis %= ndim
+    meta = array.metadata
+    shape = list(meta.shape)
+    shape.insert(axis, 1)
+    names = meta.dimension_names
+    if names is not None:
+        names = (*names[:axis], dimension_name, *names[axis:])
+    new_meta = meta.evolve(
+        shape=tuple(shape), chunk_grid=meta.chunk_grid.with_axis(axis, 1), dimension_names=names
+    )
+    return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
+
+
+def stack(arrays: Sequence[VirtualArray], *, axis: int) -> VirtualArray:
+    """Join arrays along a new ``axis``: ``concat([expand_dims(a, axis) ...], axis)``."""
+    arrays = list(arrays)
+    if not arrays:
+        raise VirtualizationError("cannot stack: no arrays given")
+    ndims = _differences([a.ndim for a in arrays], "ndim")
+    if ndims:
+        raise ShapeMismatch("cannot stack: " + "; ".join(ndims), problems=ndims)
+    ndim = arrays[0].ndim + 1
+    if not -ndim <= axis < ndim:
+        raise ShapeMismatch(f"cannot stack: axis {axis} is out of range for {ndim}-d result")
+    expanded = [expand_dims(a, axis=axis) for a in arrays]
+    result = _concat(expanded, axis=axis, operation="stack")
+    assert isinstance(result, VirtualArray)
+    return result
+
+
+def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
+    """Broadcast like `numpy.broadcast_to`, repeating chunk references (no data copied).
+
+    An axis can only be broadcast from length 1 when its chunk length is 1;
+    new leading axes get chunk length 1.
+    """
+    target = tuple(int(s) for s in shape)
+    meta = array.metadata
+    extra = len(target) - meta.ndim
+    if extra < 0:
+        raise BroadcastError(f"cannot broadcast shape {meta.shape} to fewer dimensions {target}")
+    chunks = [1] * extra + list(meta.chunk_shape)
+    padded = (1,) * extra + meta.shape
+    for axis, (have, want) in enumerate(zip(padded, target, strict=True)):
+        if have == want:
+            continue
+        if have != 1:
+            raise BroadcastError(
+                f"cannot broadcast shape {meta.shape} to {target}: axis {axis} has length {have}"
+            )
+        if chunks[axis] != 1:
+            raise BroadcastError(
+                f"cannot broadcast shape {meta.shape} to {target}: axis {axis} has chunk length "
+                f"{chunks[axis]}, and only chunks of length 1 can be repeated"
+            )
+    names = meta.dimension_names
+    if names is not None:
+        names = (None,) * extra + names
+    new_meta = meta.evolve(shape=target, chunk_grid=tuple(chunks), dimension_names=names)
+    grid = new_meta.grid_shape
+    if grid == array.manifest.grid:
+        return VirtualArray(new_meta, array.manifest)
+    source_grid = (1,) * extra + array.manifest.grid
+    rows = np.broadcast_to(
+        np.arange(array.manifest.n_chunks, dtype=np.int64).reshape(source_grid), grid
+    ).ravel()
+    return VirtualArray(new_meta, array.manifest.take(rows, grid=grid))
+
+
+# ---- paths --------------------------------------------------------------------------------
+
+
+@overload
+def rename_paths(x: ChunkManifest, new: PathRenamer) -> ChunkManifest: ...
+@overload
+def rename_paths(x: VirtualArray, new: PathRenamer) -> VirtualArray: ...
+@overload
+def rename_paths(x: LoadedArray, new: PathRenamer) -> LoadedArray: ...
+@overload
+def rename_paths(x: VirtualGroup, new: PathRenamer) -> VirtualGroup: ...
+def rename_paths(
+    x: ChunkManifest | AnyArray | VirtualGroup, new: PathRenamer
+) -> ChunkManifest | AnyArray | VirtualGroup:
+    """Rewrite the file paths of every chunk reference.
+
+    ``new`` is a callable ``old_path -> new_path`` or a mapping (paths it lacks are
+    kept). Only the dictionary of distinct paths is rewritten, never the rows.
+
+    >>> m = ChunkManifest.from_entries({"0": {"path": "/old/a.nc", "offset": 0, "length": 4}})
+    >>> rename_paths(m, lambda p: p.replace("/old/", "s3://bucket/")).dictionary.to_pylist()
+    ['s3://bucket/a.nc']
+    """
+    if isinstance(x, ChunkManifest):
+        return _rename_manifest(x, new)
+    if isinstance(x, VirtualArray):
+        return VirtualArray(x.metadata, _rename_manifest(x.manifest, new))
+    if isinstance(x, LoadedArray):
+        return x
+    if isinstance(x, VirtualGroup):
+        renamed_sources = {_rename_one(url, new): fp for url, fp in x.sources.items()}
+        return x.evolve(
+            arrays={name: rename_paths(a, new) for name, a in x.arrays.items()},
+            groups={name: rename_paths(g, new) for name, g in x.groups.items()},
+            sources=renamed_sources,
+        )
+    raise TypeError(f"rename_paths expects a manifest, array or group, got {type(x).__name__}")
+
+
+def _rename_one(path: str, new: PathRenamer) -> str:
+    renamed = new.get(path, path) if isinstance(new, Mapping) else new(path)
+    if not isinstance(renamed, str) or not renamed:
+        raise InvalidManifestError(
+            f"renaming path {path!r} gave {renamed!r}: expected a non-empty string"
+        )
+    return renamed
+
+
+def _rename_manifest(manifest: ChunkManifest, new: PathRenamer) -> ChunkManifest:
+    old = manifest.dictionary.to_pylist()
+    if not old:
+        return manifest
+    renamed = pa.array([_rename_one(p, new) for p in old], type=pa.string())
+    encoded = renamed.dictionary_encode()
+    dictionary = encoded.dictionary
+    # Two old paths may map to one new path: remap the indices through the encoding.
+    remap = None if len(dictionary) == len(renamed) else encoded.indices
+    chunks = []
+    for chunk in manifest.paths.chunks:
+        indices = chunk.indices if remap is None else pc.take(remap, chunk.indices)
+        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
+    path = pa.chunked_array(chunks, type=PATH_TYPE)
+    table = pa.Table.from_arrays(
+        [path, manifest.table.column("offset"), manifest.table.column("length")],
+        schema=MANIFEST_SCHEMA,
+    )
+    return ChunkManifest(manifest.grid, table)

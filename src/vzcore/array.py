@@ -1,0 +1,133 @@
+"""`VirtualArray` (metadata + chunk manifest) and `LoadedArray` (metadata + values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vzcore.errors import InvalidManifestError, InvalidMetadataError
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata
+
+__all__ = ["AnyArray", "LoadedArray", "VirtualArray"]
+
+
+@attrs.frozen
+class VirtualArray:
+    """An array whose chunks are byte ranges in other files.
+
+    The manifest's grid always equals the metadata's chunk grid shape.
+
+    >>> meta = ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="i4")
+    >>> VirtualArray(metadata=meta, manifest=ChunkManifest.empty((2,))).shape
+    (4,)
+    """
+
+    metadata: ArrayMetadata
+    manifest: ChunkManifest
+
+    def __attrs_post_init__(self) -> None:
+        if self.manifest.grid != self.metadata.grid_shape:
+            raise InvalidManifestError(
+                f"manifest grid {self.manifest.grid} does not match shape {self.metadata.shape} "
+                f"in chunks of {self.metadata.chunk_shape} (grid {self.metadata.grid_shape})"
+            )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.metadata.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.metadata.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.metadata.ndim
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...]:
+        return self.metadata.chunk_shape
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the referenced (stored, possibly compressed) chunk data."""
+        return self.manifest.referenced_nbytes
+
+    def __repr__(self) -> str:
+        return f"VirtualArray({self.metadata!r}, {self.manifest!r})"
+
+
+def _readonly_copy(value: npt.ArrayLike) -> npt.NDArray[Any]:
+    array = np.array(value, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+def _array_equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    return bool(a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes())
+
+
+@attrs.frozen
+class LoadedArray:
+    """An array held in memory (e.g. a coordinate loaded for indexing); read-only."""
+
+    metadata: ArrayMetadata
+    data: npt.NDArray[Any] = attrs.field(
+        converter=_readonly_copy, eq=attrs.cmp_using(eq=_array_equal), hash=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.data.shape != self.metadata.shape:
+            raise InvalidMetadataError(
+                f"data shape {self.data.shape} does not match metadata shape {self.metadata.shape}"
+            )
+        if self.data.dtype != self.metadata.dtype:
+            raise InvalidMetadataError(
+                f"data dtype {self.data.dtype} does not match metadata dtype {self.metadata.dtype}"
+            )
+
+    @classmethod
+    def from_numpy(
+        cls,
+        data: npt.ArrayLike,
+        *,
+        chunk_shape: tuple[int, ...] | None = None,
+        dimension_names: tuple[str | None, ...] | None = None,
+        attributes: dict[str, Any] | None = None,
+        fill_value: object = None,
+    ) -> LoadedArray:
+        """Wrap values; one chunk covering the array unless ``chunk_shape`` is given."""
+        array = np.asarray(data)
+        native = array.astype(array.dtype.newbyteorder("="), copy=False)
+        metadata = ArrayMetadata(
+            shape=array.shape,
+            chunk_grid=chunk_shape or tuple(max(s, 1) for s in array.shape),
+            dtype=native.dtype,
+            fill_value=fill_value,
+            dimension_names=dimension_names,
+            attributes=attributes,
+        )
+        return cls(metadata, native)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.metadata.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.metadata.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.metadata.ndim
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+AnyArray = VirtualArray | LoadedArray

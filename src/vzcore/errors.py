@@ -1,0 +1,85 @@
+"""The exception hierarchy: every failure vz reports is a `VirtualizationError`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BroadcastError",
+    "ChunkShapeMismatch",
+    "CodecMismatch",
+    "DimensionNameMismatch",
+    "DtypeMismatch",
+    "FillValueMismatch",
+    "InvalidManifestError",
+    "InvalidMetadataError",
+    "ManifestFormatError",
+    "MissingChunkError",
+    "PartialChunkError",
+    "ShapeMismatch",
+    "UnsupportedCodecError",
+    "VirtualizationError",
+]
+
+
+class VirtualizationError(ValueError):
+    """Base class of every error vz raises about its inputs.
+
+    ``problems`` holds each problem found, so one raise can report them all.
+    """
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+
+class InvalidManifestError(VirtualizationError):
+    """A chunk manifest's columns or grid are inconsistent."""
+
+
+class InvalidMetadataError(VirtualizationError):
+    """Array metadata is malformed (shape, chunks, dtype, fill value, codecs)."""
+
+
+class UnsupportedCodecError(VirtualizationError):
+    """A codec pipeline cannot be expressed in the requested format (e.g. zarr v2)."""
+
+
+class ManifestFormatError(VirtualizationError):
+    """A stored manifest (parquet interchange) is unreadable or malformed."""
+
+
+class ShapeMismatch(VirtualizationError):
+    """Arrays differ in ndim or in their lengths along axes that must agree."""
+
+
+class ChunkShapeMismatch(VirtualizationError):
+    """Arrays have different chunk shapes."""
+
+
+class CodecMismatch(VirtualizationError):
+    """Arrays have different codec pipelines."""
+
+
+class DtypeMismatch(VirtualizationError):
+    """Arrays have different data types."""
+
+
+class FillValueMismatch(VirtualizationError):
+    """Arrays have different fill values."""
+
+
+class DimensionNameMismatch(VirtualizationError):
+    """Arrays have different dimension names."""
+
+
+class PartialChunkError(VirtualizationError):
+    """A partial edge chunk would land inside the result of a concatenation."""
+
+
+class BroadcastError(VirtualizationError):
+    """An array cannot be broadcast to the requested shape without rechunking."""
+
+
+class MissingChunkError(VirtualizationError):
+    """A chunk that must exist has no reference."""

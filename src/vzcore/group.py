@@ -1,0 +1,129 @@
+"""`VirtualGroup`: named arrays, subgroups and attributes, like a zarr group."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from vzcore._frozen import JSON, FrozenDict, freeze_json
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.errors import VirtualizationError
+
+__all__ = ["SourceFingerprint", "VirtualGroup"]
+
+
+@attrs.frozen(kw_only=True)
+class SourceFingerprint:
+    """What a parser saw of a source file, so a changed source can be detected later."""
+
+    size: int | None = None
+    last_modified: str | None = None
+    """ISO 8601 timestamp with time zone."""
+    etag: str | None = None
+
+
+def _to_arrays(value: Mapping[str, AnyArray] | None) -> FrozenDict[str, AnyArray]:
+    arrays = FrozenDict(dict(value or {}))
+    for name, array in arrays.items():
+        _check_name(name, "array")
+        if not isinstance(array, VirtualArray | LoadedArray):
+            raise VirtualizationError(
+                f"array {name!r} must be a VirtualArray or LoadedArray, got {type(array).__name__}"
+            )
+    return arrays
+
+
+def _to_groups(value: Mapping[str, VirtualGroup] | None) -> FrozenDict[str, VirtualGroup]:
+    groups = FrozenDict(dict(value or {}))
+    for name, group in groups.items():
+        _check_name(name, "group")
+        if not isinstance(group, VirtualGroup):
+            raise VirtualizationError(
+                f"group {name!r} must be a VirtualGroup, got {type(group).__name__}"
+            )
+    return groups
+
+
+def _to_sources(
+    value: Mapping[str, SourceFingerprint] | None,
+) -> FrozenDict[str, SourceFingerprint]:
+    return FrozenDict(dict(value or {}))
+
+
+def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:
+    frozen: FrozenDict[str, JSON] = freeze_json(value or {})
+    return frozen
+
+
+def _check_name(name: str, kind: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise VirtualizationError(f"invalid {kind} name {name!r}: a non-empty name without '/'")
+
+
+@attrs.frozen(kw_only=True)
+class VirtualGroup:
+    """A tree of arrays: virtual or loaded arrays, subgroups, attributes.
+
+    ``sources`` records a fingerprint per source file URL where a parser knew one.
+
+    >>> VirtualGroup(attributes={"title": "demo"}).attributes["title"]
+    'demo'
+    """
+
+    arrays: FrozenDict[str, AnyArray] = attrs.field(factory=FrozenDict, converter=_to_arrays)
+    groups: FrozenDict[str, VirtualGroup] = attrs.field(factory=FrozenDict, converter=_to_groups)
+    attributes: FrozenDict[str, JSON] = attrs.field(factory=FrozenDict, converter=_to_attributes)
+    sources: FrozenDict[str, SourceFingerprint] = attrs.field(
+        factory=FrozenDict, converter=_to_sources
+    )
+
+    def __attrs_post_init__(self) -> None:
+        clash = sorted(set(self.arrays) & set(self.groups))
+        if clash:
+            raise VirtualizationError(f"names used by both an array and a group: {clash}")
+
+    def __getitem__(self, path: str) -> AnyArray | VirtualGroup:
+        """The array or group at a ``/``-separated path.
+
+        Raises
+        ------
+        KeyError
+            If nothing lives at ``path`` (a lookup, as in a mapping).
+        """
+        node: AnyArray | VirtualGroup = self
+        for part in path.strip("/").split("/"):
+            if not part:
+                continue
+            if not isinstance(node, VirtualGroup):
+                raise KeyError(path)
+            if part in node.arrays:
+                node = node.arrays[part]
+            elif part in node.groups:
+                node = node.groups[part]
+            else:
+                raise KeyError(path)
+        return node
+
+    def walk_arrays(self, prefix: str = "") -> Iterator[tuple[str, AnyArray]]:
+        """Every array of the tree with its path (``"a/b/var"``), depth first."""
+        for name, array in self.arrays.items():
+            yield prefix + name, array
+        for name, group in self.groups.items():
+            yield from group.walk_arrays(f"{prefix}{name}/")
+
+    def walk_groups(self, prefix: str = "") -> Iterator[tuple[str, VirtualGroup]]:
+        """This group (path ``""``) and every subgroup with its path."""
+        yield prefix.rstrip("/"), self
+        for name, group in self.groups.items():
+            yield from group.walk_groups(f"{prefix}{name}/")
+
+    def evolve(self, **changes: Any) -> VirtualGroup:
+        """A copy with some fields replaced (the original is untouched)."""
+        return attrs.evolve(self, **changes)
+
+    @property
+    def nbytes(self) -> int:
+        """Referenced bytes of virtual arrays plus in-memory bytes of loaded ones."""
+        return sum(array.nbytes for _, array in self.walk_arrays())

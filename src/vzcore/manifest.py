@@ -1,0 +1,410 @@
+"""`ChunkManifest`: where every chunk of an array lives, as one frozen Arrow table.
+
+One row per chunk in C order of the chunk grid, three columns:
+
+- ``path``: ``dictionary<int32, string>`` (a file URL; null = missing chunk),
+- ``offset``: ``uint64`` byte offset of the chunk in that file,
+- ``length``: ``uint64`` byte count of the chunk.
+
+All chunks of the ``path`` column share one dictionary, so renaming files touches
+only the dictionary and never the per-chunk rows. Missing chunks have offset and
+length 0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vzcore.errors import InvalidManifestError
+from vzcore.grid import GridShape
+
+__all__ = ["MANIFEST_SCHEMA", "ChunkEntry", "ChunkKey", "ChunkManifest"]
+
+PATH_TYPE = pa.dictionary(pa.int32(), pa.string())
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("path", PATH_TYPE),
+        pa.field("offset", pa.uint64(), nullable=False),
+        pa.field("length", pa.uint64(), nullable=False),
+    ]
+)
+
+type ChunkKey = str
+"""A chunk's grid coordinates joined by ``.``, e.g. ``"0.3.1"`` (``"0"`` for 0-d arrays)."""
+type ChunkEntry = Mapping[str, Any]
+"""``{"path": str, "offset": int, "length": int}``."""
+
+_KEY_SEPARATORS = re.compile(r"[./]")
+
+
+def _to_grid(value: Iterable[int]) -> GridShape:
+    return tuple(int(v) for v in value)
+
+
+def _readonly[T: np.generic](array: npt.NDArray[T]) -> npt.NDArray[T]:
+    array.flags.writeable = False
+    return array
+
+
+@attrs.frozen(eq=False)
+class ChunkManifest:
+    """The chunk grid shape and the table of chunk references (see module docs).
+
+    Build one with `from_arrays`, `from_entries` or `from_arrow`; the constructor
+    itself only checks an already-normalised table.
+
+    >>> m = ChunkManifest.from_entries(
+    ...     {"0.0": {"path": "file:///a.nc", "offset": 100, "length": 50},
+    ...      "0.1": {"path": "file:///a.nc", "offset": 150, "length": 50}})
+    >>> m.grid, m.n_chunks, m.n_missing
+    ((1, 2), 2, 0)
+    """
+
+    grid: GridShape = attrs.field(converter=_to_grid)
+    table: pa.Table = attrs.field(repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = []
+        if any(g < 0 for g in self.grid):
+            problems.append(f"grid {self.grid} has a negative length")
+        if not self.table.schema.equals(MANIFEST_SCHEMA):
+            problems.append(f"table schema is {self.table.schema}, expected {MANIFEST_SCHEMA}")
+        if self.table.num_rows != math.prod(self.grid):
+            problems.append(
+                f"table has {self.table.num_rows} rows, grid {self.grid} has "
+                f"{math.prod(self.grid)} chunks"
+            )
+        if problems:
+            raise InvalidManifestError(
+                "invalid chunk manifest: " + "; ".join(problems), problems=problems
+            )
+
+    # ---- constructors ------------------------------------------------------------------
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        paths: npt.ArrayLike,
+        offsets: npt.ArrayLike,
+        lengths: npt.ArrayLike,
+    ) -> Self:
+        """Build from three numpy arrays shaped like the chunk grid.
+
+        A path of ``""`` or ``None`` marks a missing chunk.
+
+        >>> m = ChunkManifest.from_arrays(
+        ...     paths=np.array([["s3://b/x.nc", ""]]), offsets=np.array([[8, 0]]),
+        ...     lengths=np.array([[16, 0]]))
+        >>> m.grid, m.n_missing
+        ((1, 2), 1)
+        """
+        path_array = np.asarray(paths)
+        offset_array, length_array = np.asarray(offsets), np.asarray(lengths)
+        if not path_array.shape == offset_array.shape == length_array.shape:
+            raise InvalidManifestError(
+                f"paths, offsets and lengths differ in shape: {path_array.shape}, "
+                f"{offset_array.shape}, {length_array.shape}"
+            )
+        flat_paths = path_array.ravel()
+        if flat_paths.dtype.kind not in "UOT":
+            raise InvalidManifestError(f"paths must be strings, got dtype {flat_paths.dtype}")
+        path_column = pa.array(flat_paths, type=pa.string(), from_pandas=True)
+        return cls.from_arrow(
+            pa.table(
+                {
+                    "path": path_column,
+                    "offset": _to_uint64(offset_array.ravel(), "offsets"),
+                    "length": _to_uint64(length_array.ravel(), "lengths"),
+                }
+            ),
+            grid=path_array.shape,
+        )
+
+    @classmethod
+    def from_entries(
+        cls, entries: Mapping[ChunkKey, ChunkEntry], *, grid: Iterable[int] | None = None
+    ) -> Self:
+        """Build from Kerchunk-style entries keyed by chunk key (``"0.1"`` or ``"0/1"``).
+
+        Chunks absent from ``entries`` are missing. ``grid`` defaults to one past the
+        largest key along each axis.
+        """
+        keys = list(entries)
+        try:
+            coords = np.array(
+                [[int(i) for i in _KEY_SEPARATORS.split(k)] for k in keys], dtype=np.int64
+            )
+        except ValueError as err:
+            raise InvalidManifestError(f"chunk keys must be integers joined by '.': {err}") from err
+        if len(keys) and coords.ndim != 2:
+            raise InvalidManifestError("chunk keys have different numbers of axes")
+        grid_shape = _entries_grid(coords, grid)
+        if len(grid_shape) == 0:
+            coords = coords[:, :0]  # the key of a 0-d array's only chunk is "0"
+        if len(keys) and ((coords < 0).any() or (coords >= np.array(grid_shape)).any()):
+            raise InvalidManifestError(f"a chunk key lies outside the grid {grid_shape}")
+        n_chunks = math.prod(grid_shape)
+        rows = (
+            np.asarray(np.ravel_multi_index(tuple(coords.T), grid_shape), dtype=np.int64)
+            if len(grid_shape)
+            else np.zeros(len(keys), np.int64)
+        )
+        if len(np.unique(rows)) != len(rows):
+            raise InvalidManifestError("two chunk keys name the same chunk")
+        paths = np.full(n_chunks, None, dtype=object)
+        offsets = np.zeros(n_chunks, dtype=np.int64)
+        lengths = np.zeros(n_chunks, dtype=np.int64)
+        try:
+            values = list(entries.values())
+            paths[rows] = [e["path"] for e in values]
+            offsets[rows] = [e["offset"] for e in values]
+            lengths[rows] = [e["length"] for e in values]
+        except (KeyError, TypeError) as err:
+            raise InvalidManifestError(
+                f"each entry needs 'path', 'offset' and 'length': missing {err}"
+            ) from err
+        return cls.from_arrays(
+            paths=paths.reshape(grid_shape),
+            offsets=offsets.reshape(grid_shape),
+            lengths=lengths.reshape(grid_shape),
+        )
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table, *, grid: Iterable[int]) -> Self:
+        """Build from an Arrow table with ``path``, ``offset`` and ``length`` columns.
+
+        Columns are cast to the manifest schema, ``""`` paths become missing chunks,
+        and the ``path`` chunks are given one shared dictionary.
+        """
+        missing = {"path", "offset", "length"} - set(table.column_names)
+        if missing:
+            raise InvalidManifestError(f"table lacks columns {sorted(missing)}")
+        path = _normalise_paths(table.column("path"))
+        offset = _cast_unsigned(table.column("offset"), "offset")
+        length = _cast_unsigned(table.column("length"), "length")
+        if path.null_count:
+            present = pc.is_valid(path)
+            offset = pc.if_else(present, offset, pa.scalar(0, pa.uint64()))
+            length = pc.if_else(present, length, pa.scalar(0, pa.uint64()))
+        return cls(grid, pa.Table.from_arrays([path, offset, length], schema=MANIFEST_SCHEMA))
+
+    @classmethod
+    def empty(cls, grid: Iterable[int]) -> Self:
+        """A manifest in which every chunk is missing."""
+        grid_shape = _to_grid(grid)
+        n_chunks = math.prod(grid_shape)
+        indices = pa.nulls(n_chunks, pa.int32())
+        path = pa.DictionaryArray.from_arrays(indices, pa.array([], pa.string()))
+        zeros = pa.array(np.zeros(n_chunks, dtype=np.uint64))
+        return cls(grid_shape, pa.Table.from_arrays([path, zeros, zeros], schema=MANIFEST_SCHEMA))
+
+    # ---- views -------------------------------------------------------------------------
+
+    @property
+    def ndim(self) -> int:
+        return len(self.grid)
+
+    @property
+    def n_chunks(self) -> int:
+        rows: int = self.table.num_rows
+        return rows
+
+    @property
+    def n_missing(self) -> int:
+        nulls: int = self.table.column("path").null_count
+        return nulls
+
+    @property
+    def paths(self) -> pa.ChunkedArray:
+        return self.table.column("path")
+
+    @property
+    def dictionary(self) -> pa.Array:
+        """The distinct file paths (the shared dictionary of the ``path`` column)."""
+        path = self.paths
+        return path.chunk(0).dictionary if path.num_chunks else pa.array([], pa.string())
+
+    @property
+    def referenced_nbytes(self) -> int:
+        """Sum of the lengths of all chunk references."""
+        total = pc.sum(self.table.column("length")).as_py()
+        return int(total or 0)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the table, counting each shared buffer (the dictionary) once."""
+        seen: dict[int, int] = {}
+        for column in self.table.columns:
+            for chunk in column.chunks:
+                arrays = (
+                    [chunk.indices, chunk.dictionary]
+                    if isinstance(chunk, pa.DictionaryArray)
+                    else [chunk]
+                )
+                for array in arrays:
+                    for buffer in array.buffers():
+                        if buffer is not None:
+                            seen[buffer.address] = max(seen.get(buffer.address, 0), buffer.size)
+        return sum(seen.values())
+
+    def to_arrays(self) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Read-only numpy ``(paths, offsets, lengths)`` in grid shape; missing paths are ``""``."""
+        paths = pc.fill_null(self.paths.cast(pa.string()), "").to_numpy(zero_copy_only=False)
+        string_paths = np.asarray(paths, dtype=np.dtypes.StringDType()).reshape(self.grid)
+        offsets = self.table.column("offset").to_numpy().reshape(self.grid)
+        lengths = self.table.column("length").to_numpy().reshape(self.grid)
+        return _readonly(string_paths), _readonly(offsets.copy()), _readonly(lengths.copy())
+
+    def to_entries(self) -> dict[ChunkKey, dict[str, Any]]:
+        """Kerchunk-style ``{"i.j": {"path", "offset", "length"}}`` of the present chunks."""
+        paths = self.paths.cast(pa.string()).to_pylist()
+        offsets = self.table.column("offset").to_pylist()
+        lengths = self.table.column("length").to_pylist()
+        present = np.flatnonzero(pc.is_valid(self.paths).to_numpy(zero_copy_only=False))
+        coords = np.unravel_index(present, self.grid) if self.grid else ()
+        keys = (
+            [".".join(map(str, c)) for c in zip(*coords, strict=True)]
+            if self.grid
+            else ["0"] * len(present)
+        )
+        return {
+            key: {"path": paths[row], "offset": offsets[row], "length": lengths[row]}
+            for key, row in zip(keys, present.tolist(), strict=True)
+        }
+
+    # ---- structure-preserving helpers used by the algebra ------------------------------
+
+    def reshape(self, grid: Iterable[int]) -> ChunkManifest:
+        """The same rows under another grid with as many chunks (no copy)."""
+        return ChunkManifest(grid, self.table)
+
+    def take(self, rows: npt.NDArray[np.integer[Any]], *, grid: Iterable[int]) -> ChunkManifest:
+        """Rows gathered by index (one vectorised take) under a new grid."""
+        table = self.table
+        if table.column("path").num_chunks > 1:
+            table = table.combine_chunks()
+        return ChunkManifest(grid, table.take(pa.array(rows, type=pa.int64())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChunkManifest):
+            return NotImplemented
+        if self.grid != other.grid:
+            return False
+        for name in ("offset", "length"):
+            if not self.table.column(name).equals(other.table.column(name)):
+                return False
+        if (
+            self.dictionary.equals(other.dictionary)
+            and _single_dictionary(self.paths)
+            and _single_dictionary(other.paths)
+        ):
+            return bool(_indices(self.paths).equals(_indices(other.paths)))
+        return bool(self.paths.cast(pa.string()).equals(other.paths.cast(pa.string())))
+
+    def __hash__(self) -> int:
+        return hash((self.grid, self.n_chunks, self.n_missing))
+
+    def __repr__(self) -> str:
+        return (
+            f"ChunkManifest(grid={self.grid}, n_chunks={self.n_chunks}, n_missing={self.n_missing}, "
+            f"n_files={len(self.dictionary)})"
+        )
+
+
+def _entries_grid(coords: npt.NDArray[np.int64], grid: Iterable[int] | None) -> GridShape:
+    if grid is not None:
+        return _to_grid(grid)
+    if coords.shape[0] == 0:
+        raise InvalidManifestError("cannot infer the grid of an empty manifest: pass grid=")
+    if coords.shape[1] == 1 and (coords == 0).all() and coords.shape[0] == 1:
+        return (1,)
+    return tuple(int(v) + 1 for v in coords.max(axis=0))
+
+
+def _to_uint64(values: npt.NDArray[Any], name: str) -> pa.Array:
+    if values.dtype.kind not in "iu" and not (values.dtype == object and values.size == 0):
+        if values.dtype == object:
+            try:
+                values = values.astype(np.int64)
+            except (TypeError, ValueError, OverflowError) as err:
+                raise InvalidManifestError(f"{name} must be integers: {err}") from err
+        else:
+            raise InvalidManifestError(f"{name} must be integers, got dtype {values.dtype}")
+    if values.dtype.kind == "i" and values.size and values.min() < 0:
+        raise InvalidManifestError(f"{name} must be non-negative, found {int(values.min())}")
+    return pa.array(values.astype(np.uint64, copy=False))
+
+
+def _cast_unsigned(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    if not pa.types.is_integer(column.type):
+        raise InvalidManifestError(f"column {name!r} must be integers, got {column.type}")
+    if column.null_count:
+        raise InvalidManifestError(f"column {name!r} has {column.null_count} nulls")
+    if pa.types.is_signed_integer(column.type) and len(column):
+        smallest = pc.min(column).as_py()
+        if smallest is not None and smallest < 0:
+            raise InvalidManifestError(f"column {name!r} has a negative value ({smallest})")
+    return column.cast(pa.uint64())
+
+
+def _normalise_paths(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
+    """Dictionary-encode, turn ``""`` into null, and give every chunk one dictionary."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.dictionary(pa.int32(), pa.string()))
+    elif (
+        pa.types.is_string(column.type)
+        or pa.types.is_large_string(column.type)
+        or pa.types.is_null(column.type)
+    ):
+        column = column.cast(pa.string()).dictionary_encode()
+    else:
+        raise InvalidManifestError(f"column 'path' must hold strings, got {column.type}")
+    column = unify_dictionary(column)
+    dictionary = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
+    empty = pc.index(dictionary, "").as_py()
+    if empty < 0:
+        return column
+    # "" marks a missing chunk: null its rows and drop it from the dictionary.
+    kept = pa.concat_arrays([dictionary[:empty], dictionary[empty + 1 :]])
+    null = pa.scalar(None, pa.int32())
+    chunks = []
+    for chunk in column.chunks:
+        indices = chunk.indices
+        shifted = pc.subtract(indices, pc.cast(pc.greater(indices, empty), pa.int32()))
+        chunks.append(
+            pa.DictionaryArray.from_arrays(
+                pc.if_else(pc.equal(indices, empty), null, shifted), kept
+            )
+        )
+    return pa.chunked_array(chunks, type=PATH_TYPE)
+
+
+def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Give all chunks of a dictionary column one shared dictionary (indices transposed)."""
+    if column.num_chunks <= 1 or _single_dictionary(column):
+        return column
+    table = pa.table({"c": column}).unify_dictionaries()
+    return table.column("c")
+
+
+def _single_dictionary(column: pa.ChunkedArray) -> bool:
+    if column.num_chunks <= 1:
+        return True
+    first = column.chunk(0).dictionary
+    return all(c.dictionary is first or c.dictionary.equals(first) for c in column.chunks[1:])
+
+
+def _indices(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pa.chunked_array([c.indices for c in column.chunks], type=pa.int32())

@@ -1,0 +1,387 @@
+"""`ArrayMetadata`: everything about an array but its chunk locations.
+
+The dtype is the decoded, in-memory type in native byte order; the byte order
+on disk lives where zarr v3 puts it, in the ``bytes`` codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
+from vzcore.codecs import CodecSpec, normalize_codec, v2_codec_to_v3, v3_codec_to_v2
+from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
+from vzcore.grid import ChunkGrid, RegularChunkGrid
+
+if TYPE_CHECKING:
+    from zarr.core.dtype.wrapper import ZDType
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+
+__all__ = ["ArrayMetadata"]
+
+DimensionNames = tuple[str | None, ...] | None
+
+
+def _zdtype(dtype: np.dtype[Any]) -> ZDType[Any, Any]:
+    from zarr.core.dtype import parse_data_type
+
+    return parse_data_type(dtype, zarr_format=3)
+
+
+def _to_shape(value: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
+def _to_grid(value: ChunkGrid | Sequence[int]) -> ChunkGrid:
+    return value if isinstance(value, RegularChunkGrid) else RegularChunkGrid(_to_shape(value))
+
+
+def _to_dtype(value: npt.DTypeLike) -> np.dtype[Any]:
+    dtype = np.dtype(value)
+    return dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype
+
+
+def _to_fill_value(value: object, self_: Any) -> np.generic:
+    zdtype = _zdtype(self_.dtype)
+    try:
+        if value is None:
+            scalar = zdtype.default_scalar()
+        elif isinstance(value, str) and self_.dtype.kind in "fc":
+            scalar = zdtype.from_json_scalar(value, zarr_format=3)
+        else:
+            scalar = zdtype.cast_scalar(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise InvalidMetadataError(f"fill value {value!r} is not a {self_.dtype}: {err}") from err
+    result: np.generic = np.asarray(scalar, dtype=self_.dtype)[()]  # type: ignore[assignment]
+    return result
+
+
+def _same_scalar(a: np.generic, b: np.generic) -> bool:
+    # Bitwise, so that NaN fill values compare equal to themselves.
+    return bool(a.dtype == b.dtype and a.tobytes() == b.tobytes())
+
+
+def _default_codecs(self_: Any) -> tuple[CodecSpec, ...]:
+    return (_bytes_codec(self_.dtype, "little"),)
+
+
+def _bytes_codec(dtype: np.dtype[Any], endian: str | None) -> CodecSpec:
+    if dtype.itemsize <= 1:
+        return CodecSpec("bytes")
+    return CodecSpec.from_dict({"name": "bytes", "configuration": {"endian": endian}})
+
+
+def _to_codecs(
+    value: Sequence[CodecSpec | Mapping[str, Any] | str], self_: ArrayMetadata
+) -> tuple[CodecSpec, ...]:
+    codecs = tuple(normalize_codec(c) for c in value)
+    # The byte order of 1-byte items is meaningless: drop it so pipelines compare equal.
+    if self_.dtype.itemsize <= 1:
+        codecs = tuple(CodecSpec("bytes") if c.name == "bytes" else c for c in codecs)
+    return codecs
+
+
+def _to_dimension_names(value: Sequence[str | None] | None) -> DimensionNames:
+    return None if value is None else tuple(None if v is None else str(v) for v in value)
+
+
+def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:
+    frozen: FrozenDict[str, JSON] = freeze_json(value or {})
+    return frozen
+
+
+@attrs.frozen(kw_only=True)
+class ArrayMetadata:
+    """Shape, chunk grid, dtype, fill value, codecs, dimension names and attributes.
+
+    >>> meta = ArrayMetadata(shape=(10, 4), chunk_grid=(5, 4), dtype="<f4")
+    >>> meta.chunk_shape, meta.grid_shape, meta.codecs[0].to_dict()
+    ((5, 4), (2, 1), {'name': 'bytes', 'configuration': {'endian': 'little'}})
+    """
+
+    shape: tuple[int, ...] = attrs.field(converter=_to_shape)
+    chunk_grid: ChunkGrid = attrs.field(converter=_to_grid)
+    dtype: np.dtype[Any] = attrs.field(converter=_to_dtype)
+    fill_value: np.generic = attrs.field(
+        default=None,
+        converter=attrs.Converter(_to_fill_value, takes_self=True),  # type: ignore[misc]
+        eq=attrs.cmp_using(eq=_same_scalar),
+        hash=False,
+    )
+    codecs: tuple[CodecSpec, ...] = attrs.field(
+        default=attrs.Factory(_default_codecs, takes_self=True),
+        converter=attrs.Converter(_to_codecs, takes_self=True),  # type: ignore[misc,call-overload]
+    )
+    dimension_names: DimensionNames = attrs.field(default=None, converter=_to_dimension_names)
+    attributes: FrozenDict[str, JSON] = attrs.field(factory=FrozenDict, converter=_to_attributes)
+
+    def __attrs_post_init__(self) -> None:
+        problems = []
+        if any(s < 0 for s in self.shape):
+            problems.append(f"shape {self.shape} has a negative length")
+        if self.chunk_grid.ndim != len(self.shape):
+            problems.append(
+                f"chunk shape {self.chunk_grid.chunk_shape} has {self.chunk_grid.ndim} axes, "
+                f"shape {self.shape} has {len(self.shape)}"
+            )
+        if self.dimension_names is not None and len(self.dimension_names) != len(self.shape):
+            problems.append(
+                f"dimension names {self.dimension_names} do not match shape {self.shape}"
+            )
+        if problems:
+            raise InvalidMetadataError("; ".join(problems), problems=problems)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        shape: Sequence[int],
+        chunk_shape: Sequence[int],
+        dtype: npt.DTypeLike,
+        fill_value: object = None,
+        codecs: Sequence[CodecSpec | Mapping[str, Any] | str] | None = None,
+        dimension_names: Sequence[str | None] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Build metadata, deriving the ``bytes`` codec's endianness from ``dtype``.
+
+        ``codecs`` lists the codecs after the ``bytes`` codec (compressors, checksums);
+        a pipeline that names its own ``bytes`` (or other array-to-bytes) codec is
+        taken as given.
+
+        >>> ArrayMetadata.create(shape=(4,), chunk_shape=(2,), dtype=">i2").codecs[0].to_dict()
+        {'name': 'bytes', 'configuration': {'endian': 'big'}}
+        """
+        np_dtype = np.dtype(dtype)
+        given = [
+            CodecSpec.from_dict(c) if not isinstance(c, CodecSpec) else c for c in codecs or ()
+        ]
+        if not any(
+            c.name in ("bytes", "sharding_indexed") or c.name.startswith("vz.") for c in given
+        ):
+            endian = "big" if np_dtype.byteorder == ">" else "little"
+            given.insert(0, _bytes_codec(np_dtype, endian))
+        return cls(
+            shape=shape,
+            chunk_grid=chunk_shape,
+            dtype=np_dtype,
+            fill_value=fill_value,
+            codecs=given,
+            dimension_names=dimension_names,
+            attributes=attributes,
+        )
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...]:
+        return self.chunk_grid.chunk_shape
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Number of chunks along each axis."""
+        return self.chunk_grid.grid_shape(self.shape)
+
+    @property
+    def endian(self) -> str | None:
+        """Byte order of the stored items, from the ``bytes`` codec (None if it has none)."""
+        for codec in self.codecs:
+            if codec.name == "bytes":
+                endian = codec.configuration.get("endian")
+                return endian if isinstance(endian, str) else None
+        return None
+
+    def evolve(self, **changes: Any) -> ArrayMetadata:
+        """A copy with some fields replaced (the original is untouched)."""
+        return attrs.evolve(self, **changes)
+
+    # ---- zarr v3 -------------------------------------------------------------------------
+
+    def to_zarr_v3(self) -> dict[str, JSON]:
+        """The ``zarr.json`` document of this array (a fresh dict)."""
+        zdtype = _zdtype(self.dtype)
+        doc: dict[str, JSON] = {
+            "zarr_format": 3,
+            "node_type": "array",
+            "shape": list(self.shape),
+            "data_type": zdtype.to_json(zarr_format=3),
+            "chunk_grid": self.chunk_grid.to_zarr_v3(),
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": zdtype.to_json_scalar(self.fill_value, zarr_format=3),
+            "codecs": [c.to_dict() for c in self.codecs],
+            "attributes": thaw_json(self.attributes),
+            "storage_transformers": [],
+        }
+        if self.dimension_names is not None:
+            doc["dimension_names"] = list(self.dimension_names)
+        return doc
+
+    @classmethod
+    def from_zarr_v3(cls, metadata: Mapping[str, Any] | ArrayV3Metadata) -> Self:
+        """Parse a zarr v3 ``zarr.json`` dict (or zarr's `ArrayV3Metadata`).
+
+        Every problem found is reported at once in one `InvalidMetadataError`.
+        """
+        doc: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else metadata.to_dict()
+        required = ("shape", "data_type", "chunk_grid", "codecs")
+        problems = [f"missing {key!r}" for key in required if key not in doc]
+        if problems:
+            raise InvalidMetadataError(
+                "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
+            )
+        dtype = _parse_v3_dtype(doc["data_type"], problems)
+        chunk_shape = _parse_v3_grid(doc["chunk_grid"], problems)
+        if problems or dtype is None or chunk_shape is None:
+            raise InvalidMetadataError(
+                "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
+            )
+        fill = doc.get("fill_value")
+        if fill is not None:
+            fill = _zdtype(dtype).from_json_scalar(fill, zarr_format=3)
+        return cls(
+            shape=doc["shape"],
+            chunk_grid=chunk_shape,
+            dtype=dtype,
+            fill_value=fill,
+            codecs=doc["codecs"],
+            dimension_names=doc.get("dimension_names"),
+            attributes=doc.get("attributes"),
+        )
+
+    # ---- zarr v2 -------------------------------------------------------------------------
+
+    def to_zarr_v2(self) -> tuple[dict[str, JSON], dict[str, JSON]]:
+        """The ``.zarray`` and ``.zattrs`` documents (``_ARRAY_DIMENSIONS`` in the latter).
+
+        Raises
+        ------
+        UnsupportedCodecError
+            If the codec pipeline has no zarr v2 form (no ``bytes`` codec, a codec
+            numcodecs lacks, a transpose other than a full reversal).
+        """
+        names = [c.name for c in self.codecs]
+        if "bytes" not in names:
+            raise UnsupportedCodecError(
+                f"codecs {names} have no 'bytes' codec: zarr v2 cannot express this pipeline"
+            )
+        split = names.index("bytes")
+        order = "C"
+        for codec in self.codecs[:split]:
+            if (
+                codec.name == "transpose"
+                and list(codec.configuration["order"]) == list(range(self.ndim))[::-1]
+            ):
+                order = "F"
+            else:
+                raise UnsupportedCodecError(f"codec {codec} before 'bytes' has no zarr v2 form")
+        v2_codecs = [v3_codec_to_v2(c) for c in self.codecs[split + 1 :]]
+        stored_dtype = self.dtype
+        if self.endian is not None:
+            stored_dtype = self.dtype.newbyteorder(">" if self.endian == "big" else "<")
+        zdtype = _zdtype(stored_dtype)
+        zarray: dict[str, JSON] = {
+            "zarr_format": 2,
+            "shape": list(self.shape),
+            "chunks": list(self.chunk_shape),
+            "dtype": zdtype.to_json(zarr_format=2)["name"],
+            "compressor": v2_codecs[-1] if v2_codecs else None,
+            "filters": v2_codecs[:-1] or None,
+            "fill_value": zdtype.to_json_scalar(self.fill_value, zarr_format=2),
+            "order": order,
+            "dimension_separator": ".",
+        }
+        zattrs: dict[str, JSON] = thaw_json(self.attributes)
+        if self.dimension_names is not None:
+            zattrs["_ARRAY_DIMENSIONS"] = list(self.dimension_names)
+        return zarray, zattrs
+
+    @classmethod
+    def from_zarr_v2(
+        cls, zarray: Mapping[str, Any], zattrs: Mapping[str, Any] | None = None
+    ) -> Self:
+        """Parse a ``.zarray`` (and ``.zattrs``) into metadata with a zarr v3 codec pipeline."""
+        problems = [f"missing {k!r}" for k in ("shape", "chunks", "dtype") if k not in zarray]
+        if problems:
+            raise InvalidMetadataError("invalid .zarray: " + "; ".join(problems), problems=problems)
+        from zarr.core.dtype import get_data_type_from_json
+
+        try:
+            zdtype = get_data_type_from_json(
+                {"name": zarray["dtype"], "object_codec_id": None}, zarr_format=2
+            )
+        except (TypeError, ValueError, KeyError) as err:
+            raise InvalidMetadataError(f"invalid .zarray dtype {zarray['dtype']!r}: {err}") from err
+        stored = zdtype.to_native_dtype()
+        codecs = _v2_pipeline(zarray, stored)
+        fill = zarray.get("fill_value")
+        if fill is not None:
+            fill = zdtype.from_json_scalar(fill, zarr_format=2)
+        attributes = dict(zattrs or {})
+        dims = attributes.pop("_ARRAY_DIMENSIONS", None)
+        return cls(
+            shape=zarray["shape"],
+            chunk_grid=zarray["chunks"],
+            dtype=stored,
+            fill_value=fill,
+            codecs=codecs,
+            dimension_names=dims,
+            attributes=attributes,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayMetadata(shape={self.shape}, chunk_shape={self.chunk_shape}, dtype={self.dtype}, "
+            f"fill_value={self.fill_value!r}, codecs=[{', '.join(map(str, self.codecs))}], "
+            f"dimension_names={self.dimension_names})"
+        )
+
+
+def _parse_v3_dtype(value: JSON, problems: list[str]) -> np.dtype[Any] | None:
+    from zarr.core.dtype import get_data_type_from_json
+
+    try:
+        return get_data_type_from_json(value, zarr_format=3).to_native_dtype()
+    except (TypeError, ValueError, KeyError) as err:
+        problems.append(f"unknown data_type {value!r} ({err})")
+        return None
+
+
+def _parse_v3_grid(value: JSON, problems: list[str]) -> tuple[int, ...] | None:
+    if not isinstance(value, Mapping) or value.get("name") != "regular":
+        problems.append(f"unsupported chunk_grid {value!r} (only 'regular' is supported)")
+        return None
+    chunk_shape = value.get("configuration", {}).get("chunk_shape")
+    if not isinstance(chunk_shape, Sequence):
+        problems.append(f"chunk_grid has no chunk_shape: {value!r}")
+        return None
+    return tuple(int(c) for c in chunk_shape)
+
+
+def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[CodecSpec]:
+    import zarr.abc.codec
+    from zarr.errors import UnknownCodecError
+    from zarr.registry import get_codec_class
+
+    before: list[CodecSpec] = []
+    after: list[CodecSpec] = []
+    if zarray.get("order", "C") == "F" and len(zarray["shape"]) > 1:
+        order = list(range(len(zarray["shape"])))[::-1]
+        before.append(CodecSpec.from_dict({"name": "transpose", "configuration": {"order": order}}))
+    for config in [*(zarray.get("filters") or []), zarray.get("compressor")]:
+        if config is None:
+            continue
+        codec = v2_codec_to_v3(config, itemsize=stored.itemsize)
+        try:
+            is_array_codec = issubclass(get_codec_class(codec.name), zarr.abc.codec.ArrayArrayCodec)
+        except (UnknownCodecError, KeyError):
+            is_array_codec = False
+        (before if is_array_codec else after).append(codec)
+    endian = {">": "big", "<": "little"}.get(stored.byteorder, "little")
+    return [*before, _bytes_codec(stored, endian), *after]

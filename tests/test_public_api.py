@@ -1,0 +1,54 @@
+"""The public surface of vzcore is exactly its __all__."""
+
+import vzcore
+
+EXPECTED = {
+    "AnyArray",
+    "ArrayMetadata",
+    "BroadcastError",
+    "ChunkManifest",
+    "ChunkShapeMismatch",
+    "CodecMismatch",
+    "CodecSpec",
+    "DimensionNameMismatch",
+    "DtypeMismatch",
+    "FillValueMismatch",
+    "InvalidManifestError",
+    "InvalidMetadataError",
+    "LoadedArray",
+    "ManifestFormatError",
+    "MissingChunkError",
+    "PartialChunkError",
+    "RegularChunkGrid",
+    "ShapeMismatch",
+    "SourceFingerprint",
+    "UnsupportedCodecError",
+    "VirtualArray",
+    "VirtualGroup",
+    "VirtualizationError",
+    "broadcast_to",
+    "concat",
+    "expand_dims",
+    "rename_paths",
+    "stack",
+    "validate_compatible",
+    "read_manifest_parquet",
+    "write_manifest_parquet",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(vzcore.__all__) == EXPECTED
+
+
+def test_every_name_resolves() -> None:
+    for name in vzcore.__all__:
+        assert getattr(vzcore, name) is not None
+
+
+def test_errors_share_one_root() -> None:
+    for name in vzcore.__all__:
+        obj = getattr(vzcore, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, vzcore.VirtualizationError)
+            assert issubclass(obj, ValueError)

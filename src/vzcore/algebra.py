@@ -30,7 +30,15 @@ from vzcore.errors import (
     VirtualizationError,
 )
 from vzcore.group import VirtualGroup
-from vzcore.manifest import MANIFEST_SCHEMA, PATH_TYPE, ChunkManifest, unify_dictionary
+from vzcore.manifest import (
+    MANIFEST_SCHEMA,
+    PATH_TYPE,
+    ChunkManifest,
+    _indices,
+    arrow_backed_empty,
+    column_to_numpy,
+    unify_dictionary,
+)
 from vzcore.metadata import ArrayMetadata
 
 __all__ = [
@@ -239,14 +247,30 @@ def _append_tables(manifests: Sequence[ChunkManifest]) -> pa.Table:
 def _gather_concat(
     manifests: Sequence[ChunkManifest], axis: int, grid: tuple[int, ...]
 ) -> ChunkManifest:
+    # One shared dictionary first; then each column is one numpy concatenate in grid
+    # shape, reading the inputs in place and writing once into Arrow's memory pool.
+    appended = _append_tables(manifests)
     starts = np.cumsum([0] + [m.n_chunks for m in manifests])
-    blocks = [
-        np.arange(start, start + m.n_chunks, dtype=np.int64).reshape(m.grid)
-        for start, m in zip(starts, manifests, strict=False)
+    columns = [
+        _indices(appended.column("path")),
+        appended.column("offset"),
+        appended.column("length"),
     ]
-    rows = np.concatenate(blocks, axis=axis).ravel()
-    stacked = ChunkManifest((int(starts[-1]),), _append_tables(manifests))
-    return stacked.take(rows, grid=grid)
+    joined = []
+    for column in columns:
+        parts = [
+            column_to_numpy(column.slice(start, m.n_chunks)).reshape(m.grid)
+            for start, m in zip(starts, manifests, strict=False)
+        ]
+        out = arrow_backed_empty(int(starts[-1]), parts[0].dtype)
+        joined.append(np.concatenate(parts, axis=axis, out=out.reshape(grid)).ravel())
+    return ChunkManifest.from_numpy_columns(
+        grid,
+        dictionary=ChunkManifest((int(starts[-1]),), appended).dictionary,
+        indices=joined[0],
+        offsets=joined[1],
+        lengths=joined[2],
+    )
 
 
 def expand_dims(

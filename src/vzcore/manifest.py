@@ -118,7 +118,7 @@ class ChunkManifest:
         flat_paths = path_array.ravel()
         if flat_paths.dtype.kind not in "UOT":
             raise InvalidManifestError(f"paths must be strings, got dtype {flat_paths.dtype}")
-        path_column = pa.array(flat_paths, type=pa.string(), from_pandas=True)
+        path_column = pa.array(flat_paths, type=pa.string())
         return cls.from_arrow(
             pa.table(
                 {
@@ -289,11 +289,52 @@ class ChunkManifest:
         return ChunkManifest(grid, self.table)
 
     def take(self, rows: npt.NDArray[np.integer[Any]], *, grid: Iterable[int]) -> ChunkManifest:
-        """Rows gathered by index (one vectorised take) under a new grid."""
-        table = self.table
-        if table.column("path").num_chunks > 1:
-            table = table.combine_chunks()
-        return ChunkManifest(grid, table.take(pa.array(rows, type=pa.int64())))
+        """Rows gathered by index (vectorised, one copy per column) under a new grid."""
+        columns = self.to_numpy_columns()
+        taken = [
+            np.take(column, rows, out=arrow_backed_empty(len(rows), column.dtype))
+            for column in columns
+        ]
+        return ChunkManifest.from_numpy_columns(
+            grid, dictionary=self.dictionary, indices=taken[0], offsets=taken[1], lengths=taken[2]
+        )
+
+    def to_numpy_columns(
+        self,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Flat numpy columns: dictionary indices (-1 = missing), offsets, lengths.
+
+        Zero-copy where Arrow allows it (one chunk, no nulls); read-only either way.
+        """
+        return (
+            column_to_numpy(_indices(self.paths)),
+            column_to_numpy(self.table.column("offset")),
+            column_to_numpy(self.table.column("length")),
+        )
+
+    @classmethod
+    def from_numpy_columns(
+        cls,
+        grid: Iterable[int],
+        *,
+        dictionary: pa.Array,
+        indices: npt.NDArray[np.int32],
+        offsets: npt.NDArray[np.uint64],
+        lengths: npt.NDArray[np.uint64],
+    ) -> Self:
+        """The inverse of `to_numpy_columns` (columns taken over without a copy)."""
+        missing = indices < 0
+        mask = missing if missing.any() else None
+        path = pa.DictionaryArray.from_arrays(
+            pa.array(indices, type=pa.int32(), mask=mask), dictionary
+        )
+        return cls(
+            grid,
+            pa.Table.from_arrays(
+                [path, pa.array(offsets, pa.uint64()), pa.array(lengths, pa.uint64())],
+                schema=MANIFEST_SCHEMA,
+            ),
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ChunkManifest):
@@ -392,11 +433,29 @@ def _normalise_paths(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
 
 
 def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Give all chunks of a dictionary column one shared dictionary (indices transposed)."""
+    """Give all chunks of a dictionary column one shared dictionary.
+
+    Each chunk's indices are transposed into the shared dictionary (one vectorised
+    take per chunk); a chunk whose indices already fit is kept as it is.
+    """
     if column.num_chunks <= 1 or _single_dictionary(column):
         return column
-    table = pa.table({"c": column}).unify_dictionaries()
-    return table.column("c")
+    dictionaries = [chunk.dictionary for chunk in column.chunks]
+    encoded = pa.concat_arrays(dictionaries).dictionary_encode()
+    unified = encoded.dictionary
+    transpose = encoded.indices.to_numpy().astype(np.int32)
+    starts = np.cumsum([0] + [len(d) for d in dictionaries])
+    chunks = []
+    for chunk, start, dictionary in zip(column.chunks, starts, dictionaries, strict=False):
+        mapping = transpose[start : start + len(dictionary)]
+        identity = np.array_equal(mapping, np.arange(len(mapping)))
+        indices = chunk.indices
+        if not identity and indices.null_count:
+            indices = pc.take(pa.array(mapping), indices)
+        elif not identity:
+            indices = pa.array(mapping[indices.to_numpy()], type=pa.int32())
+        chunks.append(pa.DictionaryArray.from_arrays(indices, unified))
+    return pa.chunked_array(chunks, type=PATH_TYPE)
 
 
 def _single_dictionary(column: pa.ChunkedArray) -> bool:
@@ -404,6 +463,31 @@ def _single_dictionary(column: pa.ChunkedArray) -> bool:
         return True
     first = column.chunk(0).dictionary
     return all(c.dictionary is first or c.dictionary.equals(first) for c in column.chunks[1:])
+
+
+def arrow_backed_empty(size: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An uninitialised numpy array living in Arrow's memory pool.
+
+    Arrow's pool hands back recycled memory, where a fresh numpy allocation of
+    hundreds of MB pays a page fault per page on first touch.
+    """
+    buffer = pa.allocate_buffer(size * dtype.itemsize)
+    return np.frombuffer(buffer, dtype=dtype, count=size)
+
+
+def column_to_numpy(column: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """A read-only numpy view of an integer column (nulls as -1); copies only if chunked."""
+    if column.null_count:
+        column = pc.fill_null(column, -1)
+    if column.num_chunks == 1:
+        array = column.chunk(0).to_numpy()
+    else:
+        dtype = np.dtype(column.type.to_pandas_dtype())
+        out = arrow_backed_empty(len(column), dtype)
+        array = (
+            np.concatenate([c.to_numpy() for c in column.chunks], out=out) if len(column) else out
+        )
+    return _readonly(array)
 
 
 def _indices(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -31,7 +31,7 @@ out: dict[str, float] = {}
 out["concat_axis0_s"], result = best_of(partial(np.concatenate, arrays, axis=0))
 out["concat_axis2_s"], _ = best_of(partial(np.concatenate, arrays, axis=2), repeat=1)
 variables = [xr.Variable(("t", "y", "x"), a) for a in arrays]
-out["xr_concat_axis0_s"], _ = best_of(partial(xr.concat, variables, dim="t"), repeat=1)
+out["xr_concat_axis0_s"], _ = best_of(partial(xr.Variable.concat, variables, dim="t"), repeat=1)
 del variables, arrays, _
 gc.collect()
 n_refs = int(np.prod(result.manifest.shape_chunk_grid))

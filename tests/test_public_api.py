@@ -34,11 +34,38 @@ EXPECTED = {
     "validate_compatible",
     "read_manifest_parquet",
     "write_manifest_parquet",
+    "select_chunks",
+    "squeeze",
+    "ManifestStore",
+    "ObjectStoreRegistry",
+    "UnregisteredURLError",
+    "ChunkFetchError",
+}
+
+VZXARRAY = {
+    "ManifestArray",
+    "ManifestStore",
+    "ObjectStoreRegistry",
+    "VirtualDataTreeAccessor",
+    "VirtualDatasetAccessor",
+    "VirtualGroup",
+    "VirtualValuesError",
+    "dataset_from_group",
+    "default_loadable_variables",
+    "group_from_dataset",
+    "open_virtual_dataset",
+    "open_virtual_datatree",
 }
 
 
 def test_all_is_pinned() -> None:
     assert set(vzcore.__all__) == EXPECTED
+
+
+def test_vzxarray_all_is_pinned() -> None:
+    import vzxarray
+
+    assert set(vzxarray.__all__) == VZXARRAY
 
 
 def test_every_name_resolves() -> None:

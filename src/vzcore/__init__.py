@@ -12,6 +12,8 @@ from vzcore.algebra import (
     concat,
     expand_dims,
     rename_paths,
+    select_chunks,
+    squeeze,
     stack,
     validate_compatible,
 )
@@ -38,12 +40,15 @@ from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.manifest_parquet import read_manifest_parquet
+from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
+from vzcore.store import ChunkFetchError, ManifestStore
 from vzcore.writers.manifest_parquet import write_manifest_parquet
 
 __all__ = [
     "AnyArray",
     "ArrayMetadata",
     "BroadcastError",
+    "ChunkFetchError",
     "ChunkManifest",
     "ChunkShapeMismatch",
     "CodecMismatch",
@@ -55,11 +60,14 @@ __all__ = [
     "InvalidMetadataError",
     "LoadedArray",
     "ManifestFormatError",
+    "ManifestStore",
     "MissingChunkError",
+    "ObjectStoreRegistry",
     "PartialChunkError",
     "RegularChunkGrid",
     "ShapeMismatch",
     "SourceFingerprint",
+    "UnregisteredURLError",
     "UnsupportedCodecError",
     "VirtualArray",
     "VirtualGroup",
@@ -69,6 +77,8 @@ __all__ = [
     "expand_dims",
     "read_manifest_parquet",
     "rename_paths",
+    "select_chunks",
+    "squeeze",
     "stack",
     "validate_compatible",
     "write_manifest_parquet",

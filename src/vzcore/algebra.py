@@ -46,6 +46,8 @@ __all__ = [
     "concat",
     "expand_dims",
     "rename_paths",
+    "select_chunks",
+    "squeeze",
     "stack",
     "validate_compatible",
 ]
@@ -347,6 +349,65 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
         np.arange(array.manifest.n_chunks, dtype=np.int64).reshape(source_grid), grid
     ).ravel()
     return VirtualArray(new_meta, array.manifest.take(rows, grid=grid))
+
+
+def select_chunks(array: VirtualArray, selection: Sequence[slice]) -> VirtualArray:
+    """The part of ``array`` picked by one slice per axis, each on chunk boundaries.
+
+    A slice must have step 1, start on a chunk boundary, and stop on one or at the
+    array's end; anything else would cut through chunks and is refused.
+
+    >>> meta = ArrayMetadata(shape=(10,), chunk_grid=(5,), dtype="f8")
+    >>> a = VirtualArray(meta, ChunkManifest.empty((2,)))
+    >>> select_chunks(a, [slice(5, None)]).shape
+    (5,)
+    """
+    meta = array.metadata
+    if len(selection) != meta.ndim:
+        raise ShapeMismatch(f"selection has {len(selection)} slices for a {meta.ndim}-d array")
+    starts, stops = [], []
+    for axis, (item, length, chunk) in enumerate(
+        zip(selection, meta.shape, meta.chunk_shape, strict=True)
+    ):
+        start, stop, step = item.indices(length)
+        stop = max(stop, start)
+        if step != 1 or start % chunk or (stop % chunk and stop != length):
+            raise PartialChunkError(
+                f"cannot select {item} along axis {axis}: virtual arrays can only be cut on "
+                f"chunk boundaries (multiples of {chunk}, or the end {length}); load the "
+                "variable to select arbitrary elements"
+            )
+        starts.append(start)
+        stops.append(stop)
+    shape = tuple(b - a for a, b in zip(starts, stops, strict=True))
+    new_meta = meta.evolve(shape=shape)
+    if shape == meta.shape:
+        return array
+    ranges = [
+        np.arange(a // c, -(-b // c), dtype=np.int64)
+        for a, b, c in zip(starts, stops, meta.chunk_shape, strict=True)
+    ]
+    rows = np.ravel_multi_index(np.ix_(*ranges), array.manifest.grid).ravel()
+    return VirtualArray(new_meta, array.manifest.take(rows, grid=new_meta.grid_shape))
+
+
+def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
+    """Drop an axis of length 1 whose chunk length is 1; no copy."""
+    meta = array.metadata
+    axis %= meta.ndim
+    if meta.shape[axis] != 1 or meta.chunk_shape[axis] != 1:
+        raise ShapeMismatch(
+            f"cannot squeeze axis {axis}: it has length {meta.shape[axis]} and chunk length "
+            f"{meta.chunk_shape[axis]} (both must be 1)"
+        )
+    drop = [i for i in range(meta.ndim) if i != axis]
+    names = meta.dimension_names
+    new_meta = meta.evolve(
+        shape=tuple(meta.shape[i] for i in drop),
+        chunk_grid=tuple(meta.chunk_shape[i] for i in drop),
+        dimension_names=None if names is None else tuple(names[i] for i in drop),
+    )
+    return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
 
 
 # ---- paths --------------------------------------------------------------------------------

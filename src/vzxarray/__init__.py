@@ -1,11 +1,26 @@
-"""vzxarray: the xarray adapter over vzcore (duck arrays, open_virtual_dataset, the .vz accessor).
+"""vzxarray: the xarray adapter over vzcore.
 
-The adapter arrives with the ManifestStore; for now it re-exports the core so that
-``import vzxarray`` works wherever vzcore and xarray are installed.
+``ManifestArray`` duck arrays, ``open_virtual_dataset`` / ``open_virtual_datatree``,
+and the ``.vz`` accessor on Dataset and DataTree (registered on import).
 """
 
-import xarray  # noqa: F401  (the adapter's one heavy dependency, imported eagerly on purpose)
+from vzcore import ManifestStore, ObjectStoreRegistry, VirtualGroup
+from vzxarray.accessor import VirtualDatasetAccessor, VirtualDataTreeAccessor
+from vzxarray.dataset import dataset_from_group, default_loadable_variables, group_from_dataset
+from vzxarray.manifest_array import ManifestArray, VirtualValuesError
+from vzxarray.open import open_virtual_dataset, open_virtual_datatree
 
-from vzcore import ChunkManifest, VirtualArray, VirtualGroup
-
-__all__ = ["ChunkManifest", "VirtualArray", "VirtualGroup"]
+__all__ = [
+    "ManifestArray",
+    "ManifestStore",
+    "ObjectStoreRegistry",
+    "VirtualDataTreeAccessor",
+    "VirtualDatasetAccessor",
+    "VirtualGroup",
+    "VirtualValuesError",
+    "dataset_from_group",
+    "default_loadable_variables",
+    "group_from_dataset",
+    "open_virtual_dataset",
+    "open_virtual_datatree",
+]

@@ -1,5 +1,21 @@
-"""Parsers: each turns one source into a `VirtualGroup`."""
+"""Parsers: each turns one source URL into a `VirtualGroup`.
 
-from vzcore.parsers.manifest_parquet import read_manifest_parquet
+A parser is any callable ``parser(url, registry) -> VirtualGroup``; format options
+go on its constructor. Parsers read only through the registry, so local files,
+S3, GCS, Azure, HTTP and in-memory stores work alike.
+"""
 
-__all__ = ["read_manifest_parquet"]
+from typing import Protocol, runtime_checkable
+
+from vzcore.group import VirtualGroup
+from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
+from vzcore.registry import ObjectStoreRegistry
+
+__all__ = ["ManifestParquetParser", "Parser", "read_manifest_parquet"]
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """The parser protocol: ``parser(url, registry) -> VirtualGroup``."""
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup: ...

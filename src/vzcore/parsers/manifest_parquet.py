@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray
-from vzcore.errors import ManifestFormatError
+from vzcore.errors import ManifestFormatError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, parse_group_document, table_to_array
+from vzcore.registry import ObjectStoreRegistry
 
-__all__ = ["read_manifest_parquet"]
+__all__ = ["ManifestParquetParser", "read_manifest_parquet"]
+
+Fetch = Callable[[str], "bytes | memoryview"]
 
 
 def read_manifest_parquet(path: str | os.PathLike[str]) -> AnyArray | VirtualGroup:
@@ -27,28 +33,55 @@ def read_manifest_parquet(path: str | os.PathLike[str]) -> AnyArray | VirtualGro
     """
     source = Path(path)
     if source.is_dir():
-        return _read_group(source)
-    return _read_array(source)
+        return _read_group(lambda name: (source / name).read_bytes(), "", str(source))
+    return _read_array(lambda name: source.read_bytes(), "", str(source))
 
 
-def _read_array(path: Path) -> AnyArray:
+@attrs.frozen
+class ManifestParquetParser:
+    """Parser for the native layout, read through the registry (local, S3, memory, ...).
+
+    A URL ending in ``.parquet`` is one array (the group holds it under the file's
+    stem); any other URL is a group directory.
+    """
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        reader, base = registry.resolve(url)
+
+        def fetch(name: str) -> bytes | memoryview:
+            return reader.get(posixpath.join(base, name) if name else base)
+
+        if url.rstrip("/").endswith(".parquet"):
+            stem = posixpath.basename(url.rstrip("/")).removesuffix(".parquet")
+            return VirtualGroup(arrays={stem: _read_array(fetch, "", url)})
+        return _read_group(fetch, "", url.rstrip("/"))
+
+
+def _read_array(fetch: Fetch, name: str, where: str) -> AnyArray:
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as err:
-        raise ManifestFormatError(f"{path}: cannot read manifest parquet: {err}") from err
-    return table_to_array(table, where=str(path))
+        table = pq.read_table(pa.BufferReader(fetch(name)))
+    except (OSError, pa.ArrowException, VirtualizationError) as err:
+        raise ManifestFormatError(f"{where}: cannot read manifest parquet: {err}") from err
+    return table_to_array(table, where=where)
 
 
-def _read_group(directory: Path) -> VirtualGroup:
-    where = str(directory / GROUP_DOCUMENT)
+def _read_group(fetch: Fetch, prefix: str, where: str) -> VirtualGroup:
+    document_name = posixpath.join(prefix, GROUP_DOCUMENT)
+    location = f"{where}/{document_name}"
     try:
-        raw = json.loads((directory / GROUP_DOCUMENT).read_text())
-    except (OSError, ValueError) as err:
-        raise ManifestFormatError(f"{where}: cannot read group document: {err}") from err
-    document = parse_group_document(raw, where=where)
+        raw = json.loads(bytes(fetch(document_name)))
+    except (OSError, ValueError, VirtualizationError) as err:
+        raise ManifestFormatError(f"{location}: cannot read group document: {err}") from err
+    document = parse_group_document(raw, where=location)
+    arrays = {
+        name: _read_array(
+            fetch, posixpath.join(prefix, f"{name}.parquet"), f"{where}/{prefix}{name}.parquet"
+        )
+        for name in document["arrays"]
+    }
+    groups = {
+        name: _read_group(fetch, posixpath.join(prefix, name), where) for name in document["groups"]
+    }
     return VirtualGroup(
-        arrays={name: _read_array(directory / f"{name}.parquet") for name in document["arrays"]},
-        groups={name: _read_group(directory / name) for name in document["groups"]},
-        attributes=document["attributes"],
-        sources=document["sources"],
+        arrays=arrays, groups=groups, attributes=document["attributes"], sources=document["sources"]
     )

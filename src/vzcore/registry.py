@@ -1,0 +1,198 @@
+"""`ObjectStoreRegistry`: URL prefix -> object store. The one place a URL becomes bytes.
+
+A URL is read only if it lies under a registered prefix, after normalisation
+(``..`` segments resolved, percent-escapes decoded), so a reference file can never
+make vz read something the user did not register.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from vzcore._frozen import FrozenDict
+from vzcore.errors import VirtualizationError
+
+__all__ = [
+    "ByteRangeReader",
+    "ObjectStoreRegistry",
+    "UnregisteredURLError",
+    "normalize_url",
+]
+
+
+class UnregisteredURLError(VirtualizationError):
+    """A URL lies under no registered prefix (or tries to escape one)."""
+
+
+@runtime_checkable
+class ByteRangeReader(Protocol):
+    """What the registry needs of a store: ranged reads, batched, and whole-object reads.
+
+    obstore stores are adapted automatically; anything else implementing this
+    protocol (a counting wrapper in tests, a cache) can be registered as is.
+    """
+
+    async def get_ranges_async(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]: ...
+
+    async def get_async(self, path: str) -> bytes | memoryview: ...
+
+    def get_ranges(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]: ...
+
+    def get(self, path: str) -> bytes | memoryview: ...
+
+
+@attrs.frozen
+class ObstoreReader:
+    """Adapts an obstore store to `ByteRangeReader` (coalescing neighbouring ranges)."""
+
+    store: Any
+    coalesce: int = 1024 * 1024
+
+    async def get_ranges_async(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]:
+        import obstore
+
+        buffers = await obstore.get_ranges_async(
+            self.store, path, starts=list(starts), ends=list(ends), coalesce=self.coalesce
+        )
+        return [memoryview(b) for b in buffers]
+
+    async def get_async(self, path: str) -> bytes | memoryview:
+        import obstore
+
+        result = await obstore.get_async(self.store, path)
+        return memoryview(await result.bytes_async())
+
+    def get_ranges(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]:
+        import obstore
+
+        buffers = obstore.get_ranges(
+            self.store, path, starts=list(starts), ends=list(ends), coalesce=self.coalesce
+        )
+        return [memoryview(b) for b in buffers]
+
+    def get(self, path: str) -> bytes | memoryview:
+        import obstore
+
+        return memoryview(obstore.get(self.store, path).bytes())
+
+
+def normalize_url(url: str) -> str:
+    """A canonical URL: local paths become ``file://`` URLs, ``..`` and ``.`` resolved.
+
+    >>> normalize_url("/data/a/../b.nc")
+    'file:///data/b.nc'
+    >>> normalize_url("s3://bucket/x/./y.nc")
+    's3://bucket/x/y.nc'
+    """
+    if "://" not in url:
+        return "file://" + posixpath.normpath(str(Path(url).absolute())) if url else url
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if path:
+        trailing = "/" if path.endswith("/") else ""
+        path = posixpath.normpath(path)
+        # normpath keeps a leading "//"; one slash is what every store means.
+        path = "/" + path.lstrip("/")
+        path = path + trailing if path != "/" else path
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{path}{query}"
+
+
+def _to_stores(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
+    stores: dict[str, Any] = {}
+    for prefix, store in (value or {}).items():
+        if "://" not in prefix:
+            raise VirtualizationError(f"registry prefix {prefix!r} must be a URL (scheme://...)")
+        normalized = normalize_url(prefix)
+        if not normalized.endswith("/"):
+            normalized += "/"
+        stores[normalized] = store if isinstance(store, ByteRangeReader) else ObstoreReader(store)
+    return FrozenDict(stores)
+
+
+@attrs.frozen
+class ObjectStoreRegistry:
+    """URL prefixes mapped to stores; `resolve` picks the longest matching prefix.
+
+    A store registered at prefix ``P`` serves the URL ``P + rest`` at its path ``rest``.
+
+    >>> from obstore.store import MemoryStore
+    >>> registry = ObjectStoreRegistry({"memory://a/": MemoryStore(), "memory://a/b/": MemoryStore()})
+    >>> registry.resolve("memory://a/b/c.nc")[1]
+    'c.nc'
+    """
+
+    stores: FrozenDict[str, ByteRangeReader] = attrs.field(factory=FrozenDict, converter=_to_stores)
+
+    def register(self, prefix: str, store: Any) -> ObjectStoreRegistry:
+        """A new registry with one more prefix (or a prefix re-pointed)."""
+        return ObjectStoreRegistry({**self.stores, prefix: store})
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(self.stores)
+
+    def resolve(self, url: str) -> tuple[ByteRangeReader, str]:
+        """The store for ``url`` and the path inside it.
+
+        Raises
+        ------
+        UnregisteredURLError
+            If no registered prefix contains the normalised URL.
+        """
+        normalized = normalize_url(url)
+        best = ""
+        for prefix in self.stores:
+            if normalized.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        if not best:
+            registered = ", ".join(self.prefixes) or "(none)"
+            raise UnregisteredURLError(
+                f"URL {url!r} is under no registered prefix; registered: {registered}"
+            )
+        return self.stores[best], normalized[len(best) :]
+
+    @classmethod
+    def for_urls(cls, urls: Iterable[str], **store_options: Any) -> ObjectStoreRegistry:
+        """A registry covering ``urls``: one store per bucket or host, local folders by path.
+
+        Local paths and ``file://`` URLs get a `LocalStore` rooted at their folder;
+        ``s3://``, ``gs://``, ``az://``, ``http(s)://`` URLs one store per bucket or
+        host, built with `obstore.store.from_url` and ``store_options``; ``memory://``
+        URLs are refused (register a MemoryStore yourself).
+        """
+        from obstore.store import LocalStore, from_url
+
+        stores: dict[str, Any] = {}
+        for url in urls:
+            normalized = normalize_url(url)
+            parts = urlsplit(normalized)
+            if parts.scheme == "file":
+                folder = posixpath.dirname(unquote(parts.path))
+                prefix = f"file://{folder.rstrip('/')}/"
+                if prefix not in stores:
+                    stores[prefix] = LocalStore(folder or "/")
+            elif parts.scheme in ("s3", "s3a", "gs", "gcs", "az", "abfs", "http", "https"):
+                prefix = f"{parts.scheme}://{parts.netloc}/"
+                if prefix not in stores:
+                    stores[prefix] = from_url(prefix, **store_options)
+            else:
+                raise UnregisteredURLError(
+                    f"cannot build a store for {url!r}: scheme {parts.scheme!r} needs an explicit "
+                    "registry entry"
+                )
+        return cls(stores)

@@ -1,0 +1,371 @@
+"""`ManifestStore`: a read-only zarr 3 store over a `VirtualGroup`.
+
+It serves ``zarr.json`` documents built from the group's metadata and the bytes of
+each chunk, fetched by byte range through the `ObjectStoreRegistry`. Concurrent
+chunk reads that arrive together are batched: one ranged request per file
+(coalescing neighbouring ranges), not one per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from vzcore._frozen import thaw_json
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, UnregisteredURLError
+
+__all__ = ["ChunkFetchError", "ManifestStore"]
+
+_CHUNK_KEY = re.compile(r"^(?:(?P<array>.+)/)?c(?P<coords>(?:/\d+)*)$")
+
+
+class ChunkFetchError(VirtualizationError):
+    """A referenced chunk could not be read from its source file."""
+
+
+@attrs.frozen
+class _VirtualServed:
+    """Per-array lookup columns, so serving a chunk is a few numpy index operations."""
+
+    array: VirtualArray
+    indices: npt.NDArray[np.int32]
+    offsets: npt.NDArray[np.uint64]
+    lengths: npt.NDArray[np.uint64]
+    sources: tuple[tuple[ByteRangeReader, str, str], ...]
+    """Per dictionary entry: (reader, path in store, URL)."""
+
+
+@attrs.frozen
+class _LoadedServed:
+    array: LoadedArray
+
+
+def _encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
+    """The chunk's bytes under the plain little-endian ``bytes`` codec, edge padded."""
+    chunk_shape = array.metadata.chunk_shape
+    selection = tuple(
+        slice(c * n, min((c + 1) * n, s))
+        for c, n, s in zip(coords, chunk_shape, array.shape, strict=True)
+    )
+    little = array.dtype.newbyteorder("<")
+    part = array.data[selection]
+    if part.shape != chunk_shape:
+        padded = np.full(chunk_shape, array.metadata.fill_value, dtype=little)
+        padded[tuple(slice(0, n) for n in part.shape)] = part
+        part = padded
+    return np.ascontiguousarray(part, dtype=little).tobytes()
+
+
+def _served_metadata(array: AnyArray) -> dict[str, Any]:
+    document = array.metadata.to_zarr_v3()
+    if isinstance(array, LoadedArray):
+        # Loaded values are served uncompressed in little-endian order.
+        codec: dict[str, Any] = {"name": "bytes"}
+        if array.dtype.itemsize > 1:
+            codec["configuration"] = {"endian": "little"}
+        document["codecs"] = [codec]
+    return document
+
+
+def _slice_bytes(data: bytes | memoryview, byte_range: ByteRequest | None) -> bytes | memoryview:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[len(data) - byte_range.suffix :]
+    raise TypeError(f"unexpected byte range {byte_range!r}")
+
+
+class _RangeBatcher:
+    """Collects the range reads issued in one event-loop turn; one request per file."""
+
+    def __init__(self) -> None:
+        self._pending: dict[
+            tuple[int, str], tuple[ByteRangeReader, str, list[tuple[int, int, asyncio.Future[Any]]]]
+        ] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def fetch(self, reader: ByteRangeReader, path: str, start: int, end: int) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.setdefault((id(reader), path), (reader, path, []))[2].append(
+            (start, end, future)
+        )
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for reader, path, requests in pending.values():
+            task = asyncio.ensure_future(self._run(reader, path, requests))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _run(
+        reader: ByteRangeReader, path: str, requests: list[tuple[int, int, asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            buffers = await reader.get_ranges_async(
+                path, starts=[r[0] for r in requests], ends=[r[1] for r in requests]
+            )
+        except Exception as err:  # noqa: BLE001 (each waiter re-raises it with its context)
+            for *_, future in requests:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for (*_, future), buffer in zip(requests, buffers, strict=True):
+            if not future.done():
+                future.set_result(buffer)
+
+
+class ManifestStore(Store):
+    """A read-only zarr 3 store serving a `VirtualGroup`; no data is written anywhere.
+
+    Parameters
+    ----------
+    group
+        The group to serve (virtual arrays by reference, loaded arrays from memory).
+    registry
+        Where chunk URLs are read from. Every URL the group references must fall
+        under one of its prefixes; this is checked here, before any read.
+
+    Raises
+    ------
+    UnregisteredURLError
+        Listing every referenced URL the registry does not cover.
+
+    Examples
+    --------
+    >>> import zarr, vzcore as vc
+    >>> group = vc.VirtualGroup(arrays={"x": vc.LoadedArray.from_numpy(np.arange(3))})
+    >>> zarr.open_array(ManifestStore(group), path="x", mode="r")[:]
+    array([0, 1, 2])
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_listing = True
+    supports_partial_writes = False
+
+    def __init__(self, group: VirtualGroup, *, registry: ObjectStoreRegistry | None = None) -> None:
+        super().__init__(read_only=True)
+        self.group = group
+        self.registry = registry if registry is not None else ObjectStoreRegistry()
+        self._documents: dict[str, bytes] = {}
+        self._arrays: dict[str, _VirtualServed | _LoadedServed] = {}
+        unregistered: list[str] = []
+        for path, node in group.walk_groups():
+            doc = {"zarr_format": 3, "node_type": "group", "attributes": thaw_json(node.attributes)}
+            self._documents[_join(path, "zarr.json")] = json.dumps(doc).encode()
+        for path, array in group.walk_arrays():
+            self._documents[_join(path, "zarr.json")] = json.dumps(_served_metadata(array)).encode()
+            self._arrays[path] = self._serve(array, unregistered)
+        if unregistered:
+            shown = ", ".join(repr(u) for u in unregistered[:5])
+            more = f" and {len(unregistered) - 5} more" if len(unregistered) > 5 else ""
+            raise UnregisteredURLError(
+                f"{len(unregistered)} referenced URL(s) are under no registered prefix: {shown}{more}; "
+                f"registered: {', '.join(self.registry.prefixes) or '(none)'}"
+            )
+        self._batcher = _RangeBatcher()
+
+    def _serve(self, array: AnyArray, unregistered: list[str]) -> _VirtualServed | _LoadedServed:
+        if isinstance(array, LoadedArray):
+            return _LoadedServed(array)
+        sources = []
+        for url in array.manifest.dictionary.to_pylist():
+            try:
+                reader, store_path = self.registry.resolve(url)
+            except UnregisteredURLError:
+                unregistered.append(url)
+                continue
+            sources.append((reader, store_path, url))
+        indices, offsets, lengths = array.manifest.to_numpy_columns()
+        return _VirtualServed(array, indices, offsets, lengths, tuple(sources))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ManifestStore)
+            and other.group is self.group
+            and other.registry == self.registry
+        )
+
+    def __hash__(self) -> int:
+        return id(self.group)
+
+    def __repr__(self) -> str:
+        return (
+            f"ManifestStore({len(self._arrays)} arrays, registry prefixes {self.registry.prefixes})"
+        )
+
+    # ---- reading -------------------------------------------------------------------------
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        document = self._documents.get(key)
+        if document is not None:
+            return prototype.buffer.from_bytes(_slice_bytes(document, byte_range))
+        located = self._locate(key)
+        if located is None:
+            return None
+        served, coords = located
+        if isinstance(served, _LoadedServed):
+            data = _encode_chunk(served.array, coords)
+            return prototype.buffer.from_bytes(_slice_bytes(data, byte_range))
+        row = int(np.ravel_multi_index(coords, served.array.manifest.grid)) if coords else 0
+        index = int(served.indices[row])
+        if index < 0:
+            return None
+        reader, store_path, url = served.sources[index]
+        start = int(served.offsets[row])
+        end = start + int(served.lengths[row])
+        try:
+            data = await self._batcher.fetch(reader, store_path, start, end)
+        except Exception as err:
+            raise ChunkFetchError(
+                f"cannot read chunk {key!r} from {url!r} (bytes {start}-{end}): {err}"
+            ) from err
+        return prototype.buffer.from_bytes(_slice_bytes(data, byte_range))
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(
+            await asyncio.gather(
+                *(self.get(key, prototype, byte_range) for key, byte_range in key_ranges)
+            )
+        )
+
+    def _locate(self, key: str) -> tuple[_VirtualServed | _LoadedServed, tuple[int, ...]] | None:
+        match = _CHUNK_KEY.match(key)
+        if match is None:
+            return None
+        served = self._arrays.get(match["array"] or "")
+        if served is None:
+            return None
+        coords = tuple(int(c) for c in match["coords"].split("/")[1:])
+        grid = served.array.metadata.grid_shape
+        if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
+            return None
+        return served, coords
+
+    async def exists(self, key: str) -> bool:
+        if key in self._documents:
+            return True
+        located = self._locate(key)
+        if located is None:
+            return False
+        served, coords = located
+        if isinstance(served, _LoadedServed):
+            return True
+        row = int(np.ravel_multi_index(coords, served.array.manifest.grid)) if coords else 0
+        return bool(served.indices[row] >= 0)
+
+    # ---- writing is refused --------------------------------------------------------------
+
+    async def set(self, key: str, value: Buffer) -> None:
+        raise PermissionError(f"ManifestStore is read-only: cannot set {key!r}")
+
+    async def delete(self, key: str) -> None:
+        raise PermissionError(f"ManifestStore is read-only: cannot delete {key!r}")
+
+    # ---- listing -------------------------------------------------------------------------
+
+    async def list(self) -> AsyncIterator[str]:
+        for key in self._all_keys():
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        for key in self._all_keys():
+            if key.startswith(prefix):
+                yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        prefix = prefix.rstrip("/")
+        base = f"{prefix}/" if prefix else ""
+        seen: set[str] = set()
+        for key in self._documents:
+            if key.startswith(base):
+                child = key[len(base) :].split("/", 1)[0]
+                if child not in seen:
+                    seen.add(child)
+                    yield child
+        for array_path, served in self._arrays.items():
+            chunk_root = _join(array_path, "c")
+            if prefix == array_path and "c" not in seen and self._has_chunks(served):
+                seen.add("c")
+                yield "c"
+            elif prefix == chunk_root or prefix.startswith(chunk_root + "/"):
+                depth = prefix.count("/") - chunk_root.count("/")
+                fixed = tuple(int(c) for c in prefix[len(chunk_root) :].split("/")[1:])
+                for value in self._child_coords(served, fixed, depth):
+                    yield str(value)
+
+    @staticmethod
+    def _has_chunks(served: _VirtualServed | _LoadedServed) -> bool:
+        if isinstance(served, _LoadedServed):
+            return True
+        return bool((served.indices >= 0).any())
+
+    @staticmethod
+    def _present_coords(served: _VirtualServed | _LoadedServed) -> npt.NDArray[np.int64]:
+        grid = served.array.metadata.grid_shape
+        if isinstance(served, _LoadedServed):
+            rows = np.arange(int(np.prod(grid)))
+        else:
+            rows = np.flatnonzero(served.indices >= 0)
+        return (
+            np.stack(np.unravel_index(rows, grid), axis=1)
+            if grid
+            else np.zeros((len(rows), 0), int)
+        )
+
+    def _child_coords(
+        self, served: _VirtualServed | _LoadedServed, fixed: tuple[int, ...], depth: int
+    ) -> Sequence[int]:
+        coords = self._present_coords(served)
+        if depth >= coords.shape[1]:
+            return []
+        mask = np.all(coords[:, :depth] == np.array(fixed, dtype=np.int64), axis=1)
+        values: list[int] = np.unique(coords[mask, depth]).tolist()
+        return values
+
+    def _all_keys(self) -> Iterable[str]:
+        yield from self._documents
+        for array_path, served in self._arrays.items():
+            root = _join(array_path, "c")
+            for coords in self._present_coords(served):
+                yield "/".join([root, *map(str, coords.tolist())])
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name

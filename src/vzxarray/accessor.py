@@ -1,0 +1,80 @@
+"""The ``.vz`` accessor on `xarray.Dataset` and `xarray.DataTree`: each method a line or two."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from pathlib import Path
+
+import xarray as xr
+
+import vzcore as vc
+from vzcore.algebra import PathRenamer
+from vzxarray.dataset import group_from_dataset
+from vzxarray.manifest_array import ManifestArray
+
+__all__ = ["VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
+
+
+def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
+    renamed: dict[Hashable, xr.Variable] = {}
+    for name, variable in dataset.variables.items():
+        data = variable._data
+        if isinstance(data, ManifestArray):
+            renamed_data = ManifestArray(vc.rename_paths(data.virtual, new))
+            renamed[name] = variable.copy(data=renamed_data)
+    return dataset.assign(renamed) if renamed else dataset
+
+
+@xr.register_dataset_accessor("vz")  # type: ignore[no-untyped-call]
+class VirtualDatasetAccessor:
+    """``ds.vz``: virtual-dataset operations."""
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self._ds = dataset
+
+    @property
+    def nbytes(self) -> int:
+        """Referenced bytes of the virtual variables plus bytes of the loaded ones."""
+        return group_from_dataset(self._ds).nbytes
+
+    def to_virtual_group(self) -> vc.VirtualGroup:
+        """The dataset as a core `VirtualGroup` (virtual and loaded variables)."""
+        return group_from_dataset(self._ds)
+
+    def rename_paths(self, new: PathRenamer) -> xr.Dataset:
+        """A new dataset whose chunk references point at renamed files."""
+        return _rename_variables(self._ds, new)
+
+    def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
+        """Save in vz's native manifest parquet layout (a directory)."""
+        return vc.write_manifest_parquet(self.to_virtual_group(), path)
+
+
+@xr.register_datatree_accessor("vz")  # type: ignore[no-untyped-call]
+class VirtualDataTreeAccessor:
+    """``dt.vz``: virtual-datatree operations."""
+
+    def __init__(self, tree: xr.DataTree) -> None:
+        self._tree = tree
+
+    def to_virtual_group(self) -> vc.VirtualGroup:
+        """The whole tree as nested `VirtualGroup` values."""
+        return _group_of_node(self._tree)
+
+    @property
+    def nbytes(self) -> int:
+        return self.to_virtual_group().nbytes
+
+    def rename_paths(self, new: PathRenamer) -> xr.DataTree:
+        return self._tree.map_over_datasets(lambda ds: _rename_variables(ds, new))
+
+    def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
+        return vc.write_manifest_parquet(self.to_virtual_group(), path)
+
+
+def _group_of_node(node: xr.DataTree) -> vc.VirtualGroup:
+    local = group_from_dataset(node.to_dataset(inherit=False))
+    return local.evolve(
+        groups={name: _group_of_node(child) for name, child in node.children.items()}
+    )

@@ -1,0 +1,160 @@
+"""`VirtualGroup` <-> `xarray.Dataset`: virtual arrays become `ManifestArray` variables."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+import vzcore as vc
+from vzcore._frozen import thaw_json
+from vzxarray.manifest_array import ManifestArray
+
+__all__ = ["dataset_from_group", "default_loadable_variables", "group_from_dataset"]
+
+
+def _dims(name: str, array: vc.AnyArray) -> tuple[str, ...]:
+    names = array.metadata.dimension_names
+    if names is None:
+        return tuple(f"{name}_dim_{i}" for i in range(array.ndim))
+    return tuple(n if n is not None else f"{name}_dim_{i}" for i, n in enumerate(names))
+
+
+def default_loadable_variables(group: vc.VirtualGroup) -> list[str]:
+    """Dimension coordinates (1-d arrays named like their dimension) and in-memory arrays."""
+    return [
+        name
+        for name, array in group.arrays.items()
+        if isinstance(array, vc.LoadedArray) or (array.ndim == 1 and _dims(name, array) == (name,))
+    ]
+
+
+def dataset_from_group(
+    group: vc.VirtualGroup,
+    *,
+    registry: vc.ObjectStoreRegistry | None = None,
+    loadable_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+) -> xr.Dataset:
+    """An xarray Dataset of one group's arrays (subgroups are ignored).
+
+    Loadable variables (by default the dimension coordinates) are read through a
+    `ManifestStore` and decoded by xarray exactly as `xr.open_dataset` would
+    (``decode_times`` included); the others stay virtual as `ManifestArray`.
+
+    Raises
+    ------
+    VirtualizationError
+        If a requested loadable or dropped variable does not exist.
+    """
+    dropped = set(drop_variables or ())
+    _check_names(group, dropped, "drop_variables")
+    arrays = {name: a for name, a in group.arrays.items() if name not in dropped}
+    kept = group.evolve(arrays=arrays, groups={})
+    if loadable_variables is None:
+        loadable = default_loadable_variables(kept)
+    else:
+        loadable = list(loadable_variables)
+        _check_names(kept, set(loadable), "loadable_variables")
+        loadable += [
+            n for n, a in arrays.items() if isinstance(a, vc.LoadedArray) and n not in loadable
+        ]
+    loaded = _load(kept, loadable, registry, decode_times)
+    variables: dict[Hashable, xr.Variable] = {}
+    coord_names: set[Hashable] = set()
+    for name, array in arrays.items():
+        if name in loaded.variables:
+            variables[name] = loaded.variables[name]
+            coord_names.update(loaded.variables[name].encoding.get("coordinates", "").split())
+            continue
+        assert isinstance(array, vc.VirtualArray)
+        attrs = thaw_json(array.metadata.attributes)
+        encoding = {}
+        if "coordinates" in attrs:
+            encoding["coordinates"] = attrs.pop("coordinates")
+            coord_names.update(str(encoding["coordinates"]).split())
+        variables[name] = xr.Variable(_dims(name, array), ManifestArray(array), attrs, encoding)
+    coord_names |= {name for name, v in variables.items() if v.dims == (name,)}
+    coord_names |= set(loaded.coords)
+    coords = {n: variables[n] for n in variables if n in coord_names}
+    data_vars = {n: v for n, v in variables.items() if n not in coord_names}
+    return xr.Dataset(data_vars, coords=coords, attrs=thaw_json(group.attributes))
+
+
+def _check_names(group: vc.VirtualGroup, names: set[str], option: str) -> None:
+    unknown = sorted(names - set(group.arrays))
+    if unknown:
+        raise vc.VirtualizationError(
+            f"{option} names {unknown}, which the file does not have; it has {sorted(group.arrays)}"
+        )
+
+
+def _load(
+    group: vc.VirtualGroup,
+    names: list[str],
+    registry: vc.ObjectStoreRegistry | None,
+    decode_times: bool | None,
+) -> xr.Dataset:
+    if not names:
+        return xr.Dataset()
+    subset = group.evolve(arrays={n: group.arrays[n] for n in names})
+    store = vc.ManifestStore(subset, registry=registry)
+    with xr.open_zarr(
+        store, consolidated=False, chunks=None, zarr_format=3, decode_times=decode_times
+    ) as opened:
+        loaded: xr.Dataset = opened.load()
+    return loaded
+
+
+def group_from_dataset(dataset: xr.Dataset) -> vc.VirtualGroup:
+    """A `VirtualGroup` of a dataset: `ManifestArray` variables by reference, others as values.
+
+    In-memory variables are CF-encoded the way xarray writes them (times back to
+    numbers with ``units`` and ``calendar``), so the group describes the stored form.
+    """
+    arrays: dict[str, vc.AnyArray] = {}
+    for name, variable in dataset.variables.items():
+        arrays[str(name)] = _array_from_variable(str(name), variable)
+    return vc.VirtualGroup(arrays=arrays, attributes=_jsonable(dataset.attrs))
+
+
+def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
+    data = variable._data  # the duck array itself, never converted
+    attrs = _jsonable(variable.attrs)
+    if "coordinates" in variable.encoding:
+        attrs["coordinates"] = variable.encoding["coordinates"]
+    if isinstance(data, ManifestArray):
+        metadata = data.metadata.evolve(dimension_names=variable.dims, attributes=attrs)
+        return vc.VirtualArray(metadata, data.manifest)
+    encoded = xr.conventions.encode_cf_variable(variable.to_base_variable(), name=name)
+    values = np.asarray(encoded.values)
+    if values.dtype.kind == "O":
+        raise vc.VirtualizationError(
+            f"variable {name!r} holds Python objects (dtype object), which zarr cannot store; "
+            "convert it to fixed-width strings or numbers first"
+        )
+    encoded_attrs = _jsonable(encoded.attrs)
+    if "coordinates" in variable.encoding:
+        encoded_attrs["coordinates"] = variable.encoding["coordinates"]
+    fill_value = encoded.encoding.get("_FillValue", encoded_attrs.pop("_FillValue", None))
+    native = values.astype(values.dtype.newbyteorder("="), copy=False)
+    return vc.LoadedArray.from_numpy(
+        native,
+        dimension_names=tuple(str(d) for d in variable.dims),
+        attributes=encoded_attrs,
+        fill_value=None if fill_value is None or _is_nan_like(fill_value, native) else fill_value,
+    )
+
+
+def _is_nan_like(fill_value: Any, values: np.ndarray[Any, Any]) -> bool:
+    return values.dtype.kind not in "fc" and isinstance(fill_value, float) and np.isnan(fill_value)
+
+
+def _jsonable(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = thaw_json(
+        vc.VirtualGroup(attributes={str(k): v for k, v in attrs.items()}).attributes
+    )
+    return result

@@ -1,0 +1,315 @@
+"""`ManifestArray`: an xarray duck array over one `vzcore.VirtualArray`.
+
+It implements only what makes sense without the data values: shape and dtype,
+the joins xarray performs when combining datasets (concatenate, stack,
+expand_dims, broadcast_to), chunk-aligned indexing, and reference equality.
+Everything that needs values (arithmetic, reductions, ``np.asarray``) raises
+`VirtualValuesError`, telling the user how to get real data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import vzcore as vc
+from vzcore.errors import VirtualizationError
+
+__all__ = ["ManifestArray", "VirtualValuesError"]
+
+
+class VirtualValuesError(VirtualizationError, TypeError):
+    """An operation needed the values of a virtual (not loaded) variable."""
+
+
+def _needs_values(what: str) -> VirtualValuesError:
+    return VirtualValuesError(
+        f"{what} needs the values of a virtual variable, which vz does not load. "
+        "Load the variable with open_virtual_dataset(..., loadable_variables=[...]), "
+        "or write the virtual dataset (ds.vz.to_icechunk / to_kerchunk) and open the "
+        "written store with xarray to compute on real data."
+    )
+
+
+_HANDLED: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def _implements(
+    numpy_function: Callable[..., Any],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        _HANDLED[numpy_function] = func
+        return func
+
+    return register
+
+
+class ManifestArray:
+    """A virtual array that xarray can hold, combine and index by whole chunks.
+
+    >>> import numpy as np, vzcore as vc
+    >>> meta = vc.ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="f4")
+    >>> a = ManifestArray(vc.VirtualArray(meta, vc.ChunkManifest.empty((2,))))
+    >>> np.concatenate([a, a]).shape
+    (8,)
+    """
+
+    __slots__ = ("_virtual",)
+
+    def __init__(self, virtual: vc.VirtualArray) -> None:
+        if not isinstance(virtual, vc.VirtualArray):
+            raise TypeError(f"ManifestArray wraps a VirtualArray, got {type(virtual).__name__}")
+        self._virtual = virtual
+
+    @property
+    def virtual(self) -> vc.VirtualArray:
+        """The wrapped core value."""
+        return self._virtual
+
+    @property
+    def metadata(self) -> vc.ArrayMetadata:
+        return self._virtual.metadata
+
+    @property
+    def manifest(self) -> vc.ChunkManifest:
+        return self._virtual.manifest
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._virtual.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._virtual.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._virtual.ndim
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the referenced chunk data (as stored, possibly compressed)."""
+        return self._virtual.nbytes
+
+    @property
+    def T(self) -> ManifestArray:
+        return self.transpose()
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"ManifestArray<shape={m.shape}, dtype={m.dtype}, chunks={m.chunk_shape}, "
+            f"{self.manifest.n_chunks - self.manifest.n_missing} chunk refs>"
+        )
+
+    def _repr_inline_(self, max_width: int) -> str:
+        text = f"ManifestArray<chunks={self.metadata.chunk_shape}, refs={self.manifest.n_chunks}>"
+        return text if len(text) <= max_width else text[: max(max_width - 3, 0)] + "..."
+
+    # ---- numpy protocols -----------------------------------------------------------------
+
+    def __array_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        handler = _HANDLED.get(func)
+        if handler is None:
+            raise _needs_values(f"numpy.{func.__name__}")
+        return handler(*args, **kwargs)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        raise _needs_values(f"numpy.{ufunc.__name__}")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        raise _needs_values("converting to a numpy array")
+
+    def astype(self, dtype: npt.DTypeLike, *, copy: bool = True) -> ManifestArray:
+        """Same dtype only: changing the dtype would change the values."""
+        if np.dtype(dtype) == self.dtype:
+            return self
+        raise vc.DtypeMismatch(
+            f"cannot cast a virtual array of dtype {self.dtype} to {np.dtype(dtype)}: "
+            "the chunks on disk decode to their own dtype; load the variable to cast it"
+        )
+
+    def transpose(self, *axes: Any) -> ManifestArray:
+        order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], Sequence) else axes
+        if order in ((), tuple(range(self.ndim))):
+            return self
+        raise VirtualValuesError(
+            f"cannot transpose a virtual array to axes {order}: the chunks are stored in "
+            f"the order {tuple(range(self.ndim))}; keep the dimension order of the files"
+        )
+
+    def __getitem__(self, key: Any) -> ManifestArray:
+        return ManifestArray(_index(self._virtual, key))
+
+    def __eq__(self, other: object) -> npt.NDArray[np.bool_]:  # type: ignore[override]
+        """Element-wise: True where both arrays reference the very same chunk bytes."""
+        if not isinstance(other, ManifestArray):
+            raise _needs_values("comparing a virtual array with values")
+        if other.shape != self.shape:
+            raise ValueError(f"cannot compare shapes {self.shape} and {other.shape}")
+        if other.metadata != self.metadata:
+            return np.zeros(self.shape, dtype=bool)
+        same = _same_references(self.manifest, other.manifest)
+        for axis, chunk in enumerate(self.metadata.chunk_shape):
+            same = np.repeat(same, chunk, axis=axis)
+        return same[tuple(slice(0, s) for s in self.shape)]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        raise _needs_values("the truth value of a virtual array")
+
+
+def _refuse_operator(name: str) -> Callable[..., Any]:
+    def operator(self: ManifestArray, *args: Any) -> Any:
+        raise _needs_values(f"the operator {name}")
+
+    operator.__name__ = name
+    return operator
+
+
+for _name in (
+    "__add__ __radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ "
+    "__floordiv__ __rfloordiv__ __mod__ __rmod__ __pow__ __rpow__ __matmul__ __rmatmul__ "
+    "__and__ __rand__ __or__ __ror__ __xor__ __rxor__ __lshift__ __rshift__ "
+    "__lt__ __le__ __gt__ __ge__ __ne__ __neg__ __pos__ __abs__ __invert__ "
+    "__float__ __int__ __complex__ __index__"
+).split():
+    setattr(ManifestArray, _name, _refuse_operator(_name))
+
+
+def _same_references(a: vc.ChunkManifest, b: vc.ChunkManifest) -> npt.NDArray[np.bool_]:
+    paths_a, offsets_a, lengths_a = a.to_arrays()
+    paths_b, offsets_b, lengths_b = b.to_arrays()
+    same: npt.NDArray[np.bool_] = (
+        (paths_a == paths_b) & (offsets_a == offsets_b) & (lengths_a == lengths_b)
+    )
+    return same
+
+
+def _virtual(x: Any) -> vc.VirtualArray:
+    if isinstance(x, ManifestArray):
+        return x.virtual
+    raise VirtualValuesError(
+        f"cannot combine a virtual array with {type(x).__name__}: load every variable that is "
+        "combined with in-memory values (loadable_variables=)"
+    )
+
+
+def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:
+    """Basic indexing restricted to what keeps whole chunks."""
+    items = list(key) if isinstance(key, tuple) else [key]
+    if sum(item is Ellipsis for item in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = sum(item is not None and item is not Ellipsis for item in items)
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (array.ndim - n_real)
+    else:
+        items += [slice(None)] * (array.ndim - n_real)
+    slices: list[slice] = []
+    new_axes: list[int] = []
+    dropped: list[int] = []
+    for item in items:
+        if item is None:
+            new_axes.append(len(slices) + len(new_axes))
+        elif isinstance(item, slice):
+            slices.append(item)
+        elif isinstance(item, int | np.integer):
+            axis = len(slices)
+            if axis >= array.ndim:
+                raise IndexError(f"too many indices for a {array.ndim}-d array")
+            position = int(item) % array.shape[axis] if array.shape[axis] else int(item)
+            slices.append(slice(position, position + 1))
+            dropped.append(axis)
+        else:
+            raise VirtualValuesError(
+                f"indexing a virtual array with {type(item).__name__} needs the values; "
+                "only slices on chunk boundaries, integers along axes of chunk length 1, "
+                "'...' and None are possible"
+            )
+    if len(slices) != array.ndim:
+        raise IndexError(f"too many indices for a {array.ndim}-d array")
+    result = vc.select_chunks(array, slices)
+    for axis in reversed(dropped):
+        result = vc.squeeze(result, axis=axis)
+    for axis in new_axes:
+        result = vc.expand_dims(result, axis=axis)
+    return result
+
+
+# ---- the numpy functions xarray uses when combining --------------------------------------
+
+
+@_implements(np.concatenate)
+def _concatenate(arrays: Sequence[Any], axis: int = 0, **kwargs: Any) -> ManifestArray:
+    _no_out(kwargs)
+    return ManifestArray(vc.concat([_virtual(a) for a in arrays], axis=axis))
+
+
+@_implements(np.stack)
+def _stack(arrays: Sequence[Any], axis: int = 0, **kwargs: Any) -> ManifestArray:
+    _no_out(kwargs)
+    return ManifestArray(vc.stack([_virtual(a) for a in arrays], axis=axis))
+
+
+@_implements(np.expand_dims)
+def _expand_dims(a: Any, axis: int | Sequence[int]) -> ManifestArray:
+    result = _virtual(a)
+    for ax in sorted([axis] if isinstance(axis, int) else axis):
+        result = vc.expand_dims(result, axis=ax)
+    return ManifestArray(result)
+
+
+@_implements(np.broadcast_to)
+def _broadcast_to(array: Any, shape: Sequence[int], subok: bool = False) -> ManifestArray:
+    return ManifestArray(vc.broadcast_to(_virtual(array), tuple(shape)))
+
+
+@_implements(np.result_type)
+def _result_type(*arrays_and_dtypes: Any) -> np.dtype[Any]:
+    return np.result_type(*(getattr(x, "dtype", x) for x in arrays_and_dtypes))
+
+
+@_implements(np.shape)
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(a.shape)
+
+
+@_implements(np.ndim)
+def _ndim(a: Any) -> int:
+    return int(a.ndim)
+
+
+@_implements(np.transpose)
+def _transpose(a: Any, axes: Sequence[int] | None = None) -> ManifestArray:
+    return a.transpose(*(axes or ())) if isinstance(a, ManifestArray) else a
+
+
+@_implements(np.full_like)
+def _full_like(a: Any, fill_value: Any, dtype: Any = None, **kwargs: Any) -> npt.NDArray[Any]:
+    # Needs only the shape: xarray asks for all-False masks of integer arrays this way.
+    return np.full(a.shape, fill_value, dtype=dtype if dtype is not None else a.dtype)
+
+
+def _no_out(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("out") is not None:
+        raise VirtualValuesError("out= is not supported for virtual arrays")

@@ -1,0 +1,98 @@
+"""`open_virtual_dataset` and `open_virtual_datatree`: a parser's group, as xarray objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import xarray as xr
+
+import vzcore as vc
+from vzcore.parsers import Parser
+from vzxarray.dataset import dataset_from_group
+
+__all__ = ["open_virtual_dataset", "open_virtual_datatree"]
+
+
+def _subgroup(root: vc.VirtualGroup, group: str | None, url: str) -> vc.VirtualGroup:
+    if not group or group.strip("/") == "":
+        return root
+    try:
+        node = root[group]
+    except KeyError:
+        node = None
+    if not isinstance(node, vc.VirtualGroup):
+        raise vc.VirtualizationError(f"{url}: no group {group!r}")
+    return node
+
+
+def open_virtual_dataset(
+    url: str,
+    *,
+    registry: vc.ObjectStoreRegistry,
+    parser: Parser,
+    group: str | None = None,
+    loadable_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+) -> xr.Dataset:
+    """Open one file as a virtual dataset.
+
+    Parameters
+    ----------
+    url
+        The file's URL (or local path), read through ``registry``.
+    registry
+        URL prefix -> store; the only places vz reads from.
+    parser
+        A callable ``parser(url, registry) -> VirtualGroup`` for the file's format.
+    group
+        A subgroup to open (``"/a/b"``); the root by default.
+    loadable_variables
+        Variables read into memory (by default the dimension coordinates); the
+        others stay virtual.
+    drop_variables
+        Variables left out.
+    decode_times
+        As in `xarray.open_dataset`, for the loaded variables.
+    """
+    root = parser(url, registry)
+    return dataset_from_group(
+        _subgroup(root, group, url),
+        registry=registry,
+        loadable_variables=loadable_variables,
+        drop_variables=drop_variables,
+        decode_times=decode_times,
+    )
+
+
+def open_virtual_datatree(
+    url: str,
+    *,
+    registry: vc.ObjectStoreRegistry,
+    parser: Parser,
+    group: str | None = None,
+    loadable_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+) -> xr.DataTree:
+    """Open every group of one file as a tree of virtual datasets.
+
+    ``loadable_variables`` and ``drop_variables`` apply in each group to the names
+    that group has.
+    """
+    root = _subgroup(parser(url, registry), group, url)
+    datasets: dict[str, xr.Dataset] = {}
+    for path, node in root.walk_groups():
+        names = set(node.arrays)
+        loadable = (
+            None if loadable_variables is None else [n for n in loadable_variables if n in names]
+        )
+        dropped = None if drop_variables is None else [n for n in drop_variables if n in names]
+        datasets["/" + path] = dataset_from_group(
+            node,
+            registry=registry,
+            loadable_variables=loadable,
+            drop_variables=dropped,
+            decode_times=decode_times,
+        )
+    return xr.DataTree.from_dict(datasets)

@@ -120,8 +120,28 @@ def _to_stores(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
         normalized = normalize_url(prefix)
         if not normalized.endswith("/"):
             normalized += "/"
-        stores[normalized] = store if isinstance(store, ByteRangeReader) else ObstoreReader(store)
+        stores[normalized] = _as_reader(store, prefix)
     return FrozenDict(stores)
+
+
+def _as_reader(store: Any, prefix: str) -> ByteRangeReader:
+    from obstore import store as obstore_stores
+
+    # obstore's own stores have methods named like the protocol's but return other
+    # types, so they are recognised by class before the protocol is consulted.
+    obstore_classes = tuple(
+        getattr(obstore_stores, name)
+        for name in ("LocalStore", "MemoryStore", "S3Store", "GCSStore", "AzureStore", "HTTPStore")
+        if hasattr(obstore_stores, name)
+    )
+    if isinstance(store, obstore_classes):
+        return ObstoreReader(store)
+    if isinstance(store, ByteRangeReader):
+        return store
+    raise VirtualizationError(
+        f"registry entry {prefix!r}: {type(store).__name__} is neither an obstore store nor a "
+        "ByteRangeReader"
+    )
 
 
 @attrs.frozen

@@ -208,11 +208,10 @@ def concat(arrays: Sequence[AnyArray], *, axis: int) -> AnyArray:
 
 def _concat(arrays: Sequence[AnyArray], *, axis: int, operation: str) -> AnyArray:
     arrays = list(arrays)
+    if arrays and all(isinstance(a, LoadedArray) for a in arrays):
+        return _concat_loaded([a for a in arrays if isinstance(a, LoadedArray)], axis, operation)
     validate_compatible(arrays, axis=axis, operation=operation)
     axis %= arrays[0].ndim
-    if all(isinstance(a, LoadedArray) for a in arrays):
-        data = np.concatenate([a.data for a in arrays], axis=axis)  # type: ignore[union-attr]
-        return LoadedArray(_joined_metadata(arrays, axis, data.shape), data)
     if not all(isinstance(a, VirtualArray) for a in arrays):
         kinds = [type(a).__name__ for a in arrays]
         raise VirtualizationError(
@@ -230,6 +229,28 @@ def _concat(arrays: Sequence[AnyArray], *, axis: int, operation: str) -> AnyArra
     else:
         manifest = _gather_concat(manifests, axis, grid)
     return VirtualArray(metadata, manifest)
+
+
+def _concat_loaded(arrays: Sequence[LoadedArray], axis: int, operation: str) -> LoadedArray:
+    # In-memory values have no stored chunks: only dtype and the other axes must agree.
+    problems = _differences([a.ndim for a in arrays], "ndim")
+    if not problems:
+        ndim = arrays[0].ndim
+        if not -ndim <= axis < ndim:
+            raise ShapeMismatch(
+                f"cannot {operation}: axis {axis} is out of range for {ndim}-d arrays"
+            )
+        axis %= ndim
+        others = [tuple(s for i, s in enumerate(a.shape) if i != axis) for a in arrays]
+        problems = _differences(others, f"shape along axes other than {axis}")
+    if problems:
+        raise ShapeMismatch(f"cannot {operation}: " + "; ".join(problems), problems=problems)
+    dtypes = _differences([a.dtype for a in arrays], "dtype", key=str)
+    if dtypes:
+        raise DtypeMismatch(f"cannot {operation}: " + "; ".join(dtypes), problems=dtypes)
+    data = np.concatenate([a.data for a in arrays], axis=axis)
+    chunks = tuple(max(s, 1) for s in data.shape)
+    return LoadedArray(arrays[0].metadata.evolve(shape=data.shape, chunk_grid=chunks), data)
 
 
 def _joined_metadata(
@@ -394,6 +415,8 @@ def select_chunks(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
 def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
     """Drop an axis of length 1 whose chunk length is 1; no copy."""
     meta = array.metadata
+    if not -meta.ndim <= axis < meta.ndim:
+        raise ShapeMismatch(f"cannot squeeze: axis {axis} is out of range for {meta.ndim}-d arrays")
     axis %= meta.ndim
     if meta.shape[axis] != 1 or meta.chunk_shape[axis] != 1:
         raise ShapeMismatch(

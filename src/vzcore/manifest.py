@@ -141,16 +141,22 @@ class ChunkManifest:
         """
         keys = list(entries)
         try:
-            coords = np.array(
-                [[int(i) for i in _KEY_SEPARATORS.split(k)] for k in keys], dtype=np.int64
-            )
+            split = [[int(i) for i in _KEY_SEPARATORS.split(k)] for k in keys]
         except ValueError as err:
             raise InvalidManifestError(f"chunk keys must be integers joined by '.': {err}") from err
-        if len(keys) and coords.ndim != 2:
+        if len({len(c) for c in split}) > 1:
             raise InvalidManifestError("chunk keys have different numbers of axes")
-        grid_shape = _entries_grid(coords, grid)
+        grid_shape = _entries_grid(split, grid)
         if len(grid_shape) == 0:
-            coords = coords[:, :0]  # the key of a 0-d array's only chunk is "0"
+            # The key of a 0-d array's only chunk is "0".
+            if any(c != [0] for c in split):
+                raise InvalidManifestError("a 0-d array has exactly one chunk, keyed '0'")
+            split = [[] for _ in split]
+        if split and len(split[0]) != len(grid_shape):
+            raise InvalidManifestError(
+                f"chunk keys have {len(split[0])} axes, the grid {grid_shape} has {len(grid_shape)}"
+            )
+        coords = np.array(split, dtype=np.int64).reshape(len(keys), len(grid_shape))
         if len(keys) and ((coords < 0).any() or (coords >= np.array(grid_shape)).any()):
             raise InvalidManifestError(f"a chunk key lies outside the grid {grid_shape}")
         n_chunks = math.prod(grid_shape)
@@ -362,14 +368,12 @@ class ChunkManifest:
         )
 
 
-def _entries_grid(coords: npt.NDArray[np.int64], grid: Iterable[int] | None) -> GridShape:
+def _entries_grid(coords: list[list[int]], grid: Iterable[int] | None) -> GridShape:
     if grid is not None:
         return _to_grid(grid)
-    if coords.shape[0] == 0:
+    if not coords:
         raise InvalidManifestError("cannot infer the grid of an empty manifest: pass grid=")
-    if coords.shape[1] == 1 and (coords == 0).all() and coords.shape[0] == 1:
-        return (1,)
-    return tuple(int(v) + 1 for v in coords.max(axis=0))
+    return tuple(int(v) + 1 for v in np.array(coords, dtype=np.int64).max(axis=0))
 
 
 def _to_uint64(values: npt.NDArray[Any], name: str) -> pa.Array:

@@ -7,7 +7,7 @@ on disk lives where zarr v3 puts it, in the ``bytes`` codec.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 import numpy as np
@@ -79,11 +79,24 @@ def _bytes_codec(dtype: np.dtype[Any], endian: str | None) -> CodecSpec:
 def _to_codecs(
     value: Sequence[CodecSpec | Mapping[str, Any] | str], self_: ArrayMetadata
 ) -> tuple[CodecSpec, ...]:
-    codecs = tuple(normalize_codec(c) for c in value)
+    codecs = tuple(_with_itemsize(normalize_codec_spec(c), self_.dtype) for c in value)
     # The byte order of 1-byte items is meaningless: drop it so pipelines compare equal.
     if self_.dtype.itemsize <= 1:
         codecs = tuple(CodecSpec("bytes") if c.name == "bytes" else c for c in codecs)
     return codecs
+
+
+def normalize_codec_spec(codec: CodecSpec | Mapping[str, Any] | str) -> CodecSpec:
+    return codec if isinstance(codec, CodecSpec) else CodecSpec.from_dict(codec)
+
+
+def _with_itemsize(codec: CodecSpec, dtype: np.dtype[Any]) -> CodecSpec:
+    """Normalise, filling a shuffle's element size from the dtype as zarr v3 does."""
+    if codec.name == "numcodecs.shuffle" and "elementsize" not in codec.configuration:
+        codec = CodecSpec.from_dict(
+            {"name": codec.name, "configuration": {"elementsize": dtype.itemsize}}
+        )
+    return normalize_codec(codec)
 
 
 def _to_dimension_names(value: Sequence[str | None] | None) -> DimensionNames:
@@ -242,9 +255,7 @@ class ArrayMetadata:
             raise InvalidMetadataError(
                 "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
             )
-        fill = doc.get("fill_value")
-        if fill is not None:
-            fill = _zdtype(dtype).from_json_scalar(fill, zarr_format=3)
+        fill = _parse_fill(doc.get("fill_value"), dtype, 3)
         return cls(
             shape=doc["shape"],
             chunk_grid=chunk_shape,
@@ -273,15 +284,16 @@ class ArrayMetadata:
             )
         split = names.index("bytes")
         order = "C"
+        array_filters: list[dict[str, JSON]] = []
+        reversed_axes = list(range(self.ndim))[::-1]
         for codec in self.codecs[:split]:
-            if (
-                codec.name == "transpose"
-                and list(codec.configuration["order"]) == list(range(self.ndim))[::-1]
-            ):
+            if codec.name == "transpose" and list(codec.configuration["order"]) == reversed_axes:
                 order = "F"
+            elif codec.name.startswith("numcodecs."):
+                array_filters.append(v3_codec_to_v2(codec))
             else:
                 raise UnsupportedCodecError(f"codec {codec} before 'bytes' has no zarr v2 form")
-        v2_codecs = [v3_codec_to_v2(c) for c in self.codecs[split + 1 :]]
+        v2_codecs = array_filters + [v3_codec_to_v2(c) for c in self.codecs[split + 1 :]]
         stored_dtype = self.dtype
         if self.endian is not None:
             stored_dtype = self.dtype.newbyteorder(">" if self.endian == "big" else "<")
@@ -320,9 +332,7 @@ class ArrayMetadata:
             raise InvalidMetadataError(f"invalid .zarray dtype {zarray['dtype']!r}: {err}") from err
         stored = zdtype.to_native_dtype()
         codecs = _v2_pipeline(zarray, stored)
-        fill = zarray.get("fill_value")
-        if fill is not None:
-            fill = zdtype.from_json_scalar(fill, zarr_format=2)
+        fill = _parse_fill(zarray.get("fill_value"), stored, 2)
         attributes = dict(zattrs or {})
         dims = attributes.pop("_ARRAY_DIMENSIONS", None)
         return cls(
@@ -341,6 +351,15 @@ class ArrayMetadata:
             f"fill_value={self.fill_value!r}, codecs=[{', '.join(map(str, self.codecs))}], "
             f"dimension_names={self.dimension_names})"
         )
+
+
+def _parse_fill(value: JSON, dtype: np.dtype[Any], zarr_format: Literal[2, 3]) -> object:
+    if value is None:
+        return None
+    try:
+        return _zdtype(dtype).from_json_scalar(value, zarr_format=zarr_format)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise InvalidMetadataError(f"fill_value {value!r} is not a valid {dtype}: {err}") from err
 
 
 def _parse_v3_dtype(value: JSON, problems: list[str]) -> np.dtype[Any] | None:

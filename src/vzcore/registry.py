@@ -23,6 +23,7 @@ __all__ = [
     "ObjectStoreRegistry",
     "UnregisteredURLError",
     "normalize_url",
+    "object_size",
 ]
 
 
@@ -88,6 +89,20 @@ class ObstoreReader:
         import obstore
 
         return memoryview(obstore.get(self.store, path).bytes())
+
+    def size(self, path: str) -> int:
+        """The object's size in bytes (one HEAD request)."""
+        import obstore
+
+        return int(obstore.head(self.store, path)["size"])
+
+
+def object_size(reader: ByteRangeReader, path: str) -> int:
+    """Size of an object: the reader's ``size(path)`` if it has one, else a full read."""
+    size = getattr(reader, "size", None)
+    if callable(size):
+        return int(size(path))
+    return len(reader.get(path))
 
 
 def normalize_url(url: str) -> str:

@@ -75,7 +75,9 @@ def _read_group(fetch: Fetch, prefix: str, where: str) -> VirtualGroup:
     document = parse_group_document(raw, where=location)
     arrays = {
         name: _read_array(
-            fetch, posixpath.join(prefix, f"{name}.parquet"), f"{where}/{prefix}{name}.parquet"
+            fetch,
+            posixpath.join(prefix, f"{name}.parquet"),
+            f"{where}/{posixpath.join(prefix, f'{name}.parquet')}",
         )
         for name in document["arrays"]
     }

@@ -1,0 +1,681 @@
+"""Examples for `vzcore.algebra`: error messages, concat, stack, expand_dims, broadcast, rename."""
+
+import pickle
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import vzcore as vc
+from vzcore import (
+    BroadcastError,
+    ChunkShapeMismatch,
+    CodecMismatch,
+    DimensionNameMismatch,
+    DtypeMismatch,
+    FillValueMismatch,
+    InvalidManifestError,
+    PartialChunkError,
+    ShapeMismatch,
+    VirtualizationError,
+)
+
+type Factory = Callable[..., vc.VirtualArray]
+
+PARTIAL = (
+    "array {index} has length {length} along axis {axis}, not a multiple of its chunk length "
+    "{chunk}: only the last array may end in a partial chunk"
+)
+
+
+def _dense(array: vc.VirtualArray) -> tuple[npt.NDArray[Any], ...]:
+    return array.manifest.to_arrays()
+
+
+def _assert_manifest_matches(
+    result: vc.VirtualArray,
+    inputs: Sequence[vc.VirtualArray],
+    combine: Callable[[list[npt.NDArray[Any]]], npt.NDArray[Any]],
+) -> None:
+    """The result's dense columns equal ``combine`` of the inputs' dense columns."""
+    got = _dense(result)
+    for column in range(3):
+        expected = combine([_dense(a)[column] for a in inputs])
+        np.testing.assert_array_equal(got[column], expected)
+
+
+def _snapshot(arrays: Sequence[vc.VirtualArray]) -> list[vc.VirtualArray]:
+    return [pickle.loads(pickle.dumps(a)) for a in arrays]
+
+
+# ---- error messages ---------------------------------------------------------------------
+
+
+def test_chunk_shape_mismatch_names_the_odd_array(make_virtual: Factory) -> None:
+    arrays = [make_virtual((1, 180, 360), (1, 180, 360)) for _ in range(3)]
+    arrays.append(make_virtual((1, 180, 360), (1, 90, 180)))
+    with pytest.raises(ChunkShapeMismatch) as info:
+        vc.concat(arrays, axis=0)
+    message = "array 3 has chunk shape (1, 90, 180), arrays 0-2 have (1, 180, 360)"
+    assert str(info.value) == f"cannot concatenate: {message}"
+    assert info.value.problems == (message,)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        pytest.param(
+            {"dtype": "f8"},
+            DtypeMismatch,
+            "array 1 has dtype float64, array 0 has float32",
+            id="dtype",
+        ),
+        pytest.param(
+            {"codecs": [{"name": "gzip", "configuration": {"level": 1}}]},
+            CodecMismatch,
+            'array 1 has codecs [bytes{"endian":"little"}, gzip{"level":1}], '
+            'array 0 has [bytes{"endian":"little"}]',
+            id="codecs",
+        ),
+        pytest.param(
+            {"fill_value": 1},
+            FillValueMismatch,
+            "array 1 has fill value 1.0, array 0 has 0.0",
+            id="fill-value",
+        ),
+        pytest.param(
+            {"dimension_names": ["t", "lon"]},
+            DimensionNameMismatch,
+            "array 1 has dimension names ('t', 'lon'), array 0 has ('t', 'lat')",
+            id="dimension-names",
+        ),
+        pytest.param(
+            {"shape": (2, 5)},
+            ShapeMismatch,
+            "array 1 has shape along axes other than 0 (5,), array 0 has (4,)",
+            id="other-axes",
+        ),
+        pytest.param(
+            {"shape": (2,), "chunk_shape": (2,), "dimension_names": None},
+            ShapeMismatch,
+            "array 1 has ndim 1, array 0 has 2",
+            id="ndim",
+        ),
+    ],
+)
+def test_each_mismatch_has_its_error_and_message(
+    make_virtual: Factory, changes: dict[str, Any], error: type[VirtualizationError], message: str
+) -> None:
+    base: dict[str, Any] = {
+        "shape": (2, 4),
+        "chunk_shape": (2, 4),
+        "dimension_names": ["t", "lat"],
+    }
+    first = make_virtual(**base)
+    second = make_virtual(**{**base, **changes})
+    with pytest.raises(error) as info:
+        vc.concat([first, second], axis=0)
+    assert str(info.value) == f"cannot concatenate: {message}"
+    assert info.value.problems == (message,)
+
+
+def test_nan_fill_values_are_compatible_and_reported_by_group(make_virtual: Factory) -> None:
+    nan_a = make_virtual((2,), (2,), fill_value=np.nan)
+    nan_b = make_virtual((2,), (2,), fill_value=float("nan"))
+    assert vc.concat([nan_a, nan_b], axis=0).shape == (4,)
+    with pytest.raises(FillValueMismatch) as info:
+        vc.concat([make_virtual((2,), (2,)), nan_a, nan_b], axis=0)
+    assert str(info.value) == (
+        "cannot concatenate: arrays 1-2 have fill value nan, array 0 has 0.0"
+    )
+
+
+def test_dimension_names_are_only_compared_when_all_arrays_have_them(
+    make_virtual: Factory,
+) -> None:
+    named = make_virtual((2,), (2,), dimension_names=["time"])
+    anonymous = make_virtual((2,), (2,))
+    assert vc.concat([named, anonymous], axis=0).metadata.dimension_names == ("time",)
+
+
+def test_a_partial_chunk_inside_the_result_is_refused(make_virtual: Factory) -> None:
+    with pytest.raises(PartialChunkError) as info:
+        vc.concat([make_virtual((3, 4), (2, 4)), make_virtual((2, 4), (2, 4))], axis=0)
+    message = PARTIAL.format(index=0, length=3, axis=0, chunk=2)
+    assert str(info.value) == f"cannot concatenate: {message}"
+
+
+def test_a_partial_chunk_at_the_end_is_allowed(make_virtual: Factory) -> None:
+    first = make_virtual((4, 2), (2, 2), paths="file:///a.nc")
+    last = make_virtual((4, 3), (2, 2), paths="file:///b.nc")
+    result = vc.concat([first, last], axis=1)
+    assert result.shape == (4, 5)
+    assert result.manifest.grid == (2, 3)
+    _assert_manifest_matches(result, [first, last], lambda c: np.concatenate(c, axis=1))
+
+
+def test_every_partial_chunk_is_reported(make_virtual: Factory) -> None:
+    arrays = [make_virtual((2, 3), (2, 2)) for _ in range(3)] + [make_virtual((2, 3), (2, 2))]
+    with pytest.raises(PartialChunkError) as info:
+        vc.concat(arrays, axis=-1)
+    assert info.value.problems == tuple(
+        PARTIAL.format(index=i, length=3, axis=1, chunk=2) for i in range(3)
+    )
+
+
+def test_several_problems_are_reported_together(make_virtual: Factory) -> None:
+    first = make_virtual((2, 3), (2, 3))
+    second = make_virtual((2, 4), (2, 2), dtype="i2", fill_value=1)
+    with pytest.raises(ShapeMismatch) as info:  # the class of the first problem
+        vc.concat([first, second], axis=0)
+    problems = (
+        "array 1 has shape along axes other than 0 (4,), array 0 has (3,)",
+        "array 1 has dtype int16, array 0 has float32",
+        "array 1 has chunk shape (2, 2), array 0 has (2, 3)",
+    )
+    assert info.value.problems == problems
+    assert str(info.value) == "cannot concatenate: " + "; ".join(problems)
+
+
+def test_inputs_are_named_by_runs_of_indices(make_virtual: Factory) -> None:
+    dtypes = ["f4", "f8", "f8", "i4", "f4"]
+    arrays = [make_virtual((2,), (2,), dtype=d) for d in dtypes]
+    with pytest.raises(DtypeMismatch) as info:
+        vc.concat(arrays, axis=0)
+    assert info.value.problems == (
+        "arrays 1-2 have dtype float64, arrays 0, 4 have float32",
+        "array 3 has dtype int32, arrays 0, 4 have float32",
+    )
+
+
+def test_validate_compatible_names_the_operation(make_virtual: Factory) -> None:
+    arrays = [make_virtual((2,), (2,)), make_virtual((2,), (2,), dtype="f8")]
+    with pytest.raises(DtypeMismatch, match=r"^cannot stack: array 1 has dtype float64"):
+        vc.validate_compatible(arrays, axis=0, operation="stack")
+    vc.validate_compatible(arrays[:1], axis=0)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "axis", "error", "message"),
+    [
+        ("none", 0, VirtualizationError, "cannot concatenate: no arrays given"),
+        ("one", 2, ShapeMismatch, "cannot concatenate: axis 2 is out of range for 2-d arrays"),
+        ("one", -3, ShapeMismatch, "cannot concatenate: axis -3 is out of range for 2-d arrays"),
+    ],
+)
+def test_concat_refuses_no_arrays_and_bad_axes(
+    make_virtual: Factory, arrays: str, axis: int, error: type[Exception], message: str
+) -> None:
+    inputs = [] if arrays == "none" else [make_virtual((2, 4), (2, 2))]
+    with pytest.raises(error) as info:
+        vc.concat(inputs, axis=axis)
+    assert str(info.value) == message
+
+
+# ---- concat -----------------------------------------------------------------------------
+
+
+def test_concat_along_axis_0_appends_without_copying(make_virtual: Factory) -> None:
+    first = make_virtual((4, 6), (2, 3), paths=["file:///a.nc", "file:///b.nc"])
+    second = make_virtual((4, 6), (2, 3), paths="file:///c.nc", missing=[1])
+    result = vc.concat([first, second], axis=0)
+    assert result.shape == (8, 6)
+    assert result.manifest.grid == (4, 2)
+    offsets = result.manifest.table.column("offset")
+    assert offsets.num_chunks == 2
+    for i, source in enumerate([first, second]):
+        source_offsets = source.manifest.table.column("offset").chunk(0)
+        assert offsets.chunk(i).buffers()[1].address == source_offsets.buffers()[1].address
+    assert result.manifest.dictionary.to_pylist() == [
+        "file:///a.nc",
+        "file:///b.nc",
+        "file:///c.nc",
+    ]
+    assert all(
+        c.dictionary.equals(result.manifest.dictionary) for c in result.manifest.paths.chunks
+    )
+    _assert_manifest_matches(result, [first, second], lambda c: np.concatenate(c, axis=0))
+
+
+def test_concat_along_a_later_axis_after_one_chunk_appends_too(make_virtual: Factory) -> None:
+    first = make_virtual((1, 4, 6), (1, 2, 3), paths="file:///a.nc")
+    second = make_virtual((1, 2, 6), (1, 2, 3), paths="file:///b.nc")
+    result = vc.concat([first, second], axis=1)
+    assert result.manifest.table.column("offset").num_chunks == 2
+    _assert_manifest_matches(result, [first, second], lambda c: np.concatenate(c, axis=1))
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_concat_along_inner_axes_gathers_like_numpy(make_virtual: Factory, axis: int) -> None:
+    first = make_virtual(
+        (4, 6, 8), (2, 3, 4), paths=["file:///a0.nc", "file:///a1.nc"], missing=[0, 5]
+    )
+    middle = make_virtual((4, 6, 8), (2, 3, 4), paths="file:///b.nc", first_offset=7)
+    last_shape = [4, 6, 8]
+    last_shape[axis] = 5  # ends in a partial chunk
+    last = make_virtual(tuple(last_shape), (2, 3, 4), paths="file:///a1.nc", missing=[2])
+    inputs = [first, middle, last]
+    snapshot = _snapshot(inputs)
+    result = vc.concat(inputs, axis=axis)
+    expected_shape = [4, 6, 8]
+    expected_shape[axis] = 6 + 6 + 5 if axis == 1 else 8 + 8 + 5
+    assert result.shape == tuple(expected_shape)
+    assert result.manifest.grid == result.metadata.grid_shape
+    _assert_manifest_matches(result, inputs, lambda c: np.concatenate(c, axis=axis))
+    assert sorted(result.manifest.dictionary.to_pylist()) == [
+        "file:///a0.nc",
+        "file:///a1.nc",
+        "file:///b.nc",
+    ]
+    assert inputs == snapshot
+
+
+def test_concat_gathers_from_chunked_manifests(make_virtual: Factory) -> None:
+    top = vc.concat(
+        [
+            make_virtual((2, 4), (2, 2), paths="file:///a.nc", missing=[1]),
+            make_virtual((2, 4), (2, 2), paths="file:///b.nc"),
+        ],
+        axis=0,
+    )
+    right = make_virtual((4, 2), (2, 2), paths="file:///c.nc", missing=[0])
+    assert top.manifest.paths.num_chunks == 2
+    result = vc.concat([top, right], axis=1)
+    _assert_manifest_matches(result, [top, right], lambda c: np.concatenate(c, axis=1))
+
+
+def test_concat_of_one_array_is_that_array(make_virtual: Factory) -> None:
+    array = make_virtual((4, 6), (2, 3), missing=[3])
+    assert vc.concat([array], axis=1) == array
+
+
+def test_concat_keeps_the_first_arrays_metadata(make_virtual: Factory) -> None:
+    first = make_virtual((2,), (2,), dimension_names=["t"], attributes={"units": "K"})
+    second = make_virtual((2,), (2,), dimension_names=["t"], attributes={"units": "C"})
+    result = vc.concat([first, second], axis=0)
+    assert result.metadata == first.metadata.evolve(shape=(4,))
+
+
+def test_concat_of_loaded_arrays_concatenates_their_values() -> None:
+    first = vc.LoadedArray.from_numpy(np.arange(6).reshape(2, 3), dimension_names=("y", "x"))
+    second = vc.LoadedArray.from_numpy(np.arange(6, 12).reshape(2, 3), dimension_names=("y", "x"))
+    down = vc.concat([first, second], axis=0)
+    assert isinstance(down, vc.LoadedArray)
+    np.testing.assert_array_equal(down.data, np.arange(12).reshape(4, 3))
+    assert down.shape == (4, 3)
+    assert down.metadata.dimension_names == ("y", "x")
+    assert not down.data.flags.writeable
+    across = vc.concat([first, second], axis=1)
+    np.testing.assert_array_equal(across.data, np.hstack([first.data, second.data]))
+
+
+def test_mixing_virtual_and_loaded_arrays_is_refused(make_virtual: Factory) -> None:
+    loaded = vc.LoadedArray.from_numpy(np.zeros((2, 3), dtype="f4"))
+    virtual = make_virtual((2, 3), (2, 3))
+    with pytest.raises(VirtualizationError) as info:
+        vc.concat([loaded, virtual], axis=0)  # type: ignore[list-item]
+    assert str(info.value) == (
+        "cannot concatenate virtual and loaded arrays together: ['LoadedArray', 'VirtualArray']; "
+        "load them all (loadable_variables=) or none"
+    )
+
+
+# ---- stack and expand_dims --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_stack_joins_along_a_new_axis_like_numpy(make_virtual: Factory, axis: int) -> None:
+    arrays = [
+        make_virtual((4, 6), (2, 3), paths=f"file:///{name}.nc", dimension_names=["y", "x"])
+        for name in "abc"
+    ]
+    result = vc.stack(arrays, axis=axis)
+    assert result.shape == np.stack([np.empty((4, 6))] * 3, axis=axis).shape
+    names: list[str | None] = ["y", "x"]
+    names.insert(axis % 3, None)
+    assert result.metadata.dimension_names == tuple(names)
+    chunks = [2, 3]
+    chunks.insert(axis % 3, 1)
+    assert result.chunk_shape == tuple(chunks)
+    _assert_manifest_matches(result, arrays, lambda c: np.stack(c, axis=axis))
+    expanded = [vc.expand_dims(a, axis=axis) for a in arrays]
+    assert result == vc.concat(expanded, axis=axis)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "axis", "error", "message"),
+    [
+        ("none", 0, VirtualizationError, "cannot stack: no arrays given"),
+        ("ragged", 0, ShapeMismatch, "cannot stack: array 1 has ndim 2, array 0 has 1"),
+        ("same", 2, ShapeMismatch, "cannot stack: axis 2 is out of range for 2-d result"),
+        (
+            "dtypes",
+            0,
+            DtypeMismatch,
+            "cannot stack: array 1 has dtype float64, array 0 has float32",
+        ),
+    ],
+)
+def test_stack_errors(
+    make_virtual: Factory, arrays: str, axis: int, error: type[Exception], message: str
+) -> None:
+    one = make_virtual((2,), (2,))
+    inputs = {
+        "none": [],
+        "ragged": [one, make_virtual((2, 2), (2, 2))],
+        "same": [one, one],
+        "dtypes": [one, make_virtual((2,), (2,), dtype="f8")],
+    }[arrays]
+    with pytest.raises(error) as info:
+        vc.stack(inputs, axis=axis)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("axis", "shape", "chunks", "names"),
+    [
+        (0, (1, 4, 6), (1, 2, 3), ("time", "y", "x")),
+        (1, (4, 1, 6), (2, 1, 3), ("y", "time", "x")),
+        (-1, (4, 6, 1), (2, 3, 1), ("y", "x", "time")),
+    ],
+)
+def test_expand_dims_inserts_a_named_axis_without_copying(
+    make_virtual: Factory,
+    axis: int,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    names: tuple[str, ...],
+) -> None:
+    array = make_virtual((4, 6), (2, 3), dimension_names=["y", "x"])
+    result = vc.expand_dims(array, axis=axis, dimension_name="time")
+    assert result.shape == shape
+    assert result.chunk_shape == chunks
+    assert result.metadata.dimension_names == names
+    assert result.manifest.table is array.manifest.table
+    _assert_manifest_matches(result, [array], lambda c: np.expand_dims(c[0], axis))
+
+
+def test_expand_dims_of_an_unnamed_array_stays_unnamed(make_virtual: Factory) -> None:
+    result = vc.expand_dims(make_virtual((4,), (2,)), axis=0, dimension_name="time")
+    assert result.metadata.dimension_names is None
+
+
+def test_expand_dims_refuses_an_axis_out_of_range(make_virtual: Factory) -> None:
+    with pytest.raises(ShapeMismatch) as info:
+        vc.expand_dims(make_virtual((4,), (2,)), axis=3)
+    assert str(info.value) == "cannot expand_dims: axis 3 is out of range for 2-d result"
+
+
+# ---- broadcast_to -----------------------------------------------------------------------
+
+
+def test_broadcast_repeats_size_1_axes_with_chunk_1(make_virtual: Factory) -> None:
+    array = make_virtual((1, 6), (1, 3), paths=["file:///a.nc", "file:///b.nc"], missing=[1])
+    result = vc.broadcast_to(array, (5, 6))
+    assert result.shape == (5, 6)
+    assert result.chunk_shape == (1, 3)
+    assert result.manifest.grid == (5, 2)
+    _assert_manifest_matches(result, [array], lambda c: np.broadcast_to(c[0], (5, 2)))
+    assert result.manifest.n_missing == 5
+
+
+def test_broadcast_adds_new_leading_axes_with_chunk_1(make_virtual: Factory) -> None:
+    array = make_virtual((4, 6), (2, 3), dimension_names=["y", "x"])
+    result = vc.broadcast_to(array, (3, 4, 6))
+    assert result.shape == (3, 4, 6)
+    assert result.chunk_shape == (1, 2, 3)
+    assert result.metadata.dimension_names == (None, "y", "x")
+    _assert_manifest_matches(result, [array], lambda c: np.broadcast_to(c[0], (3, 2, 2)))
+
+
+def test_broadcast_to_the_same_shape_keeps_the_manifest(make_virtual: Factory) -> None:
+    array = make_virtual((4, 6), (2, 3))
+    result = vc.broadcast_to(array, (4, 6))
+    assert result == array
+    assert result.manifest is array.manifest
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "target", "message"),
+    [
+        (
+            (1, 6),
+            (2, 3),
+            (4, 6),
+            (
+                "cannot broadcast shape (1, 6) to (4, 6): axis 0 has chunk length 2, "
+                "and only chunks of length 1 can be repeated"
+            ),
+        ),
+        ((2, 6), (2, 3), (4, 6), "cannot broadcast shape (2, 6) to (4, 6): axis 0 has length 2"),
+        ((2, 6), (2, 3), (2, 7), "cannot broadcast shape (2, 6) to (2, 7): axis 1 has length 6"),
+        ((2, 6), (2, 3), (6,), "cannot broadcast shape (2, 6) to fewer dimensions (6,)"),
+    ],
+)
+def test_broadcast_errors(
+    make_virtual: Factory,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    target: tuple[int, ...],
+    message: str,
+) -> None:
+    with pytest.raises(BroadcastError) as info:
+        vc.broadcast_to(make_virtual(shape, chunks), target)
+    assert str(info.value) == message
+
+
+# ---- squeeze and select_chunks ----------------------------------------------------------
+
+
+def test_squeeze_drops_a_unit_axis_without_copying(make_virtual: Factory) -> None:
+    array = make_virtual((1, 4, 6), (1, 2, 3), dimension_names=["t", "y", "x"], missing=[1])
+    result = vc.squeeze(array, axis=0)
+    assert result.shape == (4, 6)
+    assert result.chunk_shape == (2, 3)
+    assert result.metadata.dimension_names == ("y", "x")
+    assert result.manifest.table is array.manifest.table
+    assert vc.squeeze(array, axis=-3) == result
+    assert vc.expand_dims(result, axis=0, dimension_name="t") == array
+
+
+def test_squeeze_refuses_an_axis_longer_than_1(make_virtual: Factory) -> None:
+    with pytest.raises(ShapeMismatch) as info:
+        vc.squeeze(make_virtual((1, 4, 6), (1, 2, 3)), axis=1)
+    assert str(info.value) == (
+        "cannot squeeze axis 1: it has length 4 and chunk length 2 (both must be 1)"
+    )
+
+
+def test_squeeze_refuses_an_axis_out_of_range(make_virtual: Factory) -> None:
+    with pytest.raises(ShapeMismatch):
+        vc.squeeze(make_virtual((1, 4, 6), (1, 2, 3)), axis=3)
+
+
+def test_squeeze_of_a_0d_array_is_refused(make_virtual: Factory) -> None:
+    with pytest.raises(ShapeMismatch):
+        vc.squeeze(make_virtual((), ()), axis=0)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        (slice(5, None), slice(3, 7)),
+        (slice(0, 5), slice(None)),
+        (slice(-5, None), slice(None, -4)),
+        (slice(5, 5), slice(0, 7)),
+    ],
+)
+def test_select_chunks_agrees_with_numpy_on_the_chunk_grid(
+    make_virtual: Factory, selection: tuple[slice, ...]
+) -> None:
+    array = make_virtual((10, 7), (5, 3), paths=["f0", "f1", "f2"], missing=[4])
+    result = vc.select_chunks(array, selection)
+    assert result.shape == np.empty((10, 7))[selection].shape
+    assert result.chunk_shape == (5, 3)
+
+    def chunk_slice(item: slice, length: int, chunk: int) -> slice:
+        start, stop, _ = item.indices(length)
+        return slice(start // chunk, -(-max(stop, start) // chunk))
+
+    grid_selection = tuple(
+        chunk_slice(item, length, chunk)
+        for item, length, chunk in zip(selection, (10, 7), (5, 3), strict=True)
+    )
+    _assert_manifest_matches(result, [array], lambda c: c[0][grid_selection])
+
+
+def test_select_chunks_of_everything_is_the_array(make_virtual: Factory) -> None:
+    array = make_virtual((10, 7), (5, 3))
+    assert vc.select_chunks(array, [slice(None), slice(0, 100)]) is array
+
+
+@pytest.mark.parametrize(
+    ("selection", "error", "message"),
+    [
+        (
+            [slice(1, 10), slice(None)],
+            PartialChunkError,
+            (
+                "cannot select slice(1, 10, None) along axis 0: virtual arrays can only be cut on "
+                "chunk boundaries (multiples of 5, or the end 10); load the variable to select "
+                "arbitrary elements"
+            ),
+        ),
+        (
+            [slice(None), slice(0, 4)],
+            PartialChunkError,
+            (
+                "cannot select slice(0, 4, None) along axis 1: virtual arrays can only be cut on "
+                "chunk boundaries (multiples of 3, or the end 7); load the variable to select "
+                "arbitrary elements"
+            ),
+        ),
+        (
+            [slice(0, 10, 5), slice(None)],
+            PartialChunkError,
+            (
+                "cannot select slice(0, 10, 5) along axis 0: virtual arrays can only be cut on "
+                "chunk boundaries (multiples of 5, or the end 10); load the variable to select "
+                "arbitrary elements"
+            ),
+        ),
+        ([slice(None)], ShapeMismatch, "selection has 1 slices for a 2-d array"),
+    ],
+)
+def test_select_chunks_refuses_cuts_through_chunks(
+    make_virtual: Factory, selection: list[slice], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        vc.select_chunks(make_virtual((10, 7), (5, 3)), selection)
+    assert str(info.value) == message
+
+
+# ---- rename_paths -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_files(make_virtual: Factory) -> vc.VirtualArray:
+    return make_virtual(
+        (6,), (1,), paths=["/old/a.nc", "/old/b.nc", "/old/a.nc"], missing=[5], chunk_nbytes=8
+    )
+
+
+def test_rename_paths_with_a_callable(two_files: vc.VirtualArray) -> None:
+    snapshot = _snapshot([two_files])
+    renamed = vc.rename_paths(two_files, lambda p: p.replace("/old/", "s3://bucket/"))
+    assert renamed.manifest.dictionary.to_pylist() == ["s3://bucket/a.nc", "s3://bucket/b.nc"]
+    paths, offsets, lengths = _dense(renamed)
+    a_nc, b_nc = "s3://bucket/a.nc", "s3://bucket/b.nc"
+    assert paths.tolist() == [a_nc, b_nc, a_nc, a_nc, b_nc, ""]
+    new = renamed.manifest.table.column("offset").chunk(0)
+    old = two_files.manifest.table.column("offset").chunk(0)
+    assert new.buffers()[1].address == old.buffers()[1].address  # rows untouched
+    np.testing.assert_array_equal(offsets, _dense(two_files)[1])
+    np.testing.assert_array_equal(lengths, _dense(two_files)[2])
+    assert renamed.metadata == two_files.metadata
+    assert [two_files] == snapshot
+
+
+def test_rename_paths_with_a_partial_mapping(two_files: vc.VirtualArray) -> None:
+    renamed = vc.rename_paths(two_files, {"/old/b.nc": "s3://bucket/b.nc"})
+    assert renamed.manifest.dictionary.to_pylist() == ["/old/a.nc", "s3://bucket/b.nc"]
+    assert _dense(renamed)[0][:3].tolist() == ["/old/a.nc", "s3://bucket/b.nc", "/old/a.nc"]
+
+
+def test_rename_paths_many_to_one_deduplicates_the_dictionary(
+    two_files: vc.VirtualArray,
+) -> None:
+    renamed = vc.rename_paths(two_files, lambda _: "s3://bucket/all.nc")
+    assert renamed.manifest.dictionary.to_pylist() == ["s3://bucket/all.nc"]
+    assert _dense(renamed)[0].tolist() == ["s3://bucket/all.nc"] * 5 + [""]
+    assert renamed.manifest.n_missing == 1
+
+
+def test_rename_paths_many_to_one_on_a_chunked_manifest(make_virtual: Factory) -> None:
+    joined = vc.concat(
+        [make_virtual((2,), (1,), paths="/a.nc"), make_virtual((2,), (1,), paths="/b.nc")],
+        axis=0,
+    )
+    renamed = vc.rename_paths(joined, {"/a.nc": "/c.nc", "/b.nc": "/c.nc"})
+    assert renamed.manifest.paths.num_chunks == 2
+    assert renamed.manifest.dictionary.to_pylist() == ["/c.nc"]
+    assert _dense(renamed)[0].tolist() == ["/c.nc"] * 4
+
+
+def test_rename_paths_identity_is_equal(two_files: vc.VirtualArray) -> None:
+    assert vc.rename_paths(two_files, lambda p: p) == two_files
+    assert vc.rename_paths(two_files.manifest, {}) == two_files.manifest
+
+
+@pytest.mark.parametrize("result", ["", None, 3])
+def test_rename_paths_must_give_a_non_empty_string(
+    two_files: vc.VirtualArray, result: object
+) -> None:
+    with pytest.raises(InvalidManifestError) as info:
+        vc.rename_paths(two_files, lambda _: result)  # type: ignore[arg-type,return-value]
+    assert str(info.value) == (
+        f"renaming path '/old/a.nc' gave {result!r}: expected a non-empty string"
+    )
+
+
+def test_rename_paths_on_a_group_renames_arrays_and_sources(make_virtual: Factory) -> None:
+    loaded = vc.LoadedArray.from_numpy(np.arange(3))
+    group = vc.VirtualGroup(
+        arrays={"top": make_virtual((2,), (1,), paths="/old/top.nc"), "time": loaded},
+        groups={
+            "sub": vc.VirtualGroup(
+                arrays={"deep": make_virtual((2,), (1,), paths="/old/deep.nc")},
+                sources={"/old/deep.nc": vc.SourceFingerprint(size=10, etag="e")},
+            )
+        },
+        attributes={"title": "demo"},
+        sources={"/old/top.nc": vc.SourceFingerprint(size=3)},
+    )
+    snapshot = pickle.loads(pickle.dumps(group))
+    renamed = vc.rename_paths(group, lambda p: p.replace("/old/", "s3://b/"))
+    top, deep = renamed["top"], renamed["sub/deep"]
+    assert isinstance(top, vc.VirtualArray)
+    assert isinstance(deep, vc.VirtualArray)
+    assert top.manifest.dictionary.to_pylist() == ["s3://b/top.nc"]
+    assert deep.manifest.dictionary.to_pylist() == ["s3://b/deep.nc"]
+    assert renamed["time"] is loaded
+    assert renamed.sources == {"s3://b/top.nc": vc.SourceFingerprint(size=3)}
+    assert renamed.groups["sub"].sources == {
+        "s3://b/deep.nc": vc.SourceFingerprint(size=10, etag="e")
+    }
+    assert renamed.attributes == {"title": "demo"}
+    assert group == snapshot
+
+
+def test_rename_paths_leaves_loaded_arrays_and_empty_manifests_alone() -> None:
+    loaded = vc.LoadedArray.from_numpy(np.arange(3))
+    assert vc.rename_paths(loaded, str.upper) is loaded
+    empty = vc.ChunkManifest.empty((3,))
+    assert vc.rename_paths(empty, lambda _: "") is empty
+
+
+def test_rename_paths_refuses_other_types() -> None:
+    with pytest.raises(TypeError, match="rename_paths expects a manifest, array or group, got int"):
+        vc.rename_paths(3, str.upper)  # type: ignore[call-overload]

@@ -17,11 +17,13 @@ import attrs
 
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
+from vzcore.group import SourceFingerprint
 
 __all__ = [
     "ByteRangeReader",
     "ObjectStoreRegistry",
     "UnregisteredURLError",
+    "fingerprint",
     "normalize_url",
     "object_size",
 ]
@@ -92,9 +94,35 @@ class ObstoreReader:
 
     def size(self, path: str) -> int:
         """The object's size in bytes (one HEAD request)."""
+        return int(self.head(path)["size"])
+
+    def head(self, path: str) -> dict[str, Any]:
+        """The object's metadata: ``size``, ``last_modified`` (datetime), ``e_tag``."""
         import obstore
 
-        return int(obstore.head(self.store, path)["size"])
+        return dict(obstore.head(self.store, path))
+
+    def local_path(self, path: str) -> str | None:
+        """The filesystem path of ``path`` when the store is a local folder, else None."""
+        from obstore.store import LocalStore
+
+        if isinstance(self.store, LocalStore) and self.store.prefix is not None:
+            return posixpath.join(str(self.store.prefix), path)
+        return None
+
+
+def fingerprint(reader: ByteRangeReader, path: str) -> SourceFingerprint:
+    """What the store says of an object now: size, last-modified time and ETag."""
+    head = getattr(reader, "head", None)
+    if not callable(head):
+        return SourceFingerprint(size=object_size(reader, path))
+    info = head(path)
+    modified = info.get("last_modified")
+    return SourceFingerprint(
+        size=info.get("size"),
+        last_modified=modified.isoformat() if modified is not None else None,
+        etag=info.get("e_tag"),
+    )
 
 
 def object_size(reader: ByteRangeReader, path: str) -> int:

@@ -9,8 +9,10 @@ chunk reads that arrive together are batched: one ranged request per file
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
+import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -74,8 +76,24 @@ def _encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
     return np.ascontiguousarray(part, dtype=little).tobytes()
 
 
+def _xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A CF ``_FillValue`` attribute in the form xarray reads from zarr v3 attributes.
+
+    xarray stores a float ``_FillValue`` of a zarr v3 array as the base64 text of
+    the little-endian double, and reads it back only in that form.
+    """
+    if dtype.kind == "f" and isinstance(value, int | float):
+        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+    if dtype.kind == "c" and isinstance(value, list | tuple) and len(value) == 2:
+        return [base64.standard_b64encode(struct.pack("<d", float(v))).decode() for v in value]
+    return value
+
+
 def _served_metadata(array: AnyArray) -> dict[str, Any]:
     document = array.metadata.to_zarr_v3()
+    attributes = document["attributes"]
+    if "_FillValue" in attributes:
+        attributes["_FillValue"] = _xarray_fill_value(attributes["_FillValue"], array.dtype)
     if isinstance(array, LoadedArray):
         # Loaded values are served uncompressed in little-endian order.
         codec: dict[str, Any] = {"name": "bytes"}

@@ -8,10 +8,18 @@ S3, GCS, Azure, HTTP and in-memory stores work alike.
 from typing import Protocol, runtime_checkable
 
 from vzcore.group import VirtualGroup
+from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.registry import ObjectStoreRegistry
 
-__all__ = ["ManifestParquetParser", "Parser", "read_manifest_parquet"]
+__all__ = [
+    "HDF5FormatError",
+    "HDF5UnsupportedError",
+    "HDFParser",
+    "ManifestParquetParser",
+    "Parser",
+    "read_manifest_parquet",
+]
 
 
 @runtime_checkable

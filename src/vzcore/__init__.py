@@ -35,6 +35,7 @@ from vzcore.errors import (
     UnsupportedCodecError,
     VirtualizationError,
 )
+from vzcore.format_codecs import register_format_codecs
 from vzcore.grid import RegularChunkGrid
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.manifest import ChunkManifest
@@ -43,6 +44,8 @@ from vzcore.parsers.manifest_parquet import read_manifest_parquet
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.store import ChunkFetchError, ManifestStore
 from vzcore.writers.manifest_parquet import write_manifest_parquet
+
+register_format_codecs()
 
 __all__ = [
     "AnyArray",

@@ -99,6 +99,17 @@ def _with_itemsize(codec: CodecSpec, dtype: np.dtype[Any]) -> CodecSpec:
     return normalize_codec(codec)
 
 
+def _is_array_to_bytes(name: str) -> bool:
+    from zarr.abc.codec import ArrayBytesCodec
+    from zarr.errors import UnknownCodecError
+    from zarr.registry import get_codec_class
+
+    try:
+        return issubclass(get_codec_class(name), ArrayBytesCodec)
+    except (UnknownCodecError, KeyError):
+        return False
+
+
 def _to_dimension_names(value: Sequence[str | None] | None) -> DimensionNames:
     return None if value is None else tuple(None if v is None else str(v) for v in value)
 
@@ -174,9 +185,7 @@ class ArrayMetadata:
         given = [
             CodecSpec.from_dict(c) if not isinstance(c, CodecSpec) else c for c in codecs or ()
         ]
-        if not any(
-            c.name in ("bytes", "sharding_indexed") or c.name.startswith("vz.") for c in given
-        ):
+        if not any(_is_array_to_bytes(c.name) for c in given):
             endian = "big" if np_dtype.byteorder == ">" else "little"
             given.insert(0, _bytes_codec(np_dtype, endian))
         return cls(

@@ -21,10 +21,8 @@ Filter = tuple[int, int, Sequence[int], bytes]
 _BLOSC_COMPRESSORS = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
 _BLOSC_SHUFFLE = {0: 0, 1: 1, 2: 2}
 _KNOWN_UNSUPPORTED = {
-    4: "szip",
     5: "nbit",
     6: "scaleoffset",
-    32000: "lzf",
     32004: "lz4",
     32008: "bitshuffle",
     32026: "blosc2",
@@ -62,7 +60,37 @@ def _blosc(values: Sequence[int], itemsize: int) -> dict[str, Any]:
     }
 
 
-_CODECS = {1: _deflate, 2: _shuffle, 3: _fletcher32, 32001: _blosc, 32015: _zstd}
+def _szip(values: Sequence[int], itemsize: int) -> dict[str, Any]:
+    mask, per_block, bits, per_scanline = (int(v) for v in values[:4])
+    return {
+        "name": "vz.szip",
+        "configuration": {
+            "options_mask": mask,
+            "pixels_per_block": per_block,
+            "bits_per_pixel": bits,
+            "pixels_per_scanline": per_scanline,
+        },
+    }
+
+
+def _lzf(values: Sequence[int], itemsize: int) -> dict[str, Any]:
+    return {"name": "vz.lzf"}
+
+
+def _bzip2(values: Sequence[int], itemsize: int) -> dict[str, Any]:
+    return {"name": "numcodecs.bz2", "configuration": {"level": int(values[0]) if values else 9}}
+
+
+_CODECS = {
+    1: _deflate,
+    2: _shuffle,
+    3: _fletcher32,
+    4: _szip,
+    307: _bzip2,
+    32000: _lzf,
+    32001: _blosc,
+    32015: _zstd,
+}
 
 
 def codecs_for_filters(

@@ -108,13 +108,18 @@ def _fill_key(value: np.generic) -> Hashable:
 
 
 def validate_compatible(
-    arrays: Sequence[AnyArray], *, axis: int, operation: str = "concatenate"
+    arrays: Sequence[AnyArray],
+    *,
+    axis: int,
+    operation: str = "concatenate",
+    check_storage: bool = True,
 ) -> None:
     """Check that ``arrays`` can be joined along ``axis``; report every problem at once.
 
     Raises the error class of the first problem found (`ShapeMismatch`,
     `DtypeMismatch`, `ChunkShapeMismatch`, `CodecMismatch`, `FillValueMismatch`,
     `DimensionNameMismatch`, `PartialChunkError`) with all problems in its message.
+    ``check_storage=False`` checks only what in-memory values need (shapes, dtype).
 
     >>> a = VirtualArray(ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="i4"),
     ...                  ChunkManifest.empty((2,)))
@@ -149,14 +154,15 @@ def validate_compatible(
         other_axes = [tuple(s for i, s in enumerate(m.shape) if i != axis) for m in metas]
         check(ShapeMismatch, other_axes, f"shape along axes other than {axis}")
         check(DtypeMismatch, [m.dtype for m in metas], "dtype", key=str)
-        check(ChunkShapeMismatch, [m.chunk_shape for m in metas], "chunk shape")
-        check(CodecMismatch, [m.codecs for m in metas], "codecs")
-        if len({m.dtype for m in metas}) == 1:
-            check(FillValueMismatch, [m.fill_value for m in metas], "fill value", key=_fill_key)
+        if check_storage:
+            check(ChunkShapeMismatch, [m.chunk_shape for m in metas], "chunk shape")
+            check(CodecMismatch, [m.codecs for m in metas], "codecs")
+            if len({m.dtype for m in metas}) == 1:
+                check(FillValueMismatch, [m.fill_value for m in metas], "fill value", key=_fill_key)
         named = [m.dimension_names for m in metas]
         if all(n is not None for n in named):
             check(DimensionNameMismatch, named, "dimension names")
-        if not problems:
+        if not problems and check_storage:
             problems.extend(_partial_chunk_problems(metas, axis))
     if problems:
         messages = [m for _, m in problems]
@@ -233,21 +239,7 @@ def _concat(arrays: Sequence[AnyArray], *, axis: int, operation: str) -> AnyArra
 
 def _concat_loaded(arrays: Sequence[LoadedArray], axis: int, operation: str) -> LoadedArray:
     # In-memory values have no stored chunks: only dtype and the other axes must agree.
-    problems = _differences([a.ndim for a in arrays], "ndim")
-    if not problems:
-        ndim = arrays[0].ndim
-        if not -ndim <= axis < ndim:
-            raise ShapeMismatch(
-                f"cannot {operation}: axis {axis} is out of range for {ndim}-d arrays"
-            )
-        axis %= ndim
-        others = [tuple(s for i, s in enumerate(a.shape) if i != axis) for a in arrays]
-        problems = _differences(others, f"shape along axes other than {axis}")
-    if problems:
-        raise ShapeMismatch(f"cannot {operation}: " + "; ".join(problems), problems=problems)
-    dtypes = _differences([a.dtype for a in arrays], "dtype", key=str)
-    if dtypes:
-        raise DtypeMismatch(f"cannot {operation}: " + "; ".join(dtypes), problems=dtypes)
+    validate_compatible(arrays, axis=axis, operation=operation, check_storage=False)
     data = np.concatenate([a.data for a in arrays], axis=axis)
     chunks = tuple(max(s, 1) for s in data.shape)
     return LoadedArray(arrays[0].metadata.evolve(shape=data.shape, chunk_grid=chunks), data)

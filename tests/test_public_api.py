@@ -35,6 +35,7 @@ EXPECTED = {
     "read_manifest_parquet",
     "write_manifest_parquet",
     "select_chunks",
+    "read_array",
     "squeeze",
     "ManifestStore",
     "ObjectStoreRegistry",

@@ -41,6 +41,7 @@ from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.manifest_parquet import read_manifest_parquet
+from vzcore.read import read_array
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.store import ChunkFetchError, ManifestStore
 from vzcore.writers.manifest_parquet import write_manifest_parquet
@@ -78,6 +79,7 @@ __all__ = [
     "broadcast_to",
     "concat",
     "expand_dims",
+    "read_array",
     "read_manifest_parquet",
     "rename_paths",
     "select_chunks",

@@ -6,6 +6,7 @@ on disk lives where zarr v3 puts it, in the ``bytes`` codec.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -27,6 +28,7 @@ __all__ = ["ArrayMetadata"]
 DimensionNames = tuple[str | None, ...] | None
 
 
+@functools.lru_cache(maxsize=256)
 def _zdtype(dtype: np.dtype[Any]) -> ZDType[Any, Any]:
     from zarr.core.dtype import parse_data_type
 

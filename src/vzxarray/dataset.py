@@ -10,6 +10,7 @@ import xarray as xr
 
 import vzcore as vc
 from vzcore._frozen import thaw_json
+from vzcore.read import read_array
 from vzxarray.manifest_array import ManifestArray
 
 __all__ = ["dataset_from_group", "default_loadable_variables", "group_from_dataset"]
@@ -98,15 +99,21 @@ def _load(
     registry: vc.ObjectStoreRegistry | None,
     decode_times: bool | None,
 ) -> xr.Dataset:
+    """Read variables into memory and CF-decode them as `xr.open_dataset` would."""
     if not names:
         return xr.Dataset()
-    subset = group.evolve(arrays={n: group.arrays[n] for n in names})
-    store = vc.ManifestStore(subset, registry=registry)
-    with xr.open_zarr(
-        store, consolidated=False, chunks=None, zarr_format=3, decode_times=decode_times
-    ) as opened:
-        loaded: xr.Dataset = opened.load()
-    return loaded
+    raw = {
+        name: xr.Variable(
+            _dims(name, group.arrays[name]),
+            read_array(group.arrays[name], registry),
+            thaw_json(group.arrays[name].metadata.attributes),
+        )
+        for name in names
+    }
+    decoded: xr.Dataset = xr.decode_cf(
+        xr.Dataset(raw), decode_times=True if decode_times is None else decode_times
+    )
+    return decoded
 
 
 def group_from_dataset(dataset: xr.Dataset) -> vc.VirtualGroup:

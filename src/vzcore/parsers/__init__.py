@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 from vzcore.group import VirtualGroup
 from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
+from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "HDF5UnsupportedError",
     "HDFParser",
     "ManifestParquetParser",
+    "NetCDF3FormatError",
+    "NetCDF3Parser",
     "Parser",
     "read_manifest_parquet",
 ]

@@ -12,7 +12,7 @@ from vzcore.errors import InvalidManifestError, InvalidMetadataError
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 
-__all__ = ["AnyArray", "LoadedArray", "VirtualArray"]
+__all__ = ["AnyArray", "LoadedArray", "VirtualArray", "encode_chunk"]
 
 
 @attrs.frozen
@@ -131,3 +131,19 @@ class LoadedArray:
 
 
 AnyArray = VirtualArray | LoadedArray
+
+
+def encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
+    """One chunk of a loaded array as stored bytes: little-endian, edges padded with fill."""
+    chunk_shape = array.metadata.chunk_shape
+    selection = tuple(
+        slice(c * n, min((c + 1) * n, s))
+        for c, n, s in zip(coords, chunk_shape, array.shape, strict=True)
+    )
+    little = array.dtype.newbyteorder("<")
+    part = array.data[selection]
+    if part.shape != chunk_shape:
+        padded = np.full(chunk_shape, array.metadata.fill_value, dtype=little)
+        padded[tuple(slice(0, n) for n in part.shape)] = part
+        part = padded
+    return np.ascontiguousarray(part, dtype=little).tobytes()

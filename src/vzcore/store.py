@@ -29,7 +29,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from vzcore._frozen import thaw_json
-from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, UnregisteredURLError
@@ -58,22 +58,6 @@ class _VirtualServed:
 @attrs.frozen
 class _LoadedServed:
     array: LoadedArray
-
-
-def _encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
-    """The chunk's bytes under the plain little-endian ``bytes`` codec, edge padded."""
-    chunk_shape = array.metadata.chunk_shape
-    selection = tuple(
-        slice(c * n, min((c + 1) * n, s))
-        for c, n, s in zip(coords, chunk_shape, array.shape, strict=True)
-    )
-    little = array.dtype.newbyteorder("<")
-    part = array.data[selection]
-    if part.shape != chunk_shape:
-        padded = np.full(chunk_shape, array.metadata.fill_value, dtype=little)
-        padded[tuple(slice(0, n) for n in part.shape)] = part
-        part = padded
-    return np.ascontiguousarray(part, dtype=little).tobytes()
 
 
 def _xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -255,7 +239,7 @@ class ManifestStore(Store):
             return None
         served, coords = located
         if isinstance(served, _LoadedServed):
-            data = _encode_chunk(served.array, coords)
+            data = encode_chunk(served.array, coords)
             return prototype.buffer.from_bytes(_slice_bytes(data, byte_range))
         row = int(np.ravel_multi_index(coords, served.array.manifest.grid)) if coords else 0
         index = int(served.indices[row])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable
 from pathlib import Path
+from typing import Any, Literal
 
 import xarray as xr
 
 import vzcore as vc
 from vzcore.algebra import PathRenamer
+from vzcore.writers import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
 from vzxarray.dataset import group_from_dataset
 from vzxarray.manifest_array import ManifestArray
 
@@ -50,6 +52,25 @@ class VirtualDatasetAccessor:
         """Save in vz's native manifest parquet layout (a directory)."""
         return vc.write_manifest_parquet(self.to_virtual_group(), path)
 
+    def to_kerchunk(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        format: KerchunkFormat = "dict",
+        record_size: int = 100_000,
+        inline_threshold: int = 0,
+        registry: vc.ObjectStoreRegistry | None = None,
+    ) -> dict[str, Any] | Path:
+        """Kerchunk references: a dict (``format="dict"`` or no path), JSON or parquet."""
+        return to_kerchunk(
+            self.to_virtual_group(),
+            path,
+            format=format,
+            record_size=record_size,
+            inline_threshold=inline_threshold,
+            registry=registry,
+        )
+
 
 @xr.register_datatree_accessor("vz")  # type: ignore[no-untyped-call]
 class VirtualDataTreeAccessor:
@@ -71,6 +92,57 @@ class VirtualDataTreeAccessor:
 
     def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
         return vc.write_manifest_parquet(self.to_virtual_group(), path)
+
+    def to_kerchunk(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        format: KerchunkFormat = "dict",
+        record_size: int = 100_000,
+        inline_threshold: int = 0,
+        registry: vc.ObjectStoreRegistry | None = None,
+    ) -> dict[str, Any] | Path:
+        """Kerchunk references of the whole tree (groups nest)."""
+        return to_kerchunk(
+            self.to_virtual_group(),
+            path,
+            format=format,
+            record_size=record_size,
+            inline_threshold=inline_threshold,
+            registry=registry,
+        )
+
+
+KerchunkFormat = Literal["dict", "json", "parquet"]
+
+
+def to_kerchunk(
+    group: vc.VirtualGroup,
+    path: str | os.PathLike[str] | None,
+    *,
+    format: KerchunkFormat,
+    record_size: int,
+    inline_threshold: int,
+    registry: vc.ObjectStoreRegistry | None,
+) -> dict[str, Any] | Path:
+    """Dispatch to the Kerchunk writer of ``format``."""
+    if format == "dict" or path is None:
+        if format != "dict":
+            raise vc.VirtualizationError(f"format={format!r} needs a path to write to")
+        return kerchunk_refs(group, inline_threshold=inline_threshold, registry=registry)
+    if format == "json":
+        return write_kerchunk_json(
+            group, path, inline_threshold=inline_threshold, registry=registry
+        )
+    if format == "parquet":
+        return write_kerchunk_parquet(
+            group,
+            path,
+            record_size=record_size,
+            inline_threshold=inline_threshold,
+            registry=registry,
+        )
+    raise vc.VirtualizationError(f"unknown Kerchunk format {format!r}: use dict, json or parquet")
 
 
 def _group_of_node(node: xr.DataTree) -> vc.VirtualGroup:

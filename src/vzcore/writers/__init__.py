@@ -1,5 +1,11 @@
 """Writers: each saves a `VirtualGroup` (or one array) in a storage format."""
 
+from vzcore.writers.kerchunk import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
 from vzcore.writers.manifest_parquet import write_manifest_parquet
 
-__all__ = ["write_manifest_parquet"]
+__all__ = [
+    "kerchunk_refs",
+    "write_kerchunk_json",
+    "write_kerchunk_parquet",
+    "write_manifest_parquet",
+]

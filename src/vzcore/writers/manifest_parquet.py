@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, array_to_table, group_document
+from vzcore.writers._atomic import replace_path
 
 __all__ = ["write_manifest_parquet"]
 
@@ -47,7 +48,7 @@ def write_manifest_parquet(x: AnyArray | VirtualGroup, path: str | os.PathLike[s
             _write_array(x, built)
         else:
             raise TypeError(f"expected an array or a VirtualGroup, got {type(x).__name__}")
-        _replace(built, target)
+        replace_path(built, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -81,17 +82,3 @@ def _write_group(group: VirtualGroup, directory: Path) -> None:
         _write_array(array, directory / f"{name}.parquet")
     for name, subgroup in group.groups.items():
         _write_group(subgroup, directory / name)
-
-
-def _replace(built: Path, target: Path) -> None:
-    if not target.exists():
-        built.rename(target)
-        return
-    # Move the old output aside first, so a crash between the renames loses nothing.
-    old = built.with_name("old")
-    target.rename(old)
-    built.rename(target)
-    if old.is_dir():
-        shutil.rmtree(old)
-    else:
-        old.unlink()

@@ -1,0 +1,385 @@
+"""Kerchunk references (version 1): an in-memory dict, JSON, and fsspec's parquet layout.
+
+Zarr v2 metadata sits under ``.zgroup``, ``.zattrs``, ``<array>/.zarray`` and
+``<array>/.zattrs`` (``_ARRAY_DIMENSIONS`` for xarray); chunk ``<array>/i.j.k`` is
+``[url, offset, length]``, or inline data (``base64:...``) for loaded arrays and
+chunks under ``inline_threshold``; missing chunks are left out.
+
+JSON and parquet are built column-wise with Arrow (keys, URLs and numbers are
+formatted as string columns, never one Python object per reference) and written
+atomically: to a temporary sibling, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vzcore._frozen import JSON, thaw_json
+from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.registry import ObjectStoreRegistry
+from vzcore.writers._atomic import replace_path
+
+__all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
+
+_BATCH_ROWS = 1 << 20
+
+
+# ---- metadata -------------------------------------------------------------------------
+
+
+def _v2_documents(array: AnyArray) -> tuple[dict[str, JSON], dict[str, JSON]]:
+    """``.zarray`` and ``.zattrs`` with xarray's CF conventions for zarr v2."""
+    metadata = array.metadata
+    if isinstance(array, LoadedArray):
+        # In-memory values are inlined uncompressed, little-endian.
+        codec: dict[str, Any] = {"name": "bytes"}
+        if array.dtype.itemsize > 1:
+            codec["configuration"] = {"endian": "little"}
+        metadata = metadata.evolve(codecs=[codec])
+    zarray, zattrs = metadata.to_zarr_v2()
+    # xarray masks zarr v2 data with the array's fill_value, so the CF _FillValue
+    # becomes it (missing chunks then read as masked, as in netCDF); without one,
+    # nothing must be masked, so there is no fill_value.
+    if "_FillValue" in zattrs:
+        cf_fill = zattrs.pop("_FillValue")
+        zarray["fill_value"] = metadata.evolve(fill_value=cf_fill).to_zarr_v2()[0]["fill_value"]
+    else:
+        zarray["fill_value"] = None
+    return zarray, zattrs
+
+
+def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
+    entries: dict[str, JSON] = {}
+    for path, node in group.walk_groups():
+        prefix = f"{path}/" if path else ""
+        entries[f"{prefix}.zgroup"] = {"zarr_format": 2}
+        entries[f"{prefix}.zattrs"] = thaw_json(node.attributes)
+    for path, array in group.walk_arrays():
+        zarray, zattrs = _v2_documents(array)
+        entries[f"{path}/.zarray"] = zarray
+        entries[f"{path}/.zattrs"] = zattrs
+    return entries
+
+
+# ---- chunk keys and inline data ---------------------------------------------------------
+
+
+def _chunk_keys(grid: tuple[int, ...], rows: npt.NDArray[np.int64]) -> pa.Array:
+    """``"i.j.k"`` for each row of a C-ordered grid, built as Arrow string columns."""
+    if not grid:
+        return pa.array(["0"] * len(rows), pa.large_string())
+    coords = np.unravel_index(rows, grid)
+    parts = [pc.cast(pa.array(c), pa.large_string()) for c in coords]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, _text("."))
+
+
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, pa.large_string())
+
+
+def _loaded_chunks(array: LoadedArray) -> Iterator[tuple[str, bytes]]:
+    grid = array.metadata.grid_shape
+    for coords in np.ndindex(*grid):
+        key = ".".join(map(str, coords)) if grid else "0"
+        yield key, encode_chunk(array, coords)
+
+
+def _inline_text(data: bytes) -> str:
+    return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def _small_chunk_rows(array: VirtualArray, threshold: int) -> npt.NDArray[np.int64]:
+    indices, _, lengths = array.manifest.to_numpy_columns()
+    return np.flatnonzero((indices >= 0) & (lengths <= threshold))
+
+
+def _fetch_rows(
+    array: VirtualArray, rows: npt.NDArray[np.int64], registry: ObjectStoreRegistry
+) -> list[bytes]:
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    urls = array.manifest.dictionary.to_pylist()
+    result: list[bytes] = [b""] * len(rows)
+    for index in np.unique(indices[rows]).tolist():
+        positions = np.flatnonzero(indices[rows] == index)
+        reader, path = registry.resolve(urls[index])
+        starts = offsets[rows[positions]].astype(np.int64)
+        ends = starts + lengths[rows[positions]].astype(np.int64)
+        buffers = reader.get_ranges(path, starts=starts.tolist(), ends=ends.tolist())
+        for position, buffer in zip(positions.tolist(), buffers, strict=True):
+            result[position] = bytes(buffer)
+    return result
+
+
+def _check_inline(inline_threshold: int, registry: ObjectStoreRegistry | None) -> None:
+    if inline_threshold > 0 and registry is None:
+        raise VirtualizationError("inline_threshold > 0 needs registry= to read the small chunks")
+
+
+# ---- dict ---------------------------------------------------------------------------------
+
+
+def kerchunk_refs(
+    group: VirtualGroup,
+    *,
+    inline_threshold: int = 0,
+    registry: ObjectStoreRegistry | None = None,
+) -> dict[str, Any]:
+    """Version 1 Kerchunk references as a Python dict (metadata values as JSON text).
+
+    >>> import vzcore as vc
+    >>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a.nc", "offset": 8, "length": 16}})
+    >>> a = vc.VirtualArray(vc.ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="f4",
+    ...                                      dimension_names=("x",)), m)
+    >>> kerchunk_refs(vc.VirtualGroup(arrays={"v": a}))["refs"]["v/0"]
+    ['file:///a.nc', 8, 16]
+    """
+    _check_inline(inline_threshold, registry)
+    refs: dict[str, Any] = {k: json.dumps(v) for k, v in _metadata_entries(group).items()}
+    for path, array in group.walk_arrays():
+        if isinstance(array, VirtualArray):
+            indices, offsets, lengths = array.manifest.to_numpy_columns()
+            rows = np.flatnonzero(indices >= 0)
+            keys = _chunk_keys(array.manifest.grid, rows).to_pylist()
+            urls = array.manifest.dictionary.to_pylist()
+            triples = zip(
+                indices[rows].tolist(), offsets[rows].tolist(), lengths[rows].tolist(), strict=True
+            )
+            refs.update(
+                (f"{path}/{key}", [urls[i], o, n])
+                for key, (i, o, n) in zip(keys, triples, strict=True)
+            )
+        for key, text in _inline_entries(array, inline_threshold, registry).items():
+            refs[f"{path}/{key}"] = text
+    return {"version": 1, "refs": refs}
+
+
+# ---- JSON ---------------------------------------------------------------------------------
+
+
+def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[bytes]:
+    """``"key":["url",offset,length],`` texts of the array's references, in batches."""
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    escaped = pa.array(
+        [json.dumps(u) for u in array.manifest.dictionary.to_pylist()], pa.large_string()
+    )
+    present = np.flatnonzero(indices >= 0)
+    if skip:
+        present = present[~np.isin(present, np.fromiter(skip, np.int64, len(skip)))]
+    for start in range(0, len(present), _BATCH_ROWS):
+        rows = present[start : start + _BATCH_ROWS]
+        keys = _chunk_keys(array.manifest.grid, rows)
+        urls = pc.take(escaped, pa.array(indices[rows]))
+        text = pc.binary_join_element_wise(
+            _text(f'"{path}/'),
+            keys,
+            _text('":['),
+            urls,
+            _text(","),
+            pc.cast(pa.array(offsets[rows]), pa.large_string()),
+            _text(","),
+            pc.cast(pa.array(lengths[rows]), pa.large_string()),
+            _text("],"),
+            _text(""),
+        )
+        yield _concatenated(text)
+
+
+def _concatenated(strings: pa.Array) -> bytes:
+    """All strings of a (large_)string array back to back, straight from its data buffer."""
+    strings = strings.cast(pa.large_string())
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[
+        strings.offset : strings.offset + len(strings) + 1
+    ]
+    data = strings.buffers()[2]
+    if data is None or len(strings) == 0:
+        return b""
+    text: bytes = data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
+    return text
+
+
+def write_kerchunk_json(
+    group: VirtualGroup,
+    path: str | os.PathLike[str],
+    *,
+    inline_threshold: int = 0,
+    registry: ObjectStoreRegistry | None = None,
+) -> Path:
+    """Write version 1 Kerchunk JSON references at ``path`` (atomically)."""
+    _check_inline(inline_threshold, registry)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(b'{"version":1,"refs":{')
+            first = True
+            for key, value in _metadata_entries(group).items():
+                out.write((b"" if first else b",") + _json_pair(key, json.dumps(value)))
+                first = False
+            for array_path, array in group.walk_arrays():
+                inline = _inline_entries(array, inline_threshold, registry)
+                for key, text in inline.items():
+                    out.write(b"," + _json_pair(f"{array_path}/{key}", text))
+                if isinstance(array, VirtualArray):
+                    skip = (
+                        {int(r) for r in _small_chunk_rows(array, inline_threshold)}
+                        if inline
+                        else set()
+                    )
+                    for batch in _json_entries(array_path, array, skip):
+                        out.write(b"," + batch[:-1])
+            out.write(b"}}")
+        Path(temporary).replace(target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _json_pair(key: str, value: str) -> bytes:
+    return f"{json.dumps(key)}:{json.dumps(value)}".encode()
+
+
+def _inline_entries(
+    array: AnyArray, inline_threshold: int, registry: ObjectStoreRegistry | None
+) -> dict[str, str]:
+    """Chunk key -> inline text for a loaded array, or a virtual array's small chunks."""
+    if isinstance(array, LoadedArray):
+        return {key: _inline_text(data) for key, data in _loaded_chunks(array)}
+    if not inline_threshold:
+        return {}
+    rows = _small_chunk_rows(array, inline_threshold)
+    if not len(rows):
+        return {}
+    assert registry is not None
+    keys = _chunk_keys(array.manifest.grid, rows).to_pylist()
+    return {
+        k: _inline_text(d) for k, d in zip(keys, _fetch_rows(array, rows, registry), strict=True)
+    }
+
+
+# ---- parquet ------------------------------------------------------------------------------
+
+_PARQUET_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("offset", pa.int64()),
+        pa.field("size", pa.int64()),
+        pa.field("raw", pa.binary()),
+    ]
+)
+
+
+def write_kerchunk_parquet(
+    group: VirtualGroup,
+    path: str | os.PathLike[str],
+    *,
+    record_size: int = 100_000,
+    inline_threshold: int = 0,
+    registry: ObjectStoreRegistry | None = None,
+) -> Path:
+    """Write references in fsspec's parquet layout (`LazyReferenceMapper`), atomically.
+
+    ``<path>/.zmetadata`` holds every ``.z*`` document and ``record_size``; each
+    array has ``<path>/<array>/refs.K.parq`` files of exactly ``record_size`` rows
+    (chunk n in file n // record_size, row n % record_size; padding rows and
+    missing chunks have null ``path`` and ``raw``).
+    """
+    if record_size < 1:
+        raise VirtualizationError(f"record_size must be positive, got {record_size}")
+    _check_inline(inline_threshold, registry)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        built = staging / "refs"
+        built.mkdir()
+        zmetadata = {"metadata": _metadata_entries(group), "record_size": record_size}
+        (built / ".zmetadata").write_text(json.dumps(zmetadata))
+        for array_path, array in group.walk_arrays():
+            table = _array_table(array, inline_threshold, registry)
+            _write_records(table, built / array_path, record_size)
+        replace_path(built, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _array_table(
+    array: AnyArray, inline_threshold: int, registry: ObjectStoreRegistry | None
+) -> pa.Table:
+    """One row per chunk in C order: path, offset, size, raw."""
+    if isinstance(array, LoadedArray):
+        raws = [data for _, data in _loaded_chunks(array)]
+        count = len(raws)
+        return pa.Table.from_arrays(
+            [
+                pa.DictionaryArray.from_arrays(
+                    pa.nulls(count, pa.int32()), pa.array([], pa.string())
+                ),
+                pa.array(np.zeros(count, np.int64)),
+                pa.array(np.zeros(count, np.int64)),
+                pa.array(raws, pa.binary()),
+            ],
+            schema=_PARQUET_SCHEMA,
+        )
+    manifest = array.manifest
+    path = manifest.paths
+    offsets = manifest.table.column("offset").cast(pa.int64())
+    sizes = manifest.table.column("length").cast(pa.int64())
+    raw: pa.ChunkedArray | pa.Array = pa.nulls(manifest.n_chunks, pa.binary())
+    rows = _small_chunk_rows(array, inline_threshold) if inline_threshold else np.zeros(0, np.int64)
+    if len(rows):
+        assert registry is not None
+        data = np.full(manifest.n_chunks, None, dtype=object)
+        data[rows] = _fetch_rows(array, rows, registry)
+        raw = pa.array(data, pa.binary())
+        mask = np.zeros(manifest.n_chunks, dtype=bool)
+        mask[rows] = True
+        path = pc.if_else(pa.array(mask), pa.scalar(None, path.type), path)
+    return pa.Table.from_arrays([path, offsets, sizes, raw], schema=_PARQUET_SCHEMA)
+
+
+def _write_records(table: pa.Table, folder: Path, record_size: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    n_files = max(math.ceil(table.num_rows / record_size), 1)
+    padding = n_files * record_size - table.num_rows
+    if padding:
+        table = pa.concat_tables([table, _padding(padding)]).combine_chunks()
+    for k in range(n_files):
+        pq.write_table(
+            table.slice(k * record_size, record_size),
+            folder / f"refs.{k}.parq",
+            compression="zstd",
+            write_statistics=False,
+        )
+
+
+def _padding(count: int) -> pa.Table:
+    return pa.Table.from_arrays(
+        [
+            pa.DictionaryArray.from_arrays(pa.nulls(count, pa.int32()), pa.array([], pa.string())),
+            pa.array(np.zeros(count, np.int64)),
+            pa.array(np.zeros(count, np.int64)),
+            pa.nulls(count, pa.binary()),
+        ],
+        schema=_PARQUET_SCHEMA,
+    )

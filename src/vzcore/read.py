@@ -8,18 +8,20 @@ through zarr and a `ManifestStore`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.errors import UnsupportedCodecError
+from vzcore.errors import UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.store import ChunkFetchError
 
-__all__ = ["read_array"]
+__all__ = ["decode_chunks", "read_array"]
 
 
 def read_array(array: AnyArray, registry: ObjectStoreRegistry | None = None) -> npt.NDArray[Any]:
@@ -36,22 +38,59 @@ def read_array(array: AnyArray, registry: ObjectStoreRegistry | None = None) -> 
         return array.data
     registry = registry if registry is not None else ObjectStoreRegistry()
     try:
-        decode = _numcodecs_decoder(array)
+        decode = _numcodecs_decoder(array.metadata)
     except UnsupportedCodecError:
         return _read_with_zarr(array, registry)
     return _read_chunks(array, registry, decode)
 
 
-def _numcodecs_decoder(array: VirtualArray) -> Any:
+def decode_chunks(
+    metadata: ArrayMetadata, chunks: Mapping[tuple[int, ...], bytes]
+) -> npt.NDArray[Any]:
+    """An array's values from its encoded chunks (absent chunks hold the fill value)."""
+    try:
+        decode = _numcodecs_decoder(metadata)
+    except UnsupportedCodecError:
+        return _decode_with_zarr(metadata, chunks)
+    out = np.full(metadata.shape, metadata.fill_value, dtype=metadata.dtype)
+    grid = metadata.grid_shape
+    for coords, data in chunks.items():
+        if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
+            raise VirtualizationError(f"chunk {coords} lies outside the grid {grid}")
+        row = int(np.ravel_multi_index(coords, grid)) if grid else 0
+        _place(out, decode(data), row, metadata.chunk_shape, grid)
+    return out
+
+
+def _decode_with_zarr(
+    metadata: ArrayMetadata, chunks: Mapping[tuple[int, ...], bytes]
+) -> npt.NDArray[Any]:
+    import json
+
+    import zarr
+    from zarr.core.buffer import Buffer, cpu
+
+    contents: dict[str, Buffer] = {
+        "zarr.json": cpu.Buffer.from_bytes(json.dumps(metadata.to_zarr_v3()).encode())
+    }
+    for coords, data in chunks.items():
+        key = "/".join(["c", *map(str, coords)])
+        contents[key] = cpu.Buffer.from_bytes(data)
+    store = zarr.storage.MemoryStore(contents)
+    values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, mode="r")[...])
+    return values
+
+
+def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
     import numcodecs
 
-    zarray, _ = array.metadata.to_zarr_v2()
+    zarray, _ = metadata.to_zarr_v2()
     if zarray["order"] != "C":
         raise UnsupportedCodecError("Fortran-ordered chunks are read through zarr")
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
     pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
     stored = np.dtype(zarray["dtype"])
-    shape = array.metadata.chunk_shape
+    shape = metadata.chunk_shape
 
     def decode(raw: bytes | memoryview) -> npt.NDArray[Any]:
         data: Any = raw

@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from vzcore.group import VirtualGroup
 from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
+from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
 from vzcore.registry import ObjectStoreRegistry
@@ -17,6 +18,9 @@ __all__ = [
     "HDF5FormatError",
     "HDF5UnsupportedError",
     "HDFParser",
+    "KerchunkFormatError",
+    "KerchunkJSONParser",
+    "KerchunkParquetParser",
     "ManifestParquetParser",
     "NetCDF3FormatError",
     "NetCDF3Parser",

@@ -1,0 +1,487 @@
+"""Parsers for existing Kerchunk references: JSON (version 0 and 1) and fsspec's parquet layout.
+
+Both produce the `VirtualGroup` the references describe: zarr v2 metadata becomes
+`ArrayMetadata`, ``[url, offset, length]`` entries become manifest rows, ``[url]``
+whole-file entries get the file's size from the store, and arrays whose chunks are
+all inline data become `LoadedArray` values.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import itertools
+import json
+import math
+import operator
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata
+from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, object_size
+
+__all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
+
+_TEMPLATE = re.compile(r"{{\s*([^{}]+?)\s*}}")
+
+
+class KerchunkFormatError(VirtualizationError):
+    """Kerchunk references that are malformed or inconsistent."""
+
+
+# ---- shared: metadata, URLs, inline data ------------------------------------------------
+
+
+def _as_document(value: Any, key: str, where: str) -> dict[str, Any]:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            raise KerchunkFormatError(f"{where}: {key} is not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise KerchunkFormatError(
+            f"{where}: {key} must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def _array_metadata(zarray: dict[str, Any], zattrs: dict[str, Any], where: str) -> ArrayMetadata:
+    attributes = dict(zattrs)
+    # xarray reads a zarr v2 fill_value as the CF _FillValue: keep that meaning.
+    if zarray.get("fill_value") is not None and "_FillValue" not in attributes:
+        attributes["_FillValue"] = zarray["fill_value"]
+    try:
+        metadata = ArrayMetadata.from_zarr_v2(zarray, attributes)
+    except VirtualizationError as err:
+        raise KerchunkFormatError(f"{where}: {err}") from err
+    if "_FillValue" in metadata.attributes:
+        cf_fill = metadata.fill_value.item() if metadata.dtype.kind in "iufcb" else None
+        if cf_fill is not None and isinstance(attributes["_FillValue"], str):
+            metadata = metadata.evolve(attributes={**metadata.attributes, "_FillValue": cf_fill})
+    return metadata
+
+
+def _resolve_url(url: str, base: str) -> str:
+    """Absolute URL of a reference (relative ones are relative to the references file)."""
+    if "://" in url or url.startswith("/"):
+        return url
+    return posixpath.join(posixpath.dirname(base), url)
+
+
+def _inline_bytes(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if value.startswith("base64:"):
+        return base64.b64decode(value[len("base64:") :])
+    return value.encode()
+
+
+def _decode_inline(metadata: ArrayMetadata, chunks: Mapping[tuple[int, ...], bytes]) -> LoadedArray:
+    """Values of an array whose chunks are all inline bytes (decoded with numcodecs)."""
+    from vzcore.read import decode_chunks
+
+    values = decode_chunks(metadata, chunks)
+    return LoadedArray(metadata, values)
+
+
+def _whole_file_lengths(
+    urls: list[str], registry: ObjectStoreRegistry, where: str
+) -> dict[str, int]:
+    sizes = {}
+    for url in urls:
+        reader, path = registry.resolve(url)
+        try:
+            sizes[url] = object_size(reader, path)
+        except (OSError, VirtualizationError) as err:
+            raise KerchunkFormatError(
+                f"{where}: cannot size the referenced file {url!r}: {err}"
+            ) from err
+    return sizes
+
+
+def _read(reader: ByteRangeReader, path: str, url: str) -> bytes:
+    try:
+        return bytes(reader.get(path))
+    except (OSError, VirtualizationError) as err:
+        raise KerchunkFormatError(f"{url}: cannot read: {err}") from err
+
+
+# ---- JSON -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KerchunkJSONParser:
+    """Parser for Kerchunk JSON references (version 0 and 1, templates, ``gen``)."""
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        reader, path = registry.resolve(url)
+        try:
+            document = json.loads(_read(reader, path, url))
+        except ValueError as err:
+            raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
+        refs = _references(document, url)
+        return _group_from_refs(refs, registry, url)
+
+
+def _references(document: Any, where: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise KerchunkFormatError(f"{where}: references must be a JSON object")
+    if "version" not in document:
+        return document  # version 0: the refs themselves
+    if document["version"] != 1:
+        raise KerchunkFormatError(
+            f"{where}: unsupported references version {document['version']!r}"
+        )
+    refs = document.get("refs", {})
+    if not isinstance(refs, dict):
+        raise KerchunkFormatError(f"{where}: 'refs' must be a JSON object")
+    templates = document.get("templates") or {}
+    refs = dict(refs)
+    for generator in document.get("gen") or []:
+        refs.update(_expand_generator(generator, where))
+    if templates:
+        refs = {k: _apply_templates(v, templates) for k, v in refs.items()}
+    return refs
+
+
+def _apply_templates(value: Any, templates: Mapping[str, str]) -> Any:
+    if isinstance(value, list) and value and isinstance(value[0], str) and "{{" in value[0]:
+        url = _TEMPLATE.sub(lambda m: str(templates.get(m.group(1), m.group(0))), value[0])
+        return [url, *value[1:]]
+    return value
+
+
+_OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+
+
+def _evaluate(expression: str, names: Mapping[str, int]) -> Any:
+    """Integer arithmetic on template variables (``i * 1000 + 8``), nothing else."""
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | str):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        raise KerchunkFormatError(f"unsupported template expression {expression!r}")
+
+    return walk(ast.parse(expression, mode="eval"))
+
+
+def _render(template: Any, names: Mapping[str, int]) -> Any:
+    if not isinstance(template, str):
+        return template
+    whole = _TEMPLATE.fullmatch(template.strip())
+    if whole:
+        return _evaluate(whole.group(1), names)
+    return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1), names)), template)
+
+
+def _expand_generator(generator: Any, where: str) -> dict[str, Any]:
+    if not isinstance(generator, dict) or not {"key", "url", "dimensions"} <= set(generator):
+        raise KerchunkFormatError(f"{where}: a 'gen' entry needs 'key', 'url' and 'dimensions'")
+    axes = []
+    for name, spec in generator["dimensions"].items():
+        if isinstance(spec, dict):
+            values = list(
+                range(int(spec.get("start", 0)), int(spec["stop"]), int(spec.get("step", 1)))
+            )
+        else:
+            values = list(spec)  # an explicit list of values
+        axes.append((name, values))
+    refs = {}
+    for combination in itertools.product(*(values for _, values in axes)):
+        names = dict(zip((name for name, _ in axes), combination, strict=True))
+        url = _render(generator["url"], names)
+        if "offset" in generator or "length" in generator:
+            refs[str(_render(generator["key"], names))] = [
+                url,
+                int(_render(generator.get("offset", 0), names)),
+                int(_render(generator.get("length", 0), names)),
+            ]
+        else:
+            refs[str(_render(generator["key"], names))] = [url]
+    return refs
+
+
+def _group_from_refs(
+    refs: Mapping[str, Any], registry: ObjectStoreRegistry, where: str
+) -> VirtualGroup:
+    """Build the group tree from a flat refs mapping (metadata keys and chunk keys)."""
+    array_paths = [k[: -len("/.zarray")] for k in refs if k.endswith("/.zarray")]
+    if ".zarray" in refs:
+        raise KerchunkFormatError(f"{where}: a root array (no group) is not supported")
+    chunk_refs: dict[str, list[tuple[str, Any]]] = {p: [] for p in array_paths}
+    for key, value in refs.items():
+        if key.rsplit("/", 1)[-1].startswith(".z"):
+            continue
+        array_path, chunk_key = _split_chunk_key(key, chunk_refs)
+        if array_path is None:
+            raise KerchunkFormatError(
+                f"{where}: reference {key!r} belongs to no array (no .zarray)"
+            )
+        chunk_refs[array_path].append((chunk_key, value))
+    arrays = {
+        path: _array_from_refs(path, refs, chunk_refs[path], registry, where)
+        for path in array_paths
+    }
+    return _nest(arrays, refs, where)
+
+
+def _split_chunk_key(key: str, arrays: Mapping[str, Any]) -> tuple[str | None, str]:
+    head, _, tail = key.rpartition("/")
+    if head in arrays:
+        return head, tail
+    # "/"-separated chunk keys: walk up until an array path matches.
+    parts = key.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        candidate = "/".join(parts[:cut])
+        if candidate in arrays:
+            return candidate, ".".join(parts[cut:])
+    return None, key
+
+
+def _array_from_refs(
+    path: str,
+    refs: Mapping[str, Any],
+    entries: list[tuple[str, Any]],
+    registry: ObjectStoreRegistry,
+    where: str,
+) -> AnyArray:
+    place = f"{where}: array {path!r}"
+    zarray = _as_document(refs[f"{path}/.zarray"], f"{path}/.zarray", where)
+    zattrs = _as_document(refs.get(f"{path}/.zattrs", "{}"), f"{path}/.zattrs", where)
+    metadata = _array_metadata(zarray, zattrs, place)
+    grid = metadata.grid_shape
+    inline: dict[tuple[int, ...], bytes] = {}
+    keys, urls, offsets, lengths = [], [], [], []
+    for chunk_key, value in entries:
+        if isinstance(value, str | bytes):
+            inline[_coords(chunk_key, len(grid), place)] = _inline_bytes(value)
+            continue
+        if not isinstance(value, list) or len(value) not in (1, 3) or not isinstance(value[0], str):
+            raise KerchunkFormatError(
+                f"{place}: chunk {chunk_key!r} has a malformed reference {value!r}"
+            )
+        keys.append(chunk_key)
+        urls.append(_resolve_url(value[0], where))
+        offsets.append(value[1] if len(value) == 3 else 0)
+        lengths.append(value[2] if len(value) == 3 else -1)
+    if inline and keys:
+        raise KerchunkFormatError(
+            f"{place}: mixes inline and referenced chunks, which vz cannot represent yet"
+        )
+    if inline:
+        return _decode_inline(metadata, inline)
+    return VirtualArray(metadata, _manifest(keys, urls, offsets, lengths, grid, registry, place))
+
+
+def _coords(chunk_key: str, ndim: int, where: str) -> tuple[int, ...]:
+    try:
+        coords = tuple(int(c) for c in chunk_key.split("."))
+    except ValueError as err:
+        raise KerchunkFormatError(f"{where}: bad chunk key {chunk_key!r}") from err
+    return coords if ndim else ()
+
+
+def _manifest(
+    keys: list[str],
+    urls: list[str],
+    offsets: list[Any],
+    lengths: list[Any],
+    grid: tuple[int, ...],
+    registry: ObjectStoreRegistry,
+    where: str,
+) -> ChunkManifest:
+    try:
+        offset_array = np.asarray(offsets, dtype=np.int64)
+        length_array = np.asarray(lengths, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise KerchunkFormatError(f"{where}: offsets and lengths must be integers: {err}") from err
+    if (offset_array < 0).any() or (length_array < -1).any():
+        raise KerchunkFormatError(f"{where}: negative offset or length in the references")
+    whole = np.flatnonzero(length_array == -1)
+    if len(whole):
+        sizes = _whole_file_lengths(sorted({urls[i] for i in whole}), registry, where)
+        length_array[whole] = [sizes[urls[i]] for i in whole]
+    entries = {
+        k: {"path": u, "offset": o, "length": n}
+        for k, u, o, n in zip(keys, urls, offset_array.tolist(), length_array.tolist(), strict=True)
+    }
+    try:
+        return ChunkManifest.from_entries(entries, grid=grid)
+    except VirtualizationError as err:
+        raise KerchunkFormatError(f"{where}: {err}") from err
+
+
+def _nest(arrays: Mapping[str, AnyArray], metadata: Mapping[str, Any], where: str) -> VirtualGroup:
+    """Arrays at ``a/b/name`` paths into nested groups, with each group's .zattrs."""
+    group_paths = {""} | {k[: -len("/.zgroup")] for k in metadata if k.endswith("/.zgroup")}
+    for path in arrays:
+        parts = path.split("/")[:-1]
+        group_paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+    def build(prefix: str) -> VirtualGroup:
+        base = f"{prefix}/" if prefix else ""
+        attrs_key = f"{base}.zattrs"
+        attributes = _as_document(metadata.get(attrs_key, "{}"), attrs_key, where)
+        children = sorted(
+            p for p in group_paths if p and p.startswith(base) and "/" not in p[len(base) :]
+        )
+        own = {
+            p[len(base) :]: a
+            for p, a in arrays.items()
+            if p.startswith(base) and "/" not in p[len(base) :]
+        }
+        return VirtualGroup(
+            arrays=own,
+            groups={c[len(base) :]: build(c) for c in children},
+            attributes=attributes,
+        )
+
+    return build("")
+
+
+# ---- parquet ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KerchunkParquetParser:
+    """Parser for references in fsspec's parquet layout (``.zmetadata`` + ``refs.K.parq``)."""
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        root = url.rstrip("/")
+        reader, path = registry.resolve(root + "/.zmetadata")
+        try:
+            zmetadata = json.loads(_read(reader, path, url))
+            metadata = zmetadata["metadata"]
+            record_size = int(zmetadata["record_size"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise KerchunkFormatError(f"{url}: malformed .zmetadata: {err}") from err
+        if not isinstance(metadata, dict) or record_size < 1:
+            raise KerchunkFormatError(f"{url}: malformed .zmetadata")
+        array_paths = [k[: -len("/.zarray")] for k in metadata if k.endswith("/.zarray")]
+        arrays = {p: self._array(root, p, metadata, record_size, registry) for p in array_paths}
+        return _nest(arrays, metadata, url)
+
+    def _array(
+        self,
+        root: str,
+        path: str,
+        metadata: Mapping[str, Any],
+        record_size: int,
+        registry: ObjectStoreRegistry,
+    ) -> AnyArray:
+        place = f"{root}: array {path!r}"
+        zarray = _as_document(metadata[f"{path}/.zarray"], f"{path}/.zarray", root)
+        zattrs = _as_document(metadata.get(f"{path}/.zattrs", {}), f"{path}/.zattrs", root)
+        array_metadata = _array_metadata(zarray, zattrs, place)
+        grid = array_metadata.grid_shape
+        n_chunks = math.prod(grid)
+        tables = [
+            self._record(root, path, k, registry, place)
+            for k in range(max(math.ceil(n_chunks / record_size), 1) if n_chunks else 0)
+        ]
+        if not tables:
+            return VirtualArray(array_metadata, ChunkManifest.empty(grid))
+        table = pa.concat_tables(tables, promote_options="permissive").slice(0, n_chunks)
+        if table.num_rows != n_chunks:
+            raise KerchunkFormatError(f"{place}: {table.num_rows} references for {n_chunks} chunks")
+        return _array_from_table(array_metadata, table, registry, root, place)
+
+    @staticmethod
+    def _record(
+        root: str, path: str, k: int, registry: ObjectStoreRegistry, place: str
+    ) -> pa.Table:
+        url = f"{root}/{path}/refs.{k}.parq"
+        reader, store_path = registry.resolve(url)
+        try:
+            table = pq.read_table(pa.BufferReader(reader.get(store_path)))
+        except (OSError, pa.ArrowException) as err:
+            raise KerchunkFormatError(f"{place}: cannot read {url}: {err}") from err
+        missing = {"path", "offset", "size"} - set(table.column_names)
+        if missing:
+            raise KerchunkFormatError(f"{place}: {url} lacks columns {sorted(missing)}")
+        path_column = table.column("path")
+        if pa.types.is_dictionary(path_column.type):
+            path_column = path_column.cast(pa.string())
+        columns = {
+            "path": path_column.cast(pa.string()),
+            "offset": table.column("offset").cast(pa.int64()),
+            "size": table.column("size").cast(pa.int64()),
+            "raw": table.column("raw").cast(pa.binary())
+            if "raw" in table.column_names
+            else pa.nulls(table.num_rows, pa.binary()),
+        }
+        return pa.table(columns)
+
+
+def _array_from_table(
+    metadata: ArrayMetadata, table: pa.Table, registry: ObjectStoreRegistry, root: str, place: str
+) -> AnyArray:
+    raw = table.column("raw")
+    if raw.null_count < len(raw):
+        has_path = pc.is_valid(table.column("path"))
+        if pc.any(pc.and_(has_path, pc.is_valid(raw))).as_py() or pc.any(has_path).as_py():
+            raise KerchunkFormatError(
+                f"{place}: mixes inline and referenced chunks, which vz cannot represent yet"
+            )
+        rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
+        grid = metadata.grid_shape
+        chunks = {
+            tuple(int(c) for c in np.unravel_index(r, grid)) if grid else (): raw[int(r)].as_py()
+            for r in rows
+        }
+        return _decode_inline(metadata, chunks)
+    paths = table.column("path")
+    offsets = table.column("offset")
+    sizes = table.column("size")
+    if pc.any(pc.less(offsets, 0)).as_py() or pc.any(pc.less(sizes, 0)).as_py():
+        raise KerchunkFormatError(f"{place}: negative offset or size in the references")
+    whole = pc.and_(pc.is_valid(paths), pc.and_(pc.equal(offsets, 0), pc.equal(sizes, 0)))
+    if pc.any(whole).as_py():
+        distinct = pc.unique(pc.filter(paths, whole)).to_pylist()
+        lengths = _whole_file_lengths(
+            [_resolve_url(u, root + "/") for u in distinct], registry, place
+        )
+        size_of = pa.array([lengths[_resolve_url(u, root + "/")] for u in distinct], pa.int64())
+        looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
+        sizes = pc.if_else(whole, looked_up, sizes)
+    manifest = ChunkManifest.from_arrow(
+        pa.table({"path": paths, "offset": offsets, "length": sizes}), grid=metadata.grid_shape
+    )
+    return VirtualArray(metadata, _absolute_paths(manifest, root))
+
+
+def _absolute_paths(manifest: ChunkManifest, root: str) -> ChunkManifest:
+    from vzcore.algebra import rename_paths
+
+    relative = [
+        u for u in manifest.dictionary.to_pylist() if "://" not in u and not u.startswith("/")
+    ]
+    if not relative:
+        return manifest
+    return rename_paths(manifest, {u: _resolve_url(u, root + "/") for u in relative})

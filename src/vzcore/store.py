@@ -9,10 +9,8 @@ chunk reads that arrive together are batched: one ranged request per file
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
-import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -28,11 +26,11 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from vzcore._frozen import thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, UnregisteredURLError
+from vzcore.zarr_documents import array_document, group_document
 
 __all__ = ["ChunkFetchError", "ManifestStore"]
 
@@ -58,33 +56,6 @@ class _VirtualServed:
 @attrs.frozen
 class _LoadedServed:
     array: LoadedArray
-
-
-def _xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
-    """A CF ``_FillValue`` attribute in the form xarray reads from zarr v3 attributes.
-
-    xarray stores a float ``_FillValue`` of a zarr v3 array as the base64 text of
-    the little-endian double, and reads it back only in that form.
-    """
-    if dtype.kind == "f" and isinstance(value, int | float):
-        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
-    if dtype.kind == "c" and isinstance(value, list | tuple) and len(value) == 2:
-        return [base64.standard_b64encode(struct.pack("<d", float(v))).decode() for v in value]
-    return value
-
-
-def _served_metadata(array: AnyArray) -> dict[str, Any]:
-    document = array.metadata.to_zarr_v3()
-    attributes = document["attributes"]
-    if "_FillValue" in attributes:
-        attributes["_FillValue"] = _xarray_fill_value(attributes["_FillValue"], array.dtype)
-    if isinstance(array, LoadedArray):
-        # Loaded values are served uncompressed in little-endian order.
-        codec: dict[str, Any] = {"name": "bytes"}
-        if array.dtype.itemsize > 1:
-            codec["configuration"] = {"endian": "little"}
-        document["codecs"] = [codec]
-    return document
 
 
 def _slice_bytes(data: bytes | memoryview, byte_range: ByteRequest | None) -> bytes | memoryview:
@@ -180,10 +151,9 @@ class ManifestStore(Store):
         self._arrays: dict[str, _VirtualServed | _LoadedServed] = {}
         unregistered: list[str] = []
         for path, node in group.walk_groups():
-            doc = {"zarr_format": 3, "node_type": "group", "attributes": thaw_json(node.attributes)}
-            self._documents[_join(path, "zarr.json")] = json.dumps(doc).encode()
+            self._documents[_join(path, "zarr.json")] = json.dumps(group_document(node)).encode()
         for path, array in group.walk_arrays():
-            self._documents[_join(path, "zarr.json")] = json.dumps(_served_metadata(array)).encode()
+            self._documents[_join(path, "zarr.json")] = json.dumps(array_document(array)).encode()
             self._arrays[path] = self._serve(array, unregistered)
         if unregistered:
             shown = ", ".join(repr(u) for u in unregistered[:5])

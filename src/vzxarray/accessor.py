@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Hashable
 from pathlib import Path
@@ -11,7 +12,12 @@ import xarray as xr
 
 import vzcore as vc
 from vzcore.algebra import PathRenamer
-from vzcore.writers import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
+from vzcore.writers import (
+    kerchunk_refs,
+    write_icechunk,
+    write_kerchunk_json,
+    write_kerchunk_parquet,
+)
 from vzxarray.dataset import group_from_dataset
 from vzxarray.manifest_array import ManifestArray
 
@@ -51,6 +57,26 @@ class VirtualDatasetAccessor:
     def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Save in vz's native manifest parquet layout (a directory)."""
         return vc.write_manifest_parquet(self.to_virtual_group(), path)
+
+    def to_icechunk(
+        self,
+        store: Any,
+        *,
+        group: str | None = None,
+        append_dim: str | None = None,
+        last_updated_at: datetime.datetime | None = None,
+    ) -> None:
+        """Write into an Icechunk session's store (``session.store``); the caller commits.
+
+        See `vzcore.writers.write_icechunk` for ``append_dim`` and ``last_updated_at``.
+        """
+        write_icechunk(
+            self.to_virtual_group(),
+            store,
+            group_path=group,
+            append_dim=append_dim,
+            last_updated_at=last_updated_at,
+        )
 
     def to_kerchunk(
         self,
@@ -92,6 +118,26 @@ class VirtualDataTreeAccessor:
 
     def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
         return vc.write_manifest_parquet(self.to_virtual_group(), path)
+
+    def to_icechunk(
+        self,
+        store: Any,
+        *,
+        group: str | None = None,
+        append_dim: str | None = None,
+        last_updated_at: datetime.datetime | None = None,
+    ) -> None:
+        """Write into an Icechunk session's store (``session.store``); the caller commits.
+
+        See `vzcore.writers.write_icechunk` for ``append_dim`` and ``last_updated_at``.
+        """
+        write_icechunk(
+            self.to_virtual_group(),
+            store,
+            group_path=group,
+            append_dim=append_dim,
+            last_updated_at=last_updated_at,
+        )
 
     def to_kerchunk(
         self,

@@ -41,29 +41,30 @@ class NetCDF3FormatError(VirtualizationError):
 
 @attrs.frozen
 class _NCType:
-    name: str
     dtype: np.dtype[Any]
     default_fill: Any
 
 
-# nc_type codes with the netCDF default fill values (NC_FILL_*) of each type.
+# nc_type codes: NC_BYTE, NC_CHAR, NC_SHORT, NC_INT, NC_FLOAT, NC_DOUBLE and, in CDF-5
+# only, NC_UBYTE, NC_USHORT, NC_UINT, NC_INT64, NC_UINT64; with their NC_FILL_* values.
 _TYPES: dict[int, _NCType] = {
-    1: _NCType("NC_BYTE", np.dtype("i1"), np.int8(-127)),
-    2: _NCType("NC_CHAR", np.dtype("S1"), b""),
-    3: _NCType("NC_SHORT", np.dtype(">i2"), np.int16(-32767)),
-    4: _NCType("NC_INT", np.dtype(">i4"), np.int32(-2147483647)),
-    5: _NCType("NC_FLOAT", np.dtype(">f4"), np.float32(9.9692099683868690e36)),
-    6: _NCType("NC_DOUBLE", np.dtype(">f8"), np.float64(9.9692099683868690e36)),
-    7: _NCType("NC_UBYTE", np.dtype("u1"), np.uint8(255)),
-    8: _NCType("NC_USHORT", np.dtype(">u2"), np.uint16(65535)),
-    9: _NCType("NC_UINT", np.dtype(">u4"), np.uint32(4294967295)),
-    10: _NCType("NC_INT64", np.dtype(">i8"), np.int64(-9223372036854775806)),
-    11: _NCType("NC_UINT64", np.dtype(">u8"), np.uint64(18446744073709551614)),
+    1: _NCType(np.dtype("i1"), np.int8(-127)),
+    2: _NCType(np.dtype("S1"), b""),
+    3: _NCType(np.dtype(">i2"), np.int16(-32767)),
+    4: _NCType(np.dtype(">i4"), np.int32(-2147483647)),
+    5: _NCType(np.dtype(">f4"), np.float32(9.9692099683868690e36)),
+    6: _NCType(np.dtype(">f8"), np.float64(9.9692099683868690e36)),
+    7: _NCType(np.dtype("u1"), np.uint8(255)),
+    8: _NCType(np.dtype(">u2"), np.uint16(65535)),
+    9: _NCType(np.dtype(">u4"), np.uint32(4294967295)),
+    10: _NCType(np.dtype(">i8"), np.int64(-9223372036854775806)),
+    11: _NCType(np.dtype(">u8"), np.uint64(18446744073709551614)),
 }
-_CLASSIC_TYPES = frozenset(range(1, 7))  # CDF-1 and CDF-2 know only these
+_CLASSIC_TYPES = frozenset(range(1, 7))
 _VERSIONS = {1: "CDF-1", 2: "CDF-2", 5: "CDF-5"}
 _NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 0x0A, 0x0B, 0x0C
 _FIRST_READ = 64 * 1024
+_CLOSE_SPAN = 16 * 2**20  # char records within this span are read at once, then sliced
 # netCDF-C caps names at NC_MAX_NAME (256) bytes; anything far longer is corruption.
 _MAX_NAME_BYTES = 4096
 
@@ -72,15 +73,12 @@ type _Fetch = Callable[[Sequence[int], Sequence[int]], list[bytes]]
 
 
 @attrs.frozen
-class _Dimension:
-    name: str
-    length: int  # 0 for the unlimited (record) dimension
-
-
-@attrs.frozen
 class _Variable:
     name: str
-    dim_ids: tuple[int, ...]
+    shape: tuple[int, ...]  # with 0 for the record dimension
+    dimension_names: tuple[str, ...]
+    is_record: bool
+    chunk_nbytes: int  # bytes of the whole array, or of one record of a record variable
     attributes: dict[str, _RawAttribute]
     nc_type: _NCType
     begin: int
@@ -89,7 +87,6 @@ class _Variable:
 @attrs.frozen
 class _Header:
     numrecs: int | None  # None when streaming (numrecs = STREAMING)
-    dimensions: list[_Dimension]
     attributes: dict[str, _RawAttribute]
     variables: list[_Variable]
     nbytes: int
@@ -193,23 +190,28 @@ def _parse_attributes(cursor: _HeaderCursor, owner: str) -> dict[str, _RawAttrib
     return dict(cursor.items(_NC_ATTRIBUTE, f"{owner}attribute", min_bytes, parse))
 
 
-def _parse_dimension(cursor: _HeaderCursor) -> _Dimension:
+def _parse_dimension(cursor: _HeaderCursor) -> tuple[str, int]:
     name = cursor.name("dimension name")
-    return _Dimension(name, cursor.non_neg(f"length of dimension {name!r}"))
+    return name, cursor.non_neg(f"length of dimension {name!r}")  # 0: the unlimited one
 
 
-def _parse_variable(cursor: _HeaderCursor, n_dims: int) -> _Variable:
+def _parse_variable(cursor: _HeaderCursor, dimensions: list[tuple[str, int]]) -> _Variable:
     name = cursor.name("variable name")
     where = f"variable {name!r}"
     ndims = cursor.count(f"{where}: dimension count", cursor.width)
-    dim_ids = tuple(cursor.non_neg(f"{where}: dimension id") for _ in range(ndims))
-    if any(i >= n_dims for i in dim_ids):
-        raise NetCDF3FormatError(f"{where}: dimension ids {dim_ids} name one of only {n_dims}")
+    dim_ids = [cursor.non_neg(f"{where}: dimension id") for _ in range(ndims)]
+    if any(i >= len(dimensions) for i in dim_ids):
+        raise NetCDF3FormatError(f"{where}: dimension ids {dim_ids} past {len(dimensions)}")
+    names, shape = zip(*(dimensions[i] for i in dim_ids), strict=True) if dim_ids else ((), ())
+    if 0 in shape[1:]:
+        raise NetCDF3FormatError(f"{where}: only the first dimension may be unlimited")
     attributes = _parse_attributes(cursor, f"{where}: ")
     nc_type = cursor.nc_type(where)
     cursor.non_neg(f"{where}: vsize")  # redundant (and clipped past 4 GiB): recomputed
     begin = cursor.signed(cursor.offset_width, f"{where}: begin")
-    return _Variable(name, dim_ids, attributes, nc_type, begin)
+    is_record = bool(shape) and shape[0] == 0
+    nbytes = math.prod(shape[1:] if is_record else shape) * nc_type.dtype.itemsize
+    return _Variable(name, shape, names, is_record, nbytes, attributes, nc_type, begin)
 
 
 def _parse_header(cursor: _HeaderCursor) -> _Header:
@@ -220,87 +222,50 @@ def _parse_header(cursor: _HeaderCursor) -> _Header:
     cursor.width = 8 if cursor.version == 5 else 4
     cursor.offset_width = 4 if cursor.version == 1 else 8
     w = cursor.width
-    raw_numrecs = cursor.take(w)
-    numrecs = (
-        None if raw_numrecs == b"\xff" * w else int.from_bytes(raw_numrecs, "big", signed=True)
-    )
-    if numrecs is not None and numrecs < 0:
+    raw = cursor.take(w)  # numrecs: NON_NEG, or STREAMING (all bits set)
+    numrecs = None if raw == b"\xff" * w else int.from_bytes(raw, "big", signed=True)
+    if (numrecs or 0) < 0:
         raise NetCDF3FormatError(f"numrecs is negative ({numrecs})")
     dimensions = cursor.items(_NC_DIMENSION, "dimension", 2 * w, lambda: _parse_dimension(cursor))
-    attributes = _parse_attributes(cursor, "global ")
-    n_dims = len(dimensions)
-    min_var_bytes = 4 * w + 8 + cursor.offset_width
-    parse_var = lambda: _parse_variable(cursor, n_dims)
-    variables = cursor.items(_NC_VARIABLE, "variable", min_var_bytes, parse_var)
-    return _Header(numrecs, dimensions, attributes, variables, cursor.pos)
-
-
-@attrs.frozen
-class _Layout:
-    """A variable's shape in the header and the bytes of its one chunk (or of a record)."""
-
-    shape: tuple[int, ...]
-    dimension_names: tuple[str, ...]
-    is_record: bool
-    chunk_nbytes: int
-
-
-def _layout(var: _Variable, dimensions: list[_Dimension], unlimited: int | None) -> _Layout:
-    is_record = unlimited is not None and unlimited in var.dim_ids
-    if is_record and (var.dim_ids[0] != unlimited or unlimited in var.dim_ids[1:]):
-        raise NetCDF3FormatError(f"variable {var.name!r}: the unlimited dimension must be first")
-    lengths = tuple(dimensions[i].length for i in var.dim_ids)
-    return _Layout(
-        shape=lengths,
-        dimension_names=tuple(dimensions[i].name for i in var.dim_ids),
-        is_record=is_record,
-        chunk_nbytes=math.prod(lengths[1:] if is_record else lengths) * var.nc_type.dtype.itemsize,
-    )
-
-
-def _layouts(header: _Header) -> dict[str, _Layout]:
-    unlimited = [i for i, d in enumerate(header.dimensions) if d.length == 0]
+    unlimited = [name for name, length in dimensions if length == 0]
     if len(unlimited) > 1:
-        names = [header.dimensions[i].name for i in unlimited]
-        raise NetCDF3FormatError(f"more than one unlimited dimension: {names}")
-    layouts = {}
-    for var in header.variables:
-        if var.name in layouts:
-            raise NetCDF3FormatError(f"variable {var.name!r} is defined twice")
-        layouts[var.name] = _layout(var, header.dimensions, unlimited[0] if unlimited else None)
-    return layouts
+        raise NetCDF3FormatError(f"more than one unlimited dimension: {unlimited}")
+    attributes = _parse_attributes(cursor, "global ")
+    min_var_bytes = 4 * w + 8 + cursor.offset_width
+    parse_var = lambda: _parse_variable(cursor, dimensions)
+    variables = cursor.items(_NC_VARIABLE, "variable", min_var_bytes, parse_var)
+    if len({v.name for v in variables}) != len(variables):
+        raise NetCDF3FormatError("two variables have the same name")
+    return _Header(numrecs, attributes, variables, cursor.pos)
 
 
-def _record_size(layouts: Sequence[_Layout]) -> int:
+def _record_size(records: Sequence[_Variable]) -> int:
     """Bytes per record: each record variable's slab padded to 4 bytes, except that the
     records of a lone record variable are packed without padding (spec, note on vsize)."""
-    if len(layouts) == 1:
-        return layouts[0].chunk_nbytes
-    return sum(layout.chunk_nbytes + (-layout.chunk_nbytes % 4) for layout in layouts)
+    if len(records) == 1:
+        return records[0].chunk_nbytes
+    return sum(var.chunk_nbytes + (-var.chunk_nbytes % 4) for var in records)
 
 
-def _count_records(header: _Header, layouts: dict[str, _Layout], recsize: int, size: int) -> int:
+def _count_records(header: _Header, records: Sequence[_Variable], size: int) -> int:
     """numrecs from the header or, for a streamed file, the whole records the file holds."""
     if header.numrecs is not None:
         return header.numrecs
-    counts = [
-        (size - var.begin - layouts[var.name].chunk_nbytes) // recsize + 1
-        for var in header.variables
-        if layouts[var.name].is_record
-    ]
+    recsize = _record_size(records)
+    counts = [(size - var.begin - var.chunk_nbytes) // recsize + 1 for var in records]
     return max(0, min(counts, default=0))
 
 
 def _check_extent(
-    var: _Variable, layout: _Layout, numrecs: int, recsize: int, header: _Header, size: int
+    var: _Variable, numrecs: int, recsize: int, header_nbytes: int, size: int
 ) -> None:
-    if var.begin < header.nbytes:
+    if var.begin < header_nbytes:
         raise NetCDF3FormatError(
             f"variable {var.name!r}: begins at byte {var.begin}, inside the "
-            f"{header.nbytes}-byte header"
+            f"{header_nbytes}-byte header"
         )
-    n_chunks = numrecs if layout.is_record else 1
-    end = var.begin + (n_chunks - 1) * recsize + layout.chunk_nbytes if n_chunks else 0
+    n_chunks = numrecs if var.is_record else 1
+    end = var.begin + (n_chunks - 1) * recsize + var.chunk_nbytes if n_chunks else 0
     if end > size:
         raise NetCDF3FormatError(
             f"variable {var.name!r}: its data ends at byte {end}, past the end of the file "
@@ -350,26 +315,24 @@ def _array_attributes(var: _Variable, fill: Any) -> dict[str, JSON]:
 
 
 def _chunk_offsets(
-    var: _Variable, layout: _Layout, numrecs: int, recsize: int
+    var: _Variable, numrecs: int, recsize: int
 ) -> tuple[tuple[int, ...], npt.NDArray[np.uint64]]:
     """The array's shape and the byte offset of each chunk (one per record, or one)."""
-    if not layout.is_record:
-        return layout.shape, np.array([var.begin], dtype=np.uint64)
+    if not var.is_record:
+        return var.shape, np.array([var.begin], dtype=np.uint64)
     offsets = np.uint64(var.begin) + np.arange(numrecs, dtype=np.uint64) * np.uint64(recsize)
-    return (numrecs, *layout.shape[1:]), offsets
+    return (numrecs, *var.shape[1:]), offsets
 
 
-def _virtual_array(
-    var: _Variable, layout: _Layout, numrecs: int, recsize: int, url: str
-) -> VirtualArray:
-    shape, offsets = _chunk_offsets(var, layout, numrecs, recsize)
+def _virtual_array(var: _Variable, numrecs: int, recsize: int, url: str) -> VirtualArray:
+    shape, offsets = _chunk_offsets(var, numrecs, recsize)
     fill = _fill_value(var)
     metadata = ArrayMetadata.create(
         shape=shape,
-        chunk_shape=(1, *shape[1:]) if layout.is_record else shape,
+        chunk_shape=(1, *shape[1:]) if var.is_record else shape,
         dtype=var.nc_type.dtype,
         fill_value=fill,
-        dimension_names=layout.dimension_names,
+        dimension_names=var.dimension_names,
         attributes=_array_attributes(var, fill),
     )
     if len(offsets) == 0:
@@ -379,9 +342,21 @@ def _virtual_array(
         dictionary=pa.array([url], pa.string()),
         indices=np.zeros(len(offsets), dtype=np.int32),
         offsets=offsets,
-        lengths=np.full(len(offsets), layout.chunk_nbytes, dtype=np.uint64),
+        lengths=np.full(len(offsets), var.chunk_nbytes, dtype=np.uint64),
     )
     return VirtualArray(metadata, manifest)
+
+
+def _read_chunks(fetch: _Fetch, starts: npt.NDArray[np.uint64], nbytes: int) -> bytes:
+    """The bytes of every chunk, concatenated: one read if the chunks lie close together."""
+    if len(starts) == 0:
+        return b""
+    first, span = int(starts[0]), int(starts[-1] - starts[0]) + nbytes
+    if span > _CLOSE_SPAN and span > 4 * nbytes * len(starts):
+        return b"".join(fetch(starts.tolist(), (starts + np.uint64(nbytes)).tolist()))
+    stride = int(starts[1] - starts[0]) if len(starts) > 1 else nbytes
+    block = np.frombuffer(fetch([first], [first + span])[0], dtype=np.uint8)
+    return np.lib.stride_tricks.as_strided(block, (len(starts), nbytes), (stride, 1)).tobytes()
 
 
 def _join_chars(chars: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -394,12 +369,9 @@ def _join_chars(chars: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(chars).view(f"S{length}").reshape(chars.shape[:-1])
 
 
-def _loaded_char_array(
-    var: _Variable, layout: _Layout, numrecs: int, recsize: int, fetch: _Fetch
-) -> LoadedArray:
-    shape, starts = _chunk_offsets(var, layout, numrecs, recsize)
-    ends = starts + np.uint64(layout.chunk_nbytes)
-    raw = b"".join(fetch(starts.tolist(), ends.tolist())) if len(starts) else b""
+def _loaded_char_array(var: _Variable, numrecs: int, recsize: int, fetch: _Fetch) -> LoadedArray:
+    shape, starts = _chunk_offsets(var, numrecs, recsize)
+    raw = _read_chunks(fetch, starts, var.chunk_nbytes)
     strings = _join_chars(np.frombuffer(raw, dtype="S1").reshape(shape))
     fill = _fill_value(var)
     metadata = ArrayMetadata.create(
@@ -407,7 +379,7 @@ def _loaded_char_array(
         chunk_shape=tuple(max(s, 1) for s in strings.shape),
         dtype=strings.dtype,
         fill_value=fill[: strings.dtype.itemsize],
-        dimension_names=layout.dimension_names[: strings.ndim],
+        dimension_names=var.dimension_names[: strings.ndim],
         attributes=_array_attributes(var, fill),
     )
     return LoadedArray(metadata, strings)
@@ -492,20 +464,19 @@ class NetCDF3Parser:
             raise NetCDF3FormatError(f"cannot get the file's size: {err}") from err
         fetch = _fetcher(reader, path)
         header = _parse_header(_HeaderCursor(fetch, size))
-        layouts = _layouts(header)
-        recsize = _record_size([layout for layout in layouts.values() if layout.is_record])
-        numrecs = _count_records(header, layouts, recsize, size)
+        records = [var for var in header.variables if var.is_record]
+        recsize = _record_size(records)
+        numrecs = _count_records(header, records, size)
         arrays: dict[str, AnyArray] = {}
         for var in header.variables:
             if var.name in self.drop_variables:
                 continue
-            layout = layouts[var.name]
-            _check_extent(var, layout, numrecs, recsize, header, size)
+            _check_extent(var, numrecs, recsize, header.nbytes, size)
             try:
                 arrays[var.name] = (
-                    _loaded_char_array(var, layout, numrecs, recsize, fetch)
+                    _loaded_char_array(var, numrecs, recsize, fetch)
                     if var.nc_type.dtype.kind == "S"
-                    else _virtual_array(var, layout, numrecs, recsize, url)
+                    else _virtual_array(var, numrecs, recsize, url)
                 )
             except VirtualizationError as err:
                 raise NetCDF3FormatError(f"variable {var.name!r}: {err}") from err

@@ -102,6 +102,20 @@ class ObstoreReader:
 
         return dict(obstore.head(self.store, path))
 
+    def list_objects(self, prefix: str) -> Any:
+        """An Arrow table (``path``, ``size``) of the objects under ``prefix``."""
+        import obstore
+        import pyarrow as pa
+
+        paths: list[str] = []
+        sizes: list[int] = []
+        for batch in obstore.list(self.store, prefix=prefix, chunk_size=10_000):
+            paths.extend(item["path"] for item in batch)
+            sizes.extend(item["size"] for item in batch)
+        return pa.table(
+            {"path": pa.array(paths, pa.string()), "size": pa.array(sizes, pa.uint64())}
+        )
+
     def local_path(self, path: str) -> str | None:
         """The filesystem path of ``path`` when the store is a local folder, else None."""
         from obstore.store import LocalStore

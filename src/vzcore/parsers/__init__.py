@@ -12,6 +12,7 @@ from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
+from vzcore.parsers.zarr import ZarrFormatError, ZarrParser
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "NetCDF3FormatError",
     "NetCDF3Parser",
     "Parser",
+    "ZarrFormatError",
+    "ZarrParser",
     "read_manifest_parquet",
 ]
 

@@ -1,0 +1,248 @@
+"""`ZarrParser`: an existing Zarr v2 or v3 store as references to its chunk objects.
+
+Each chunk object becomes a reference ``(object URL, 0, object size)``; the store's
+own metadata becomes `ArrayMetadata`. The store is listed once; chunk keys are
+turned into grid coordinates with Arrow string kernels, not one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vzcore.array import AnyArray, VirtualArray
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata
+from vzcore.registry import ObjectStoreRegistry
+
+__all__ = ["ZarrFormatError", "ZarrParser"]
+
+
+class ZarrFormatError(VirtualizationError):
+    """A Zarr store that is missing metadata or holds malformed documents."""
+
+
+@attrs.frozen
+class ZarrParser:
+    """Parser for Zarr v2 (consolidated or not, ``.`` or ``/`` chunk keys) and v3 stores.
+
+    Parameters
+    ----------
+    drop_variables
+        Arrays left out (by name, in any group).
+    """
+
+    drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        root_url = url.rstrip("/")
+        reader, root = registry.resolve(root_url + "/")
+        lister = getattr(reader, "list_objects", None)
+        if not callable(lister):
+            raise ZarrFormatError(f"{url}: the registered store cannot list objects")
+        listing: pa.Table = lister(root)
+        relative = pc.utf8_slice_codeunits(listing.column("path"), len(root))
+        objects = pa.table({"key": relative, "size": listing.column("size")})
+        keys = set(objects.column("key").to_pylist()) if objects.num_rows < 100_000 else None
+        documents = _Documents(reader, root, root_url, keys)
+        metadata_paths = _metadata_paths(objects)
+        arrays = {}
+        for path, kind in metadata_paths.items():
+            if posixpath.basename(path) in self.drop_variables:
+                continue
+            if (
+                kind == "v3?"
+                and documents.read(_join(path, "zarr.json")).get("node_type") != "array"
+            ):
+                continue  # a group
+            arrays[path] = self._array(path, kind, documents, objects, root_url)
+        return _nest(arrays, documents, metadata_paths, root_url)
+
+    def _array(
+        self,
+        path: str,
+        kind: str,
+        documents: _Documents,
+        objects: pa.Table,
+        root_url: str,
+    ) -> AnyArray:
+        where = f"{root_url}: array {path!r}"
+        if kind != "v2":
+            document = documents.read(_join(path, "zarr.json"))
+            try:
+                metadata = ArrayMetadata.from_zarr_v3(document)
+            except VirtualizationError as err:
+                raise ZarrFormatError(f"{where}: {err}") from err
+            encoding = document.get("chunk_key_encoding") or {"name": "default"}
+            default = encoding.get("name", "default") == "default"
+            separator = (encoding.get("configuration") or {}).get(
+                "separator", "/" if default else "."
+            )
+            layout = ("c" + separator, separator, "c") if default else ("", separator, "0")
+        else:
+            zarray = documents.read(_join(path, ".zarray"))
+            attributes = dict(documents.read(_join(path, ".zattrs"), missing_ok=True))
+            # xarray reads a zarr v2 fill_value as the CF _FillValue: keep that meaning.
+            if zarray.get("fill_value") is not None and "_FillValue" not in attributes:
+                attributes["_FillValue"] = zarray["fill_value"]
+            try:
+                metadata = ArrayMetadata.from_zarr_v2(zarray, attributes)
+            except VirtualizationError as err:
+                raise ZarrFormatError(f"{where}: {err}") from err
+            separator = zarray.get("dimension_separator") or "."
+            layout = ("", separator, "0")
+        manifest = _chunk_manifest(path, metadata, objects, layout, root_url)
+        return VirtualArray(metadata, manifest)
+
+
+class _Documents:
+    """Reads (and caches) metadata documents, from .zmetadata when the store has one."""
+
+    def __init__(self, reader: Any, root: str, root_url: str, keys: set[str] | None) -> None:
+        self._reader, self._root, self._root_url, self._keys = reader, root, root_url, keys
+        self._consolidated: dict[str, Any] = {}
+        if keys is None or ".zmetadata" in keys:
+            try:
+                consolidated = self._fetch(".zmetadata")
+            except ZarrFormatError:
+                consolidated = None
+            if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
+                self._consolidated = consolidated["metadata"]
+
+    def _fetch(self, key: str) -> Any:
+        try:
+            return json.loads(bytes(self._reader.get(self._root + key)))
+        except (OSError, ValueError, VirtualizationError) as err:
+            raise ZarrFormatError(f"{self._root_url}/{key}: cannot read: {err}") from err
+
+    def read(self, key: str, *, missing_ok: bool = False) -> dict[str, Any]:
+        if key in self._consolidated:
+            value = self._consolidated[key]
+        elif self._keys is not None and key not in self._keys:
+            if missing_ok:
+                return {}
+            raise ZarrFormatError(f"{self._root_url}/{key}: missing")
+        else:
+            value = self._fetch(key)
+        if not isinstance(value, dict):
+            raise ZarrFormatError(f"{self._root_url}/{key}: not a JSON object")
+        return value
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def _metadata_paths(objects: pa.Table) -> dict[str, str]:
+    """Array paths of the store and their format, from the listing."""
+    found: dict[str, str] = {}
+    keys = (
+        objects.column("key").to_pylist() if objects.num_rows < 100_000 else _metadata_keys(objects)
+    )
+    for key in keys:
+        name = posixpath.basename(key)
+        parent = posixpath.dirname(key)
+        if name == ".zarray":
+            found[parent] = "v2"
+        elif name == "zarr.json":
+            found.setdefault(parent, "v3?")
+    return found
+
+
+def _metadata_keys(objects: pa.Table) -> list[str]:
+    mask = pc.match_substring_regex(objects.column("key"), r"(^|/)(\.zarray|zarr\.json)$")
+    keys: list[str] = pc.filter(objects.column("key"), mask).to_pylist()
+    return keys
+
+
+def _chunk_manifest(
+    path: str,
+    metadata: ArrayMetadata,
+    objects: pa.Table,
+    layout: tuple[str, str, str],
+    root_url: str,
+) -> ChunkManifest:
+    """Manifest of the chunk objects of one array; ``layout`` = (key prefix, separator, 0-d key)."""
+    key_prefix, separator, scalar_key = layout
+    grid = metadata.grid_shape
+    base = f"{path}/" if path else ""
+    if grid:
+        digits = re.escape(separator).join([r"\d+"] * len(grid))
+        pattern = "^" + re.escape(base + key_prefix) + digits + "$"
+    else:
+        pattern = "^" + re.escape(base + scalar_key) + "$"
+    chosen = objects.filter(pc.match_substring_regex(objects.column("key"), pattern))
+    if chosen.num_rows == 0:
+        return ChunkManifest.empty(grid)
+    positions = np.arange(chosen.num_rows)
+    rows = np.zeros(1, dtype=np.int64)
+    if grid:
+        tails = pc.utf8_slice_codeunits(chosen.column("key"), len(base + key_prefix))
+        parts = pc.list_flatten(pc.split_pattern(tails, separator))
+        coords = parts.to_numpy(zero_copy_only=False).astype(np.int64).reshape(-1, len(grid))
+        positions = np.flatnonzero(np.all(coords < np.asarray(grid), axis=1))
+        rows = np.ravel_multi_index(tuple(coords[positions].T), grid)
+    n_chunks = int(np.prod(grid))
+    indices = np.full(n_chunks, -1, dtype=np.int32)
+    lengths = np.zeros(n_chunks, dtype=np.uint64)
+    indices[rows] = np.arange(len(positions), dtype=np.int32)
+    lengths[rows] = chosen.column("size").to_numpy()[positions]
+    urls = pc.binary_join_element_wise(
+        pa.scalar(root_url + "/"), pc.take(chosen.column("key"), pa.array(positions)), ""
+    )
+    return ChunkManifest.from_numpy_columns(
+        grid,
+        dictionary=urls,
+        indices=indices,
+        offsets=np.zeros(n_chunks, dtype=np.uint64),
+        lengths=lengths,
+    )
+
+
+def _nest(
+    arrays: Mapping[str, AnyArray],
+    documents: _Documents,
+    metadata_paths: Mapping[str, str],
+    root_url: str,
+) -> VirtualGroup:
+    group_paths = {""}
+    for path in arrays:
+        parts = path.split("/")[:-1]
+        group_paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+    def attributes(prefix: str) -> dict[str, Any]:
+        v3 = documents.read(_join(prefix, "zarr.json"), missing_ok=True)
+        if v3:
+            value = v3.get("attributes") or {}
+            return value if isinstance(value, dict) else {}
+        return documents.read(_join(prefix, ".zattrs"), missing_ok=True)
+
+    def build(prefix: str) -> VirtualGroup:
+        base = f"{prefix}/" if prefix else ""
+        children = sorted(
+            p for p in group_paths if p and p.startswith(base) and "/" not in p[len(base) :]
+        )
+        own = {
+            p[len(base) :]: a
+            for p, a in arrays.items()
+            if p.startswith(base) and "/" not in p[len(base) :]
+        }
+        return VirtualGroup(
+            arrays=own,
+            groups={c[len(base) :]: build(c) for c in children},
+            attributes=attributes(prefix),
+        )
+
+    if "" in arrays:
+        raise ZarrFormatError(f"{root_url}: the store is a single array; open its parent group")
+    return build("")

@@ -120,7 +120,12 @@ def _read_chunks(
             buffers = reader.get_ranges(path, starts=starts, ends=ends)
         except Exception as err:
             raise ChunkFetchError(f"cannot read chunks of {urls[index]!r}: {err}") from err
-        for row, buffer in zip(rows, buffers, strict=True):
+        for row, start, end, buffer in zip(rows, starts, ends, buffers, strict=True):
+            if len(buffer) != end - start:
+                raise ChunkFetchError(
+                    f"cannot read bytes {start}-{end} of {urls[index]!r}: {len(buffer)} returned "
+                    "(the file is shorter than the reference says)"
+                )
             _place(out, decode(buffer), row, meta.chunk_shape, array.manifest.grid)
     return out
 

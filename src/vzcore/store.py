@@ -224,6 +224,11 @@ class ManifestStore(Store):
             raise ChunkFetchError(
                 f"cannot read chunk {key!r} from {url!r} (bytes {start}-{end}): {err}"
             ) from err
+        if len(data) != end - start:
+            raise ChunkFetchError(
+                f"cannot read chunk {key!r} from {url!r}: bytes {start}-{end} requested, "
+                f"{len(data)} returned (the file is shorter than the reference says)"
+            )
         return prototype.buffer.from_bytes(_slice_bytes(data, byte_range))
 
     async def get_partial_values(

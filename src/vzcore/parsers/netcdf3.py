@@ -13,9 +13,7 @@ memory as fixed-width bytes (``S{n}``, the last dimension being the string lengt
 
 from __future__ import annotations
 
-import base64
 import math
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -306,11 +304,10 @@ def _array_attributes(var: _Variable, fill: Any) -> dict[str, JSON]:
         # xarray cannot decode a _FillValue attribute of a bytes array; the zarr fill
         # value carries it instead.
         del attributes["_FillValue"]
-    elif var.nc_type.dtype.kind == "f":
-        # xarray's zarr convention: a float _FillValue is the base64 of a little-endian double.
-        attributes["_FillValue"] = base64.standard_b64encode(struct.pack("<d", fill)).decode()
     else:
-        attributes["_FillValue"] = int(fill)
+        # A plain number, as CF writes it; the store and writers render it in each
+        # format's convention (xarray's base64 double for zarr v3 floats).
+        attributes["_FillValue"] = fill.item()
     return attributes
 
 

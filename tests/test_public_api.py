@@ -56,6 +56,8 @@ VZXARRAY = {
     "group_from_dataset",
     "open_virtual_dataset",
     "open_virtual_datatree",
+    "open_virtual_mfdataset",
+    "MultiFileError",
 }
 
 

@@ -8,11 +8,13 @@ from vzcore import ManifestStore, ObjectStoreRegistry, VirtualGroup
 from vzxarray.accessor import VirtualDatasetAccessor, VirtualDataTreeAccessor
 from vzxarray.dataset import dataset_from_group, default_loadable_variables, group_from_dataset
 from vzxarray.manifest_array import ManifestArray, VirtualValuesError
+from vzxarray.mfdataset import MultiFileError, open_virtual_mfdataset
 from vzxarray.open import open_virtual_dataset, open_virtual_datatree
 
 __all__ = [
     "ManifestArray",
     "ManifestStore",
+    "MultiFileError",
     "ObjectStoreRegistry",
     "VirtualDataTreeAccessor",
     "VirtualDatasetAccessor",
@@ -23,4 +25,5 @@ __all__ = [
     "group_from_dataset",
     "open_virtual_dataset",
     "open_virtual_datatree",
+    "open_virtual_mfdataset",
 ]

@@ -8,6 +8,7 @@ S3, GCS, Azure, HTTP and in-memory stores work alike.
 from typing import Protocol, runtime_checkable
 
 from vzcore.group import VirtualGroup
+from vzcore.parsers.detect import UnknownFormatError, detect_parser
 from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
@@ -26,8 +27,10 @@ __all__ = [
     "NetCDF3FormatError",
     "NetCDF3Parser",
     "Parser",
+    "UnknownFormatError",
     "ZarrFormatError",
     "ZarrParser",
+    "detect_parser",
     "read_manifest_parquet",
 ]
 

@@ -1,0 +1,213 @@
+"""`open_virtual_mfdataset`: many files opened virtually (in parallel) and combined like xarray."""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Literal
+
+import attrs
+import xarray as xr
+
+import vzcore as vc
+from vzcore.parsers import Parser, detect_parser
+from vzxarray.open import open_virtual_dataset
+
+__all__ = ["FileFailure", "MultiFileError", "expand_paths", "open_virtual_mfdataset"]
+
+Parallel = None | Literal["threads", "processes", "dask"] | Executor
+
+
+@attrs.frozen
+class FileFailure:
+    """One file that could not be opened, and why."""
+
+    url: str
+    error: BaseException
+
+    def __str__(self) -> str:
+        return f"{self.url}: {type(self.error).__name__}: {self.error}"
+
+
+class MultiFileError(vc.VirtualizationError):
+    """Some files could not be opened; ``failures`` lists every one of them."""
+
+    def __init__(self, failures: Sequence[FileFailure]) -> None:
+        lines = [str(f) for f in failures]
+        super().__init__(
+            f"{len(failures)} file(s) could not be opened:\n  " + "\n  ".join(lines), problems=lines
+        )
+        self.failures = tuple(failures)
+
+
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """A sorted list of URLs from a glob, a path or a list (local globs only)."""
+    if isinstance(paths, str | os.PathLike):
+        text = os.fspath(paths)
+        if "://" not in text and any(c in text for c in "*?["):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise vc.VirtualizationError(f"no files match {text!r}")
+            return [vc.registry.normalize_url(m) for m in matches]
+        return [vc.registry.normalize_url(text)]
+    urls = [vc.registry.normalize_url(os.fspath(p)) for p in paths]
+    if not urls:
+        raise vc.VirtualizationError("no paths given")
+    return urls
+
+
+@attrs.frozen
+class _OpenOne:
+    """The per-file task; a small picklable value so any executor can run it."""
+
+    registry: vc.ObjectStoreRegistry
+    parser: Parser | None
+    loadable_variables: tuple[str, ...] | None
+    drop_variables: tuple[str, ...] | None
+    decode_times: bool | None
+    preprocess: Callable[[xr.Dataset], xr.Dataset] | None
+
+    def __call__(self, url: str) -> xr.Dataset | FileFailure:
+        try:
+            parser = self.parser or detect_parser(url, self.registry)
+            dataset = open_virtual_dataset(
+                url,
+                registry=self.registry,
+                parser=parser,
+                loadable_variables=self.loadable_variables,
+                drop_variables=self.drop_variables,
+                decode_times=self.decode_times,
+            )
+            return self.preprocess(dataset) if self.preprocess else dataset
+        except Exception as err:  # noqa: BLE001 (collected and reported per file)
+            return FileFailure(url, err)
+
+
+def open_virtual_mfdataset(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    registry: vc.ObjectStoreRegistry | None = None,
+    parser: Parser | None = None,
+    concat_dim: str | Sequence[str | None] | None = None,
+    combine: Literal["by_coords", "nested"] = "by_coords",
+    compat: str = "override",
+    coords: str = "minimal",
+    data_vars: str = "minimal",
+    join: str = "outer",
+    combine_attrs: str = "override",
+    preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+    parallel: Parallel = None,
+    loadable_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    progress: bool | None = None,
+) -> xr.Dataset:
+    """Open many files as one virtual dataset, as `xarray.open_mfdataset` would.
+
+    Parameters
+    ----------
+    paths
+        A glob (local), a path or URL, or a list of them.
+    registry
+        Where to read; built with `ObjectStoreRegistry.for_urls` when not given.
+    parser
+        The files' parser; picked per file from its magic bytes when not given.
+    concat_dim, combine, compat, coords, data_vars, join, combine_attrs, preprocess
+        As in `xarray.open_mfdataset` (defaults suit virtual data: nothing compares
+        the values of virtual variables).
+    parallel
+        None (serial), ``"threads"``, ``"processes"``, ``"dask"`` (the current dask
+        scheduler) or any `concurrent.futures.Executor`. Workers return only the
+        small per-file datasets.
+    on_error
+        ``"raise"``: every failing file is reported together (`MultiFileError`) and
+        nothing is combined; ``"skip"``: failing files are left out and listed in
+        ``ds.attrs["vz_skipped_files"]``.
+    progress
+        Show a progress bar (tqdm) — by default when stderr is a terminal.
+    """
+    urls = expand_paths(paths)
+    registry = registry if registry is not None else vc.ObjectStoreRegistry.for_urls(urls)
+    task = _OpenOne(
+        registry=registry,
+        parser=parser,
+        loadable_variables=None if loadable_variables is None else tuple(loadable_variables),
+        drop_variables=None if drop_variables is None else tuple(drop_variables),
+        decode_times=decode_times,
+        preprocess=preprocess,
+    )
+    results = _run_all(task, urls, parallel, _show_progress(progress))
+    failures = [r for r in results if isinstance(r, FileFailure)]
+    datasets = [r for r in results if isinstance(r, xr.Dataset)]
+    if failures and (on_error == "raise" or not datasets):
+        raise MultiFileError(failures)
+    options: dict[str, Any] = {
+        "compat": compat,
+        "coords": coords,
+        "data_vars": data_vars,
+        "join": join,
+        "combine_attrs": combine_attrs,
+    }
+    combined: xr.Dataset | xr.DataArray
+    if combine == "nested":
+        if concat_dim is None:
+            raise vc.VirtualizationError('combine="nested" needs concat_dim=')
+        combined = xr.combine_nested(datasets, concat_dim=concat_dim, **options)
+    else:
+        combined = xr.combine_by_coords(datasets, **options)
+    if not isinstance(combined, xr.Dataset):
+        raise vc.VirtualizationError("the files did not combine into one dataset")
+    if failures:
+        combined.attrs["vz_skipped_files"] = [f.url for f in failures]
+    return combined
+
+
+def _show_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def _run_all(
+    task: _OpenOne, urls: list[str], parallel: Parallel, progress: bool
+) -> list[xr.Dataset | FileFailure]:
+    if parallel is None:
+        return list(_progress(map(task, urls), len(urls), progress))
+    if parallel == "dask":
+        return _run_dask(task, urls)
+    if parallel == "threads":
+        with ThreadPoolExecutor() as executor:
+            return list(_progress(executor.map(task, urls), len(urls), progress))
+    if parallel == "processes":
+        # "spawn": forking a process that runs obstore's I/O threads can deadlock.
+        with ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as executor:
+            return list(_progress(executor.map(task, urls), len(urls), progress))
+    if isinstance(parallel, Executor):
+        return list(_progress(parallel.map(task, urls), len(urls), progress))
+    raise vc.VirtualizationError(
+        f"parallel={parallel!r}: use None, 'threads', 'processes', 'dask' or an Executor"
+    )
+
+
+def _run_dask(task: _OpenOne, urls: list[str]) -> list[xr.Dataset | FileFailure]:
+    try:
+        import dask  # type: ignore[import-not-found]
+    except ImportError as err:
+        raise vc.VirtualizationError("parallel='dask' needs dask: pip install dask") from err
+    delayed = [dask.delayed(task)(url) for url in urls]
+    results: list[xr.Dataset | FileFailure] = list(dask.compute(*delayed))
+    return results
+
+
+def _progress(items: Iterable[Any], total: int, show: bool) -> Iterable[Any]:
+    if not show:
+        return items
+    try:
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return items
+    bar: Iterable[Any] = tqdm(items, total=total, desc="virtualizing", unit="file")
+    return bar

@@ -84,7 +84,7 @@ def test_unknown_codecs_are_kept_as_given() -> None:
 def test_bytes_endian_is_dropped_for_one_byte_dtypes(dtype: str) -> None:
     big, little, bare = (_meta(dtype, codecs=[c]) for c in (BIG, LITTLE, "bytes"))
     assert big == little == bare == _meta(dtype)
-    assert _codec_dicts(big) == [{"name": "bytes"}]
+    assert _codec_dicts(big) == [{"name": "bytes", "configuration": {}}]
     assert big.endian is None
 
 
@@ -148,7 +148,12 @@ def test_repr_summarises() -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "bytes_codec"),
-    [(">i2", BIG), ("<i2", LITTLE), ("i2", LITTLE), (">u1", {"name": "bytes"})],
+    [
+        (">i2", BIG),
+        ("<i2", LITTLE),
+        ("i2", LITTLE),
+        (">u1", {"name": "bytes", "configuration": {}}),
+    ],
 )
 def test_create_derives_the_bytes_codec_from_the_dtype(
     dtype: str, bytes_codec: dict[str, Any]
@@ -165,7 +170,7 @@ def test_create_puts_the_given_codecs_after_bytes() -> None:
     assert _codec_dicts(meta) == [
         BIG,
         {"name": "gzip", "configuration": {"level": 5}},
-        {"name": "crc32c"},
+        {"name": "crc32c", "configuration": {}},
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
 
@@ -10,6 +11,9 @@ import numpy as np
 
 JSON: TypeAlias = Any
 """A JSON-able value: None, bool, int, float, str, list/tuple, dict."""
+
+
+_NAN = float("nan")
 
 
 class FrozenDict[K, V](Mapping[K, V]):
@@ -74,6 +78,8 @@ def freeze_json(value: object) -> JSON:
         return freeze_json(value.item())
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and math.isnan(value):
+        return _NAN  # one NaN object, so that equal attributes compare equal
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise TypeError(f"not a JSON-like value: {value!r} of type {type(value).__name__}")

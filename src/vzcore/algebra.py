@@ -455,7 +455,14 @@ def rename_paths(
     if isinstance(x, LoadedArray):
         return x
     if isinstance(x, VirtualGroup):
-        renamed_sources = {_rename_one(url, new): fp for url, fp in x.sources.items()}
+        renamed_sources: dict[str, Any] = {}
+        for url, fingerprint in x.sources.items():
+            target = _rename_one(url, new)
+            if renamed_sources.get(target, fingerprint) != fingerprint:
+                raise VirtualizationError(
+                    f"renaming merges source files with different fingerprints into {target!r}"
+                )
+            renamed_sources[target] = fingerprint
         return x.evolve(
             arrays={name: rename_paths(a, new) for name, a in x.arrays.items()},
             groups={name: rename_paths(g, new) for name, g in x.groups.items()},

@@ -49,8 +49,7 @@ class CodecSpec:
         return config
 
     def to_dict(self) -> dict[str, JSON]:
-        if self.configuration_json == "{}":
-            return {"name": self.name}
+        # Always with "configuration": zarr's numcodecs wrappers require the key.
         return {"name": self.name, "configuration": self.configuration}
 
     def __str__(self) -> str:

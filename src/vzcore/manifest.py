@@ -168,8 +168,8 @@ class ChunkManifest:
         if len(np.unique(rows)) != len(rows):
             raise InvalidManifestError("two chunk keys name the same chunk")
         paths = np.full(n_chunks, None, dtype=object)
-        offsets = np.zeros(n_chunks, dtype=np.int64)
-        lengths = np.zeros(n_chunks, dtype=np.int64)
+        offsets = np.zeros(n_chunks, dtype=object)
+        lengths = np.zeros(n_chunks, dtype=object)
         try:
             values = list(entries.values())
             paths[rows] = [e["path"] for e in values]
@@ -377,17 +377,26 @@ def _entries_grid(coords: list[list[int]], grid: Iterable[int] | None) -> GridSh
 
 
 def _to_uint64(values: npt.NDArray[Any], name: str) -> pa.Array:
-    if values.dtype.kind not in "iu" and not (values.dtype == object and values.size == 0):
-        if values.dtype == object:
-            try:
-                values = values.astype(np.int64)
-            except (TypeError, ValueError, OverflowError) as err:
-                raise InvalidManifestError(f"{name} must be integers: {err}") from err
-        else:
-            raise InvalidManifestError(f"{name} must be integers, got dtype {values.dtype}")
+    if values.dtype == object:
+        values = _object_integers(values, name)
+    elif values.dtype.kind not in "iu":
+        raise InvalidManifestError(f"{name} must be integers, got dtype {values.dtype}")
     if values.dtype.kind == "i" and values.size and values.min() < 0:
         raise InvalidManifestError(f"{name} must be non-negative, found {int(values.min())}")
     return pa.array(values.astype(np.uint64, copy=False))
+
+
+def _object_integers(values: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
+    """Python integers (possibly beyond int64) as uint64, refusing anything else."""
+    wrong = [v for v in values.tolist() if not isinstance(v, int) or isinstance(v, bool)]
+    if wrong:
+        raise InvalidManifestError(f"{name} must be integers: found {wrong[0]!r}")
+    if values.size and (values < 0).any():
+        raise InvalidManifestError(f"{name} must be non-negative, found {int(values.min())}")
+    try:
+        return values.astype(np.uint64)
+    except OverflowError as err:
+        raise InvalidManifestError(f"{name} must be below 2**64: {err}") from err
 
 
 def _cast_unsigned(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:

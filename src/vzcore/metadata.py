@@ -60,6 +60,11 @@ def _to_fill_value(value: object, self_: Any) -> np.generic:
     except (TypeError, ValueError, OverflowError) as err:
         raise InvalidMetadataError(f"fill value {value!r} is not a {self_.dtype}: {err}") from err
     result: np.generic = np.asarray(scalar, dtype=self_.dtype)[()]  # type: ignore[assignment]
+    if self_.dtype.kind in "fc" and np.isnan(result):
+        # zarr documents know one NaN: keep every NaN fill as the standard one.
+        result = np.asarray(  # type: ignore[assignment]
+            complex(np.nan, np.nan) if self_.dtype.kind == "c" else np.nan, dtype=self_.dtype
+        )[()]
     return result
 
 
@@ -113,7 +118,10 @@ def _is_array_to_bytes(name: str) -> bool:
 
 
 def _to_dimension_names(value: Sequence[str | None] | None) -> DimensionNames:
-    return None if value is None else tuple(None if v is None else str(v) for v in value)
+    # A 0-d array has no dimensions to name: "no names" and "()" are one value.
+    if value is None or len(value) == 0:
+        return None
+    return tuple(None if v is None else str(v) for v in value)
 
 
 def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:
@@ -321,8 +329,8 @@ class ArrayMetadata:
             "dimension_separator": ".",
         }
         zattrs: dict[str, JSON] = thaw_json(self.attributes)
-        if self.dimension_names is not None:
-            zattrs["_ARRAY_DIMENSIONS"] = list(self.dimension_names)
+        if self.dimension_names is not None or self.ndim == 0:
+            zattrs["_ARRAY_DIMENSIONS"] = list(self.dimension_names or ())
         return zarray, zattrs
 
     @classmethod

@@ -66,7 +66,7 @@ def _slice_bytes(data: bytes | memoryview, byte_range: ByteRequest | None) -> by
     if isinstance(byte_range, OffsetByteRequest):
         return data[byte_range.offset :]
     if isinstance(byte_range, SuffixByteRequest):
-        return data[len(data) - byte_range.suffix :]
+        return data[max(len(data) - byte_range.suffix, 0) :]
     raise TypeError(f"unexpected byte range {byte_range!r}")
 
 

@@ -78,11 +78,18 @@ def dataset_from_group(
             encoding["coordinates"] = attrs.pop("coordinates")
             coord_names.update(str(encoding["coordinates"]).split())
         variables[name] = xr.Variable(_dims(name, array), ManifestArray(array), attrs, encoding)
+    attributes = thaw_json(group.attributes)
+    coord_names.update(str(attributes.pop("coordinates", "")).split())  # CF global list
     coord_names |= {name for name, v in variables.items() if v.dims == (name,)}
     coord_names |= set(loaded.coords)
-    coords = {n: variables[n] for n in variables if n in coord_names}
+    coord_names &= set(variables)
+    # Loaded dimension coordinates become indexes; a virtual one cannot (an index needs
+    # values), so it stays a coordinate without an index.
+    indexed = {n: variables[n] for n in coord_names if n in loaded.variables}
+    unindexed = {n: variables[n] for n in coord_names if n not in loaded.variables}
+    coords = xr.Coordinates(indexed).assign(xr.Coordinates(unindexed, indexes={}))
     data_vars = {n: v for n, v in variables.items() if n not in coord_names}
-    return xr.Dataset(data_vars, coords=coords, attrs=thaw_json(group.attributes))
+    return xr.Dataset(data_vars, coords=coords, attrs=attributes)
 
 
 def _check_names(group: vc.VirtualGroup, names: set[str], option: str) -> None:
@@ -122,10 +129,12 @@ def group_from_dataset(dataset: xr.Dataset) -> vc.VirtualGroup:
     In-memory variables are CF-encoded the way xarray writes them (times back to
     numbers with ``units`` and ``calendar``), so the group describes the stored form.
     """
-    arrays: dict[str, vc.AnyArray] = {}
-    for name, variable in dataset.variables.items():
-        arrays[str(name)] = _array_from_variable(str(name), variable)
-    return vc.VirtualGroup(arrays=arrays, attributes=_jsonable(dataset.attrs))
+    # CF: non-index coordinates are named in "coordinates" attributes (xarray's encoder).
+    variables, attributes = xr.conventions.encode_dataset_coordinates(dataset)
+    arrays = {
+        str(name): _array_from_variable(str(name), variable) for name, variable in variables.items()
+    }
+    return vc.VirtualGroup(arrays=arrays, attributes=_jsonable(attributes))
 
 
 def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
@@ -134,7 +143,9 @@ def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
     if "coordinates" in variable.encoding:
         attrs["coordinates"] = variable.encoding["coordinates"]
     if isinstance(data, ManifestArray):
-        metadata = data.metadata.evolve(dimension_names=variable.dims, attributes=attrs)
+        # A 0-d array has no dimensions to name: keep "no names" as it was.
+        names = variable.dims if variable.dims or data.metadata.dimension_names else None
+        metadata = data.metadata.evolve(dimension_names=names, attributes=attrs)
         return vc.VirtualArray(metadata, data.manifest)
     encoded = xr.conventions.encode_cf_variable(variable.to_base_variable(), name=name)
     values = np.asarray(encoded.values)

@@ -149,7 +149,8 @@ class ManifestArray:
 
     def transpose(self, *axes: Any) -> ManifestArray:
         order = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], Sequence) else axes
-        if order in ((), tuple(range(self.ndim))):
+        order = order or tuple(reversed(range(self.ndim)))  # numpy's default: reverse
+        if tuple(a % self.ndim for a in order) == tuple(range(self.ndim)):
             return self
         raise VirtualValuesError(
             f"cannot transpose a virtual array to axes {order}: the chunks are stored in "
@@ -217,37 +218,42 @@ def _virtual(x: Any) -> vc.VirtualArray:
 def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:
     """Basic indexing restricted to what keeps whole chunks."""
     items = list(key) if isinstance(key, tuple) else [key]
-    if sum(item is Ellipsis for item in items) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    n_real = sum(item is not None and item is not Ellipsis for item in items)
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
-        items[at : at + 1] = [slice(None)] * (array.ndim - n_real)
-    else:
-        items += [slice(None)] * (array.ndim - n_real)
-    slices: list[slice] = []
-    new_axes: list[int] = []
-    dropped: list[int] = []
     for item in items:
-        if item is None:
-            new_axes.append(len(slices) + len(new_axes))
-        elif isinstance(item, slice):
-            slices.append(item)
-        elif isinstance(item, int | np.integer):
-            axis = len(slices)
-            if axis >= array.ndim:
-                raise IndexError(f"too many indices for a {array.ndim}-d array")
-            position = int(item) % array.shape[axis] if array.shape[axis] else int(item)
-            slices.append(slice(position, position + 1))
-            dropped.append(axis)
-        else:
+        if not (item is None or item is Ellipsis or isinstance(item, slice | int | np.integer)):
             raise VirtualValuesError(
                 f"indexing a virtual array with {type(item).__name__} needs the values; "
                 "only slices on chunk boundaries, integers along axes of chunk length 1, "
                 "'...' and None are possible"
             )
-    if len(slices) != array.ndim:
+    ellipses = [i for i, item in enumerate(items) if item is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = sum(item is not None and item is not Ellipsis for item in items)
+    if n_real > array.ndim:
         raise IndexError(f"too many indices for a {array.ndim}-d array")
+    if ellipses:
+        items[ellipses[0] : ellipses[0] + 1] = [slice(None)] * (array.ndim - n_real)
+    else:
+        items += [slice(None)] * (array.ndim - n_real)
+    slices: list[slice] = []
+    new_axes: list[int] = []  # positions in the result
+    dropped: list[int] = []  # axes of the input
+    kept = 0
+    for item in items:
+        if item is None:
+            new_axes.append(kept + len(new_axes))
+        elif isinstance(item, slice):
+            slices.append(item)
+            kept += 1
+        else:
+            axis, length = len(slices), array.shape[len(slices)]
+            if not -length <= int(item) < length:
+                raise IndexError(
+                    f"index {item} is out of bounds for axis {axis} with size {length}"
+                )
+            position = int(item) % length
+            slices.append(slice(position, position + 1))
+            dropped.append(axis)
     result = vc.select_chunks(array, slices)
     for axis in reversed(dropped):
         result = vc.squeeze(result, axis=axis)
@@ -286,7 +292,9 @@ def _broadcast_to(array: Any, shape: Sequence[int], subok: bool = False) -> Mani
 
 @_implements(np.result_type)
 def _result_type(*arrays_and_dtypes: Any) -> np.dtype[Any]:
-    return np.result_type(*(getattr(x, "dtype", x) for x in arrays_and_dtypes))
+    return np.result_type(
+        *(x.dtype if isinstance(x, ManifestArray) else x for x in arrays_and_dtypes)
+    )
 
 
 @_implements(np.shape)
@@ -301,7 +309,11 @@ def _ndim(a: Any) -> int:
 
 @_implements(np.transpose)
 def _transpose(a: Any, axes: Sequence[int] | None = None) -> ManifestArray:
-    return a.transpose(*(axes or ())) if isinstance(a, ManifestArray) else a
+    return _as_manifest_array(a).transpose(*(axes or ()))
+
+
+def _as_manifest_array(x: Any) -> ManifestArray:
+    return x if isinstance(x, ManifestArray) else ManifestArray(_virtual(x))
 
 
 @_implements(np.full_like)

@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 import pyarrow as pa
 
+from vzcore._frozen import freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
@@ -160,7 +161,7 @@ class HDFParser:
         where = f"{url}: variable {dataset.name!r}"
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None
-        dims = _dimension_names(dataset, phony)
+        dims, dimension_lengths = _dimensions(dataset, phony)
         attributes = _attributes(dataset.attrs)
         plist = dataset.id.get_create_plist()
         layout = plist.get_layout()
@@ -178,8 +179,16 @@ class HDFParser:
             return _loaded(dataset, dims, attributes, fill_value)
         filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
         chunk_shape = dataset.chunks or tuple(max(s, 1) for s in dataset.shape)
+        # A netCDF variable may stop short of its unlimited dimension: it reads as
+        # fill values there, so the array takes the dimension's length.
+        shape = tuple(
+            full if maximum is None else length
+            for length, full, maximum in zip(
+                dataset.shape, dimension_lengths, dataset.maxshape or dataset.shape, strict=True
+            )
+        )
         metadata = ArrayMetadata.create(
-            shape=dataset.shape,
+            shape=shape,
             chunk_shape=chunk_shape,
             dtype=dataset.dtype,
             fill_value=fill_value,
@@ -195,26 +204,39 @@ class HDFParser:
 
 
 class _PhonyDimensions:
-    """Names for axes without a dimension scale: one per distinct length, per file."""
+    """Names for axes without a dimension scale, as netCDF-C gives them.
+
+    One name per distinct length in the file; a dataset using a length twice gets
+    the next name of that length for its second axis.
+    """
 
     def __init__(self) -> None:
-        self._names: dict[int, str] = {}
+        self._names: dict[tuple[int, int], str] = {}
 
-    def name(self, length: int) -> str:
-        return self._names.setdefault(length, f"phony_dim_{len(self._names)}")
+    def name(self, length: int, occurrence: int) -> str:
+        return self._names.setdefault((length, occurrence), f"phony_dim_{len(self._names)}")
 
 
-def _dimension_names(dataset: Any, phony: _PhonyDimensions) -> tuple[str, ...]:
-    names = []
+def _dimensions(dataset: Any, phony: _PhonyDimensions) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Dimension names, and each dimension's length (a scale may be longer than the data)."""
+    names: list[str] = []
+    lengths: list[int] = []
+    seen: dict[int, int] = {}
     for axis, length in enumerate(dataset.shape):
         scales = dataset.dims[axis]
         if len(scales):
-            names.append(posixpath.basename(scales[0].name))
+            scale = scales[0]
+            names.append(posixpath.basename(scale.name))
+            lengths.append(max(length, scale.shape[0] if scale.shape else length))
         elif axis == 0 and dataset.is_scale:
             names.append(posixpath.basename(dataset.name))
+            lengths.append(length)
         else:
-            names.append(phony.name(length))
-    return tuple(names)
+            occurrence = seen.get(length, 0)
+            seen[length] = occurrence + 1
+            names.append(phony.name(length, occurrence))
+            lengths.append(length)
+    return tuple(names), tuple(lengths)
 
 
 def _check_type(dtype: np.dtype[Any], where: str) -> None:
@@ -254,18 +276,20 @@ def _loaded(
 def _loaded_strings(
     dataset: Any, dims: tuple[str, ...], attributes: dict[str, Any], where: str
 ) -> LoadedArray:
+    """Fixed-length bytes stay bytes (xarray joins netCDF char arrays); others become str."""
+    import h5py
+
     try:
-        raw = np.asarray(dataset[()], dtype=object)
+        if dataset.dtype.kind == "S":
+            values = np.asarray(dataset[()])
+        else:
+            info = h5py.check_string_dtype(dataset.dtype)
+            raw = np.asarray(dataset.asstr()[()] if info is not None else dataset[()], dtype=object)
+            values = np.asarray(raw.tolist(), dtype=str).reshape(raw.shape)
     except (OSError, ValueError, TypeError) as err:
         raise HDF5UnsupportedError(f"{where}: cannot read string values: {err}") from err
-    decoded = np.vectorize(_decode_text, otypes=[object])(raw) if raw.size else raw
-    text = np.asarray(decoded.tolist(), dtype=str).reshape(raw.shape)
     attributes.pop("_FillValue", None)
-    return LoadedArray.from_numpy(text, dimension_names=dims, attributes=attributes)
-
-
-def _decode_text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return LoadedArray.from_numpy(values, dimension_names=dims, attributes=attributes)
 
 
 def _contiguous_manifest(dataset: Any, metadata: ArrayMetadata, url: str) -> ChunkManifest:
@@ -320,6 +344,7 @@ def _attributes(attrs: Any) -> dict[str, Any]:
             continue
         try:
             value = _attribute_value(attrs[name])
+            freeze_json(value)
         except (OSError, TypeError, ValueError):
             continue  # unreadable or unrepresentable attribute types are left out
         if value is not _SKIP:

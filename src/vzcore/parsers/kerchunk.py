@@ -90,11 +90,16 @@ def _inline_bytes(value: str | bytes) -> bytes:
     return value.encode()
 
 
-def _decode_inline(metadata: ArrayMetadata, chunks: Mapping[tuple[int, ...], bytes]) -> LoadedArray:
+def _decode_inline(
+    metadata: ArrayMetadata, chunks: Mapping[tuple[int, ...], bytes], where: str
+) -> LoadedArray:
     """Values of an array whose chunks are all inline bytes (decoded with numcodecs)."""
     from vzcore.read import decode_chunks
 
-    values = decode_chunks(metadata, chunks)
+    try:
+        values = decode_chunks(metadata, chunks)
+    except (ValueError, TypeError, RuntimeError, VirtualizationError) as err:
+        raise KerchunkFormatError(f"{where}: inline data does not decode: {err}") from err
     return LoadedArray(metadata, values)
 
 
@@ -212,6 +217,15 @@ def _expand_generator(generator: Any, where: str) -> dict[str, Any]:
         else:
             values = list(spec)  # an explicit list of values
         axes.append((name, values))
+    try:
+        return _generated_refs(generator, axes)
+    except (KerchunkFormatError, SyntaxError, TypeError, ValueError, ZeroDivisionError) as err:
+        raise KerchunkFormatError(
+            f"{where}: bad 'gen' entry {generator.get('key')!r}: {err}"
+        ) from err
+
+
+def _generated_refs(generator: dict[str, Any], axes: list[tuple[str, list[Any]]]) -> dict[str, Any]:
     refs = {}
     for combination in itertools.product(*(values for _, values in axes)):
         names = dict(zip((name for name, _ in axes), combination, strict=True))
@@ -295,7 +309,7 @@ def _array_from_refs(
             f"{place}: mixes inline and referenced chunks, which vz cannot represent yet"
         )
     if inline:
-        return _decode_inline(metadata, inline)
+        return _decode_inline(metadata, inline, place)
     return VirtualArray(metadata, _manifest(keys, urls, offsets, lengths, grid, registry, place))
 
 
@@ -425,18 +439,25 @@ class KerchunkParquetParser:
         missing = {"path", "offset", "size"} - set(table.column_names)
         if missing:
             raise KerchunkFormatError(f"{place}: {url} lacks columns {sorted(missing)}")
-        path_column = table.column("path")
-        if pa.types.is_dictionary(path_column.type):
-            path_column = path_column.cast(pa.string())
-        columns = {
-            "path": path_column.cast(pa.string()),
-            "offset": table.column("offset").cast(pa.int64()),
-            "size": table.column("size").cast(pa.int64()),
-            "raw": table.column("raw").cast(pa.binary())
-            if "raw" in table.column_names
-            else pa.nulls(table.num_rows, pa.binary()),
-        }
-        return pa.table(columns)
+        try:
+            return _record_columns(table)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise KerchunkFormatError(f"{place}: {url} has malformed columns: {err}") from err
+
+
+def _record_columns(table: pa.Table) -> pa.Table:
+    path_column = table.column("path")
+    if pa.types.is_dictionary(path_column.type):
+        path_column = path_column.cast(pa.string())
+    columns = {
+        "path": path_column.cast(pa.string()),
+        "offset": table.column("offset").cast(pa.int64()),
+        "size": table.column("size").cast(pa.int64()),
+        "raw": table.column("raw").cast(pa.binary())
+        if "raw" in table.column_names
+        else pa.nulls(table.num_rows, pa.binary()),
+    }
+    return pa.table(columns)
 
 
 def _array_from_table(
@@ -455,7 +476,7 @@ def _array_from_table(
             tuple(int(c) for c in np.unravel_index(r, grid)) if grid else (): raw[int(r)].as_py()
             for r in rows
         }
-        return _decode_inline(metadata, chunks)
+        return _decode_inline(metadata, chunks, place)
     paths = table.column("path")
     offsets = table.column("offset")
     sizes = table.column("size")

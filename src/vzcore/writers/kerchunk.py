@@ -369,7 +369,6 @@ def _write_records(table: pa.Table, folder: Path, record_size: int) -> None:
             table.slice(k * record_size, record_size),
             folder / f"refs.{k}.parq",
             compression="zstd",
-            write_statistics=False,
         )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, array_to_table, group_document
 from vzcore.writers._atomic import replace_path
@@ -70,6 +71,15 @@ def _write_array(array: AnyArray, path: Path) -> None:
 
 
 def _write_group(group: VirtualGroup, directory: Path) -> None:
+    clashes = sorted(
+        {f"{name}.parquet" for name in group.arrays} & set(group.groups)
+        | ({GROUP_DOCUMENT} & set(group.groups))
+    )
+    if clashes:
+        raise VirtualizationError(
+            f"cannot save group {str(directory)!r}: subgroup names {clashes} collide with "
+            "the layout's file names"
+        )
     directory.mkdir()
     document = group_document(
         attributes=group.attributes,

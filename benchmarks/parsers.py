@@ -1,0 +1,260 @@
+"""Parse times of `HDFParser` (and `NetCDF3Parser`) beside VirtualiZarr 2.8 and kerchunk.
+
+Workloads, written once with netCDF4 into a temporary folder:
+
+1. one netCDF4 variable of 100,000 chunks: (100000, 10) float32, chunks (1, 10),
+   zlib + shuffle. Reference generation, warm, best of 3 (goal: vz >= 3x faster
+   than VirtualiZarr and kerchunk).
+2. 200 small netCDF4 files (24 x 18 x 36 float32, three variables, zlib, CF
+   coordinates): time per file, warm, best of 3 passes (goal: >= 2x faster than
+   VirtualiZarr's ``open_virtual_dataset``).
+3. a netCDF3 file of 100,000 records x 5 record variables, if vz has a
+   ``NetCDF3Parser`` (goal: <= 0.3 s).
+
+The peers run in their own venv (``VZ_PEER_PYTHON``, or ../shared/peers/setup-venv.sh's
+/tmp/vz-peers; ``--peers`` builds it) as benchmarks/peer_parsers.py, in the same run.
+
+    python benchmarks/parsers.py [--peers] [--no-peers] [--files N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import netCDF4
+import numpy as np
+from obstore.store import LocalStore
+
+import vzcore as vc
+import vzxarray as vx
+from _workload import best_of
+from vzcore.parsers import HDFParser
+
+HERE = Path(__file__).resolve().parent
+PEER_SETUP = HERE.parent.parent / "shared" / "peers" / "setup-venv.sh"
+DEFAULT_PEER_PYTHON = Path(tempfile.gettempdir()) / "vz-peers" / "bin" / "python"
+
+BIG_SHAPE, BIG_CHUNKS = (100_000, 10), (1, 10)
+SMALL_SHAPE = (24, 18, 36)  # time, lat, lon
+SMALL_VARIABLES = ("tas", "pr", "huss")
+N_RECORDS = 100_000
+RECORD_VARIABLES = {"tas": "f4", "pr": "f8", "flag": "i1", "count": "i2", "index": "i4"}
+
+
+# ---- the files ---------------------------------------------------------------------------
+
+
+def write_big(path: Path) -> None:
+    values = np.random.default_rng(0).standard_normal(BIG_SHAPE).astype("f4")
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("row", BIG_SHAPE[0])
+        ds.createDimension("col", BIG_SHAPE[1])
+        var = ds.createVariable(
+            "data", "f4", ("row", "col"), zlib=True, shuffle=True, chunksizes=BIG_CHUNKS
+        )
+        var[:] = values
+
+
+def write_small(path: Path, index: int) -> None:
+    """A month of daily fields, as a CMIP-like file is laid out (unlimited time)."""
+    nt, ny, nx = SMALL_SHAPE
+    rng = np.random.default_rng(index)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("time", None)
+        ds.createDimension("lat", ny)
+        ds.createDimension("lon", nx)
+        time = ds.createVariable("time", "f8", ("time",))
+        time.units = "days since 2000-01-01"
+        time.calendar = "standard"
+        time[:] = index * nt + np.arange(nt)
+        ds.createVariable("lat", "f8", ("lat",))[:] = np.linspace(-85, 85, ny)
+        ds.createVariable("lon", "f8", ("lon",))[:] = np.linspace(0, 350, nx)
+        for name in SMALL_VARIABLES:
+            var = ds.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True)
+            var.units = "1"
+            var[:] = rng.standard_normal(SMALL_SHAPE).astype("f4")
+
+
+def write_records(path: Path) -> None:
+    with netCDF4.Dataset(path, "w", format="NETCDF3_64BIT_OFFSET") as ds:
+        ds.createDimension("time", None)
+        ds.createDimension("station", 3)
+        ds.createVariable("station", "i4", ("station",))[:] = np.arange(3)
+        for name, dtype in RECORD_VARIABLES.items():
+            var = ds.createVariable(name, dtype, ("time", "station"))
+            var[:N_RECORDS] = np.ones((N_RECORDS, 3), dtype=dtype)
+
+
+def write_files(folder: Path, n_small: int) -> None:
+    write_big(folder / "big.nc")
+    (folder / "small").mkdir()
+    for index in range(n_small):
+        write_small(folder / "small" / f"day_{index:04d}.nc", index)
+    write_records(folder / "records.nc")
+
+
+# ---- vz's side ---------------------------------------------------------------------------
+
+
+def warm_best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` runs after one untimed run."""
+    fn()
+    seconds, _ = best_of(fn, repeat=repeat)
+    return seconds
+
+
+def per_file(fn: Callable[[Path], object], paths: list[Path]) -> float:
+    """Best time of one pass over ``paths``, divided by the number of files."""
+    return warm_best_of(lambda: [fn(path) for path in paths]) / len(paths)
+
+
+def vz_figures(folder: Path) -> tuple[dict[str, float], list[str]]:
+    notes: list[str] = []
+    registry = vc.ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
+    small = sorted((folder / "small").glob("*.nc"))
+    small_registry = vc.ObjectStoreRegistry(
+        {f"file://{folder}/small/": LocalStore(folder / "small")}
+    )
+    parser = HDFParser()
+    big_url = f"file://{folder}/big.nc"
+    group = parser(big_url, registry)
+    data = group["data"]
+    assert isinstance(data, vc.VirtualArray)
+    n_refs = data.manifest.n_chunks - data.manifest.n_missing
+    notes.append(f"big.nc: {n_refs:,} chunk references")
+    out = {
+        "big_parse_s": warm_best_of(lambda: parser(big_url, registry)),
+        "small_parse_s": per_file(lambda p: parser(f"file://{p}", small_registry), small),
+        "small_open_s": per_file(
+            lambda p: vx.open_virtual_dataset(
+                f"file://{p}", registry=small_registry, parser=parser
+            ),
+            small,
+        ),
+    }
+    try:
+        from vzcore.parsers import NetCDF3Parser
+    except ImportError:
+        notes.append("netCDF3 line skipped: vzcore.parsers.NetCDF3Parser is not importable")
+    else:
+        records_url = f"file://{folder}/records.nc"
+        out["netcdf3_parse_s"] = warm_best_of(lambda: NetCDF3Parser()(records_url, registry))
+        records = NetCDF3Parser()(records_url, registry)
+        n_record_refs = sum(
+            a.manifest.n_chunks for _, a in records.walk_arrays() if isinstance(a, vc.VirtualArray)
+        )
+        notes.append(f"records.nc: {n_record_refs:,} chunk references")
+    return out, notes
+
+
+# ---- the peers' side ---------------------------------------------------------------------
+
+
+def find_peer_python(build: bool) -> Path | None:
+    python = Path(os.environ.get("VZ_PEER_PYTHON", DEFAULT_PEER_PYTHON))
+    if not python.exists() and build and PEER_SETUP.exists():
+        done = subprocess.run(
+            ["bash", str(PEER_SETUP)], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            python = Path(done.stdout.strip().splitlines()[-1])
+    return python if python.exists() else None
+
+
+def peer_figures(python: Path, folder: Path) -> tuple[dict[str, float], list[str]]:
+    """The peers' figures, and the notes their script printed on stderr."""
+    proc = subprocess.run(
+        [str(python), str(HERE / "peer_parsers.py"), str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        check=False,
+    )
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("netCDF3 peers")]
+    if proc.returncode != 0:
+        return {}, [f"peer run failed: {proc.stderr.strip().splitlines()[-1:]}"]
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result, notes
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+# label, key of vz's figure, key of VirtualiZarr's, key of kerchunk's, goal
+ROWS: list[tuple[str, str, str | None, str | None, str]] = [
+    ("100k-chunk netCDF4 variable -> refs (s)", "big_parse_s", "big_parse_s", "big_kerchunk_s",
+     ">= 3x both"),
+    ("{files} small files: parse, per file (ms)", "small_parse_s", "small_parse_s",
+     "small_kerchunk_s", ">= 2x VZ"),
+    ("  open_virtual_dataset, per file (ms)", "small_open_s", "small_open_s", None, ">= 2x VZ"),
+    ("netCDF3, 100k records x 5 vars (s)", "netcdf3_parse_s", "netcdf3_parse_s",
+     "netcdf3_kerchunk_s", "<= 0.3 s"),
+]  # fmt: skip
+
+
+def _fmt(value: float | None, key: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.2f}" if key.startswith("small") else f"{value:.3f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{theirs / ours:.1f}x" if ours and theirs else ""
+
+
+def print_table(
+    ours: dict[str, float], vzr: dict[str, Any], kerchunk: dict[str, Any], *, files: int
+) -> None:
+    header = (
+        f"{'figure':42} {'vz':>9} {'VirtualiZarr':>13} {'kerchunk':>9} "
+        f"{'vs VZ':>7} {'vs kc':>7}  goal"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, our_key, vzr_key, kc_key, goal in ROWS:
+        mine = ours.get(our_key)
+        theirs = vzr.get(vzr_key) if vzr_key else None
+        kc = kerchunk.get(kc_key) if kc_key else None
+        label = label.format(files=files)
+        print(
+            f"{label:42} {_fmt(mine, our_key):>9} {_fmt(theirs, our_key):>13} "
+            f"{_fmt(kc, our_key):>9} {_ratio(mine, theirs):>7} {_ratio(mine, kc):>7}  {goal}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", action="store_true", help="build the peers' venv if absent")
+    parser.add_argument("--no-peers", action="store_true", help="measure vz only")
+    parser.add_argument("--files", type=int, default=200, help="number of small files")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vz-bench-parsers-") as tmp:
+        folder = Path(tmp)
+        write_files(folder, args.files)
+        ours, notes = vz_figures(folder)
+        python = None if args.no_peers else find_peer_python(args.peers)
+        theirs: dict[str, float] = {}
+        if python is not None:
+            theirs, peer_notes = peer_figures(python, folder)
+            notes += peer_notes
+    print(
+        f"workloads: netCDF4 {BIG_SHAPE} float32 in {BIG_CHUNKS} chunks (zlib+shuffle); "
+        f"{args.files} netCDF4 files of {SMALL_SHAPE} x {len(SMALL_VARIABLES)} variables; "
+        f"netCDF3 {N_RECORDS:,} records x {len(RECORD_VARIABLES)} variables. "
+        "Warm, best of 3."
+    )
+    for note in notes:
+        print(f"({note})")
+    print_table(ours, theirs, theirs, files=args.files)
+    if not theirs:
+        print("(peers not measured: run with --peers to build their venv)")
+
+
+if __name__ == "__main__":
+    main()

@@ -134,8 +134,9 @@ class KerchunkJSONParser:
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         reader, path = registry.resolve(url)
+        text = _read(reader, path, url)
         try:
-            document = json.loads(_read(reader, path, url))
+            document = json.loads(text)
         except ValueError as err:
             raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
         refs = _references(document, url)
@@ -157,7 +158,7 @@ def _references(document: Any, where: str) -> dict[str, Any]:
     templates = document.get("templates") or {}
     refs = dict(refs)
     for generator in document.get("gen") or []:
-        refs.update(_expand_generator(generator, where))
+        refs.update(_expand_generator(generator, templates, where))
     if templates:
         refs = {k: _apply_templates(v, templates) for k, v in refs.items()}
     return refs
@@ -179,7 +180,7 @@ _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
-def _evaluate(expression: str, names: Mapping[str, int]) -> Any:
+def _evaluate(expression: str, names: Mapping[str, Any]) -> Any:
     """Integer arithmetic on template variables (``i * 1000 + 8``), nothing else."""
 
     def walk(node: ast.AST) -> Any:
@@ -196,7 +197,7 @@ def _evaluate(expression: str, names: Mapping[str, int]) -> Any:
     return walk(ast.parse(expression, mode="eval"))
 
 
-def _render(template: Any, names: Mapping[str, int]) -> Any:
+def _render(template: Any, names: Mapping[str, Any]) -> Any:
     if not isinstance(template, str):
         return template
     whole = _TEMPLATE.fullmatch(template.strip())
@@ -205,7 +206,7 @@ def _render(template: Any, names: Mapping[str, int]) -> Any:
     return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1), names)), template)
 
 
-def _expand_generator(generator: Any, where: str) -> dict[str, Any]:
+def _expand_generator(generator: Any, templates: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(generator, dict) or not {"key", "url", "dimensions"} <= set(generator):
         raise KerchunkFormatError(f"{where}: a 'gen' entry needs 'key', 'url' and 'dimensions'")
     axes = []
@@ -218,17 +219,20 @@ def _expand_generator(generator: Any, where: str) -> dict[str, Any]:
             values = list(spec)  # an explicit list of values
         axes.append((name, values))
     try:
-        return _generated_refs(generator, axes)
+        return _generated_refs(generator, axes, templates)
     except (KerchunkFormatError, SyntaxError, TypeError, ValueError, ZeroDivisionError) as err:
         raise KerchunkFormatError(
             f"{where}: bad 'gen' entry {generator.get('key')!r}: {err}"
         ) from err
 
 
-def _generated_refs(generator: dict[str, Any], axes: list[tuple[str, list[Any]]]) -> dict[str, Any]:
+def _generated_refs(
+    generator: dict[str, Any], axes: list[tuple[str, list[Any]]], templates: Mapping[str, Any]
+) -> dict[str, Any]:
     refs = {}
     for combination in itertools.product(*(values for _, values in axes)):
-        names = dict(zip((name for name, _ in axes), combination, strict=True))
+        # Templates first, so that a dimension of the same name wins (as in fsspec).
+        names = {**templates, **dict(zip((name for name, _ in axes), combination, strict=True))}
         url = _render(generator["url"], names)
         if "offset" in generator or "length" in generator:
             refs[str(_render(generator["key"], names))] = [
@@ -330,6 +334,11 @@ def _manifest(
     registry: ObjectStoreRegistry,
     where: str,
 ) -> ChunkManifest:
+    wrong = [v for v in (*offsets, *lengths) if not isinstance(v, int) or isinstance(v, bool)]
+    if wrong:
+        raise KerchunkFormatError(
+            f"{where}: offsets and lengths must be integers, found {wrong[0]!r}"
+        )
     try:
         offset_array = np.asarray(offsets, dtype=np.int64)
         length_array = np.asarray(lengths, dtype=np.int64)

@@ -55,6 +55,11 @@ class ZarrParser:
         objects = pa.table({"key": relative, "size": listing.column("size")})
         keys = set(objects.column("key").to_pylist()) if objects.num_rows < 100_000 else None
         documents = _Documents(reader, root, root_url, keys)
+        markers = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
+        if keys is not None and not any(m in keys for m in markers):
+            raise ZarrFormatError(
+                f"{url}: not a Zarr store (no zarr.json, .zgroup, .zarray or .zmetadata at its root)"
+            )
         metadata_paths = _metadata_paths(objects)
         arrays = {}
         for path, kind in metadata_paths.items():

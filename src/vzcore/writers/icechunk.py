@@ -21,6 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
 from vzcore.algebra import validate_compatible
@@ -67,26 +68,40 @@ def write_icechunk(
     """
     checksum = last_updated_at or _next_second()
     prefix = (group_path or "").strip("/")
-    plan: list[tuple[str, AnyArray, tuple[int, int] | None]]
+    plan: list[_Step]
     if append_dim is None:
-        plan = [(path, array, None) for path, array in group.walk_arrays()]
+        plan = [_Step(path, array, None, None) for path, array in group.walk_arrays()]
         for path, node in group.walk_groups():
             _set_document(store, _join(prefix, path, "zarr.json"), group_document(node))
     else:
         plan = _append_plan(group, store, prefix, append_dim)
-    for path, array, offset in plan:
-        full = _join(prefix, path)
-        document = array_document(array)
-        if offset is not None:
+    for step in plan:
+        full = _join(prefix, step.path)
+        if step.stored is None:
+            document = array_document(step.array)
+        else:
+            # Appending keeps the stored array's document (chunking, codecs, attributes).
+            axis, start = step.offset or (0, 0)
+            document = dict(step.stored)
             document["shape"] = [
-                s + (offset[1] if i == offset[0] else 0) for i, s in enumerate(array.shape)
+                start + n if i == axis else n for i, n in enumerate(step.array.shape)
             ]
         _set_document(store, _join(full, "zarr.json"), document)
-        chunk_offset = _chunk_offset(array, offset)
-        if isinstance(array, VirtualArray):
-            _set_references(store, full, array, chunk_offset, checksum)
+        if isinstance(step.array, VirtualArray):
+            chunk_offset = _chunk_offset(step.array, step.offset)
+            _set_references(store, full, step.array, chunk_offset, checksum)
         else:
-            _set_values(store, full, array, offset)
+            _set_values(store, full, step.array, step.offset)
+
+
+@attrs.frozen
+class _Step:
+    """One array to write: where, what, and for an append the axis/start and stored document."""
+
+    path: str
+    array: AnyArray
+    offset: tuple[int, int] | None
+    stored: dict[str, Any] | None
 
 
 def _next_second() -> datetime.datetime:
@@ -144,12 +159,14 @@ def _set_references(
     # One Python string per distinct file, shared by every chunk of that file.
     urls = np.array([*array.manifest.dictionary.to_pylist(), ""], dtype=object)
     locations = urls[np.where(indices < 0, len(urls) - 1, indices)].tolist()
+    _check_containers(store, path, array, chunk_offset, checksum)
     failed = store.set_virtual_refs_arr(
         path,
         array.manifest.grid,
         locations,
         np.ascontiguousarray(offsets, dtype=np.uint64),
         np.ascontiguousarray(lengths, dtype=np.uint64),
+        validate_containers=False,
         arr_offset=chunk_offset,
         checksum=checksum,
     )
@@ -158,6 +175,43 @@ def _set_references(
             f"Icechunk refused {len(failed)} references of {path!r} (first at chunk {failed[0]}): "
             "declare a virtual chunk container for their URLs"
         )
+
+
+def _check_containers(
+    store: Any,
+    path: str,
+    array: VirtualArray,
+    chunk_offset: tuple[int, ...] | None,
+    checksum: datetime.datetime,
+) -> None:
+    """Write one reference per source file with Icechunk's container check on.
+
+    Checking every reference makes Icechunk's commit far slower; one per file
+    catches a URL no virtual chunk container covers just as well.
+    """
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    present = np.flatnonzero(indices >= 0)
+    _, first = np.unique(indices[present], return_index=True)
+    urls = array.manifest.dictionary.to_pylist()
+    shift = np.asarray(chunk_offset or (0,) * array.ndim)
+    for row in present[first].tolist():
+        coords = np.unravel_index(row, array.manifest.grid) if array.ndim else ()
+        key = "/".join([path, "c", *(str(c + s) for c, s in zip(coords, shift, strict=True))])
+        url = urls[indices[row]]
+        try:
+            store.set_virtual_ref(
+                key,
+                url,
+                offset=int(offsets[row]),
+                length=int(lengths[row]),
+                checksum=checksum,
+                validate_container=True,
+            )
+        except Exception as err:  # icechunk's error types are not importable by name
+            raise VirtualizationError(
+                f"Icechunk refused a reference of {path!r} to {url!r}: {err}; declare a "
+                "virtual chunk container for it"
+            ) from err
 
 
 def _set_values(store: Any, path: str, array: LoadedArray, offset: tuple[int, int] | None) -> None:
@@ -174,12 +228,10 @@ def _set_values(store: Any, path: str, array: LoadedArray, offset: tuple[int, in
     target[region] = array.data
 
 
-def _append_plan(
-    group: VirtualGroup, store: Any, prefix: str, append_dim: str
-) -> list[tuple[str, AnyArray, tuple[int, int] | None]]:
+def _append_plan(group: VirtualGroup, store: Any, prefix: str, append_dim: str) -> list[_Step]:
     """Check every appended array against the stored one; nothing is written here."""
-    plan: list[tuple[str, AnyArray, tuple[int, int] | None]] = []
-    problems: list[str] = []
+    plan: list[_Step] = []
+    problems: list[tuple[type[VirtualizationError], str]] = []
     for path, array in group.walk_arrays():
         names = array.metadata.dimension_names or ()
         if append_dim not in names:
@@ -187,27 +239,36 @@ def _append_plan(
         axis = names.index(append_dim)
         stored_document = _get_document(store, _join(prefix, path, "zarr.json"))
         if stored_document is None:
-            problems.append(f"{path!r} is not in the repository, so it cannot be appended to")
+            problems.append(
+                (VirtualizationError, f"{path!r} is not in the repository to append to")
+            )
             continue
         stored = ArrayMetadata.from_zarr_v3(stored_document)
         try:
             _check_appendable(stored, array, axis, path)
         except VirtualizationError as err:
-            problems.extend(err.problems)
+            problems.extend((type(err), p) for p in err.problems)
             continue
-        plan.append((path, array, (axis, stored.shape[axis])))
+        plan.append(_Step(path, array, (axis, stored.shape[axis]), stored_document))
     if problems:
-        raise VirtualizationError(
-            f"cannot append along {append_dim!r}: " + "; ".join(problems), problems=problems
+        messages = [m for _, m in problems]
+        raise problems[0][0](
+            f"cannot append along {append_dim!r}: " + "; ".join(messages), problems=messages
         )
     return plan
 
 
 def _check_appendable(stored: ArrayMetadata, array: AnyArray, axis: int, path: str) -> None:
     if isinstance(array, LoadedArray):
-        if stored.dtype != array.dtype or stored.ndim != array.ndim:
+        others = [i for i in range(array.ndim) if i != axis]
+        if (
+            stored.dtype != array.dtype
+            or stored.ndim != array.ndim
+            or [stored.shape[i] for i in others] != [array.shape[i] for i in others]
+        ):
             raise ShapeMismatch(
-                f"{path!r}: stored {stored.dtype} {stored.shape}, new {array.dtype} {array.shape}"
+                f"{path!r}: the stored array is {stored.dtype} {stored.shape}, the new one "
+                f"{array.dtype} {array.shape}"
             )
         return
     existing = VirtualArray(stored, _empty_manifest(stored))

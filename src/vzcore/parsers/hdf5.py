@@ -8,7 +8,6 @@ other store through a buffered file-like object over the registry's ranged reads
 from __future__ import annotations
 
 import io
-import itertools
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -311,14 +310,16 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
     infos: list[Any] = []
     dataset.id.chunk_iter(infos.append)
     count, ndim = len(infos), len(grid)
-    if any(info.filter_mask for info in infos):
+    # StoreInfo is (chunk_offset, filter_mask, byte_offset, size): one C-level transpose.
+    chunk_starts, filter_masks, byte_offsets, sizes = (
+        zip(*infos, strict=True) if infos else ((),) * 4
+    )
+    if any(filter_masks):
         raise HDF5UnsupportedError(
             f"{where}: some chunks skip filters of the pipeline (HDF5 filter mask); "
             "zarr needs one codec pipeline for every chunk"
         )
-    starts = np.fromiter(
-        itertools.chain.from_iterable(info.chunk_offset for info in infos), np.int64, count * ndim
-    ).reshape(count, ndim)
+    starts = np.array(chunk_starts, dtype=np.int64).reshape(count, ndim)
     coords = starts // np.asarray(metadata.chunk_shape, dtype=np.int64)
     rows = np.ravel_multi_index(tuple(coords.T), grid) if ndim else np.zeros(count, np.int64)
     n_chunks = int(np.prod(grid))
@@ -326,8 +327,8 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
     offsets = np.zeros(n_chunks, dtype=np.uint64)
     lengths = np.zeros(n_chunks, dtype=np.uint64)
     indices[rows] = 0
-    offsets[rows] = np.fromiter((info.byte_offset for info in infos), np.uint64, count)
-    lengths[rows] = np.fromiter((info.size for info in infos), np.uint64, count)
+    offsets[rows] = np.array(byte_offsets, dtype=np.uint64)
+    lengths[rows] = np.array(sizes, dtype=np.uint64)
     return ChunkManifest.from_numpy_columns(
         grid,
         dictionary=pa.array([url], pa.string()),

@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) benchmarks/algebra.py
+	$(VENV)/bin/vz demo
 
 lint: venv
 	$(VENV)/bin/ruff check src tests properties benchmarks

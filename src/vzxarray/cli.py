@@ -1,0 +1,203 @@
+"""The ``vz`` command: ``vz virtualize``, ``vz info``, ``vz demo``.
+
+Errors print one line to stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import vzcore as vc
+
+__all__ = ["main"]
+
+FORMATS = ("icechunk", "kerchunk-json", "kerchunk-parquet", "manifest-parquet")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vz", description="Virtual Zarr stores: chunk references into archival files."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    virtualize = commands.add_parser(
+        "virtualize", help="reference many files as one dataset and save the references"
+    )
+    virtualize.add_argument("inputs", nargs="+", help="files, URLs or globs (local)")
+    how = virtualize.add_mutually_exclusive_group()
+    how.add_argument("--concat-dim", help="concatenate along this dimension (combine nested)")
+    how.add_argument(
+        "--by-coords", action="store_true", help="combine by coordinates (the default)"
+    )
+    virtualize.add_argument("--out", required=True, help="where to write the references")
+    virtualize.add_argument(
+        "--format", choices=FORMATS, default="icechunk", help="output format (default icechunk)"
+    )
+    virtualize.add_argument(
+        "--parallel", choices=("threads", "processes", "dask"), help="open files in parallel"
+    )
+    virtualize.add_argument(
+        "--loadable", nargs="*", default=None, metavar="VAR", help="variables read into memory"
+    )
+    virtualize.add_argument(
+        "--skip-bad", action="store_true", help="leave out files that fail, and list them"
+    )
+
+    info = commands.add_parser("info", help="describe a store vz can read")
+    info.add_argument("store", help="a file, a reference store, or a Zarr/manifest store")
+
+    demo = commands.add_parser(
+        "demo", help="the built-in example: a year of daily files, virtualized and checked"
+    )
+    demo.add_argument("--folder", help="where to write the example (default: a temp folder)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    _quiet_icechunk()
+    try:
+        if args.command == "virtualize":
+            _virtualize(args)
+        elif args.command == "info":
+            _info(args.store)
+        else:
+            from vzxarray.demo import run_demo
+
+            run_demo(args.folder)
+    except (vc.VirtualizationError, OSError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"vz {args.command}: {first_line}", file=sys.stderr)
+        problems = getattr(err, "problems", ())
+        if len(problems) > 1 or (problems and problems[0] != str(err)):
+            for problem in problems[:10]:
+                print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _quiet_icechunk() -> None:
+    # Icechunk's Rust log warns about local storage on every repository; a command
+    # line should print only its own results.
+    try:
+        import icechunk
+    except ImportError:
+        return
+    icechunk.set_logs_filter("error")
+
+
+def _virtualize(args: argparse.Namespace) -> None:
+    from vzxarray.mfdataset import expand_paths, open_virtual_mfdataset
+
+    urls = [url for item in args.inputs for url in expand_paths(item)]
+    registry = vc.ObjectStoreRegistry.for_urls(urls)
+    start = time.perf_counter()
+    dataset = open_virtual_mfdataset(
+        urls,
+        registry=registry,
+        combine="nested" if args.concat_dim else "by_coords",
+        concat_dim=args.concat_dim,
+        parallel=args.parallel,
+        loadable_variables=args.loadable,
+        on_error="skip" if args.skip_bad else "raise",
+    )
+    opened = time.perf_counter() - start
+    write_store(dataset, args.out, args.format, registry)
+    skipped = dataset.attrs.get("vz_skipped_files", [])
+    print(
+        f"virtualized {len(urls) - len(skipped)} file(s) in {opened:.2f} s; wrote {args.format} "
+        f"to {args.out} in {time.perf_counter() - start - opened:.2f} s"
+    )
+    for url in skipped:
+        print(f"skipped: {url}")
+
+
+def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreRegistry) -> None:
+    """Write a virtual dataset in one of `FORMATS`."""
+    if format == "kerchunk-json":
+        dataset.vz.to_kerchunk(out, format="json")
+    elif format == "kerchunk-parquet":
+        dataset.vz.to_kerchunk(out, format="parquet")
+    elif format == "manifest-parquet":
+        dataset.vz.to_manifest_parquet(out)
+    else:
+        repository = create_icechunk_repository(out, registry)
+        session = repository.writable_session("main")
+        dataset.vz.to_icechunk(session.store)
+        session.commit("virtual references written by vz")
+
+
+def create_icechunk_repository(path: str, registry: vc.ObjectStoreRegistry) -> Any:
+    """A local Icechunk repository with a virtual chunk container per registry prefix."""
+    import icechunk
+
+    config = icechunk.RepositoryConfig.default()
+    credentials: dict[str, Any] = {}
+    for prefix in registry.prefixes:
+        store: Any
+        if prefix.startswith("file://"):
+            store = icechunk.local_filesystem_store(prefix.removeprefix("file://"))
+            credentials[prefix] = icechunk.Credentials.LocalFileSystemAccess()
+        elif prefix.startswith("s3://"):
+            store = icechunk.s3_store()
+            credentials[prefix] = icechunk.s3_anonymous_credentials()
+        else:
+            raise vc.VirtualizationError(
+                f"icechunk output for {prefix!r} needs a container this command cannot declare; "
+                "write it from Python with your own repository config"
+            )
+        config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, store))
+    return icechunk.Repository.create(
+        icechunk.local_filesystem_storage(str(Path(path).absolute())),
+        config,
+        authorize_virtual_chunk_access=icechunk.containers_credentials(credentials),
+    )
+
+
+def _info(store: str) -> None:
+    from vzcore.parsers import detect_parser
+
+    url = vc.registry.normalize_url(store)
+    registry = vc.ObjectStoreRegistry.for_urls([url])
+    group = detect_parser(url, registry)(url, registry)
+    print(describe_group(group, url))
+
+
+def describe_group(group: vc.VirtualGroup, title: str) -> str:
+    """A text summary: per array shape, dims, dtype, chunks, references, files, bytes, codecs."""
+    lines = [title]
+    files: set[str] = set()
+    total_refs = total_missing = total_bytes = 0
+    for path, array in group.walk_arrays():
+        meta = array.metadata
+        dims = ", ".join(str(d) for d in meta.dimension_names or ()) or "-"
+        head = f"  {path}: {meta.dtype} {meta.shape} dims ({dims}) chunks {meta.chunk_shape}"
+        if isinstance(array, vc.LoadedArray):
+            lines.append(f"{head} in memory ({array.nbytes} bytes)")
+            continue
+        manifest = array.manifest
+        used = manifest.dictionary.to_pylist()
+        files.update(used)
+        total_refs += manifest.n_chunks - manifest.n_missing
+        total_missing += manifest.n_missing
+        total_bytes += manifest.referenced_nbytes
+        lines.append(
+            f"{head}\n    {manifest.n_chunks} chunks ({manifest.n_missing} missing) in "
+            f"{len(used)} file(s), {manifest.referenced_nbytes} bytes referenced, "
+            f"codecs [{', '.join(map(str, meta.codecs))}]"
+        )
+    lines.append(
+        f"total: {total_refs} references, {total_missing} missing chunks, {len(files)} distinct "
+        f"file(s), {total_bytes} bytes referenced"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""open_virtual_mfdataset: every parallel mode gives the same dataset, failures are collected."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import vzcore as vc
+import vzxarray as vx
+from vzxarray.demo import make_demo_files
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_demo_files(tmp_path_factory.mktemp("year"))
+
+
+def _originals(files: list[Path]) -> xr.Dataset:
+    combined = xr.combine_by_coords([xr.open_dataset(p) for p in files])
+    assert isinstance(combined, xr.Dataset)
+    return combined.load()
+
+
+def _read_back(dataset: xr.Dataset, files: list[Path]) -> xr.Dataset:
+    registry = vc.ObjectStoreRegistry.for_urls([str(files[0])])
+    store = vc.ManifestStore(dataset.vz.to_virtual_group(), registry=registry)
+    return xr.open_zarr(store, consolidated=False).load()
+
+
+@pytest.mark.parametrize("parallel", [None, "threads", "executor"])
+def test_every_parallel_mode_gives_the_originals(year: list[Path], parallel: str | None) -> None:
+    mode = ThreadPoolExecutor(2) if parallel == "executor" else parallel
+    combined = vx.open_virtual_mfdataset(
+        str(year[0].parent / "tas_*.nc"),
+        parallel=mode,
+        progress=False,  # type: ignore[arg-type]
+    )
+    assert combined["tas"].shape == (365, 90, 180)
+    assert isinstance(combined["tas"].data, vx.ManifestArray)
+    xr.testing.assert_equal(_read_back(combined, year), _originals(year))
+
+
+def test_nested_combine_and_the_file_list(year: list[Path]) -> None:
+    combined = vx.open_virtual_mfdataset(
+        [str(p) for p in year], combine="nested", concat_dim="time", progress=False
+    )
+    np.testing.assert_array_equal(combined["time"].values, _originals(year)["time"].values)
+
+
+def test_all_failures_are_reported_together(year: list[Path], tmp_path: Path) -> None:
+    bad = [tmp_path / "bad_a.nc", tmp_path / "bad_b.nc"]
+    bad[0].write_bytes(b"CDF\x01 truncated")
+    bad[1].write_bytes(b"\x89HDF\r\n\x1a\n then nothing")
+    paths = [str(p) for p in [*year[:2], *bad]]
+    with pytest.raises(vx.MultiFileError) as info:
+        vx.open_virtual_mfdataset(paths, progress=False)
+    assert {f.url.rsplit("/", 1)[-1] for f in info.value.failures} == {"bad_a.nc", "bad_b.nc"}
+    assert "bad_a.nc" in str(info.value)
+    assert "bad_b.nc" in str(info.value)
+    skipped = vx.open_virtual_mfdataset(paths, on_error="skip", progress=False)
+    assert skipped["tas"].shape[0] == 31 + 28
+    assert sorted(u.rsplit("/", 1)[-1] for u in skipped.attrs["vz_skipped_files"]) == [
+        "bad_a.nc",
+        "bad_b.nc",
+    ]
+
+
+def test_bad_arguments(year: list[Path]) -> None:
+    with pytest.raises(vc.VirtualizationError, match="no files match"):
+        vx.open_virtual_mfdataset(str(year[0].parent / "none_*.nc"))
+    with pytest.raises(vc.VirtualizationError, match="needs concat_dim"):
+        vx.open_virtual_mfdataset([str(year[0])], combine="nested", progress=False)
+    with pytest.raises(vc.VirtualizationError, match="parallel="):
+        vx.open_virtual_mfdataset([str(year[0])], parallel="gpus", progress=False)  # type: ignore[arg-type]

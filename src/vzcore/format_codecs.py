@@ -11,6 +11,7 @@ decoded. Encoding is not offered: these codecs describe existing bytes.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -57,8 +58,9 @@ class _DecodeOnlyCodec(BytesBytesCodec):
         config = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         return {"name": self.name, "configuration": config} if config else {"name": self.name}
 
+    @abc.abstractmethod
     def _decode_bytes(self, data: bytes, nbytes: int) -> bytes:
-        raise NotImplementedError
+        """The decoded bytes of one chunk of ``nbytes`` bytes."""
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
         decoded = self._decode_bytes(chunk_bytes.to_bytes(), _decoded_nbytes(chunk_spec))

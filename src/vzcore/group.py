@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -11,7 +11,7 @@ from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
 
-__all__ = ["SourceFingerprint", "VirtualGroup"]
+__all__ = ["SourceFingerprint", "VirtualGroup", "nest_arrays"]
 
 
 @attrs.frozen(kw_only=True)
@@ -127,3 +127,38 @@ class VirtualGroup:
     def nbytes(self) -> int:
         """Referenced bytes of virtual arrays plus in-memory bytes of loaded ones."""
         return sum(array.nbytes for _, array in self.walk_arrays())
+
+
+def nest_arrays(
+    arrays: Mapping[str, AnyArray],
+    attributes_of: Callable[[str], Mapping[str, Any]],
+    *,
+    group_paths: Iterable[str] = (),
+) -> VirtualGroup:
+    """A group tree from arrays at ``a/b/name`` paths.
+
+    ``attributes_of(group_path)`` gives each group's attributes (``""`` is the root);
+    ``group_paths`` adds groups that hold no array.
+    """
+    paths = {""} | set(group_paths)
+    for path in arrays:
+        parts = path.split("/")[:-1]
+        paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+    def children_of(base: str) -> Iterator[str]:
+        return (p for p in paths if p and p.startswith(base) and "/" not in p[len(base) :])
+
+    def build(prefix: str) -> VirtualGroup:
+        base = f"{prefix}/" if prefix else ""
+        own = {
+            p[len(base) :]: a
+            for p, a in arrays.items()
+            if p.startswith(base) and "/" not in p[len(base) :]
+        }
+        return VirtualGroup(
+            arrays=own,
+            groups={c[len(base) :]: build(c) for c in sorted(children_of(base))},
+            attributes=attributes_of(prefix),
+        )
+
+    return build("")

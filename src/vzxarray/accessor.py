@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import datetime
 import os
 from collections.abc import Hashable
@@ -34,25 +35,17 @@ def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
     return dataset.assign(renamed) if renamed else dataset
 
 
-@xr.register_dataset_accessor("vz")  # type: ignore[no-untyped-call]
-class VirtualDatasetAccessor:
-    """``ds.vz``: virtual-dataset operations."""
+class _SavingMixin(abc.ABC):
+    """The writers, shared by both accessors: each saves `to_virtual_group()`."""
 
-    def __init__(self, dataset: xr.Dataset) -> None:
-        self._ds = dataset
+    @abc.abstractmethod
+    def to_virtual_group(self) -> vc.VirtualGroup:
+        """The accessor's object as a core `VirtualGroup`."""
 
     @property
     def nbytes(self) -> int:
         """Referenced bytes of the virtual variables plus bytes of the loaded ones."""
-        return group_from_dataset(self._ds).nbytes
-
-    def to_virtual_group(self) -> vc.VirtualGroup:
-        """The dataset as a core `VirtualGroup` (virtual and loaded variables)."""
-        return group_from_dataset(self._ds)
-
-    def rename_paths(self, new: PathRenamer) -> xr.Dataset:
-        """A new dataset whose chunk references point at renamed files."""
-        return _rename_variables(self._ds, new)
+        return self.to_virtual_group().nbytes
 
     def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Save in vz's native manifest parquet layout (a directory)."""
@@ -98,9 +91,25 @@ class VirtualDatasetAccessor:
         )
 
 
+@xr.register_dataset_accessor("vz")  # type: ignore[no-untyped-call]
+class VirtualDatasetAccessor(_SavingMixin):
+    """``ds.vz``: virtual-dataset operations."""
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self._ds = dataset
+
+    def to_virtual_group(self) -> vc.VirtualGroup:
+        """The dataset as a core `VirtualGroup` (virtual and loaded variables)."""
+        return group_from_dataset(self._ds)
+
+    def rename_paths(self, new: PathRenamer) -> xr.Dataset:
+        """A new dataset whose chunk references point at renamed files."""
+        return _rename_variables(self._ds, new)
+
+
 @xr.register_datatree_accessor("vz")  # type: ignore[no-untyped-call]
-class VirtualDataTreeAccessor:
-    """``dt.vz``: virtual-datatree operations."""
+class VirtualDataTreeAccessor(_SavingMixin):
+    """``dt.vz``: virtual-datatree operations (groups nest in every writer)."""
 
     def __init__(self, tree: xr.DataTree) -> None:
         self._tree = tree
@@ -109,54 +118,8 @@ class VirtualDataTreeAccessor:
         """The whole tree as nested `VirtualGroup` values."""
         return _group_of_node(self._tree)
 
-    @property
-    def nbytes(self) -> int:
-        return self.to_virtual_group().nbytes
-
     def rename_paths(self, new: PathRenamer) -> xr.DataTree:
         return self._tree.map_over_datasets(lambda ds: _rename_variables(ds, new))
-
-    def to_manifest_parquet(self, path: str | os.PathLike[str]) -> Path:
-        return vc.write_manifest_parquet(self.to_virtual_group(), path)
-
-    def to_icechunk(
-        self,
-        store: Any,
-        *,
-        group: str | None = None,
-        append_dim: str | None = None,
-        last_updated_at: datetime.datetime | None = None,
-    ) -> None:
-        """Write into an Icechunk session's store (``session.store``); the caller commits.
-
-        See `vzcore.writers.write_icechunk` for ``append_dim`` and ``last_updated_at``.
-        """
-        write_icechunk(
-            self.to_virtual_group(),
-            store,
-            group_path=group,
-            append_dim=append_dim,
-            last_updated_at=last_updated_at,
-        )
-
-    def to_kerchunk(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        format: KerchunkFormat = "dict",
-        record_size: int = 100_000,
-        inline_threshold: int = 0,
-        registry: vc.ObjectStoreRegistry | None = None,
-    ) -> dict[str, Any] | Path:
-        """Kerchunk references of the whole tree (groups nest)."""
-        return to_kerchunk(
-            self.to_virtual_group(),
-            path,
-            format=format,
-            record_size=record_size,
-            inline_threshold=inline_threshold,
-            registry=registry,
-        )
 
 
 KerchunkFormat = Literal["dict", "json", "parquet"]

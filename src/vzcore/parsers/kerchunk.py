@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
-from vzcore.group import VirtualGroup
+from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, object_size
@@ -362,30 +362,13 @@ def _manifest(
 
 def _nest(arrays: Mapping[str, AnyArray], metadata: Mapping[str, Any], where: str) -> VirtualGroup:
     """Arrays at ``a/b/name`` paths into nested groups, with each group's .zattrs."""
-    group_paths = {""} | {k[: -len("/.zgroup")] for k in metadata if k.endswith("/.zgroup")}
-    for path in arrays:
-        parts = path.split("/")[:-1]
-        group_paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
 
-    def build(prefix: str) -> VirtualGroup:
-        base = f"{prefix}/" if prefix else ""
-        attrs_key = f"{base}.zattrs"
-        attributes = _as_document(metadata.get(attrs_key, "{}"), attrs_key, where)
-        children = sorted(
-            p for p in group_paths if p and p.startswith(base) and "/" not in p[len(base) :]
-        )
-        own = {
-            p[len(base) :]: a
-            for p, a in arrays.items()
-            if p.startswith(base) and "/" not in p[len(base) :]
-        }
-        return VirtualGroup(
-            arrays=own,
-            groups={c[len(base) :]: build(c) for c in children},
-            attributes=attributes,
-        )
+    def attributes_of(prefix: str) -> dict[str, Any]:
+        key = f"{prefix}/.zattrs" if prefix else ".zattrs"
+        return _as_document(metadata.get(key, "{}"), key, where)
 
-    return build("")
+    empty_groups = [k[: -len("/.zgroup")] for k in metadata if k.endswith("/.zgroup")]
+    return nest_arrays(arrays, attributes_of, group_paths=empty_groups)
 
 
 # ---- parquet ----------------------------------------------------------------------------

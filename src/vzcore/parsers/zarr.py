@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from vzcore.array import AnyArray, VirtualArray
 from vzcore.errors import VirtualizationError
-from vzcore.group import VirtualGroup
+from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
@@ -71,7 +71,7 @@ class ZarrParser:
             ):
                 continue  # a group
             arrays[path] = self._array(path, kind, documents, objects, root_url)
-        return _nest(arrays, documents, metadata_paths, root_url)
+        return _nest(arrays, documents, root_url)
 
     def _array(
         self,
@@ -214,40 +214,15 @@ def _chunk_manifest(
     )
 
 
-def _nest(
-    arrays: Mapping[str, AnyArray],
-    documents: _Documents,
-    metadata_paths: Mapping[str, str],
-    root_url: str,
-) -> VirtualGroup:
-    group_paths = {""}
-    for path in arrays:
-        parts = path.split("/")[:-1]
-        group_paths |= {"/".join(parts[:i]) for i in range(1, len(parts) + 1)}
+def _nest(arrays: Mapping[str, AnyArray], documents: _Documents, root_url: str) -> VirtualGroup:
+    if "" in arrays:
+        raise ZarrFormatError(f"{root_url}: the store is a single array; open its parent group")
 
-    def attributes(prefix: str) -> dict[str, Any]:
+    def attributes_of(prefix: str) -> dict[str, Any]:
         v3 = documents.read(_join(prefix, "zarr.json"), missing_ok=True)
         if v3:
             value = v3.get("attributes") or {}
             return value if isinstance(value, dict) else {}
         return documents.read(_join(prefix, ".zattrs"), missing_ok=True)
 
-    def build(prefix: str) -> VirtualGroup:
-        base = f"{prefix}/" if prefix else ""
-        children = sorted(
-            p for p in group_paths if p and p.startswith(base) and "/" not in p[len(base) :]
-        )
-        own = {
-            p[len(base) :]: a
-            for p, a in arrays.items()
-            if p.startswith(base) and "/" not in p[len(base) :]
-        }
-        return VirtualGroup(
-            arrays=own,
-            groups={c[len(base) :]: build(c) for c in children},
-            attributes=attributes(prefix),
-        )
-
-    if "" in arrays:
-        raise ZarrFormatError(f"{root_url}: the store is a single array; open its parent group")
-    return build("")
+    return nest_arrays(arrays, attributes_of)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Python 3.12 lives under pyenv on these machines (see .python-version).
 PYTHON312 := $(shell PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null || command -v python3.12)
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "python3.12 not found (pyenv 3.12.1 expected)"; exit 1; }
@@ -27,9 +27,12 @@ typecheck: venv
 	$(VENV)/bin/mypy --strict src
 
 unit: venv
-	$(PY) -m pytest -q src tests properties
+	$(PY) -m pytest -q src tests properties docs
 
-test: lint typecheck unit
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
+
+test: lint typecheck docs unit
 
 bench: venv
 	$(PY) benchmarks/algebra.py

@@ -113,3 +113,52 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--skip-bad",
     ):
         assert option in text
+
+
+def _tiny_files(folder: Path, count: int) -> list[Path]:
+    import netCDF4
+    import numpy as np
+
+    paths = []
+    for i in range(count):
+        path = folder / f"step_{i:04d}.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.createDimension("time", None)
+            ds.createDimension("x", 3)
+            time = ds.createVariable("time", "i4", ("time",))
+            time.units = "hours since 2001-01-01"
+            time[:] = [i]
+            ds.createVariable("v", "f4", ("time", "x"), zlib=True)[:] = np.full((1, 3), i, "f4")
+        paths.append(path)
+    return paths
+
+
+def test_five_hundred_files_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = _tiny_files(tmp_path, 500)
+    out = tmp_path / "all.parq"
+    glob = str(tmp_path / "step_*.nc")
+    args = ["virtualize", glob, "--concat-dim", "time", "--out", str(out)]
+    assert main([*args, "--format", "kerchunk-parquet", "--parallel", "threads"]) == 0
+    assert "virtualized 500 file(s)" in capsys.readouterr().out
+    url = vc.registry.normalize_url(str(out))
+    registry = vc.ObjectStoreRegistry.for_urls([url])
+    group = detect_parser(url, registry)(url, registry)
+    opened = xr.open_zarr(vc.ManifestStore(group, registry=registry), consolidated=False).load()
+    expected = xr.concat([xr.open_dataset(p) for p in files], dim="time").load()
+    xr.testing.assert_equal(opened, expected)
+
+
+def test_a_corrupt_file_among_a_hundred(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _tiny_files(tmp_path, 100)
+    (tmp_path / "step_0042.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    out = tmp_path / "all.json"
+    args = ["virtualize", str(tmp_path / "step_*.nc"), "--concat-dim", "time", "--out", str(out)]
+    assert main([*args, "--format", "kerchunk-json"]) == 1
+    assert "step_0042.nc" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--format", "kerchunk-json", "--skip-bad"]) == 0
+    printed = capsys.readouterr().out
+    assert "virtualized 99 file(s)" in printed
+    assert "skipped: " in printed
+    assert "step_0042.nc" in printed
+    assert out.exists()

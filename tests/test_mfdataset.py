@@ -76,3 +76,21 @@ def test_bad_arguments(year: list[Path]) -> None:
         vx.open_virtual_mfdataset([str(year[0])], combine="nested", progress=False)
     with pytest.raises(vc.VirtualizationError, match="parallel="):
         vx.open_virtual_mfdataset([str(year[0])], parallel="gpus", progress=False)  # type: ignore[arg-type]
+
+
+def test_dask_scheduler_and_a_distributed_cluster_give_the_same(year: list[Path]) -> None:
+    distributed = pytest.importorskip("distributed")
+    serial = vx.open_virtual_mfdataset([str(p) for p in year], progress=False)
+    with_dask = vx.open_virtual_mfdataset([str(p) for p in year], parallel="dask", progress=False)
+    # xarray cannot compare virtual float variables (that needs isnan): compare the groups.
+    assert with_dask.vz.to_virtual_group() == serial.vz.to_virtual_group()
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        on_cluster = vx.open_virtual_mfdataset(
+            [str(p) for p in year], parallel="dask", progress=False
+        )
+    assert on_cluster.vz.to_virtual_group() == serial.vz.to_virtual_group()

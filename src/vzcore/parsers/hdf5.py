@@ -105,7 +105,7 @@ def _open_file(reader: ByteRangeReader, path: str, url: str) -> Iterator[Any]:
 class HDFParser:
     """Parser for netCDF4 and HDF5 files.
 
-    Parameters
+    Attributes
     ----------
     group
         Path of the group to read (``"/a/b"``); the root by default.
@@ -115,6 +115,8 @@ class HDFParser:
         Datasets whose stored size is at most this many bytes are read into
         memory as `LoadedArray` instead of being referenced.
 
+    Examples
+    --------
     >>> HDFParser(group="/forecast").group
     '/forecast'
     """

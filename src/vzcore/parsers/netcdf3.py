@@ -401,7 +401,7 @@ def _fetcher(reader: ByteRangeReader, path: str) -> _Fetch:
 class NetCDF3Parser:
     r"""Parser for netCDF classic files (CDF-1, CDF-2 and CDF-5), read through a registry.
 
-    Parameters
+    Attributes
     ----------
     drop_variables
         Names of variables to leave out of the result.

@@ -36,7 +36,7 @@ class ZarrFormatError(VirtualizationError):
 class ZarrParser:
     """Parser for Zarr v2 (consolidated or not, ``.`` or ``/`` chunk keys) and v3 stores.
 
-    Parameters
+    Attributes
     ----------
     drop_variables
         Arrays left out (by name, in any group).

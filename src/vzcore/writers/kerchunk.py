@@ -144,6 +144,8 @@ def kerchunk_refs(
 ) -> dict[str, Any]:
     """Version 1 Kerchunk references as a Python dict (metadata values as JSON text).
 
+    Examples
+    --------
     >>> import vzcore as vc
     >>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a.nc", "offset": 8, "length": 16}})
     >>> a = vc.VirtualArray(vc.ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="f4",

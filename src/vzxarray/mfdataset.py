@@ -194,11 +194,12 @@ def _run_all(
 
 def _run_dask(task: _OpenOne, urls: list[str]) -> list[xr.Dataset | FileFailure]:
     try:
-        import dask  # type: ignore[import-not-found]
+        from dask.base import compute
+        from dask.delayed import delayed
     except ImportError as err:
         raise vc.VirtualizationError("parallel='dask' needs dask: pip install dask") from err
-    delayed = [dask.delayed(task)(url) for url in urls]
-    results: list[xr.Dataset | FileFailure] = list(dask.compute(*delayed))
+    tasks = [delayed(task)(url) for url in urls]
+    results: list[xr.Dataset | FileFailure] = list(compute(*tasks))  # type: ignore[no-untyped-call]
     return results
 
 

@@ -425,7 +425,7 @@ class KerchunkParquetParser:
         url = f"{root}/{path}/refs.{k}.parq"
         reader, store_path = registry.resolve(url)
         try:
-            table = pq.read_table(pa.BufferReader(reader.get(store_path)))
+            table = pq.read_table(pa.BufferReader(reader.get(store_path)), read_dictionary=["path"])
         except (OSError, pa.ArrowException) as err:
             raise KerchunkFormatError(f"{place}: cannot read {url}: {err}") from err
         missing = {"path", "offset", "size"} - set(table.column_names)
@@ -438,11 +438,12 @@ class KerchunkParquetParser:
 
 
 def _record_columns(table: pa.Table) -> pa.Table:
+    # Paths stay dictionary-encoded: decoding them would copy every URL once per chunk.
     path_column = table.column("path")
-    if pa.types.is_dictionary(path_column.type):
-        path_column = path_column.cast(pa.string())
+    if not pa.types.is_dictionary(path_column.type):
+        path_column = path_column.cast(pa.string()).dictionary_encode()
     columns = {
-        "path": path_column.cast(pa.string()),
+        "path": path_column.cast(pa.dictionary(pa.int32(), pa.string())),
         "offset": table.column("offset").cast(pa.int64()),
         "size": table.column("size").cast(pa.int64()),
         "raw": table.column("raw").cast(pa.binary())

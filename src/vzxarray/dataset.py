@@ -63,13 +63,13 @@ def dataset_from_group(
         loadable += [
             n for n, a in arrays.items() if isinstance(a, vc.LoadedArray) and n not in loadable
         ]
-    loaded = _load(kept, loadable, registry, decode_times)
+    loaded, loaded_coords = _load(kept, loadable, registry, decode_times)
     variables: dict[Hashable, xr.Variable] = {}
     coord_names: set[Hashable] = set()
     for name, array in arrays.items():
-        if name in loaded.variables:
-            variables[name] = loaded.variables[name]
-            coord_names.update(loaded.variables[name].encoding.get("coordinates", "").split())
+        if name in loaded:
+            variables[name] = loaded[name]
+            coord_names.update(str(loaded[name].encoding.get("coordinates", "")).split())
             continue
         assert isinstance(array, vc.VirtualArray)
         attrs = thaw_json(array.metadata.attributes)
@@ -81,12 +81,12 @@ def dataset_from_group(
     attributes = thaw_json(group.attributes)
     coord_names.update(str(attributes.pop("coordinates", "")).split())  # CF global list
     coord_names |= {name for name, v in variables.items() if v.dims == (name,)}
-    coord_names |= set(loaded.coords)
+    coord_names |= loaded_coords
     coord_names &= set(variables)
     # Loaded dimension coordinates become indexes; a virtual one cannot (an index needs
     # values), so it stays a coordinate without an index.
-    indexed = {n: variables[n] for n in coord_names if n in loaded.variables}
-    unindexed = {n: variables[n] for n in coord_names if n not in loaded.variables}
+    indexed = {n: variables[n] for n in coord_names if n in loaded}
+    unindexed = {n: variables[n] for n in coord_names if n not in loaded}
     coords = xr.Coordinates(indexed).assign(xr.Coordinates(unindexed, indexes={}))
     data_vars = {n: v for n, v in variables.items() if n not in coord_names}
     return xr.Dataset(data_vars, coords=coords, attrs=attributes)
@@ -105,10 +105,13 @@ def _load(
     names: list[str],
     registry: vc.ObjectStoreRegistry | None,
     decode_times: bool | None,
-) -> xr.Dataset:
-    """Read variables into memory and CF-decode them as `xr.open_dataset` would."""
+) -> tuple[dict[Hashable, xr.Variable], set[Hashable]]:
+    """Read variables into memory and CF-decode them as `xr.open_dataset` would.
+
+    Returns the decoded variables and the names CF marks as coordinates.
+    """
     if not names:
-        return xr.Dataset()
+        return {}, set()
     raw = {
         name: xr.Variable(
             _dims(name, group.arrays[name]),
@@ -117,10 +120,11 @@ def _load(
         )
         for name in names
     }
-    decoded: xr.Dataset = xr.decode_cf(
-        xr.Dataset(raw), decode_times=True if decode_times is None else decode_times
+    # xarray's own decoder, on the variables (building Datasets around them costs more).
+    variables, _, coord_names = xr.conventions.decode_cf_variables(
+        raw, {}, decode_times=True if decode_times is None else decode_times
     )
-    return decoded
+    return dict(variables), set(coord_names)
 
 
 def group_from_dataset(dataset: xr.Dataset) -> vc.VirtualGroup:

@@ -94,3 +94,12 @@ def test_dask_scheduler_and_a_distributed_cluster_give_the_same(year: list[Path]
             [str(p) for p in year], parallel="dask", progress=False
         )
     assert on_cluster.vz.to_virtual_group() == serial.vz.to_virtual_group()
+
+
+def test_progress_bar_can_be_shown_or_not(
+    year: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    vx.open_virtual_mfdataset([str(p) for p in year[:2]], progress=True)
+    assert "virtualizing" in capsys.readouterr().err
+    vx.open_virtual_mfdataset([str(p) for p in year[:2]], progress=False)
+    assert "virtualizing" not in capsys.readouterr().err

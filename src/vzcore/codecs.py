@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -61,13 +62,16 @@ class CodecSpec:
 
 
 def normalize_codec(spec: CodecSpec | Mapping[str, Any] | str) -> CodecSpec:
-    """Fill in defaults so that equal pipelines compare equal.
-
-    Codecs zarr knows are round-tripped through zarr's own classes; ``numcodecs.*``
-    codecs through numcodecs (which knows their defaults); unknown codecs are kept
-    as given, with their configuration in canonical order.
-    """
+    """Fill in defaults so that equal pipelines compare equal (cached per distinct codec)."""
     codec = spec if isinstance(spec, CodecSpec) else CodecSpec.from_dict(spec)
+    return _normalize_cached(codec)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize_cached(codec: CodecSpec) -> CodecSpec:
+    # Codecs zarr knows are round-tripped through zarr's own classes; numcodecs.* codecs
+    # through numcodecs (which knows their defaults); unknown codecs are kept as given,
+    # with their configuration in canonical order.
     if codec.name.startswith("numcodecs."):
         return _normalize_numcodecs(codec)
     from zarr.errors import UnknownCodecError

@@ -106,6 +106,7 @@ def _with_itemsize(codec: CodecSpec, dtype: np.dtype[Any]) -> CodecSpec:
     return normalize_codec(codec)
 
 
+@functools.lru_cache(maxsize=256)
 def _is_array_to_bytes(name: str) -> bool:
     from zarr.abc.codec import ArrayBytesCodec
     from zarr.errors import UnknownCodecError

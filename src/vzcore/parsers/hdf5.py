@@ -298,10 +298,13 @@ def _contiguous_manifest(dataset: Any, metadata: ArrayMetadata, url: str) -> Chu
     offset = dataset.id.get_offset()
     if offset is None or 0 in grid:
         return ChunkManifest.empty(grid)
-    return ChunkManifest.from_arrays(
-        paths=np.full(grid, url, dtype=object),
-        offsets=np.full(grid, offset, dtype=np.uint64),
-        lengths=np.full(grid, dataset.id.get_storage_size(), dtype=np.uint64),
+    n_chunks = int(np.prod(grid))
+    return ChunkManifest.from_numpy_columns(
+        grid,
+        dictionary=pa.array([url], pa.string()),
+        indices=np.zeros(n_chunks, dtype=np.int32),
+        offsets=np.full(n_chunks, offset, dtype=np.uint64),
+        lengths=np.full(n_chunks, dataset.id.get_storage_size(), dtype=np.uint64),
     )
 
 

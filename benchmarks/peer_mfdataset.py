@@ -1,9 +1,10 @@
 """The peers' side of benchmarks/mfdataset.py: VirtualiZarr 2.8 and kerchunk on the same files.
 
 Run by benchmarks/mfdataset.py in the peers' venv (../shared/peers/setup-venv.sh) with the
-folder the files were written to; prints one line of JSON.
+folder the files were written to; prints one line of JSON. With ``--open-mfdataset``, only
+times ``xr.open_mfdataset`` of the files (for a vz venv without dask).
 
-    python peer_mfdataset.py FOLDER
+    python peer_mfdataset.py FOLDER [--open-mfdataset]
 """
 
 from __future__ import annotations
@@ -48,9 +49,19 @@ def kerchunk_combine(paths: list[str]) -> dict[str, Any]:
     return combined
 
 
+def open_originals(paths: list[Path]) -> None:
+    ds = xr.open_mfdataset([str(p) for p in paths], combine="by_coords")
+    assert ds["tas"].shape == (N_FILES * SHAPE[0], *SHAPE[1:]), ds["tas"].shape
+    ds.close()
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     paths = file_paths(folder)
+    if "--open-mfdataset" in sys.argv[2:]:
+        json.dump({"open_mfdataset_s": warm_best(lambda: open_originals(paths))}, sys.stdout)
+        print()
+        return
     urls = [f"file://{p}" for p in paths]
     registry = ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
     with ThreadPoolExecutor() as pool:

@@ -251,7 +251,7 @@ class AlgebraAgainstNumpy(RuleBasedStateMachine):
         axis = data.draw(st.integers(-array.ndim, array.ndim - 1), label="axis")
         aligned = array.shape[axis] % array.chunk_shape[axis] == 0
         if not aligned:
-            with pytest.raises(vc.PartialChunkError, match="array 0 has length"):
+            with pytest.raises(vc.PartialChunkError, match=r"array 0 (\([^)]*\) )?has length"):
                 vc.concat([array, array], axis=axis)
             return self._remember(array, self._model(array))
         result = vc.concat([array, array], axis=axis)

@@ -25,7 +25,7 @@ from vzcore import (
 type Factory = Callable[..., vc.VirtualArray]
 
 PARTIAL = (
-    "array {index} has length {length} along axis {axis}, not a multiple of its chunk length "
+    "array {index} (file:///data.nc) has length {length} along axis {axis}, not a multiple of its chunk length "
     "{chunk}: only the last array may end in a partial chunk"
 )
 
@@ -58,7 +58,7 @@ def test_chunk_shape_mismatch_names_the_odd_array(make_virtual: Factory) -> None
     arrays.append(make_virtual((1, 180, 360), (1, 90, 180)))
     with pytest.raises(ChunkShapeMismatch) as info:
         vc.concat(arrays, axis=0)
-    message = "array 3 has chunk shape (1, 90, 180), arrays 0-2 have (1, 180, 360)"
+    message = "array 3 (file:///data.nc) has chunk shape (1, 90, 180), arrays 0-2 (file:///data.nc) have (1, 180, 360)"
     assert str(info.value) == f"cannot concatenate: {message}"
     assert info.value.problems == (message,)
 
@@ -69,38 +69,38 @@ def test_chunk_shape_mismatch_names_the_odd_array(make_virtual: Factory) -> None
         pytest.param(
             {"dtype": "f8"},
             DtypeMismatch,
-            "array 1 has dtype float64, array 0 has float32",
+            "array 1 (file:///data.nc) has dtype float64, array 0 (file:///data.nc) has float32",
             id="dtype",
         ),
         pytest.param(
             {"codecs": [{"name": "gzip", "configuration": {"level": 1}}]},
             CodecMismatch,
-            'array 1 has codecs [bytes{"endian":"little"}, gzip{"level":1}], '
-            'array 0 has [bytes{"endian":"little"}]',
+            'array 1 (file:///data.nc) has codecs [bytes{"endian":"little"}, gzip{"level":1}], '
+            'array 0 (file:///data.nc) has [bytes{"endian":"little"}]',
             id="codecs",
         ),
         pytest.param(
             {"fill_value": 1},
             FillValueMismatch,
-            "array 1 has fill value 1.0, array 0 has 0.0",
+            "array 1 (file:///data.nc) has fill value 1.0, array 0 (file:///data.nc) has 0.0",
             id="fill-value",
         ),
         pytest.param(
             {"dimension_names": ["t", "lon"]},
             DimensionNameMismatch,
-            "array 1 has dimension names ('t', 'lon'), array 0 has ('t', 'lat')",
+            "array 1 (file:///data.nc) has dimension names ('t', 'lon'), array 0 (file:///data.nc) has ('t', 'lat')",
             id="dimension-names",
         ),
         pytest.param(
             {"shape": (2, 5)},
             ShapeMismatch,
-            "array 1 has shape along axes other than 0 (5,), array 0 has (4,)",
+            "array 1 (file:///data.nc) has shape along axes other than 0 (5,), array 0 (file:///data.nc) has (4,)",
             id="other-axes",
         ),
         pytest.param(
             {"shape": (2,), "chunk_shape": (2,), "dimension_names": None},
             ShapeMismatch,
-            "array 1 has ndim 1, array 0 has 2",
+            "array 1 (file:///data.nc) has ndim 1, array 0 (file:///data.nc) has 2",
             id="ndim",
         ),
     ],
@@ -128,7 +128,7 @@ def test_nan_fill_values_are_compatible_and_reported_by_group(make_virtual: Fact
     with pytest.raises(FillValueMismatch) as info:
         vc.concat([make_virtual((2,), (2,)), nan_a, nan_b], axis=0)
     assert str(info.value) == (
-        "cannot concatenate: arrays 1-2 have fill value nan, array 0 has 0.0"
+        "cannot concatenate: arrays 1-2 (file:///data.nc) have fill value nan, array 0 (file:///data.nc) has 0.0"
     )
 
 
@@ -171,9 +171,9 @@ def test_several_problems_are_reported_together(make_virtual: Factory) -> None:
     with pytest.raises(ShapeMismatch) as info:  # the class of the first problem
         vc.concat([first, second], axis=0)
     problems = (
-        "array 1 has shape along axes other than 0 (4,), array 0 has (3,)",
-        "array 1 has dtype int16, array 0 has float32",
-        "array 1 has chunk shape (2, 2), array 0 has (2, 3)",
+        "array 1 (file:///data.nc) has shape along axes other than 0 (4,), array 0 (file:///data.nc) has (3,)",
+        "array 1 (file:///data.nc) has dtype int16, array 0 (file:///data.nc) has float32",
+        "array 1 (file:///data.nc) has chunk shape (2, 2), array 0 (file:///data.nc) has (2, 3)",
     )
     assert info.value.problems == problems
     assert str(info.value) == "cannot concatenate: " + "; ".join(problems)
@@ -185,14 +185,16 @@ def test_inputs_are_named_by_runs_of_indices(make_virtual: Factory) -> None:
     with pytest.raises(DtypeMismatch) as info:
         vc.concat(arrays, axis=0)
     assert info.value.problems == (
-        "arrays 1-2 have dtype float64, arrays 0, 4 have float32",
-        "array 3 has dtype int32, arrays 0, 4 have float32",
+        "arrays 1-2 (file:///data.nc) have dtype float64, arrays 0, 4 (file:///data.nc) have float32",
+        "array 3 (file:///data.nc) has dtype int32, arrays 0, 4 (file:///data.nc) have float32",
     )
 
 
 def test_validate_compatible_names_the_operation(make_virtual: Factory) -> None:
     arrays = [make_virtual((2,), (2,)), make_virtual((2,), (2,), dtype="f8")]
-    with pytest.raises(DtypeMismatch, match=r"^cannot stack: array 1 has dtype float64"):
+    with pytest.raises(
+        DtypeMismatch, match=r"^cannot stack: array 1 \(file:///data.nc\) has dtype float64"
+    ):
         vc.validate_compatible(arrays, axis=0, operation="stack")
     vc.validate_compatible(arrays[:1], axis=0)
 
@@ -348,13 +350,18 @@ def test_stack_joins_along_a_new_axis_like_numpy(make_virtual: Factory, axis: in
     ("arrays", "axis", "error", "message"),
     [
         ("none", 0, VirtualizationError, "cannot stack: no arrays given"),
-        ("ragged", 0, ShapeMismatch, "cannot stack: array 1 has ndim 2, array 0 has 1"),
+        (
+            "ragged",
+            0,
+            ShapeMismatch,
+            "cannot stack: array 1 (file:///data.nc) has ndim 2, array 0 (file:///data.nc) has 1",
+        ),
         ("same", 2, ShapeMismatch, "cannot stack: axis 2 is out of range for 2-d result"),
         (
             "dtypes",
             0,
             DtypeMismatch,
-            "cannot stack: array 1 has dtype float64, array 0 has float32",
+            "cannot stack: array 1 (file:///data.nc) has dtype float64, array 0 (file:///data.nc) has float32",
         ),
     ],
 )

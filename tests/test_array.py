@@ -104,7 +104,8 @@ def test_from_numpy_covers_the_array_with_one_chunk() -> None:
     assert array.data.dtype.byteorder == "="  # big-endian input, native values
     np.testing.assert_array_equal(array.data, np.arange(5))
     assert array.metadata.dimension_names == ("time",)
-    assert array.metadata.attributes == {"units": "days since 2000-01-01"}
+    assert array.metadata.encoding == {"units": "days since 2000-01-01"}
+    assert array.metadata.attributes == {}
     assert array.metadata.fill_value == -1
     assert array.nbytes == 20
     assert array.ndim == 1

@@ -249,10 +249,18 @@ def test_append_keeps_arrays_without_the_dimension(corpus: Corpus, tmp_path: Pat
 
 
 MISMATCHES: dict[str, str] = {
-    "bad_chunks.nc": r"'tas': the new array has chunk shape \(1, 3\), the stored array has \(2, 3\)",
-    "bad_dtype.nc": r"'tas': the new array has dtype float64, the stored array has float32",
-    "bad_codecs.nc": r"'tas': the new array has codecs",
-    "bad_lon.nc": r"'tas': the new array has shape along axes other than 0 \(5,\)",
+    "bad_chunks.nc": (
+        r"'tas': the new array \(file://\S+/bad_chunks.nc\) has chunk shape \(1, 3\), "
+        r"the stored array has \(2, 3\)"
+    ),
+    "bad_dtype.nc": (
+        r"'tas': the new array \(file://\S+/bad_dtype.nc\) has dtype float64, "
+        "the stored array has float32"
+    ),
+    "bad_codecs.nc": r"'tas': the new array \(file://\S+/bad_codecs.nc\) has codecs",
+    "bad_lon.nc": (
+        r"'tas': the new array \(file://\S+/bad_lon.nc\) has shape along axes other than 0 \(5,\)"
+    ),
 }
 """Files that cannot be appended to part0.nc, and what the error must say."""
 

@@ -415,7 +415,7 @@ def test_missing_chunks_read_as_fill(hand: HandMade) -> None:
     assert isinstance(x, vc.VirtualArray)
     assert x.manifest.n_missing == 2
     # xarray reads the zarr v2 fill value as the CF _FillValue: it is kept as one
-    assert x.metadata.attributes["_FillValue"] == -1
+    assert x.metadata.encoding["_FillValue"] == -1
 
 
 def test_parquet_by_hand(hand: HandMade) -> None:

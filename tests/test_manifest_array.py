@@ -154,7 +154,10 @@ def test_incompatible_arrays_raise_the_core_errors() -> None:
     a, b = manifest_array((4,), (2,)), manifest_array((4,), (4,))
     with pytest.raises(vc.ChunkShapeMismatch) as info:
         np.concatenate([a, b])
-    assert str(info.value) == "cannot concatenate: array 1 has chunk shape (4,), array 0 has (2,)"
+    assert str(info.value) == (
+        "cannot concatenate: array 1 (file:///data/a.nc) has chunk shape (4,), "
+        "array 0 (file:///data/a.nc) has (2,)"
+    )
     with pytest.raises(vc.PartialChunkError):
         np.concatenate([manifest_array((3,), (2,)), a])
 
@@ -302,8 +305,11 @@ def test_astype_keeps_the_dtype_or_refuses() -> None:
     with pytest.raises(vc.DtypeMismatch) as info:
         array.astype("f8")
     assert str(info.value).startswith(
-        "cannot cast a virtual array of dtype float32 to float64: the chunks on disk decode"
+        "cannot cast a virtual array (dtype float32, in file:///data/a.nc) to float64: "
+        "the chunks on disk decode"
     )
+    assert "loadable_variables=" in str(info.value)
+    assert "drop_variables=" in str(info.value)
 
 
 def test_transpose_keeps_the_order_or_refuses() -> None:

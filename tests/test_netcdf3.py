@@ -386,7 +386,7 @@ def test_attributes_dimensions_and_fill_values(corpus: Path) -> None:
             meta = array.metadata
             expected = {k: _json_like(var.getncattr(k)) for k in var.ncattrs() if k != "_FillValue"}
             np.testing.assert_equal(
-                {k: v for k, v in meta.attributes.items() if k != "_FillValue"}, expected
+                {k: v for k, v in meta.stored_attributes.items() if k != "_FillValue"}, expected
             )
             is_char = var.dtype.kind == "S"
             expected = var.dimensions[:-1] if is_char else var.dimensions
@@ -397,7 +397,7 @@ def test_attributes_dimensions_and_fill_values(corpus: Path) -> None:
             expected_fill = DEFAULT_FILLS[var.dtype.str[1:]] if fill is None else fill
             np.testing.assert_equal(meta.fill_value, np.asarray(expected_fill, dtype=meta.dtype))
     # A plain CF number in the group; ManifestStore serves it as xarray's base64 double.
-    assert group.arrays["filled"].metadata.attributes["_FillValue"] == -999.5
+    assert group.arrays["filled"].metadata.encoding["_FillValue"] == -999.5
     store = vc.ManifestStore(group, registry=registry)
     with xr.open_zarr(store, consolidated=False, mask_and_scale=False, decode_times=False) as ds:
         assert ds["filled"].attrs["_FillValue"] == np.float32(-999.5)

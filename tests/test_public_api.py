@@ -12,6 +12,7 @@ EXPECTED = {
     "CodecSpec",
     "DimensionNameMismatch",
     "DtypeMismatch",
+    "EncodingMismatch",
     "FillValueMismatch",
     "InvalidManifestError",
     "InvalidMetadataError",

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vzcore._frozen import canonical_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.codecs import codec_names
 from vzcore.errors import (
@@ -23,6 +24,7 @@ from vzcore.errors import (
     CodecMismatch,
     DimensionNameMismatch,
     DtypeMismatch,
+    EncodingMismatch,
     FillValueMismatch,
     InvalidManifestError,
     PartialChunkError,
@@ -58,8 +60,22 @@ PathRenamer = Callable[[str], str] | Mapping[str, str]
 # ---- validation ---------------------------------------------------------------------------
 
 
-def _format_indices(indices: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"arrays 0-2, 5"``; ``[3]`` -> ``"array 3"``."""
+def _format_indices(indices: Sequence[int], files: Sequence[str] | None = None) -> str:
+    """``[0, 1, 2, 5]`` -> ``"arrays 0-2, 5"``; ``[3]`` -> ``"array 3"``.
+
+    With ``files`` (one label per input), the inputs' files follow in parentheses.
+    """
+    text = _format_runs(indices)
+    if files is None:
+        return text
+    named = list(dict.fromkeys(files[i] for i in indices if files[i]))
+    if not named:
+        return text
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    return f"{text} ({shown})"
+
+
+def _format_runs(indices: Sequence[int]) -> str:
     runs: list[str] = []
     start = prev = indices[0]
     for i in [*indices[1:], None]:
@@ -74,7 +90,10 @@ def _format_indices(indices: Sequence[int]) -> str:
 
 
 def _differences(
-    values: Sequence[Any], label: str, key: Callable[[Any], Hashable] = repr
+    values: Sequence[Any],
+    label: str,
+    key: Callable[[Any], Hashable] = repr,
+    files: Sequence[str] | None = None,
 ) -> list[str]:
     """One message per group of inputs whose value differs from input 0's."""
     groups: dict[Hashable, list[int]] = {}
@@ -91,8 +110,8 @@ def _differences(
         verb = "has" if len(indices) == 1 else "have"
         ref_verb = "has" if len(reference) == 1 else "have"
         messages.append(
-            f"{_format_indices(indices)} {verb} {label} {_show(shown[other_key])}, "
-            f"{_format_indices(reference)} {ref_verb} {_show(shown[reference_key])}"
+            f"{_format_indices(indices, files)} {verb} {label} {_show(shown[other_key])}, "
+            f"{_format_indices(reference, files)} {ref_verb} {_show(shown[reference_key])}"
         )
     return messages
 
@@ -100,7 +119,20 @@ def _differences(
 def _show(value: Any) -> str:
     if isinstance(value, tuple) and value and all(hasattr(v, "name") for v in value):
         return codec_names(value)
+    if isinstance(value, Mapping):
+        return str(dict(value))
     return str(value)
+
+
+def source_label(array: AnyArray) -> str:
+    """The file an array's references point into (the first of them), or ``"in memory"``."""
+    if isinstance(array, LoadedArray):
+        return "in memory"
+    dictionary = array.manifest.dictionary
+    if len(dictionary) == 0:
+        return ""
+    first = str(dictionary[0].as_py())
+    return first if len(dictionary) == 1 else f"{first} and {len(dictionary) - 1} more files"
 
 
 def _fill_key(value: np.generic) -> Hashable:
@@ -133,6 +165,7 @@ def validate_compatible(
     if not arrays:
         raise VirtualizationError(f"cannot {operation}: no arrays given")
     metas = [a.metadata for a in arrays]
+    files = [source_label(a) for a in arrays]
     problems: list[tuple[type[VirtualizationError], str]] = []
 
     def check(
@@ -141,7 +174,7 @@ def validate_compatible(
         label: str,
         key: Callable[[Any], Hashable] = repr,
     ) -> None:
-        problems.extend((cls, m) for m in _differences(values, label, key))
+        problems.extend((cls, m) for m in _differences(values, label, key, files))
 
     check(ShapeMismatch, [m.ndim for m in metas], "ndim")
     if not problems:
@@ -154,6 +187,7 @@ def validate_compatible(
         other_axes = [tuple(s for i, s in enumerate(m.shape) if i != axis) for m in metas]
         check(ShapeMismatch, other_axes, f"shape along axes other than {axis}")
         check(DtypeMismatch, [m.dtype for m in metas], "dtype", key=str)
+        check(EncodingMismatch, [m.encoding for m in metas], "CF encoding", key=canonical_json)
         if check_storage:
             check(ChunkShapeMismatch, [m.chunk_shape for m in metas], "chunk shape")
             check(CodecMismatch, [m.codecs for m in metas], "codecs")
@@ -163,14 +197,14 @@ def validate_compatible(
         if all(n is not None for n in named):
             check(DimensionNameMismatch, named, "dimension names")
         if not problems and check_storage:
-            problems.extend(_partial_chunk_problems(metas, axis))
+            problems.extend(_partial_chunk_problems(metas, axis, files))
     if problems:
         messages = [m for _, m in problems]
         raise problems[0][0](f"cannot {operation}: " + "; ".join(messages), problems=messages)
 
 
 def _partial_chunk_problems(
-    metas: Sequence[ArrayMetadata], axis: int
+    metas: Sequence[ArrayMetadata], axis: int, files: Sequence[str]
 ) -> list[tuple[type[VirtualizationError], str]]:
     problems: list[tuple[type[VirtualizationError], str]] = []
     for index, meta in enumerate(metas[:-1]):
@@ -179,7 +213,8 @@ def _partial_chunk_problems(
                 (
                     PartialChunkError,
                     (
-                        f"array {index} has length {meta.shape[axis]} along axis {axis}, not a "
+                        f"{_format_indices([index], files)} has length {meta.shape[axis]} "
+                        f"along axis {axis}, not a "
                         f"multiple of its chunk length {meta.chunk_shape[axis]}: only the last "
                         "array may end in a partial chunk"
                     ),
@@ -313,7 +348,7 @@ def stack(arrays: Sequence[VirtualArray], *, axis: int) -> VirtualArray:
     arrays = list(arrays)
     if not arrays:
         raise VirtualizationError("cannot stack: no arrays given")
-    ndims = _differences([a.ndim for a in arrays], "ndim")
+    ndims = _differences([a.ndim for a in arrays], "ndim", files=[source_label(a) for a in arrays])
     if ndims:
         raise ShapeMismatch("cannot stack: " + "; ".join(ndims), problems=ndims)
     ndim = arrays[0].ndim + 1

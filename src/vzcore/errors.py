@@ -10,6 +10,7 @@ __all__ = [
     "CodecMismatch",
     "DimensionNameMismatch",
     "DtypeMismatch",
+    "EncodingMismatch",
     "FillValueMismatch",
     "InvalidManifestError",
     "InvalidMetadataError",
@@ -63,6 +64,10 @@ class CodecMismatch(VirtualizationError):
 
 class DtypeMismatch(VirtualizationError):
     """Arrays have different data types."""
+
+
+class EncodingMismatch(VirtualizationError):
+    """Arrays have different CF encodings (packing, missing-value markers, time units)."""
 
 
 class FillValueMismatch(VirtualizationError):

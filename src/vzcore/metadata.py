@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
+from vzcore.cf import encoding_conflicts, normalize_encoding, split_attributes, stored_attributes
 from vzcore.codecs import CodecSpec, normalize_codec, v2_codec_to_v3, v3_codec_to_v2
 from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
 from vzcore.grid import ChunkGrid, RegularChunkGrid
@@ -154,9 +155,15 @@ class ArrayMetadata:
     )
     dimension_names: DimensionNames = attrs.field(default=None, converter=_to_dimension_names)
     attributes: FrozenDict[str, JSON] = attrs.field(factory=FrozenDict, converter=_to_attributes)
+    encoding: FrozenDict[str, JSON] = attrs.field(factory=FrozenDict, converter=_to_attributes)
+    """The CF encoding (packing, missing-value markers, time units): see `vzcore.cf`.
+
+    CF encoding keys given in ``attributes`` are moved here, so that no xarray
+    call that drops attributes can change what the stored numbers mean.
+    """
 
     def __attrs_post_init__(self) -> None:
-        problems = []
+        problems = self._settle_encoding()
         if any(s < 0 for s in self.shape):
             problems.append(f"shape {self.shape} has a negative length")
         if self.chunk_grid.ndim != len(self.shape):
@@ -171,6 +178,29 @@ class ArrayMetadata:
         if problems:
             raise InvalidMetadataError("; ".join(problems), problems=problems)
 
+    def _settle_encoding(self) -> list[str]:
+        """Move CF keys out of the attributes; report conflicts and malformed encodings."""
+        plain, moved = split_attributes(self.attributes, context=self.encoding)
+        problems = [
+            f"attribute {key}={a!r} contradicts the encoding's {key}={b!r}"
+            for key, a, b in encoding_conflicts(moved, self.encoding)
+        ]
+        try:
+            encoding = normalize_encoding({**moved, **self.encoding}, self.dtype)
+        except (TypeError, ValueError) as err:
+            return [*problems, f"invalid CF encoding: {err}"]
+        if moved or encoding != self.encoding:
+            # Constructor-time normalisation of this instance's own fields.
+            object.__setattr__(self, "attributes", _to_attributes(plain))
+            object.__setattr__(self, "encoding", _to_attributes(encoding))
+        return problems
+
+    @property
+    def stored_attributes(self) -> dict[str, JSON]:
+        """The attributes as stored: plain attributes and the CF encoding, merged (fresh)."""
+        merged: dict[str, JSON] = thaw_json(stored_attributes(self.attributes, self.encoding))
+        return merged
+
     @classmethod
     def create(
         cls,
@@ -182,6 +212,7 @@ class ArrayMetadata:
         codecs: Sequence[CodecSpec | Mapping[str, Any] | str] | None = None,
         dimension_names: Sequence[str | None] | None = None,
         attributes: Mapping[str, Any] | None = None,
+        encoding: Mapping[str, Any] | None = None,
     ) -> Self:
         """Build metadata, deriving the ``bytes`` codec's endianness from ``dtype``.
 
@@ -207,6 +238,7 @@ class ArrayMetadata:
             codecs=given,
             dimension_names=dimension_names,
             attributes=attributes,
+            encoding=encoding,
         )
 
     @property
@@ -249,7 +281,7 @@ class ArrayMetadata:
             "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
             "fill_value": zdtype.to_json_scalar(self.fill_value, zarr_format=3),
             "codecs": [c.to_dict() for c in self.codecs],
-            "attributes": thaw_json(self.attributes),
+            "attributes": self.stored_attributes,
             "storage_transformers": [],
         }
         if self.dimension_names is not None:
@@ -329,7 +361,7 @@ class ArrayMetadata:
             "order": order,
             "dimension_separator": ".",
         }
-        zattrs: dict[str, JSON] = thaw_json(self.attributes)
+        zattrs: dict[str, JSON] = self.stored_attributes
         if self.dimension_names is not None or self.ndim == 0:
             zattrs["_ARRAY_DIMENSIONS"] = list(self.dimension_names or ())
         return zarray, zattrs
@@ -369,7 +401,9 @@ class ArrayMetadata:
         return (
             f"ArrayMetadata(shape={self.shape}, chunk_shape={self.chunk_shape}, dtype={self.dtype}, "
             f"fill_value={self.fill_value!r}, codecs=[{', '.join(map(str, self.codecs))}], "
-            f"dimension_names={self.dimension_names})"
+            f"dimension_names={self.dimension_names}"
+            + (f", encoding={dict(self.encoding)}" if self.encoding else "")
+            + ")"
         )
 
 

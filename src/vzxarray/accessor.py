@@ -30,7 +30,11 @@ def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
     for name, variable in dataset.variables.items():
         data = variable._data
         if isinstance(data, ManifestArray):
-            renamed_data = ManifestArray(vc.rename_paths(data.virtual, new))
+            # The fingerprints follow their files to the new names (the core's rule).
+            sources = vc.rename_paths(vc.VirtualGroup(sources=data.sources), new).sources
+            renamed_data = ManifestArray(
+                vc.rename_paths(data.virtual, new), name=data.name, sources=sources
+            )
             renamed[name] = variable.copy(data=renamed_data)
     return dataset.assign(renamed) if renamed else dataset
 

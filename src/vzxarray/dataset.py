@@ -10,6 +10,7 @@ import xarray as xr
 
 import vzcore as vc
 from vzcore._frozen import thaw_json
+from vzcore.cf import ENCODING_KEYS
 from vzcore.read import read_array
 from vzxarray.manifest_array import ManifestArray
 
@@ -73,11 +74,13 @@ def dataset_from_group(
             continue
         assert isinstance(array, vc.VirtualArray)
         attrs = thaw_json(array.metadata.attributes)
-        encoding = {}
+        # A copy for xarray users to read; the array's own encoding stays authoritative.
+        encoding: dict[str, Any] = thaw_json(array.metadata.encoding)
         if "coordinates" in attrs:
             encoding["coordinates"] = attrs.pop("coordinates")
             coord_names.update(str(encoding["coordinates"]).split())
-        variables[name] = xr.Variable(_dims(name, array), ManifestArray(array), attrs, encoding)
+        data = ManifestArray(array, name=name, sources=group.sources)
+        variables[name] = xr.Variable(_dims(name, array), data, attrs, encoding)
     attributes = thaw_json(group.attributes)
     coord_names.update(str(attributes.pop("coordinates", "")).split())  # CF global list
     coord_names |= {name for name, v in variables.items() if v.dims == (name,)}
@@ -116,7 +119,7 @@ def _load(
         name: xr.Variable(
             _dims(name, group.arrays[name]),
             read_array(group.arrays[name], registry),
-            thaw_json(group.arrays[name].metadata.attributes),
+            group.arrays[name].metadata.stored_attributes,
         )
         for name in names
     }
@@ -138,7 +141,11 @@ def group_from_dataset(dataset: xr.Dataset) -> vc.VirtualGroup:
     arrays = {
         str(name): _array_from_variable(str(name), variable) for name, variable in variables.items()
     }
-    return vc.VirtualGroup(arrays=arrays, attributes=_jsonable(attributes))
+    sources: dict[str, vc.SourceFingerprint] = {}
+    for variable in variables.values():
+        if isinstance(variable._data, ManifestArray):
+            sources.update(variable._data.sources)
+    return vc.VirtualGroup(arrays=arrays, attributes=_jsonable(attributes), sources=sources)
 
 
 def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
@@ -149,7 +156,11 @@ def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
     if isinstance(data, ManifestArray):
         # A 0-d array has no dimensions to name: keep "no names" as it was.
         names = variable.dims if variable.dims or data.metadata.dimension_names else None
-        metadata = data.metadata.evolve(dimension_names=names, attributes=attrs)
+        metadata = _with_user_encoding(name, data.metadata, variable.encoding)
+        try:
+            metadata = metadata.evolve(dimension_names=names, attributes=attrs)
+        except vc.InvalidMetadataError as err:
+            raise vc.InvalidMetadataError(f"variable {name!r}: {err}") from err
         return vc.VirtualArray(metadata, data.manifest)
     encoded = xr.conventions.encode_cf_variable(variable.to_base_variable(), name=name)
     values = np.asarray(encoded.values)
@@ -169,6 +180,25 @@ def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
         attributes=encoded_attrs,
         fill_value=None if fill_value is None or _is_nan_like(fill_value, native) else fill_value,
     )
+
+
+def _with_user_encoding(
+    name: str, metadata: vc.ArrayMetadata, encoding: Mapping[str, Any]
+) -> vc.ArrayMetadata:
+    """The array's CF encoding, with the CF keys a user set in ``.encoding`` taking precedence.
+
+    A key set to None removes it from the encoding.
+    """
+    given = {k: v for k, v in encoding.items() if k in ENCODING_KEYS}
+    if not given:
+        return metadata
+    merged = {**metadata.encoding, **given}
+    try:
+        return metadata.evolve(
+            encoding={k: _jsonable({k: v})[k] for k, v in merged.items() if v is not None}
+        )
+    except vc.InvalidMetadataError as err:
+        raise vc.InvalidMetadataError(f"variable {name!r}: encoding {given}: {err}") from err
 
 
 def _is_nan_like(fill_value: Any, values: np.ndarray[Any, Any]) -> bool:

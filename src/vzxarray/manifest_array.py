@@ -9,13 +9,16 @@ Everything that needs values (arithmetic, reductions, ``np.asarray``) raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 import vzcore as vc
+import vzcore.algebra
+from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
 
 __all__ = ["ManifestArray", "VirtualValuesError"]
@@ -57,12 +60,34 @@ class ManifestArray:
     (8,)
     """
 
-    __slots__ = ("_virtual",)
+    __slots__ = ("_name", "_sources", "_virtual")
 
-    def __init__(self, virtual: vc.VirtualArray) -> None:
+    def __init__(
+        self,
+        virtual: vc.VirtualArray,
+        *,
+        name: str | None = None,
+        sources: Mapping[str, vc.SourceFingerprint] | None = None,
+    ) -> None:
         if not isinstance(virtual, vc.VirtualArray):
             raise TypeError(f"ManifestArray wraps a VirtualArray, got {type(virtual).__name__}")
         self._virtual = virtual
+        self._name = name
+        files = set(virtual.manifest.dictionary.to_pylist()) if sources else set()
+        self._sources = FrozenDict({u: f for u, f in (sources or {}).items() if u in files})
+
+    @property
+    def name(self) -> str | None:
+        """The variable this array came from (for error messages), if known."""
+        return self._name
+
+    @property
+    def sources(self) -> FrozenDict[str, vc.SourceFingerprint]:
+        """Fingerprints of the files this array references, as its parsers recorded them."""
+        return self._sources
+
+    def _derived(self, virtual: vc.VirtualArray) -> ManifestArray:
+        return ManifestArray(virtual, name=self._name, sources=self._sources)
 
     @property
     def virtual(self) -> vc.VirtualArray:
@@ -142,9 +167,12 @@ class ManifestArray:
         """Same dtype only: changing the dtype would change the values."""
         if np.dtype(dtype) == self.dtype:
             return self
+        name = "a virtual array " if self._name is None else f"variable {self._name!r} "
         raise vc.DtypeMismatch(
-            f"cannot cast a virtual array of dtype {self.dtype} to {np.dtype(dtype)}: "
-            "the chunks on disk decode to their own dtype; load the variable to cast it"
+            f"cannot cast {name}(dtype {self.dtype}, in {vc.algebra.source_label(self._virtual)}) "
+            f"to {np.dtype(dtype)}: the chunks on disk decode to their own dtype, and the "
+            "files being combined store it with different dtypes; load the variable "
+            "(loadable_variables=[...]) or drop it (drop_variables=[...])"
         )
 
     def transpose(self, *axes: Any) -> ManifestArray:
@@ -158,7 +186,8 @@ class ManifestArray:
         )
 
     def __getitem__(self, key: Any) -> ManifestArray:
-        return ManifestArray(_index(self._virtual, key))
+        with _about([self]):
+            return self._derived(_index(self._virtual, key))
 
     def __eq__(self, other: object) -> npt.NDArray[np.bool_]:  # type: ignore[override]
         """Element-wise: True where both arrays reference the very same chunk bytes."""
@@ -265,29 +294,56 @@ def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:
 # ---- the numpy functions xarray uses when combining --------------------------------------
 
 
+@contextmanager
+def _about(arrays: Sequence[Any]) -> Iterator[None]:
+    """Name the variable in any `VirtualizationError` raised inside."""
+    name = next((a.name for a in arrays if isinstance(a, ManifestArray) and a.name), None)
+    try:
+        yield
+    except VirtualizationError as err:
+        if name is None or str(err).startswith("variable "):
+            raise
+        problems = [f"variable {name!r}: {p}" for p in err.problems]
+        raise type(err)(f"variable {name!r}: {err}", problems=problems) from err
+
+
+def _joined(arrays: Sequence[Any], virtual: vc.VirtualArray) -> ManifestArray:
+    """A result of joining ``arrays``: the first name, every input's source fingerprints."""
+    name = next((a.name for a in arrays if isinstance(a, ManifestArray) and a.name), None)
+    sources: dict[str, vc.SourceFingerprint] = {}
+    for a in arrays:
+        if isinstance(a, ManifestArray):
+            sources.update(a.sources)
+    return ManifestArray(virtual, name=name, sources=sources)
+
+
 @_implements(np.concatenate)
 def _concatenate(arrays: Sequence[Any], axis: int = 0, **kwargs: Any) -> ManifestArray:
     _no_out(kwargs)
-    return ManifestArray(vc.concat([_virtual(a) for a in arrays], axis=axis))
+    with _about(arrays):
+        return _joined(arrays, vc.concat([_virtual(a) for a in arrays], axis=axis))
 
 
 @_implements(np.stack)
 def _stack(arrays: Sequence[Any], axis: int = 0, **kwargs: Any) -> ManifestArray:
     _no_out(kwargs)
-    return ManifestArray(vc.stack([_virtual(a) for a in arrays], axis=axis))
+    with _about(arrays):
+        return _joined(arrays, vc.stack([_virtual(a) for a in arrays], axis=axis))
 
 
 @_implements(np.expand_dims)
 def _expand_dims(a: Any, axis: int | Sequence[int]) -> ManifestArray:
     result = _virtual(a)
-    for ax in sorted([axis] if isinstance(axis, int) else axis):
-        result = vc.expand_dims(result, axis=ax)
-    return ManifestArray(result)
+    with _about([a]):
+        for ax in sorted([axis] if isinstance(axis, int) else axis):
+            result = vc.expand_dims(result, axis=ax)
+    return _joined([a], result)
 
 
 @_implements(np.broadcast_to)
 def _broadcast_to(array: Any, shape: Sequence[int], subok: bool = False) -> ManifestArray:
-    return ManifestArray(vc.broadcast_to(_virtual(array), tuple(shape)))
+    with _about([array]):
+        return _joined([array], vc.broadcast_to(_virtual(array), tuple(shape)))
 
 
 @_implements(np.result_type)

@@ -68,10 +68,10 @@ def _array_metadata(zarray: dict[str, Any], zattrs: dict[str, Any], where: str) 
         metadata = ArrayMetadata.from_zarr_v2(zarray, attributes)
     except VirtualizationError as err:
         raise KerchunkFormatError(f"{where}: {err}") from err
-    if "_FillValue" in metadata.attributes:
+    if "_FillValue" in metadata.encoding:
         cf_fill = metadata.fill_value.item() if metadata.dtype.kind in "iufcb" else None
-        if cf_fill is not None and isinstance(attributes["_FillValue"], str):
-            metadata = metadata.evolve(attributes={**metadata.attributes, "_FillValue": cf_fill})
+        if cf_fill is not None and isinstance(metadata.encoding["_FillValue"], str):
+            metadata = metadata.evolve(encoding={**metadata.encoding, "_FillValue": cf_fill})
     return metadata
 
 

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from vzcore._frozen import JSON, thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
+from vzcore.cf import zarr_v2_fill_value
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.registry import ObjectStoreRegistry
@@ -53,14 +54,13 @@ def _v2_documents(array: AnyArray) -> tuple[dict[str, JSON], dict[str, JSON]]:
             codec["configuration"] = {"endian": "little"}
         metadata = metadata.evolve(codecs=[codec])
     zarray, zattrs = metadata.to_zarr_v2()
-    # xarray masks zarr v2 data with the array's fill_value, so the CF _FillValue
-    # becomes it (missing chunks then read as masked, as in netCDF); without one,
-    # nothing must be masked, so there is no fill_value.
-    if "_FillValue" in zattrs:
-        cf_fill = zattrs.pop("_FillValue")
-        zarray["fill_value"] = metadata.evolve(fill_value=cf_fill).to_zarr_v2()[0]["fill_value"]
-    else:
-        zarray["fill_value"] = None
+    cf_fill = zarr_v2_fill_value(metadata.encoding)
+    zattrs.pop("_FillValue", None)
+    zarray["fill_value"] = (
+        None
+        if cf_fill is None
+        else metadata.evolve(fill_value=cf_fill).to_zarr_v2()[0]["fill_value"]
+    )
     return zarray, zattrs
 
 

@@ -731,7 +731,7 @@ def test_malformed_parquet_names_the_folder_and_array(hand: HandMade) -> None:
                     [None, url, url, url],
                     [0, 28, 48, 68],
                     [0, 20, 20, 20],
-                    raw=pa.array([b"\0" * 20, None, None, None], pa.binary()),
+                    raw=pa.array([bytes(range(20)), None, None, None], pa.binary()),
                 )
             },
             "array 'x': mixes inline and referenced chunks",
@@ -782,3 +782,37 @@ def test_whole_file_references_outside_the_registry(hand: HandMade, reference: l
     refs = {**METADATA, "x/0": reference}
     with pytest.raises(vc.UnregisteredURLError):
         hand.parse_json({"version": 1, "refs": refs})
+
+
+def test_constant_inline_chunks_among_references_are_missing_chunks(tmp_path: Path) -> None:
+    """vz writes missing chunks of an array without a CF _FillValue as one inline chunk of the
+    fill value; read back, they are missing chunks with that fill value again."""
+    fill = base64.b64encode(np.full(5, -7.5, "<f4").tobytes()).decode()
+    refs = {
+        "version": 1,
+        "refs": {
+            ".zgroup": '{"zarr_format": 2}',
+            "x/.zarray": json.dumps(
+                {
+                    "shape": [10],
+                    "chunks": [5],
+                    "dtype": "<f4",
+                    "compressor": None,
+                    "filters": None,
+                    "fill_value": None,
+                    "order": "C",
+                    "zarr_format": 2,
+                }
+            ),
+            "x/.zattrs": '{"_ARRAY_DIMENSIONS": ["x"]}',
+            "x/0": ["file:///a", 8, 20],
+            "x/1": f"base64:{fill}",
+        },
+    }
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps(refs))
+    registry = vc.ObjectStoreRegistry.for_urls([f"file://{path}", "file:///a"])
+    array = KerchunkJSONParser()(f"file://{path}", registry)["x"]
+    assert isinstance(array, vc.VirtualArray)
+    assert array.manifest.n_missing == 1
+    assert array.metadata.fill_value == np.float32(-7.5)

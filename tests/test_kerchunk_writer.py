@@ -556,3 +556,71 @@ def test_inlining_through_the_accessor(corpus: Corpus, tmp_path: Path) -> None:
     refs = json.loads(path.read_text())["refs"]
     assert not [k for k, v in refs.items() if isinstance(v, list)]  # everything inline
     assert_refs_read_like_the_file(path, corpus.paths["nc3_records.nc"], ("",))
+
+
+# ---- fill values of unwritten chunks -------------------------------------------------------
+
+
+def _unwritten_chunks_file(path: Path) -> Path:
+    """HDF5 fill values and no ``_FillValue`` attribute, with chunks never written."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        a = f.create_dataset("a", shape=(4, 3), chunks=(1, 3), dtype="f4", fillvalue=-999.0)
+        a[0] = [1, 2, 3]
+        b = f.create_dataset("b", shape=(4, 3), chunks=(1, 3), dtype="i2", fillvalue=-7)
+        b[2] = [4, 5, 6]
+        c = f.create_dataset(
+            "c", shape=(4, 3), chunks=(2, 3), dtype="f8", fillvalue=2.5, compression="gzip"
+        )
+        c[0:2] = 1.0
+    return path
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_unwritten_chunks_read_as_the_fill_value(fmt: str, tmp_path: Path) -> None:
+    import h5py
+    import zarr
+
+    source = _unwritten_chunks_file(tmp_path / "unwritten.h5")
+    registry = local_registry(tmp_path)
+    group = HDFParser()(f"file://{source}", registry)
+    refs = write_refs(group, fmt, tmp_path)
+    mapper = fsspec.filesystem("reference", fo=fo(refs), remote_protocol="file").get_mapper("")
+    root = zarr.open_group(zarr.storage.FsspecStore.from_mapper(mapper), mode="r")
+    with (
+        h5py.File(source) as f,
+        xr.open_dataset(source, engine="h5netcdf", phony_dims="access") as e,
+        reference_dataset(fo(refs), "") as got,
+    ):
+        for name in ("a", "b", "c"):
+            np.testing.assert_array_equal(root[name][...], f[name][...])  # zarr: no masking
+            # xarray: no _FillValue, so nothing is masked, as h5netcdf reads the file
+            assert got[name].dtype == e[name].dtype
+            np.testing.assert_array_equal(got[name].values, e[name].values)
+    # Read back by vz, the inline fill chunks are missing chunks again.
+    if fmt != "dict":
+        parser = (
+            vc.parsers.KerchunkJSONParser() if fmt == "json" else vc.parsers.KerchunkParquetParser()
+        )
+        reread = parser(f"file://{refs}", registry)
+        for name in ("a", "b", "c"):
+            assert reread.arrays[name] == group.arrays[name]
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet-3"])
+def test_an_array_without_references_reads_as_its_fill(fmt: str, tmp_path: Path) -> None:
+    metadata = vc.ArrayMetadata(
+        shape=(3, 2), chunk_grid=(2, 2), dtype=">f8", fill_value=-999.0, dimension_names=("y", "x")
+    )
+    array = vc.VirtualArray(metadata, vc.ChunkManifest.empty(metadata.grid_shape))
+    group = vc.VirtualGroup(arrays={"never_written": array})
+    refs = write_refs(group, fmt, tmp_path)
+    with reference_dataset(fo(refs), "") as got:
+        np.testing.assert_array_equal(got["never_written"].values, np.full((3, 2), -999.0))
+    parser = (
+        vc.parsers.KerchunkJSONParser() if fmt == "json" else vc.parsers.KerchunkParquetParser()
+    )
+    reread = parser(f"file://{refs}", local_registry(tmp_path))["never_written"]
+    assert isinstance(reread, vc.LoadedArray)
+    np.testing.assert_array_equal(reread.data, np.full((3, 2), -999.0))

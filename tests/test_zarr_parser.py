@@ -427,6 +427,28 @@ def test_stores_written_by_xarray(zarr_format: int, tmp_path: Path) -> None:
         xr.testing.assert_identical(got.load(), expected.load())
 
 
+def test_xarray_base64_fill_values_are_decoded(tmp_path: Path) -> None:
+    """xarray writes a float ``_FillValue`` of zarr v3 as base64 text: vz reads the number,
+    so the Kerchunk (zarr v2) form masks with it too."""
+    import fsspec
+
+    from vzcore.writers import kerchunk_refs
+
+    store_path = tmp_path / "xarray.zarr"
+    _xarray_dataset().to_zarr(store_path, zarr_format=3, consolidated=False)
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    group = ZarrParser()(f"file://{store_path}", registry)
+    assert group.arrays["tas"].metadata.encoding["_FillValue"] == -999.0
+    refs = kerchunk_refs(group)
+    assert json.loads(refs["refs"]["tas/.zarray"])["fill_value"] == -999.0
+    mapper = fsspec.filesystem("reference", fo=refs, remote_protocol="file").get_mapper("")
+    with (
+        xr.open_zarr(mapper, consolidated=False, zarr_format=2) as got,
+        xr.open_zarr(store_path, consolidated=False) as expected,
+    ):
+        xr.testing.assert_equal(got.load(), expected.load())
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 

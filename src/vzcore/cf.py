@@ -30,6 +30,7 @@ from vzcore._frozen import JSON
 
 __all__ = [
     "ENCODING_KEYS",
+    "attributes_from_zarr_v2",
     "decode_xarray_fill_value",
     "encoding_conflicts",
     "is_encoding_key",
@@ -205,6 +206,20 @@ def _from_b64_double(text: str) -> JSON:
 
 
 # ---- zarr v2 (Kerchunk), as xarray reads it -----------------------------------------------
+
+
+def attributes_from_zarr_v2(
+    zarray: Mapping[str, JSON], zattrs: Mapping[str, JSON]
+) -> dict[str, JSON]:
+    """A zarr v2 array's attributes with the meaning xarray gives them.
+
+    xarray reads a zarr v2 ``fill_value`` as the CF ``_FillValue``: keep that meaning
+    (the inverse of `zarr_v2_fill_value`).
+    """
+    attributes = dict(zattrs)
+    if zarray.get("fill_value") is not None and "_FillValue" not in attributes:
+        attributes["_FillValue"] = zarray["fill_value"]
+    return attributes
 
 
 def zarr_v2_fill_value(encoding: Mapping[str, JSON]) -> JSON | None:

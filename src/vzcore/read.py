@@ -81,15 +81,37 @@ def _decode_with_zarr(
     return values
 
 
-def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
+def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[Any], str]:
+    """The zarr v2 form of the pipeline: numcodecs codecs, stored dtype, memory order."""
     import numcodecs
 
     zarray, _ = metadata.to_zarr_v2()
-    if zarray["order"] != "C":
-        raise UnsupportedCodecError("Fortran-ordered chunks are read through zarr")
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
     pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
-    stored = np.dtype(zarray["dtype"])
+    return pipeline, np.dtype(zarray["dtype"]), str(zarray["order"])
+
+
+def encode_fill_chunk(metadata: ArrayMetadata) -> bytes:
+    """One chunk holding only the fill value, encoded with the array's codecs (zarr v2 form).
+
+    A constant chunk is the same in C and Fortran order, so either order works.
+
+    Raises
+    ------
+    UnsupportedCodecError
+        If the pipeline has no zarr v2 form.
+    """
+    pipeline, stored, _ = _numcodecs_pipeline(metadata)
+    data: Any = np.full(metadata.chunk_shape, metadata.fill_value, dtype=stored).tobytes()
+    for codec in pipeline:
+        data = codec.encode(data)
+    return bytes(memoryview(data).cast("B"))
+
+
+def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
+    pipeline, stored, order = _numcodecs_pipeline(metadata)
+    if order != "C":
+        raise UnsupportedCodecError("Fortran-ordered chunks are read through zarr")
     shape = metadata.chunk_shape
 
     def decode(raw: bytes | memoryview) -> npt.NDArray[Any]:

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
@@ -60,10 +61,7 @@ def _as_document(value: Any, key: str, where: str) -> dict[str, Any]:
 
 
 def _array_metadata(zarray: dict[str, Any], zattrs: dict[str, Any], where: str) -> ArrayMetadata:
-    attributes = dict(zattrs)
-    # xarray reads a zarr v2 fill_value as the CF _FillValue: keep that meaning.
-    if zarray.get("fill_value") is not None and "_FillValue" not in attributes:
-        attributes["_FillValue"] = zarray["fill_value"]
+    attributes = attributes_from_zarr_v2(zarray, zattrs)
     try:
         metadata = ArrayMetadata.from_zarr_v2(zarray, attributes)
     except VirtualizationError as err:
@@ -309,12 +307,36 @@ def _array_from_refs(
         offsets.append(value[1] if len(value) == 3 else 0)
         lengths.append(value[2] if len(value) == 3 else -1)
     if inline and keys:
-        raise KerchunkFormatError(
-            f"{place}: mixes inline and referenced chunks, which vz cannot represent yet"
-        )
+        metadata = _missing_chunks_fill(metadata, set(inline.values()), place)
+        inline = {}
     if inline:
         return _decode_inline(metadata, inline, place)
     return VirtualArray(metadata, _manifest(keys, urls, offsets, lengths, grid, registry, place))
+
+
+def _missing_chunks_fill(metadata: ArrayMetadata, inline: set[bytes], where: str) -> ArrayMetadata:
+    """Inline chunks among references, all one chunk of one value, are missing chunks.
+
+    vz's Kerchunk writer materialises the missing chunks of an array without a CF
+    ``_FillValue`` this way (zarr v2's ``fill_value`` would make xarray mask them):
+    the array's fill value is that value and the chunks are missing again.
+    Anything else mixing inline and referenced chunks is refused.
+    """
+    refusal = KerchunkFormatError(
+        f"{where}: mixes inline and referenced chunks, which vz cannot represent yet"
+    )
+    if len(inline) != 1:
+        raise refusal
+    one_chunk = metadata.evolve(shape=metadata.chunk_shape)
+    try:
+        values = _decode_inline(one_chunk, {(0,) * metadata.ndim: next(iter(inline))}, where).data
+    except KerchunkFormatError as err:
+        raise refusal from err
+    flat = np.ascontiguousarray(values).reshape(-1)
+    items = flat.view(np.uint8).reshape(flat.size, -1)
+    if flat.size == 0 or bool((items != items[0]).any()):
+        raise refusal
+    return metadata.evolve(fill_value=flat[0])
 
 
 def _coords(chunk_key: str, ndim: int, where: str) -> tuple[int, ...]:
@@ -459,10 +481,16 @@ def _array_from_table(
     raw = table.column("raw")
     if raw.null_count < len(raw):
         has_path = pc.is_valid(table.column("path"))
-        if pc.any(pc.and_(has_path, pc.is_valid(raw))).as_py() or pc.any(has_path).as_py():
-            raise KerchunkFormatError(
-                f"{place}: mixes inline and referenced chunks, which vz cannot represent yet"
+        if pc.any(pc.and_(has_path, pc.is_valid(raw))).as_py():
+            raise KerchunkFormatError(f"{place}: a chunk has both a path and inline bytes")
+        if pc.any(has_path).as_py():
+            metadata = _missing_chunks_fill(
+                metadata, set(pc.unique(raw.drop_null()).to_pylist()), place
             )
+            table = table.set_column(
+                table.schema.get_field_index("raw"), "raw", pa.nulls(len(raw), pa.binary())
+            )
+            return _array_from_table(metadata, table, registry, root, place)
         rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
         grid = metadata.grid_shape
         chunks = {

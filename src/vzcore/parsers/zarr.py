@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzcore.array import AnyArray, VirtualArray
+from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
@@ -96,10 +97,8 @@ class ZarrParser:
             layout = ("c" + separator, separator, "c") if default else ("", separator, "0")
         else:
             zarray = documents.read(_join(path, ".zarray"))
-            attributes = dict(documents.read(_join(path, ".zattrs"), missing_ok=True))
-            # xarray reads a zarr v2 fill_value as the CF _FillValue: keep that meaning.
-            if zarray.get("fill_value") is not None and "_FillValue" not in attributes:
-                attributes["_FillValue"] = zarray["fill_value"]
+            zattrs = documents.read(_join(path, ".zattrs"), missing_ok=True)
+            attributes = attributes_from_zarr_v2(zarray, zattrs)
             try:
                 metadata = ArrayMetadata.from_zarr_v2(zarray, attributes)
             except VirtualizationError as err:

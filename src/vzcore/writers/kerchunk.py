@@ -33,12 +33,14 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.cf import zarr_v2_fill_value
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.writers._atomic import replace_path
 
 __all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
 
 _BATCH_ROWS = 1 << 20
+_FILL_BUDGET = 64 << 20
 
 
 # ---- metadata -------------------------------------------------------------------------
@@ -56,12 +58,51 @@ def _v2_documents(array: AnyArray) -> tuple[dict[str, JSON], dict[str, JSON]]:
     zarray, zattrs = metadata.to_zarr_v2()
     cf_fill = zarr_v2_fill_value(metadata.encoding)
     zattrs.pop("_FillValue", None)
-    zarray["fill_value"] = (
-        None
-        if cf_fill is None
-        else metadata.evolve(fill_value=cf_fill).to_zarr_v2()[0]["fill_value"]
-    )
+    if cf_fill is not None:
+        zarray["fill_value"] = metadata.evolve(fill_value=cf_fill).to_zarr_v2()[0]["fill_value"]
+    elif not _fill_value_must_say_it(array):
+        # Without a CF _FillValue nothing may be masked, so there is no fill_value.
+        zarray["fill_value"] = None
     return zarray, zattrs
+
+
+def _fill_value_must_say_it(array: AnyArray) -> bool:
+    """Too many missing chunks to write out (see `_fill_chunk`): ``fill_value`` says it."""
+    return isinstance(array, VirtualArray) and _fill_is_material(array) and not _fill_chunk(array)
+
+
+def _fill_is_material(array: VirtualArray) -> bool:
+    """Whether a missing chunk of ``array`` reads as something other than zarr v2's default."""
+    metadata = array.metadata
+    return (
+        "_FillValue" not in metadata.encoding
+        and array.manifest.n_missing > 0
+        and any(metadata.fill_value.tobytes())
+    )
+
+
+def _fill_chunk(array: VirtualArray) -> bytes:
+    """The encoded chunk that stands in for the array's missing chunks, or b"" for none.
+
+    xarray masks zarr v2 data with the ``fill_value``, which is right only when the
+    array has a CF ``_FillValue``. Without one, the missing chunks (never written in
+    the source, e.g. an HDF5 dataset's unallocated chunks) read as the source's fill
+    value *unmasked*, so each is written as an inline chunk of that value, up to
+    `_FILL_BUDGET` bytes in all; beyond that the ``fill_value`` carries it.
+    """
+    if not _fill_is_material(array):
+        return b""
+    encoded = encode_fill_chunk(array.metadata)
+    return encoded if len(encoded) * array.manifest.n_missing <= _FILL_BUDGET else b""
+
+
+def _fill_rows(array: VirtualArray) -> tuple[npt.NDArray[np.int64], bytes]:
+    """Rows of the missing chunks written as inline fill chunks, and their bytes."""
+    data = _fill_chunk(array)
+    if not data:
+        return np.zeros(0, np.int64), b""
+    indices, _, _ = array.manifest.to_numpy_columns()
+    return np.flatnonzero(indices < 0), data
 
 
 def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
@@ -243,7 +284,7 @@ def write_kerchunk_json(
                 if isinstance(array, VirtualArray):
                     skip = (
                         {int(r) for r in _small_chunk_rows(array, inline_threshold)}
-                        if inline
+                        if inline and inline_threshold
                         else set()
                     )
                     for batch in _json_entries(array_path, array, skip):
@@ -266,16 +307,22 @@ def _inline_entries(
     """Chunk key -> inline text for a loaded array, or a virtual array's small chunks."""
     if isinstance(array, LoadedArray):
         return {key: _inline_text(data) for key, data in _loaded_chunks(array)}
+    fill_rows, fill = _fill_rows(array)
+    entries = dict.fromkeys(_chunk_keys(array.manifest.grid, fill_rows).to_pylist(), "")
+    if entries:
+        text = _inline_text(fill)  # one string shared by every missing chunk
+        entries = dict.fromkeys(entries, text)
     if not inline_threshold:
-        return {}
+        return entries
     rows = _small_chunk_rows(array, inline_threshold)
     if not len(rows):
-        return {}
+        return entries
     assert registry is not None
     keys = _chunk_keys(array.manifest.grid, rows).to_pylist()
-    return {
-        k: _inline_text(d) for k, d in zip(keys, _fetch_rows(array, rows, registry), strict=True)
-    }
+    entries.update(
+        (k, _inline_text(d)) for k, d in zip(keys, _fetch_rows(array, rows, registry), strict=True)
+    )
+    return entries
 
 
 # ---- parquet ------------------------------------------------------------------------------
@@ -349,14 +396,17 @@ def _array_table(
     sizes = manifest.table.column("length").cast(pa.int64())
     raw: pa.ChunkedArray | pa.Array = pa.nulls(manifest.n_chunks, pa.binary())
     rows = _small_chunk_rows(array, inline_threshold) if inline_threshold else np.zeros(0, np.int64)
-    if len(rows):
-        assert registry is not None
+    fill_rows, fill = _fill_rows(array)
+    if len(rows) or len(fill_rows):
         data = np.full(manifest.n_chunks, None, dtype=object)
-        data[rows] = _fetch_rows(array, rows, registry)
+        data[fill_rows] = fill  # missing chunks: their path is null already
+        if len(rows):
+            assert registry is not None
+            data[rows] = _fetch_rows(array, rows, registry)
+            mask = np.zeros(manifest.n_chunks, dtype=bool)
+            mask[rows] = True
+            path = pc.if_else(pa.array(mask), pa.scalar(None, path.type), path)
         raw = pa.array(data, pa.binary())
-        mask = np.zeros(manifest.n_chunks, dtype=bool)
-        mask[rows] = True
-        path = pc.if_else(pa.array(mask), pa.scalar(None, path.type), path)
     return pa.Table.from_arrays([path, offsets, sizes, raw], schema=_PARQUET_SCHEMA)
 
 

@@ -245,6 +245,45 @@ def test_none_after_an_integer_lands_where_numpy_puts_it() -> None:
     assert array[0, None].shape == np.zeros((1, 4))[0, None].shape == (1, 4)
 
 
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[ManifestArray, Any, Any]:
+    """A sharded zarr v3 array of shape (3, 4, 6), parsed by `ZarrParser`: the array,
+    the registry that reads its shards, and its values."""
+    import zarr
+    import zarr.storage
+    from obstore.store import LocalStore
+
+    from vzcore.parsers import ZarrParser
+
+    folder = tmp_path_factory.mktemp("sharded")
+    values = np.arange(72, dtype="i2").reshape(3, 4, 6)
+    root = zarr.open_group(zarr.storage.LocalStore(folder / "s.zarr"), mode="w", zarr_format=3)
+    root.create_array("v", shape=values.shape, dtype="i2", chunks=(1, 2, 1), shards=(1, 2, 3))
+    root["v"][...] = values  # type: ignore[index]
+    registry = vc.ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
+    array = ZarrParser()(f"file://{folder}/s.zarr", registry)["v"]
+    assert isinstance(array, vc.VirtualArray)
+    return ManifestArray(array), registry, values
+
+
+@pytest.mark.parametrize(
+    "key",
+    [0, -1, (slice(None), None), (1, None), (None, 2), (slice(1, None), None, slice(2, 4))],
+    ids=repr,
+)
+def test_integers_and_new_axes_of_a_sharded_array_read_like_numpy(
+    sharded: tuple[ManifestArray, Any, Any], key: Any
+) -> None:
+    import zarr
+
+    array, registry, values = sharded
+    result = array[key]
+    store = vc.ManifestStore(vc.VirtualGroup(arrays={"x": result.virtual}), registry=registry)
+    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["x"][...], values[key])  # type: ignore[index]
+    stacked = np.stack([array, array], axis=1)[:, 1]  # a new axis, then an integer along it
+    assert stacked.virtual == array.virtual
+
+
 def test_out_of_range_integers_raise_index_error() -> None:
     array = manifest_array((3,), (1,))
     with pytest.raises(IndexError):

@@ -340,9 +340,46 @@ def test_astype_keeps_the_dtype_or_refuses() -> None:
     assert array.astype(np.float32, copy=False) is array
     with pytest.raises(vc.DtypeMismatch) as info:
         array.astype("f8")
-    assert str(info.value).startswith(
-        "cannot cast a virtual array of dtype float32 to float64: the chunks on disk decode"
+    assert str(info.value) == (
+        "cannot cast a virtual array of dtype float32 to float64: the chunks on disk decode to "
+        "their own dtype; load the variable (loadable_variables=[...]) to cast it, or drop it "
+        "(drop_variables=[...])"
     )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "target"),
+    [
+        ("S5", "S"),
+        ("S5", np.bytes_),
+        ("S5", bytes),
+        ("S5", "S5"),
+        ("U3", "U"),
+        ("U3", str),
+        ("U3", "<U"),
+        ("V4", "V"),
+        ("M8[ns]", "M8"),
+    ],
+)
+def test_astype_to_a_flexible_width_of_the_same_kind_keeps_the_dtype(
+    dtype: str, target: Any
+) -> None:
+    array = manifest_array((4,), (2,), dtype=dtype)
+    assert np.empty(0, dtype).astype(target).dtype == np.dtype(dtype)  # as numpy does
+    assert array.astype(target) is array
+
+
+@pytest.mark.parametrize(
+    ("dtype", "target", "cast"),
+    [("S5", "S10", "|S10"), ("S5", "U", "<U5"), ("U3", "S", "|S3"), ("u1", "u2", "uint16")],
+)
+def test_astype_to_another_dtype_is_refused(dtype: str, target: str, cast: str) -> None:
+    with pytest.raises(vc.DtypeMismatch) as info:
+        manifest_array((4,), (2,), dtype=dtype).astype(target)
+    message = str(info.value)
+    assert message.startswith(f"cannot cast a virtual array of dtype {np.dtype(dtype)} to {cast}:")
+    assert "loadable_variables=[...]" in message
+    assert "drop_variables=[...]" in message
 
 
 def test_transpose_keeps_the_order_or_refuses() -> None:

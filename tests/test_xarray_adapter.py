@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
+import zarr.storage
 from obstore.store import LocalStore
 from tests.data_factories import TIME_UNITS, Sample, local_sample, tile_values, write_tile
 from zarr.codecs import GzipCodec
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import ManifestParquetParser, Parser
+from vzcore.parsers import ManifestParquetParser, Parser, ZarrParser
 
 COMBINE: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
 
@@ -367,7 +369,8 @@ def test_combine_by_coords_orders_shuffled_files(files: Files) -> None:
             vc.DtypeMismatch,
             (
                 "cannot cast a virtual array of dtype float32 to float64: the chunks on disk "
-                "decode to their own dtype; load the variable to cast it"
+                "decode to their own dtype; load the variable (loadable_variables=[...]) to "
+                "cast it, or drop it (drop_variables=[...])"
             ),
         ),
     ],
@@ -388,6 +391,58 @@ def test_a_partial_chunk_inside_a_concatenation_is_refused(files: Files) -> None
     assert str(info.value).startswith(
         "cannot concatenate: array 0 has length 3 along axis 0, not a "
     )
+
+
+def _string_files(folder: Path, words: list[list[bytes]], dtype: str = "S4") -> list[str]:
+    """Zarr v3 stores, one per list of words: a fixed-width bytes variable ``code(x)``."""
+    urls = []
+    for i, values in enumerate(words):
+        root = zarr.open_group(zarr.storage.LocalStore(folder / f"{i}.zarr"), mode="w")
+        code = root.create_array(
+            "code",
+            shape=(len(values),),
+            chunks=(1,),
+            dtype=dtype,
+            fill_value=b"",
+            dimension_names=["x"],
+        )
+        code[...] = np.array(values, dtype=dtype)
+        x = root.create_array("x", shape=(len(values),), dtype="i8", dimension_names=["x"])
+        x[...] = np.arange(len(values)) + 10 * i
+        urls.append(f"file://{folder}/{i}.zarr")
+    return urls
+
+
+def test_concat_of_virtual_fixed_width_strings(tmp_path: Path) -> None:
+    """xarray casts the string variables it joins to ``"S"``: a no-op, as in numpy."""
+    words = [[b"ab", b"cdef", b""], [b"xyz", b"q"]]
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    datasets = [
+        vx.open_virtual_dataset(url, registry=registry, parser=ZarrParser())
+        for url in _string_files(tmp_path, words)
+    ]
+    assert datasets[0]["code"].dtype == np.dtype("S4")
+    assert isinstance(datasets[0]["code"].variable._data, vx.ManifestArray)
+    combined = xr.concat(datasets, dim="x", **COMBINE)
+    assert combined["code"].dtype == np.dtype("S4")
+    assert virtual_of(combined, "code") == vc.concat(
+        [virtual_of(ds, "code") for ds in datasets], axis=0
+    )
+    back = read_back(combined, registry)
+    assert back["code"].dtype == np.dtype("S4")
+    assert back["code"].values.tolist() == [w for file in words for w in file]
+
+
+def test_concat_of_virtual_strings_of_other_widths_is_refused(tmp_path: Path) -> None:
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    urls = _string_files(tmp_path / "a", [[b"ab"]], "S4") + _string_files(
+        tmp_path / "b", [[b"abcde"]], "S5"
+    )
+    datasets = [
+        vx.open_virtual_dataset(url, registry=registry, parser=ZarrParser()) for url in urls
+    ]
+    with pytest.raises(vc.DtypeMismatch, match=r"array 1 has dtype \|S5, array 0 has \|S4"):
+        xr.concat(datasets, dim="x", **COMBINE)
 
 
 # ---- xarray operations on virtual variables -----------------------------------------------

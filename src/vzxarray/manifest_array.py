@@ -139,12 +139,29 @@ class ManifestArray:
         raise _needs_values("converting to a numpy array")
 
     def astype(self, dtype: npt.DTypeLike, *, copy: bool = True) -> ManifestArray:
-        """Same dtype only: changing the dtype would change the values."""
-        if np.dtype(dtype) == self.dtype:
+        """Only casts that keep the dtype, as numpy decides them; others change values.
+
+        Like numpy, a flexible-width target of the same kind keeps the width: ``|S5``
+        cast to ``"S"`` (or ``bytes``) stays ``|S5``, which is what xarray asks for when
+        it joins string variables. ``|S5`` to ``"S10"`` or ``"U"`` is refused.
+
+        Raises
+        ------
+        vzcore.DtypeMismatch
+            If numpy's cast would give another dtype.
+        """
+        try:
+            cast = np.empty(0, self.dtype).astype(dtype).dtype  # numpy's resulting dtype
+        except (TypeError, ValueError) as err:
+            raise vc.DtypeMismatch(
+                f"cannot cast a virtual array of dtype {self.dtype} to {dtype!r}: {err}"
+            ) from err
+        if cast == self.dtype:
             return self
         raise vc.DtypeMismatch(
-            f"cannot cast a virtual array of dtype {self.dtype} to {np.dtype(dtype)}: "
-            "the chunks on disk decode to their own dtype; load the variable to cast it"
+            f"cannot cast a virtual array of dtype {self.dtype} to {cast}: the chunks on disk "
+            "decode to their own dtype; load the variable (loadable_variables=[...]) to cast "
+            "it, or drop it (drop_variables=[...])"
         )
 
     def transpose(self, *axes: Any) -> ManifestArray:

@@ -8,6 +8,7 @@ import pytest
 
 import vzcore as vc
 from vzxarray import ManifestArray, VirtualValuesError
+from vzxarray.manifest_array import NullMask
 
 
 def virtual(
@@ -442,3 +443,121 @@ def test_other_files_or_metadata_compare_false() -> None:
     np.testing.assert_array_equal(a == missing_both, [False, False, True, True])
     with pytest.raises(ValueError, match=r"cannot compare shapes \(4,\) and \(2,\)"):
         a == manifest_array((2,), (2,))  # noqa: B015
+
+
+# ---- xarray's equivalence checks: isnull masks, where, array_equal ------------------------
+
+
+def _xarray_equiv(a: Any, b: Any) -> bool:
+    """What xarray's ``duck_array_ops.array_equiv`` computes."""
+    return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _xarray_notnull_equiv(a: Any, b: Any) -> bool:
+    """What xarray's ``duck_array_ops.array_notnull_equiv`` computes (``no_conflicts``)."""
+    return bool(np.all((a == b) | np.isnan(a) | np.isnan(b)))
+
+
+def test_isnan_of_floats_and_datetimes_is_an_unknown_mask() -> None:
+    for dtype in ("f4", "c8", "M8[s]"):
+        mask = np.isnan(manifest_array((5, 7), (2, 3), dtype=dtype))
+        assert isinstance(mask, NullMask)
+        assert (mask.shape, mask.dtype, mask.ndim, mask.size) == ((5, 7), np.dtype(bool), 2, 35)
+    assert isinstance(np.isnat(manifest_array((3,), (3,), dtype="m8[s]")), NullMask)
+    assert "unknown without values" in repr(mask)
+
+
+def test_isnan_of_integers_is_all_false() -> None:
+    mask = np.isnan(manifest_array((4,), (2,), dtype="i4"))
+    assert isinstance(mask, np.ndarray)
+    np.testing.assert_array_equal(mask, False)
+
+
+@pytest.mark.parametrize("equiv", [_xarray_equiv, _xarray_notnull_equiv])
+def test_the_same_references_are_equivalent_nan_included(equiv: Callable[..., bool]) -> None:
+    a = manifest_array((5, 7), (2, 3), fill_value=np.nan, missing=[1])
+    b = manifest_array((5, 7), (2, 3), fill_value=np.nan, missing=[1])
+    assert equiv(a, b)
+    assert equiv(a, a)
+
+
+@pytest.mark.parametrize("equiv", [_xarray_equiv, _xarray_notnull_equiv])
+def test_other_references_are_not_known_equivalent(equiv: Callable[..., bool]) -> None:
+    """Other bytes may hold equal values: without reading them, vz refuses to tell."""
+    a = manifest_array((4, 6), (2, 3))
+    for other in (
+        manifest_array((4, 6), (2, 3), path="file:///data/b.nc"),
+        manifest_array((4, 6), (2, 3), first_offset=100),  # all but the last chunk moved
+        manifest_array((4, 6), (2, 3), dtype="f8"),
+    ):
+        with pytest.raises(VirtualValuesError, match="needs the values"):
+            equiv(a, other)
+
+
+def test_masks_answer_only_what_does_not_depend_on_them() -> None:
+    a = manifest_array((4,), (2,))
+    mask = np.isnan(a)
+    assert isinstance(mask & np.isnan(a), NullMask)
+    assert isinstance(mask | mask, NullMask)
+    assert isinstance(~mask, NullMask)
+    assert isinstance(np.logical_not(mask), NullMask)
+    assert mask.astype(bool) is mask
+    np.testing.assert_array_equal(np.ones(4, bool) | mask, True)
+    np.testing.assert_array_equal(mask | True, True)
+    np.testing.assert_array_equal(np.zeros(4, bool) & mask, False)
+    np.testing.assert_array_equal(np.logical_and(False, mask), False)
+    for needs_values in (
+        lambda: np.array([True, False, True, True]) | mask,
+        lambda: mask & True,
+        lambda: np.all(mask),
+        lambda: np.sum(mask),
+        lambda: np.asarray(mask),
+        lambda: bool(mask),
+        lambda: mask.astype("i1"),
+        lambda: mask | a,
+        lambda: np.add(mask, 1),
+    ):
+        with pytest.raises(VirtualValuesError, match="needs the values"):
+            needs_values()
+
+
+def test_fillna_with_the_same_references_is_the_array() -> None:
+    """``where(notnull(a), a, b)``: how xarray's ``fillna`` (and ``merge``) combines."""
+    a = manifest_array((4,), (2,))
+    same = manifest_array((4,), (2,))
+    assert np.where(~np.isnan(a), a, same) is a
+    assert np.where(np.isnan(a), same, a) is a
+    assert np.where(np.isnan(same), same, a) is a  # where same is NaN, so is a
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(a), a, manifest_array((4,), (2,), path="file:///data/b.nc"))
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(manifest_array((4,), (2,), path="file:///data/b.nc")), a, same)
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(a), a, 0.0)
+
+
+def test_where_with_a_known_condition_picks_a_whole_array() -> None:
+    """Integer variables have a known ``notnull``: all True (how fillna gets here)."""
+    a = manifest_array((4,), (2,), dtype="i8")
+    b = manifest_array((4,), (2,), dtype="i8", path="file:///data/b.nc")
+    assert np.where(np.ones(4, bool), a, b) is a
+    assert np.where(False, a, b) is b
+    assert np.where([True, False, True, False], a, manifest_array((4,), (2,), dtype="i8")) is a
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where([True, False, True, False], a, b)
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(True, a, 0.5)  # the result would be float64: not a's dtype
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(a, a, b)
+
+
+def test_array_equal_from_references() -> None:
+    a, same = manifest_array((4,), (2,)), manifest_array((4,), (2,))
+    assert np.array_equal(a, same, equal_nan=True)
+    assert not np.array_equal(a, manifest_array((6,), (2,)))
+    ints = manifest_array((4,), (2,), dtype="i4")
+    assert np.array_equal(ints, manifest_array((4,), (2,), dtype="i4"))
+    with pytest.raises(VirtualValuesError):
+        np.array_equal(a, same)  # NaN != NaN without equal_nan: needs the values
+    with pytest.raises(VirtualValuesError):
+        np.array_equal(a, manifest_array((4,), (2,), path="file:///data/b.nc"), equal_nan=True)

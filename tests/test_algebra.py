@@ -21,6 +21,7 @@ from vzcore import (
     ShapeMismatch,
     VirtualizationError,
 )
+from vzcore.codecs import codecs_with_axes
 
 type Factory = Callable[..., vc.VirtualArray]
 
@@ -577,6 +578,277 @@ def test_select_chunks_refuses_cuts_through_chunks(
     with pytest.raises(error) as info:
         vc.select_chunks(make_virtual((10, 7), (5, 3)), selection)
     assert str(info.value) == message
+
+
+# ---- codecs that name the axes: sharding and transpose -----------------------------------
+
+
+def _sharding(inner: Sequence[int], **config: Any) -> dict[str, Any]:
+    config.setdefault("codecs", [{"name": "bytes", "configuration": {"endian": "little"}}])
+    config.setdefault(
+        "index_codecs",
+        [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+    )
+    return {"name": "sharding_indexed", "configuration": {"chunk_shape": list(inner), **config}}
+
+
+def _inner_chunks(array: vc.VirtualArray) -> tuple[int, ...]:
+    (codec,) = array.metadata.codecs
+    assert codec.name == "sharding_indexed"
+    return tuple(codec.configuration["chunk_shape"])  # type: ignore[arg-type]
+
+
+def _zarr_accepts(array: vc.VirtualArray) -> None:
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+
+    ArrayV3Metadata.from_dict(array.metadata.to_zarr_v3())  # validates every codec
+
+
+@pytest.mark.parametrize(
+    ("operation", "shape", "inner"),
+    [
+        pytest.param(lambda a, u: vc.expand_dims(a, axis=0), (1, 8, 12), (1, 2, 3), id="expand0"),
+        pytest.param(lambda a, u: vc.expand_dims(a, axis=1), (8, 1, 12), (2, 1, 3), id="expand1"),
+        pytest.param(lambda a, u: vc.expand_dims(a, axis=-1), (8, 12, 1), (2, 3, 1), id="expand-1"),
+        pytest.param(lambda a, u: vc.stack([a, a], axis=1), (8, 2, 12), (2, 1, 3), id="stack1"),
+        pytest.param(
+            lambda a, u: vc.broadcast_to(a, (5, 8, 12)), (5, 8, 12), (1, 2, 3), id="bcast"
+        ),
+        pytest.param(
+            lambda a, u: vc.broadcast_to(u, (3, 4, 8, 12)), (3, 4, 8, 12), (1, 1, 2, 3), id="bcast1"
+        ),
+        pytest.param(lambda a, u: vc.squeeze(u, axis=0), (8, 12), (2, 3), id="squeeze"),
+        pytest.param(
+            lambda a, u: vc.squeeze(
+                vc.select_chunks(vc.stack([a, a], axis=0), [slice(1, 2)] + [slice(None)] * 2),
+                axis=0,
+            ),
+            (8, 12),
+            (2, 3),
+            id="index",
+        ),
+    ],
+)
+def test_axis_changes_keep_the_shard_inner_chunks_in_step(
+    make_virtual: Factory,
+    operation: Callable[[vc.VirtualArray, vc.VirtualArray], vc.VirtualArray],
+    shape: tuple[int, ...],
+    inner: tuple[int, ...],
+) -> None:
+    array = make_virtual((8, 12), (4, 6), codecs=[_sharding((2, 3))])
+    unit = make_virtual((1, 8, 12), (1, 4, 6), codecs=[_sharding((1, 2, 3))])
+    result = operation(array, unit)
+    assert result.shape == shape
+    assert _inner_chunks(result) == inner
+    _zarr_accepts(result)
+
+
+@pytest.mark.parametrize(
+    ("order", "axes", "expected"),
+    [
+        pytest.param([1, 0], [None, 0, 1], [2, 1, 0], id="F-order-new-first"),
+        pytest.param([1, 0], [0, None, 1], [2, 1, 0], id="F-order-new-middle"),
+        pytest.param([2, 1, 0], [1, 2], [1, 0], id="F-order-dropped"),
+        pytest.param([0, 1], [0, 1, None], [0, 1, 2], id="C-order-new-last"),
+        pytest.param([1, 0, 2], [0, None, 1, 2], [1, 2, 0, 3], id="other-new"),
+        pytest.param([1, 0, 2], [None, 1, 2], [0, 1, 2], id="other-replaced"),
+    ],
+)
+def test_transpose_orders_are_renumbered(
+    order: list[int], axes: list[int | None], expected: list[int]
+) -> None:
+    transpose = vc.CodecSpec.from_dict({"name": "transpose", "configuration": {"order": order}})
+    bytes_ = vc.CodecSpec("bytes")
+    got = codecs_with_axes([transpose, bytes_], axes, ndim=len(order), operation="test")
+    assert [c.name for c in got] == ["transpose", "bytes"]
+    assert got[0].configuration["order"] == expected
+    assert got[1] is bytes_
+
+
+def test_codecs_inside_shards_and_their_index_are_renumbered(make_virtual: Factory) -> None:
+    transpose: dict[str, Any] = {"name": "transpose", "configuration": {"order": [1, 0]}}
+    nested = _sharding(
+        (2, 3),
+        codecs=[_sharding((1, 3), codecs=[transpose, {"name": "bytes"}])],
+        index_codecs=[
+            {"name": "transpose", "configuration": {"order": [2, 1, 0]}},
+            {"name": "bytes", "configuration": {"endian": "little"}},
+        ],
+    )
+    array = make_virtual((8, 12), (4, 6), codecs=[nested], dtype="u1")
+    result = vc.expand_dims(array, axis=1)
+    config = result.metadata.codecs[0].configuration
+    assert config["chunk_shape"] == [2, 1, 3]
+    inner = config["codecs"][0]["configuration"]  # type: ignore[index,call-overload]
+    assert inner["chunk_shape"] == [1, 1, 3]
+    assert inner["codecs"][0]["configuration"]["order"] == [2, 1, 0]
+    # the index has a trailing axis (offset, length): it stays last
+    assert config["index_codecs"][0]["configuration"]["order"] == [3, 2, 1, 0]  # type: ignore[index,call-overload]
+    _zarr_accepts(result)
+    assert vc.squeeze(result, axis=1) == array
+
+
+def test_pipelines_without_axes_are_kept(make_virtual: Factory) -> None:
+    array = make_virtual((8,), (4,), codecs=[{"name": "gzip", "configuration": {"level": 1}}])
+    assert vc.expand_dims(array, axis=0).metadata.codecs == array.metadata.codecs
+    assert codecs_with_axes(array.metadata.codecs, [0], ndim=1, operation="x") == (
+        array.metadata.codecs
+    )
+
+
+def test_what_cannot_be_renumbered_is_refused() -> None:
+    from zarr.codecs import TransposeCodec
+    from zarr.registry import register_codec
+
+    class Reshape(TransposeCodec):  # any array-to-array codec vz has never heard of
+        pass
+
+    register_codec("test.reshape", Reshape)
+    reshape = vc.CodecSpec.from_dict({"name": "test.reshape", "configuration": {"order": [0]}})
+    with pytest.raises(vc.UnsupportedCodecError) as info:
+        codecs_with_axes([reshape], [None, 0], ndim=1, operation="expand_dims")
+    assert str(info.value) == (
+        'cannot expand_dims: codec test.reshape{"order":[0]} works on the chunk as an array, '
+        "and vz does not know whether it depends on the array's axes; load the variable instead"
+    )
+    split = vc.CodecSpec.from_dict(_sharding((2, 3)))
+    with pytest.raises(
+        vc.UnsupportedCodecError, match=r"splits axis 0 into inner chunks of length 2"
+    ):
+        codecs_with_axes([split], [1], ndim=2, operation="squeeze axis 0")
+    wrong = vc.CodecSpec.from_dict({"name": "transpose", "configuration": {"order": [1, 0]}})
+    with pytest.raises(vc.UnsupportedCodecError, match=r"is not a permutation of the 3 axes"):
+        codecs_with_axes([wrong], [None, 0, 1, 2], ndim=3, operation="expand_dims")
+    with pytest.raises(vc.UnsupportedCodecError, match=r"does not have the array's 3 axes"):
+        codecs_with_axes([split], [None, 0, 1, 2], ndim=3, operation="expand_dims")
+
+
+@pytest.fixture(scope="module")
+def sharded_zarr(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[vc.VirtualGroup, vc.ObjectStoreRegistry, dict[str, npt.NDArray[Any]]]:
+    """Sharded zarr v3 arrays (one with a transpose inside its shards, one without
+    shards but with a transpose) written by zarr and parsed by `ZarrParser`."""
+    import zarr
+    import zarr.storage
+    from obstore.store import LocalStore
+    from zarr.codecs import TransposeCodec
+
+    from vzcore.parsers import ZarrParser
+
+    folder = tmp_path_factory.mktemp("sharded")
+    root = zarr.open_group(zarr.storage.LocalStore(folder / "s.zarr"), mode="w", zarr_format=3)
+    values = np.arange(48, dtype="i4").reshape(6, 8)
+    expected = {
+        "a": np.where(values < 32, values, -1),  # the shards of rows 4- are all fill
+        "b": -values,
+        "t": values * 10,
+        "f": values + 0.5,
+        "u": values[np.newaxis] * 3,
+    }
+    options: dict[str, dict[str, Any]] = {
+        "a": {"chunks": (2, 2), "shards": (2, 4)},
+        "b": {"chunks": (2, 2), "shards": (2, 4)},
+        "t": {"chunks": (2, 2), "shards": (2, 4), "filters": [TransposeCodec(order=(1, 0))]},
+        "f": {"chunks": (2, 4), "filters": [TransposeCodec(order=(1, 0))]},
+        "u": {"chunks": (1, 2, 2), "shards": (1, 2, 4)},
+    }
+    for name, data in expected.items():
+        array = root.create_array(
+            name, shape=data.shape, dtype=data.dtype, fill_value=-1, **options[name]
+        )
+        array[...] = data
+    registry = vc.ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
+    group = ZarrParser()(f"file://{folder}/s.zarr", registry)
+    assert group["a"].manifest.n_missing == 2  # type: ignore[union-attr]
+    return group, registry, expected
+
+
+def _served(array: vc.VirtualArray, registry: vc.ObjectStoreRegistry) -> npt.NDArray[Any]:
+    import zarr
+
+    store = vc.ManifestStore(vc.VirtualGroup(arrays={"x": array}), registry=registry)
+    result: npt.NDArray[Any] = zarr.open_group(store, mode="r")["x"][...]  # type: ignore[assignment,index]
+    return result
+
+
+type Virtual = Callable[[str], vc.VirtualArray]
+type Values = Callable[[str], npt.NDArray[Any]]
+EVERYTHING = [slice(None)] * 2
+AXIS_CHANGES: list[Any] = [
+    *(
+        pytest.param(
+            lambda v, axis=axis: vc.stack([v("a"), v("b")], axis=axis),
+            lambda n, axis=axis: np.stack([n("a"), n("b")], axis=axis),
+            id=f"stack{axis}",
+        )
+        for axis in (0, 1, 2)
+    ),
+    *(
+        pytest.param(
+            lambda v, axis=axis: vc.expand_dims(v("a"), axis=axis),
+            lambda n, axis=axis: np.expand_dims(n("a"), axis),
+            id=f"expand_dims{axis}",
+        )
+        for axis in (0, 1, 2)
+    ),
+    pytest.param(
+        lambda v: vc.concat([vc.stack([v("a"), v("b")], axis=0)] * 2, axis=0),
+        lambda n: np.concatenate([np.stack([n("a"), n("b")])] * 2),
+        id="concat-of-stacks",
+    ),
+    pytest.param(
+        lambda v: vc.broadcast_to(v("a"), (3, 6, 8)),
+        lambda n: np.broadcast_to(n("a"), (3, 6, 8)),
+        id="broadcast-new-axis",
+    ),
+    pytest.param(
+        lambda v: vc.broadcast_to(vc.expand_dims(v("b"), axis=1), (6, 3, 8)),
+        lambda n: np.broadcast_to(n("b")[:, np.newaxis], (6, 3, 8)),
+        id="broadcast-unit-axis",
+    ),
+    pytest.param(lambda v: vc.squeeze(v("u"), axis=0), lambda n: n("u")[0], id="squeeze"),
+    pytest.param(  # what integer indexing does: the second of a stack
+        lambda v: vc.squeeze(
+            vc.select_chunks(vc.stack([v("a"), v("b")], axis=0), [slice(1, 2), *EVERYTHING]),
+            axis=0,
+        ),
+        lambda n: np.stack([n("a"), n("b")])[1],
+        id="index",
+    ),
+    pytest.param(
+        lambda v: vc.stack([v("t"), v("t")], axis=1),
+        lambda n: np.stack([n("t"), n("t")], axis=1),
+        id="transpose-in-shards",
+    ),
+    pytest.param(
+        lambda v: vc.expand_dims(v("f"), axis=1),
+        lambda n: n("f")[:, np.newaxis],
+        id="transpose",
+    ),
+    pytest.param(
+        lambda v: vc.stack([v("f"), v("f")], axis=2),
+        lambda n: np.stack([n("f"), n("f")], axis=2),
+        id="transpose-stack-last",
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "numpy_operation"), AXIS_CHANGES)
+def test_axis_changes_of_sharded_zarr_read_like_numpy(
+    sharded_zarr: tuple[vc.VirtualGroup, vc.ObjectStoreRegistry, dict[str, npt.NDArray[Any]]],
+    operation: Callable[[Virtual], vc.VirtualArray],
+    numpy_operation: Callable[[Values], npt.NDArray[Any]],
+) -> None:
+    group, registry, expected = sharded_zarr
+
+    def virtual(name: str) -> vc.VirtualArray:
+        array = group[name]
+        assert isinstance(array, vc.VirtualArray)
+        return array
+
+    result = operation(virtual)
+    np.testing.assert_array_equal(_served(result, registry), numpy_operation(expected.__getitem__))
 
 
 # ---- rename_paths -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+import zarr.storage
 from tests.writer_corpus import (
     GROUPS,
     NETCDF3_FILES,
@@ -196,6 +197,42 @@ def test_unauthorised_references_are_refused(corpus: Corpus, tmp_path: Path) -> 
     session = repository.writable_session("main")
     with pytest.raises((vc.VirtualizationError, icechunk.IcechunkError)):
         write_icechunk(corpus.group("nc3_records.nc"), session.store)
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_stacked_and_indexed_shards_of_a_zarr_store(tmp_path: Path, kind: StorageKind) -> None:
+    """Axes inserted into or dropped from sharded zarr arrays keep their shards readable."""
+    from obstore.store import LocalStore
+
+    from vzcore.parsers import ZarrParser
+
+    folder = tmp_path / "source"
+    values = np.arange(48, dtype="f4").reshape(6, 8)
+    root = zarr.open_group(zarr.storage.LocalStore(folder / "s.zarr"), mode="w", zarr_format=3)
+    for name, data in (("a", values), ("b", -values)):
+        root.create_array(name, shape=data.shape, dtype="f4", chunks=(2, 2), shards=(2, 4))
+        root[name][...] = data  # type: ignore[index]
+    registry = vc.ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
+    parsed = ZarrParser()(f"file://{folder}/s.zarr", registry)
+    a, b = parsed["a"], parsed["b"]
+    assert isinstance(a, vc.VirtualArray)
+    assert isinstance(b, vc.VirtualArray)
+    stacked = vc.stack([a, b], axis=1)
+    group = vc.VirtualGroup(
+        arrays={
+            "stacked": stacked,
+            "broadcast": vc.broadcast_to(a, (2, 6, 8)),
+            "second": vc.squeeze(
+                vc.select_chunks(stacked, [slice(None), slice(1, 2), slice(None)]), axis=1
+            ),
+        }
+    )
+    repository = make_repository(folder, kind, tmp_path)
+    committed(repository, lambda store: write_icechunk(group, store))
+    written = zarr.open_group(repository.readonly_session("main").store, mode="r")
+    np.testing.assert_array_equal(written["stacked"][...], np.stack([values, -values], axis=1))  # type: ignore[index]
+    np.testing.assert_array_equal(written["broadcast"][...], np.broadcast_to(values, (2, 6, 8)))  # type: ignore[index]
+    np.testing.assert_array_equal(written["second"][...], -values)  # type: ignore[index]
 
 
 # ---- appending ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 import vzcore as vc
 from vzxarray import ManifestArray, VirtualValuesError
+from vzxarray.manifest_array import NullMask
 
 
 def virtual(
@@ -248,6 +249,45 @@ def test_none_after_an_integer_lands_where_numpy_puts_it() -> None:
     assert array[0, None].shape == np.zeros((1, 4))[0, None].shape == (1, 4)
 
 
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[ManifestArray, Any, Any]:
+    """A sharded zarr v3 array of shape (3, 4, 6), parsed by `ZarrParser`: the array,
+    the registry that reads its shards, and its values."""
+    import zarr
+    import zarr.storage
+    from obstore.store import LocalStore
+
+    from vzcore.parsers import ZarrParser
+
+    folder = tmp_path_factory.mktemp("sharded")
+    values = np.arange(72, dtype="i2").reshape(3, 4, 6)
+    root = zarr.open_group(zarr.storage.LocalStore(folder / "s.zarr"), mode="w", zarr_format=3)
+    root.create_array("v", shape=values.shape, dtype="i2", chunks=(1, 2, 1), shards=(1, 2, 3))
+    root["v"][...] = values  # type: ignore[index]
+    registry = vc.ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
+    array = ZarrParser()(f"file://{folder}/s.zarr", registry)["v"]
+    assert isinstance(array, vc.VirtualArray)
+    return ManifestArray(array), registry, values
+
+
+@pytest.mark.parametrize(
+    "key",
+    [0, -1, (slice(None), None), (1, None), (None, 2), (slice(1, None), None, slice(2, 4))],
+    ids=repr,
+)
+def test_integers_and_new_axes_of_a_sharded_array_read_like_numpy(
+    sharded: tuple[ManifestArray, Any, Any], key: Any
+) -> None:
+    import zarr
+
+    array, registry, values = sharded
+    result = array[key]
+    store = vc.ManifestStore(vc.VirtualGroup(arrays={"x": result.virtual}), registry=registry)
+    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["x"][...], values[key])  # type: ignore[index]
+    stacked = np.stack([array, array], axis=1)[:, 1]  # a new axis, then an integer along it
+    assert stacked.virtual == array.virtual
+
+
 def test_out_of_range_integers_raise_index_error() -> None:
     array = manifest_array((3,), (1,))
     with pytest.raises(IndexError):
@@ -312,6 +352,42 @@ def test_astype_keeps_the_dtype_or_refuses() -> None:
     assert "drop_variables=" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "target"),
+    [
+        ("S5", "S"),
+        ("S5", np.bytes_),
+        ("S5", bytes),
+        ("S5", "S5"),
+        ("U3", "U"),
+        ("U3", str),
+        ("U3", "<U"),
+        ("V4", "V"),
+        ("M8[ns]", "M8"),
+    ],
+)
+def test_astype_to_a_flexible_width_of_the_same_kind_keeps_the_dtype(
+    dtype: str, target: Any
+) -> None:
+    array = manifest_array((4,), (2,), dtype=dtype)
+    assert np.empty(0, dtype).astype(target).dtype == np.dtype(dtype)  # as numpy does
+    assert array.astype(target) is array
+
+
+@pytest.mark.parametrize(
+    ("dtype", "target", "cast"),
+    [("S5", "S10", "|S10"), ("S5", "U", "<U5"), ("U3", "S", "|S3"), ("u1", "u2", "uint16")],
+)
+def test_astype_to_another_dtype_is_refused(dtype: str, target: str, cast: str) -> None:
+    with pytest.raises(vc.DtypeMismatch) as info:
+        manifest_array((4,), (2,), dtype=dtype).astype(target)
+    message = str(info.value)
+    assert message.startswith(f"cannot cast a virtual array (dtype {np.dtype(dtype)}, in ")
+    assert f") to {cast}:" in message
+    assert "loadable_variables=[...]" in message
+    assert "drop_variables=[...]" in message
+
+
 def test_transpose_keeps_the_order_or_refuses() -> None:
     array = manifest_array((4, 6), (2, 3))
     assert array.transpose(0, 1) is array
@@ -372,3 +448,121 @@ def test_other_files_or_metadata_compare_false() -> None:
     np.testing.assert_array_equal(a == missing_both, [False, False, True, True])
     with pytest.raises(ValueError, match=r"cannot compare shapes \(4,\) and \(2,\)"):
         a == manifest_array((2,), (2,))  # noqa: B015
+
+
+# ---- xarray's equivalence checks: isnull masks, where, array_equal ------------------------
+
+
+def _xarray_equiv(a: Any, b: Any) -> bool:
+    """What xarray's ``duck_array_ops.array_equiv`` computes."""
+    return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _xarray_notnull_equiv(a: Any, b: Any) -> bool:
+    """What xarray's ``duck_array_ops.array_notnull_equiv`` computes (``no_conflicts``)."""
+    return bool(np.all((a == b) | np.isnan(a) | np.isnan(b)))
+
+
+def test_isnan_of_floats_and_datetimes_is_an_unknown_mask() -> None:
+    for dtype in ("f4", "c8", "M8[s]"):
+        mask = np.isnan(manifest_array((5, 7), (2, 3), dtype=dtype))
+        assert isinstance(mask, NullMask)
+        assert (mask.shape, mask.dtype, mask.ndim, mask.size) == ((5, 7), np.dtype(bool), 2, 35)
+    assert isinstance(np.isnat(manifest_array((3,), (3,), dtype="m8[s]")), NullMask)
+    assert "unknown without values" in repr(mask)
+
+
+def test_isnan_of_integers_is_all_false() -> None:
+    mask = np.isnan(manifest_array((4,), (2,), dtype="i4"))
+    assert isinstance(mask, np.ndarray)
+    np.testing.assert_array_equal(mask, False)
+
+
+@pytest.mark.parametrize("equiv", [_xarray_equiv, _xarray_notnull_equiv])
+def test_the_same_references_are_equivalent_nan_included(equiv: Callable[..., bool]) -> None:
+    a = manifest_array((5, 7), (2, 3), fill_value=np.nan, missing=[1])
+    b = manifest_array((5, 7), (2, 3), fill_value=np.nan, missing=[1])
+    assert equiv(a, b)
+    assert equiv(a, a)
+
+
+@pytest.mark.parametrize("equiv", [_xarray_equiv, _xarray_notnull_equiv])
+def test_other_references_are_not_known_equivalent(equiv: Callable[..., bool]) -> None:
+    """Other bytes may hold equal values: without reading them, vz refuses to tell."""
+    a = manifest_array((4, 6), (2, 3))
+    for other in (
+        manifest_array((4, 6), (2, 3), path="file:///data/b.nc"),
+        manifest_array((4, 6), (2, 3), first_offset=100),  # all but the last chunk moved
+        manifest_array((4, 6), (2, 3), dtype="f8"),
+    ):
+        with pytest.raises(VirtualValuesError, match="needs the values"):
+            equiv(a, other)
+
+
+def test_masks_answer_only_what_does_not_depend_on_them() -> None:
+    a = manifest_array((4,), (2,))
+    mask = np.isnan(a)
+    assert isinstance(mask & np.isnan(a), NullMask)
+    assert isinstance(mask | mask, NullMask)
+    assert isinstance(~mask, NullMask)
+    assert isinstance(np.logical_not(mask), NullMask)
+    assert mask.astype(bool) is mask
+    np.testing.assert_array_equal(np.ones(4, bool) | mask, True)
+    np.testing.assert_array_equal(mask | True, True)
+    np.testing.assert_array_equal(np.zeros(4, bool) & mask, False)
+    np.testing.assert_array_equal(np.logical_and(False, mask), False)
+    for needs_values in (
+        lambda: np.array([True, False, True, True]) | mask,
+        lambda: mask & True,
+        lambda: np.all(mask),
+        lambda: np.sum(mask),
+        lambda: np.asarray(mask),
+        lambda: bool(mask),
+        lambda: mask.astype("i1"),
+        lambda: mask | a,
+        lambda: np.add(mask, 1),
+    ):
+        with pytest.raises(VirtualValuesError, match="needs the values"):
+            needs_values()
+
+
+def test_fillna_with_the_same_references_is_the_array() -> None:
+    """``where(notnull(a), a, b)``: how xarray's ``fillna`` (and ``merge``) combines."""
+    a = manifest_array((4,), (2,))
+    same = manifest_array((4,), (2,))
+    assert np.where(~np.isnan(a), a, same) is a
+    assert np.where(np.isnan(a), same, a) is a
+    assert np.where(np.isnan(same), same, a) is a  # where same is NaN, so is a
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(a), a, manifest_array((4,), (2,), path="file:///data/b.nc"))
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(manifest_array((4,), (2,), path="file:///data/b.nc")), a, same)
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(~np.isnan(a), a, 0.0)
+
+
+def test_where_with_a_known_condition_picks_a_whole_array() -> None:
+    """Integer variables have a known ``notnull``: all True (how fillna gets here)."""
+    a = manifest_array((4,), (2,), dtype="i8")
+    b = manifest_array((4,), (2,), dtype="i8", path="file:///data/b.nc")
+    assert np.where(np.ones(4, bool), a, b) is a
+    assert np.where(False, a, b) is b
+    assert np.where([True, False, True, False], a, manifest_array((4,), (2,), dtype="i8")) is a
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where([True, False, True, False], a, b)
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(True, a, 0.5)  # the result would be float64: not a's dtype
+    with pytest.raises(VirtualValuesError, match=r"numpy\.where"):
+        np.where(a, a, b)
+
+
+def test_array_equal_from_references() -> None:
+    a, same = manifest_array((4,), (2,)), manifest_array((4,), (2,))
+    assert np.array_equal(a, same, equal_nan=True)
+    assert not np.array_equal(a, manifest_array((6,), (2,)))
+    ints = manifest_array((4,), (2,), dtype="i4")
+    assert np.array_equal(ints, manifest_array((4,), (2,), dtype="i4"))
+    with pytest.raises(VirtualValuesError):
+        np.array_equal(a, same)  # NaN != NaN without equal_nan: needs the values
+    with pytest.raises(VirtualValuesError):
+        np.array_equal(a, manifest_array((4,), (2,), path="file:///data/b.nc"), equal_nan=True)

@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
+import zarr.storage
 from obstore.store import LocalStore
 from tests.data_factories import TIME_UNITS, Sample, local_sample, tile_values, write_tile
 from zarr.codecs import GzipCodec
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import ManifestParquetParser, Parser
+from vzcore.parsers import ManifestParquetParser, Parser, ZarrParser
 
 COMBINE: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
 
@@ -66,6 +68,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     }
     others = {
         "pr": write_tile(folder, "pr.zarr", variables=("pr",)),
+        "two": write_tile(folder, "two.zarr", variables=("a", "b")),
         "copy": write_tile(folder, "copy.zarr"),
         "chunks": write_tile(folder, "chunks.zarr", time_start=4, chunks=(1, 3, 2)),
         "codecs": write_tile(folder, "codecs.zarr", time_start=4, compressors=GzipCodec()),
@@ -399,6 +402,122 @@ def test_a_partial_chunk_inside_a_concatenation_is_refused(files: Files) -> None
         xr.concat(datasets, dim="time", **COMBINE)
     assert str(info.value).startswith("variable 'tas': cannot concatenate: array 0 (file://")
     assert "has length 3 along axis 0, not a " in str(info.value)
+
+
+# ---- xarray's equality checks on virtual variables ----------------------------------------
+
+DEFAULT_COMPAT = "ignore:In a future version of xarray the default value for compat:FutureWarning"
+
+
+def _all_virtual(files: Files, sample: Sample) -> xr.Dataset:
+    ds = files.open(sample, loadable_variables=[])
+    for name in ds.variables:
+        virtual_of(ds, str(name))  # every variable, the float coordinate lat included
+    assert not ds.indexes
+    return ds
+
+
+def test_equals_and_identical_compare_references(files: Files) -> None:
+    """Opened twice: other ManifestArray objects, the same references, so equal."""
+    first, second = (_all_virtual(files, files.others["two"]) for _ in range(2))
+    assert first["lat"].variable._data is not second["lat"].variable._data
+    assert first.equals(second)
+    assert first.identical(second)
+    assert first["a"].equals(second["a"])
+    assert first["lat"].identical(second["lat"])
+    xr.testing.assert_equal(first, second)
+    xr.testing.assert_identical(first, second)
+    xr.testing.assert_identical(first["lat"], second["lat"])
+    second["a"].attrs["units"] = "mK"
+    assert first.equals(second)
+    assert not first.identical(second)
+
+
+def test_other_files_are_not_known_equal(files: Files) -> None:
+    """The same values in another file: vz does not read them, so it does not claim equal."""
+    tile, copy = _all_virtual(files, files.tiles[0, 0]), _all_virtual(files, files.others["copy"])
+    xr.testing.assert_identical(read_back(tile, files.registry), read_back(copy, files.registry))
+    assert not tile.equals(copy)
+    assert not tile.identical(copy)
+    assert not tile["lat"].equals(copy["lat"])
+    with pytest.raises(AssertionError, match="not equal"):
+        xr.testing.assert_equal(tile, copy)
+    with pytest.raises(xr.MergeError, match="conflicting values for variable 'lat'"):
+        xr.merge([tile[["tas", "lat"]], copy[["lat"]]], compat="no_conflicts")
+
+
+@pytest.mark.filterwarnings(DEFAULT_COMPAT)
+@pytest.mark.parametrize(
+    "compat", [None, "no_conflicts", "equals", "broadcast_equals", "identical", "override"]
+)
+def test_merge_of_subsets_sharing_a_virtual_coordinate(files: Files, compat: str | None) -> None:
+    sample = files.others["two"]
+    first, second = (_all_virtual(files, sample) for _ in range(2))
+    parts = [first[["a", "lat"]], second[["b", "lat"]]]
+    merged = xr.merge(parts) if compat is None else xr.merge(parts, compat=compat)
+    assert sorted(merged.data_vars) == ["a", "b"]
+    for name in ("a", "b", "lat", "lon", "time"):
+        assert virtual_of(merged, name) == source_array(sample, name), name
+    same_open = xr.merge([first[["a", "lat"]], first[["b", "lat"]]])
+    assert virtual_of(same_open, "lat") == source_array(sample, "lat")
+    xr.testing.assert_identical(
+        read_back(merged, files.registry), read_back(first, files.registry)[["a", "b"]]
+    )
+
+
+def _string_files(folder: Path, words: list[list[bytes]], dtype: str = "S4") -> list[str]:
+    """Zarr v3 stores, one per list of words: a fixed-width bytes variable ``code(x)``."""
+    urls = []
+    for i, values in enumerate(words):
+        root = zarr.open_group(zarr.storage.LocalStore(folder / f"{i}.zarr"), mode="w")
+        code = root.create_array(
+            "code",
+            shape=(len(values),),
+            chunks=(1,),
+            dtype=dtype,
+            fill_value=b"",
+            dimension_names=["x"],
+        )
+        code[...] = np.array(values, dtype=dtype)
+        x = root.create_array("x", shape=(len(values),), dtype="i8", dimension_names=["x"])
+        x[...] = np.arange(len(values)) + 10 * i
+        urls.append(f"file://{folder}/{i}.zarr")
+    return urls
+
+
+def test_concat_of_virtual_fixed_width_strings(tmp_path: Path) -> None:
+    """xarray casts the string variables it joins to ``"S"``: a no-op, as in numpy."""
+    words = [[b"ab", b"cdef", b""], [b"xyz", b"q"]]
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    datasets = [
+        vx.open_virtual_dataset(url, registry=registry, parser=ZarrParser())
+        for url in _string_files(tmp_path, words)
+    ]
+    assert datasets[0]["code"].dtype == np.dtype("S4")
+    assert isinstance(datasets[0]["code"].variable._data, vx.ManifestArray)
+    combined = xr.concat(datasets, dim="x", **COMBINE)
+    assert combined["code"].dtype == np.dtype("S4")
+    assert virtual_of(combined, "code") == vc.concat(
+        [virtual_of(ds, "code") for ds in datasets], axis=0
+    )
+    back = read_back(combined, registry)
+    assert back["code"].dtype == np.dtype("S4")
+    assert back["code"].values.tolist() == [w for file in words for w in file]
+
+
+def test_concat_of_virtual_strings_of_other_widths_is_refused(tmp_path: Path) -> None:
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    urls = _string_files(tmp_path / "a", [[b"ab"]], "S4") + _string_files(
+        tmp_path / "b", [[b"abcde"]], "S5"
+    )
+    datasets = [
+        vx.open_virtual_dataset(url, registry=registry, parser=ZarrParser()) for url in urls
+    ]
+    with pytest.raises(
+        vc.DtypeMismatch,
+        match=r"variable .code.: cannot concatenate: array 1 \(\S+\) has dtype \|S5, array 0 \(\S+\) has \|S4",
+    ):
+        xr.concat(datasets, dim="x", **COMBINE)
 
 
 # ---- xarray operations on virtual variables -----------------------------------------------

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from vzcore._frozen import canonical_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.codecs import codec_names
+from vzcore.codecs import codec_names, codecs_with_axes
 from vzcore.errors import (
     BroadcastError,
     ChunkShapeMismatch,
@@ -326,7 +326,11 @@ def _gather_concat(
 def expand_dims(
     array: VirtualArray, *, axis: int, dimension_name: str | None = None
 ) -> VirtualArray:
-    """Insert a new axis of length 1 (one chunk of length 1) at ``axis``; no copy."""
+    """Insert a new axis of length 1 (one chunk of length 1) at ``axis``; no copy.
+
+    Codecs that name the axes follow (a shard's inner chunk shape gets a 1 there,
+    see `vzcore.codecs.codecs_with_axes`).
+    """
     ndim = array.ndim + 1
     if not -ndim <= axis < ndim:
         raise ShapeMismatch(f"cannot expand_dims: axis {axis} is out of range for {ndim}-d result")
@@ -337,8 +341,13 @@ def expand_dims(
     names = meta.dimension_names
     if names is not None:
         names = (*names[:axis], dimension_name, *names[axis:])
+    axes: list[int | None] = list(range(meta.ndim))
+    axes.insert(axis, None)
     new_meta = meta.evolve(
-        shape=tuple(shape), chunk_grid=meta.chunk_grid.with_axis(axis, 1), dimension_names=names
+        shape=tuple(shape),
+        chunk_grid=meta.chunk_grid.with_axis(axis, 1),
+        dimension_names=names,
+        codecs=codecs_with_axes(meta.codecs, axes, ndim=meta.ndim, operation="expand_dims"),
     )
     return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
 
@@ -364,7 +373,7 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
     """Broadcast like `numpy.broadcast_to`, repeating chunk references (no data copied).
 
     An axis can only be broadcast from length 1 when its chunk length is 1;
-    new leading axes get chunk length 1.
+    new leading axes get chunk length 1 (and a shard's inner chunk shape a 1 too).
     """
     target = tuple(int(s) for s in shape)
     meta = array.metadata
@@ -388,7 +397,13 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
     names = meta.dimension_names
     if names is not None:
         names = (None,) * extra + names
-    new_meta = meta.evolve(shape=target, chunk_grid=tuple(chunks), dimension_names=names)
+    axes = [None] * extra + list(range(meta.ndim))
+    new_meta = meta.evolve(
+        shape=target,
+        chunk_grid=tuple(chunks),
+        dimension_names=names,
+        codecs=codecs_with_axes(meta.codecs, axes, ndim=meta.ndim, operation="broadcast"),
+    )
     grid = new_meta.grid_shape
     if grid == array.manifest.grid:
         return VirtualArray(new_meta, array.manifest)
@@ -440,7 +455,10 @@ def select_chunks(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
 
 
 def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
-    """Drop an axis of length 1 whose chunk length is 1; no copy."""
+    """Drop an axis of length 1 whose chunk length is 1; no copy.
+
+    Codecs that name the axes follow (a shard's inner chunk shape loses the axis).
+    """
     meta = array.metadata
     if not -meta.ndim <= axis < meta.ndim:
         raise ShapeMismatch(f"cannot squeeze: axis {axis} is out of range for {meta.ndim}-d arrays")
@@ -456,6 +474,9 @@ def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
         shape=tuple(meta.shape[i] for i in drop),
         chunk_grid=tuple(meta.chunk_shape[i] for i in drop),
         dimension_names=None if names is None else tuple(names[i] for i in drop),
+        codecs=codecs_with_axes(
+            meta.codecs, drop, ndim=meta.ndim, operation=f"squeeze axis {axis}"
+        ),
     )
     return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
 

@@ -12,7 +12,16 @@ import attrs
 from vzcore._frozen import JSON, canonical_json
 from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
 
-__all__ = ["CodecSpec", "normalize_codec", "v2_codec_to_v3", "v3_codec_to_v2"]
+AxisMap = Sequence[int | None]
+"""For each axis of a result, the input axis it is (``None``: a new axis of length 1)."""
+
+__all__ = [
+    "CodecSpec",
+    "codecs_with_axes",
+    "normalize_codec",
+    "v2_codec_to_v3",
+    "v3_codec_to_v2",
+]
 
 _BLOSC_SHUFFLE_V2 = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _BLOSC_SHUFFLE_V3 = {v: k for k, v in _BLOSC_SHUFFLE_V2.items()}
@@ -151,3 +160,154 @@ def v2_codec_to_v3(config: Mapping[str, Any], *, itemsize: int) -> CodecSpec:
 def codec_names(codecs: Sequence[CodecSpec]) -> str:
     """A short human description of a pipeline, for error messages."""
     return "[" + ", ".join(str(c) for c in codecs) + "]"
+
+
+# ---- codecs of an array with axes inserted or dropped ---------------------------------------
+
+# Array-to-array and array-to-bytes codecs that act on a chunk's elements in C order and
+# whose configuration says nothing about its axes: an axis of length 1 changes nothing.
+_AXIS_FREE = frozenset(
+    {
+        "bytes",
+        "endian",
+        "vlen-utf8",
+        "vlen-bytes",
+        "cast_value",
+        "scale_offset",
+        "numcodecs.astype",
+        "numcodecs.bitround",
+        "numcodecs.delta",
+        "numcodecs.fixedscaleoffset",
+        "numcodecs.packbits",
+        "numcodecs.pcodec",
+        "numcodecs.quantize",
+        "numcodecs.zfpy",
+    }
+)
+
+
+def codecs_with_axes(
+    codecs: Sequence[CodecSpec], axes: AxisMap, *, ndim: int, operation: str
+) -> tuple[CodecSpec, ...]:
+    """The codec pipeline of an array after axes of length 1 are inserted or dropped.
+
+    Inserting or dropping an axis of chunk length 1 leaves every chunk's bytes as
+    they are, but codecs that name the axes must follow: a ``sharding_indexed``
+    codec's inner ``chunk_shape`` gets a 1 for each new axis and loses the entry of
+    each dropped one (its ``codecs`` and ``index_codecs`` are rewritten the same
+    way), and a ``transpose`` codec's ``order`` is renumbered. Where a new axis goes
+    in that order does not change the bytes; it goes where an ascending order stays
+    ascending, and a full reversal (Fortran order) stays one. Bytes-to-bytes codecs
+    and the array codecs known to work on a chunk's elements in C order are kept, and
+    so are codecs zarr does not know here (they are taken to work on bytes).
+
+    Parameters
+    ----------
+    codecs
+        The pipeline of the input array.
+    axes
+        For each axis of the result, the input axis it is, or ``None`` for a new axis
+        of length 1. Input axes missing from it are dropped (their chunk length must
+        be 1); the kept ones keep their order.
+    ndim
+        The number of axes of the input.
+    operation
+        Named in error messages (``"expand_dims"``, ``"squeeze axis 0"``).
+
+    Raises
+    ------
+    UnsupportedCodecError
+        For an array codec vz cannot tell is free of axes, a codec configuration of
+        the wrong number of axes, or a dropped axis a shard splits into inner chunks.
+
+    >>> sharding = CodecSpec.from_dict({"name": "sharding_indexed", "configuration": {
+    ...     "chunk_shape": [2, 3], "codecs": [{"name": "bytes"}], "index_codecs": [{"name": "bytes"}]}})
+    >>> codecs_with_axes([sharding], [None, 0, 1], ndim=2, operation="expand_dims")[0].configuration[
+    ...     "chunk_shape"]
+    [1, 2, 3]
+    """
+    kept = [a for a in axes if a is not None]
+    if any(not 0 <= a < ndim for a in kept) or kept != sorted(set(kept)):
+        raise ValueError(f"axes {list(axes)} do not keep the order of {ndim} axes")
+    if len(kept) == ndim == len(axes):
+        return tuple(codecs)
+    return tuple(_codec_with_axes(c, tuple(axes), ndim, operation) for c in codecs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _codec_with_axes(
+    codec: CodecSpec, axes: tuple[int | None, ...], ndim: int, operation: str
+) -> CodecSpec:
+    if codec.name == "transpose":
+        order = codec.configuration.get("order")
+        if not isinstance(order, list) or sorted(map(int, order)) != list(range(ndim)):
+            raise UnsupportedCodecError(
+                f"cannot {operation}: codec {codec} is not a permutation of the {ndim} axes "
+                "of the array"
+            )
+        new_order = _transpose_order([int(a) for a in order], axes)
+        return CodecSpec.from_dict({"name": "transpose", "configuration": {"order": new_order}})
+    if codec.name == "sharding_indexed":
+        return _sharding_with_axes(codec, axes, ndim, operation)
+    if codec.name not in _AXIS_FREE and _is_array_codec(codec.name):
+        raise UnsupportedCodecError(
+            f"cannot {operation}: codec {codec} works on the chunk as an array, and vz does not "
+            "know whether it depends on the array's axes; load the variable instead"
+        )
+    return codec
+
+
+def _transpose_order(order: list[int], axes: tuple[int | None, ...]) -> list[int]:
+    if len(order) > 1 and order == sorted(order, reverse=True):
+        return list(range(len(axes)))[::-1]  # a full reversal (Fortran order) stays one
+    new_position = {a: i for i, a in enumerate(axes) if a is not None}
+    result = [new_position[a] for a in order if a in new_position]
+    for position in (i for i, a in enumerate(axes) if a is None):
+        later = [j for j, a in enumerate(result) if a > position]
+        result.insert(later[0] if later else len(result), position)
+    return result
+
+
+def _sharding_with_axes(
+    codec: CodecSpec, axes: tuple[int | None, ...], ndim: int, operation: str
+) -> CodecSpec:
+    config = codec.configuration
+    inner = config.get("chunk_shape")
+    if not isinstance(inner, list) or len(inner) != ndim:
+        raise UnsupportedCodecError(
+            f"cannot {operation}: codec {codec} has an inner chunk_shape that does not have "
+            f"the array's {ndim} axes"
+        )
+    dropped = sorted(set(range(ndim)) - {a for a in axes if a is not None})
+    split = [a for a in dropped if inner[a] != 1]
+    if split:
+        raise UnsupportedCodecError(
+            f"cannot {operation}: codec {codec} splits axis {split[0]} into inner chunks of "
+            f"length {inner[split[0]]}, and only an axis of inner chunk length 1 can be dropped"
+        )
+    config["chunk_shape"] = [1 if a is None else inner[a] for a in axes]
+    # The shard index has one more, trailing axis (offset and length of each inner chunk).
+    index_axes = (*axes, ndim)
+    for key, key_axes, key_ndim in (
+        ("codecs", axes, ndim),
+        ("index_codecs", index_axes, ndim + 1),
+    ):
+        specs = config.get(key)
+        if isinstance(specs, list):
+            config[key] = [
+                _codec_with_axes(CodecSpec.from_dict(s), key_axes, key_ndim, operation).to_dict()
+                for s in specs
+            ]
+    return CodecSpec.from_dict({"name": codec.name, "configuration": config})
+
+
+@functools.lru_cache(maxsize=256)
+def _is_array_codec(name: str) -> bool:
+    from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec
+    from zarr.errors import UnknownCodecError
+    from zarr.registry import get_codec_class
+
+    try:
+        return issubclass(get_codec_class(name), ArrayArrayCodec | ArrayBytesCodec)
+    except (UnknownCodecError, KeyError):
+        return False

@@ -2,8 +2,9 @@
 
 It implements only what makes sense without the data values: shape and dtype,
 the joins xarray performs when combining datasets (concatenate, stack,
-expand_dims, broadcast_to), chunk-aligned indexing, and reference equality.
-Everything that needs values (arithmetic, reductions, ``np.asarray``) raises
+expand_dims, broadcast_to), chunk-aligned indexing, and reference equality,
+enough for xarray's own ``equals``, ``identical`` and ``merge`` checks. Everything
+that needs values (arithmetic, reductions, ``np.asarray``) raises
 `VirtualValuesError`, telling the user how to get real data.
 """
 
@@ -21,7 +22,7 @@ import vzcore.algebra
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
 
-__all__ = ["ManifestArray", "VirtualValuesError"]
+__all__ = ["ManifestArray", "NullMask", "VirtualValuesError"]
 
 
 class VirtualValuesError(VirtualizationError, TypeError):
@@ -52,6 +53,26 @@ def _implements(
 
 class ManifestArray:
     """A virtual array that xarray can hold, combine and index by whole chunks.
+
+    Equality is decided from the chunk references alone, never by loading values:
+
+    - ``a == b`` is True where both arrays have the same metadata and reference the
+      very same bytes (same file, offset and length, or both missing), so their
+      decoded values are the same, NaN included; elsewhere it is False, meaning
+      "not known equal" (other files may hold equal bytes: vz does not read them).
+    - ``np.isnan(a)`` (xarray's ``isnull``) is a `NullMask`: unknown without the
+      values, but ``(a == b) | (np.isnan(a) & np.isnan(b))``, which is how xarray's
+      ``Dataset.equals``, ``identical``, ``xr.testing.assert_equal`` and ``xr.merge``
+      compare, is all True when the references are all the same. Otherwise it
+      raises `VirtualValuesError` (a TypeError), which xarray takes as "not equal":
+      ``equals`` is False and ``merge`` reports a conflict.
+    - ``np.where(~np.isnan(a), a, b)`` (xarray's ``fillna``, which ``merge`` uses)
+      is ``a`` when ``b`` references the same bytes.
+    - ``np.array_equal(a, b)`` is True for the same references (for floats and
+      datetimes only with ``equal_nan=True``), False for other shapes, and needs
+      the values otherwise.
+
+    Equal references are never claimed for different bytes, and no values are read.
 
     >>> import numpy as np, vzcore as vc
     >>> meta = vc.ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="f4")
@@ -158,19 +179,41 @@ class ManifestArray:
         return handler(*args, **kwargs)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method == "__call__" and len(inputs) == 1 and not kwargs:
+            kind = self.dtype.kind
+            if (ufunc is np.isnan and kind in "fcmM") or (ufunc is np.isnat and kind in "mM"):
+                return NullMask(self.shape, source=self)
+            if ufunc is np.isnan and kind in "biu":
+                return np.zeros(self.shape, dtype=bool)  # integers are never NaN
         raise _needs_values(f"numpy.{ufunc.__name__}")
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
         raise _needs_values("converting to a numpy array")
 
     def astype(self, dtype: npt.DTypeLike, *, copy: bool = True) -> ManifestArray:
-        """Same dtype only: changing the dtype would change the values."""
-        if np.dtype(dtype) == self.dtype:
+        """Only casts that keep the dtype, as numpy decides them; others change values.
+
+        Like numpy, a flexible-width target of the same kind keeps the width: ``|S5``
+        cast to ``"S"`` (or ``bytes``) stays ``|S5``, which is what xarray asks for when
+        it joins string variables. ``|S5`` to ``"S10"`` or ``"U"`` is refused.
+
+        Raises
+        ------
+        vzcore.DtypeMismatch
+            If numpy's cast would give another dtype.
+        """
+        try:
+            cast = np.empty(0, self.dtype).astype(dtype).dtype  # numpy's resulting dtype
+        except (TypeError, ValueError) as err:
+            raise vc.DtypeMismatch(
+                f"cannot cast a virtual array of dtype {self.dtype} to {dtype!r}: {err}"
+            ) from err
+        if cast == self.dtype:
             return self
         name = "a virtual array " if self._name is None else f"variable {self._name!r} "
         raise vc.DtypeMismatch(
             f"cannot cast {name}(dtype {self.dtype}, in {vc.algebra.source_label(self._virtual)}) "
-            f"to {np.dtype(dtype)}: the chunks on disk decode to their own dtype, and the "
+            f"to {cast}: the chunks on disk decode to their own dtype, and the "
             "files being combined store it with different dtypes; load the variable "
             "(loadable_variables=[...]) or drop it (drop_variables=[...])"
         )
@@ -224,6 +267,189 @@ for _name in (
     "__float__ __int__ __complex__ __index__"
 ).split():
     setattr(ManifestArray, _name, _refuse_operator(_name))
+
+
+class NullMask:
+    """Where a virtual array's values are missing (NaN, NaT): unknown without them.
+
+    ``np.isnan`` of a `ManifestArray` (xarray's ``isnull``) gives one. It knows no
+    element, so it answers only where the result does not depend on it:
+
+    - ``mask & mask``, ``mask | mask`` and ``~mask`` are masks again;
+    - ``known | mask`` is all True when ``known`` is all True, and ``known & mask``
+      all False when ``known`` is all False (True | x, False & x);
+    - ``np.where(~np.isnan(a), a, b)`` and ``np.where(np.isnan(a), b, a)`` are ``a``
+      when ``b`` references the same chunk bytes as ``a`` (same values, same NaN);
+    - ``mask.astype(bool)`` is the mask.
+
+    Everything else (``np.all(mask)``, ``np.asarray``, ``bool``, ``known | mask``
+    with some False) needs the values and raises `VirtualValuesError`.
+
+    >>> import numpy as np, vzcore as vc
+    >>> meta = vc.ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="f4")
+    >>> a = ManifestArray(vc.VirtualArray(meta, vc.ChunkManifest.empty((2,))))
+    >>> b = ManifestArray(vc.VirtualArray(meta, vc.ChunkManifest.empty((2,))))
+    >>> ((a == b) | (np.isnan(a) & np.isnan(b))).all()  # how xarray's equals compares
+    np.True_
+    """
+
+    __slots__ = ("_negated", "_shape", "_source")
+
+    def __init__(
+        self, shape: Sequence[int], *, source: ManifestArray | None = None, negated: bool = False
+    ) -> None:
+        self._shape = tuple(int(s) for s in shape)
+        self._source = source  # the array whose isnan this is; None once combined
+        self._negated = negated
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[np.bool_]:
+        return np.dtype(bool)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape))
+
+    def __repr__(self) -> str:
+        what = "notnull" if self._negated else "isnull"
+        of = "a virtual array" if self._source is not None else "virtual arrays"
+        return f"NullMask<{what} of {of}, shape={self._shape}, unknown without values>"
+
+    def _repr_inline_(self, max_width: int) -> str:
+        text = "NullMask<unknown without values>"
+        return text if len(text) <= max_width else text[: max(max_width - 3, 0)] + "..."
+
+    def astype(self, dtype: npt.DTypeLike, *, copy: bool = True) -> NullMask:
+        if np.dtype(dtype) == np.bool_:
+            return self
+        raise _needs_values(f"casting a missing-value mask to {np.dtype(dtype)}")
+
+    def __invert__(self) -> NullMask:
+        return NullMask(self._shape, source=self._source, negated=not self._negated)
+
+    def __and__(self, other: Any) -> Any:
+        return self._combine(np.logical_and, self, other)
+
+    def __rand__(self, other: Any) -> Any:
+        return self._combine(np.logical_and, other, self)
+
+    def __or__(self, other: Any) -> Any:
+        return self._combine(np.logical_or, self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        return self._combine(np.logical_or, other, self)
+
+    @staticmethod
+    def _combine(ufunc: np.ufunc, *inputs: Any) -> Any:
+        shape = np.broadcast_shapes(*(getattr(x, "shape", np.shape(x)) for x in inputs))
+        known = [x for x in inputs if not isinstance(x, NullMask)]
+        if not known:
+            return NullMask(shape)
+        if any(isinstance(x, ManifestArray) for x in known):
+            raise _needs_values(f"numpy.{ufunc.__name__} of a virtual array")
+        value = np.asarray(known[0])
+        absorbing = ufunc is np.logical_or  # True | x is True, False & x is False
+        if value.dtype == np.bool_ and bool(np.all(value == absorbing)):
+            return np.full(shape, absorbing)
+        raise _needs_values(f"numpy.{ufunc.__name__} with a missing-value mask")
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method == "__call__" and not kwargs:
+            if ufunc in (np.logical_not, np.invert) and len(inputs) == 1:
+                return ~self
+            if ufunc in (np.logical_and, np.bitwise_and) and len(inputs) == 2:
+                return self._combine(np.logical_and, *inputs)
+            if ufunc in (np.logical_or, np.bitwise_or) and len(inputs) == 2:
+                return self._combine(np.logical_or, *inputs)
+        raise _needs_values(f"numpy.{ufunc.__name__} of a missing-value mask")
+
+    def __array_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if func is np.where and len(args) == 3 and not kwargs:
+            return _where(*args)
+        if func is np.shape:
+            return self._shape
+        if func is np.ndim:
+            return self.ndim
+        raise _needs_values(f"numpy.{func.__name__} of a missing-value mask")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        raise _needs_values("converting a missing-value mask to a numpy array")
+
+    def __bool__(self) -> bool:
+        raise _needs_values("the truth value of a missing-value mask")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@_implements(np.array_equal)
+def _array_equal(a1: Any, a2: Any, equal_nan: bool = False) -> bool:
+    """True for the same references (NaN equal to NaN only with ``equal_nan``);
+    other references need the values to tell."""
+    if isinstance(a1, ManifestArray) and isinstance(a2, ManifestArray):
+        if a1.shape != a2.shape:
+            return False
+        if _same_chunks(a1, a2) and (equal_nan or a1.dtype.kind not in "fcmM"):
+            return True
+    raise _needs_values("numpy.array_equal of other chunk references")
+
+
+@_implements(np.where)
+def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
+    """The ``np.where(condition, x, y)`` that need no values (xarray's ``fillna``).
+
+    ``where(notnull(a), a, b)`` and ``where(isnull(a), b, a)`` are ``a`` when ``b``
+    references the same bytes as ``a``; a known condition that is all True picks
+    ``x``, all False ``y``, and with ``x`` and ``y`` the same bytes either is ``x``.
+    """
+    if isinstance(condition, NullMask):
+        if condition._source is not None:
+            kept, other = (x, y) if condition._negated else (y, x)
+            if (
+                isinstance(kept, ManifestArray)
+                and isinstance(other, ManifestArray)
+                and _same_chunks(kept, condition._source)
+                and _same_chunks(kept, other)
+            ):
+                return kept
+        raise _needs_values("numpy.where with a missing-value mask (e.g. fillna)")
+    if not isinstance(condition, ManifestArray) and x is not None and y is not None:
+        known = np.asarray(condition)
+        shape = np.broadcast_shapes(known.shape, np.shape(x), np.shape(y))
+        dtype = np.result_type(*(v.dtype if isinstance(v, ManifestArray) else v for v in (x, y)))
+        for pick, other, picked in ((x, y, bool(np.all(known))), (y, x, not np.any(known))):
+            if (
+                isinstance(pick, ManifestArray)
+                and pick.shape == shape
+                and pick.dtype == dtype
+                and (picked or (isinstance(other, ManifestArray) and _same_chunks(pick, other)))
+            ):
+                return pick
+    raise _needs_values("numpy.where")
+
+
+def _same_chunks(a: ManifestArray, b: ManifestArray) -> bool:
+    """Same metadata and the very same chunk references: the same values, NaN included."""
+    if a is b or a.virtual is b.virtual:
+        return True
+    return bool(
+        a.shape == b.shape
+        and a.metadata == b.metadata
+        and _same_references(a.manifest, b.manifest).all()
+    )
 
 
 def _same_references(a: vc.ChunkManifest, b: vc.ChunkManifest) -> npt.NDArray[np.bool_]:

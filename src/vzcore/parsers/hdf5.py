@@ -8,6 +8,7 @@ other store through a buffered file-like object over the registry's ranged reads
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -188,6 +189,8 @@ class HDFParser:
                 dataset.shape, dimension_lengths, dataset.maxshape or dataset.shape, strict=True
             )
         )
+        if layout == h5py.h5d.CHUNKED and not filters:
+            chunk_shape = _prefix_chunk_shape(shape, chunk_shape)
         metadata = ArrayMetadata.create(
             shape=shape,
             chunk_shape=chunk_shape,
@@ -202,6 +205,33 @@ class HDFParser:
         else:
             manifest = _contiguous_manifest(dataset, metadata, url)
         return VirtualArray(metadata, manifest)
+
+
+def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The chunk shape trimmed to the array where the kept bytes are a prefix of each chunk.
+
+    HDF5 sizes the chunks of an unlimited dimension for growth (1024 steps for an
+    array of 10), and zarr allows a partial chunk only at the end of a
+    concatenation. An unfiltered chunk is stored whole in C order, so an axis whose
+    single chunk is longer than the array can be cut to the array's length exactly
+    when every axis before it has chunk length 1 (after trimming): the first
+    ``prod(trimmed)`` elements are then the array's. Other axes are left as stored.
+
+    >>> _prefix_chunk_shape((10, 3, 4), (1024, 3, 4))
+    (10, 3, 4)
+    >>> _prefix_chunk_shape((1, 10), (1024, 1024))
+    (1, 10)
+    >>> _prefix_chunk_shape((10, 6), (1024, 8))  # the second axis' cut is not a prefix
+    (10, 8)
+    """
+    trimmed: list[int] = []
+    leading_ones = True
+    for length, chunk in zip(shape, chunk_shape, strict=True):
+        if leading_ones and 0 < length < chunk:
+            chunk = length
+        trimmed.append(chunk)
+        leading_ones = leading_ones and chunk == 1
+    return tuple(trimmed)
 
 
 class _PhonyDimensions:
@@ -325,7 +355,8 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
             "zarr needs one codec pipeline for every chunk"
         )
     starts = np.array(chunk_starts, dtype=np.int64).reshape(count, ndim)
-    coords = starts // np.asarray(metadata.chunk_shape, dtype=np.int64)
+    stored_chunks = dataset.chunks or metadata.chunk_shape
+    coords = starts // np.asarray(stored_chunks, dtype=np.int64)
     rows = np.ravel_multi_index(tuple(coords.T), grid) if ndim else np.zeros(count, np.int64)
     n_chunks = int(np.prod(grid))
     indices = np.full(n_chunks, -1, dtype=np.int32)
@@ -333,7 +364,11 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
     lengths = np.zeros(n_chunks, dtype=np.uint64)
     indices[rows] = 0
     offsets[rows] = np.array(byte_offsets, dtype=np.uint64)
-    lengths[rows] = np.array(sizes, dtype=np.uint64)
+    if tuple(metadata.chunk_shape) == tuple(stored_chunks):
+        lengths[rows] = np.array(sizes, dtype=np.uint64)
+    else:
+        # Trimmed unfiltered chunks (`_prefix_chunk_shape`): the first bytes of each.
+        lengths[rows] = math.prod(metadata.chunk_shape) * dataset.dtype.itemsize
     return ChunkManifest.from_numpy_columns(
         grid,
         dictionary=pa.array([url], pa.string()),

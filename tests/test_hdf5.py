@@ -46,7 +46,7 @@ from tests.writer_corpus import reference_dataset
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import HDF5FormatError, HDF5UnsupportedError, HDFParser
+from vzcore.parsers import HDF5FormatError, HDF5GroupError, HDF5UnsupportedError, HDFParser
 
 type Backend = Literal["local", "memory"]
 type Parse = Callable[[str, Backend], vc.VirtualGroup]
@@ -663,8 +663,20 @@ def test_subgroup_parser(sources: dict[Backend, Source], parsed: Parse) -> None:
     deeper = HDFParser(group="/sub/deeper")(url, source.registry)
     assert deeper.evolve(sources={}) == whole.groups["sub"].groups["deeper"]
     assert set(sub.sources) == {url}
-    with pytest.raises(vc.VirtualizationError, match="nowhere"):
+    with pytest.raises(HDF5GroupError, match="nowhere"):
         HDFParser(group="/nowhere")(url, source.registry)
+
+
+@pytest.mark.parametrize("group", ["/top", "top", "/sub/deeper/deep"])
+def test_a_dataset_path_as_group_is_a_typed_error(
+    group: str, sources: dict[Backend, Source]
+) -> None:
+    source = sources["local"]
+    url = source.url("nc_groups.nc")
+    with pytest.raises(HDF5GroupError, match="is a dataset, not a group") as info:
+        HDFParser(group=group)(url, source.registry)
+    assert url in str(info.value)
+    assert repr(group) in str(info.value)
 
 
 def test_drop_variables(sources: dict[Backend, Source]) -> None:

@@ -27,7 +27,7 @@ from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, fingerprint, object_size
 
-__all__ = ["HDF5FormatError", "HDF5UnsupportedError", "HDFParser"]
+__all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
 
 # Attributes that describe HDF5/netCDF-4 plumbing, not the data.
 _INTERNAL_ATTRIBUTES = frozenset(
@@ -50,6 +50,10 @@ _SKIP = object()
 
 class HDF5FormatError(VirtualizationError):
     """The file is not readable as HDF5 (corrupt, truncated, or another format)."""
+
+
+class HDF5GroupError(VirtualizationError):
+    """The ``group=`` path is missing from the file or names something else than a group."""
 
 
 class _RangeFile(io.RawIOBase):
@@ -129,10 +133,7 @@ class HDFParser:
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         reader, path = registry.resolve(url)
         with _open_file(reader, path, url) as handle:
-            try:
-                root = handle[self.group] if self.group else handle
-            except KeyError as err:
-                raise VirtualizationError(f"{url}: no group {self.group!r}") from err
+            root = _root_group(handle, self.group, url)
             phony = _PhonyDimensions()
             try:
                 group = self._group(root, url, phony)
@@ -232,6 +233,26 @@ def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) ->
         trimmed.append(chunk)
         leading_ones = leading_ones and chunk == 1
     return tuple(trimmed)
+
+
+def _root_group(handle: Any, group: str | None, url: str) -> Any:
+    """The h5py group ``group`` names (the file's root when None), or a typed error."""
+    import h5py
+
+    if not group:
+        return handle
+    try:
+        node = handle[group]
+    except KeyError as err:
+        raise HDF5GroupError(f"{url}: no group {group!r}") from err
+    if not isinstance(node, h5py.Group):
+        kind = "a dataset" if isinstance(node, h5py.Dataset) else f"a {type(node).__name__}"
+        parent = posixpath.dirname(node.name.rstrip("/")) or "/"
+        raise HDF5GroupError(
+            f"{url}: {group!r} is {kind}, not a group; group= names the group whose "
+            f"datasets become the variables (here {parent!r})"
+        )
+    return node
 
 
 class _PhonyDimensions:

@@ -1,5 +1,7 @@
 """Examples for `vzxarray`: opening virtual datasets, combining them with xarray, the accessor."""
 
+import json
+import os
 import pickle
 import random
 import subprocess
@@ -535,3 +537,79 @@ def test_import_vzxarray_in_a_fresh_interpreter() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ManifestArray"
+
+
+# ---- order is the file's, whatever PYTHONHASHSEED ---------------------------------------------
+
+_ORDER_SCRIPT = """
+import json, sys
+import vzcore as vc, vzxarray as vx
+from vzcore.parsers import HDFParser
+paths = sys.argv[1:]
+registry = vc.ObjectStoreRegistry.for_urls([vc.registry.normalize_url(p) for p in paths])
+seen = {}
+for loadable in (None, []):
+    ds = vx.open_virtual_dataset(
+        vc.registry.normalize_url(paths[0]), registry=registry, parser=HDFParser(),
+        loadable_variables=loadable,
+    )
+    mf = vx.open_virtual_mfdataset(
+        paths, combine="nested", concat_dim="time", loadable_variables=loadable,
+        parser=HDFParser(), progress=False,
+    )
+    for label, x in (("one", ds), ("many", mf)):
+        seen[f"{label}-{loadable}"] = {
+            "variables": list(map(str, x.variables)),
+            "coords": list(map(str, x.coords)),
+            "group": list(x.vz.to_virtual_group().arrays),
+        }
+print(json.dumps(seen))
+"""
+FILE_COORDS = ["time", "z", "y", "x", "lon2", "lat2", "alt", "area", "mask"]
+FILE_DATA_VARS = ["zeta", "alpha", "tas", "pr", "beta"]
+
+
+def _many_coordinates(path: Path, time_start: int) -> None:
+    """A netCDF4 file of many coordinates (index, CF "coordinates", global), not sorted."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as f:
+        for name, length in [("time", 3), ("z", 2), ("y", 2), ("x", 4)]:
+            f.createDimension(name, length)
+            f.createVariable(name, "f8", (name,))[:] = np.arange(length) + (
+                time_start if name == "time" else 0
+            )
+        for name in FILE_COORDS[4:]:
+            f.createVariable(name, "f4", ("y", "x"))[:] = 1
+        for name in FILE_DATA_VARS:
+            variable = f.createVariable(name, "f4", ("time", "y", "x"))
+            variable[:] = 1
+            variable.coordinates = "lon2 lat2 alt area"
+        f.coordinates = "mask"
+
+
+def test_variable_and_coordinate_order_is_the_files_whatever_the_hash_seed(
+    tmp_path: Path,
+) -> None:
+    paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    for index, path in enumerate(paths):
+        _many_coordinates(path, time_start=3 * index)
+    runs = []
+    for seed in ("0", "1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", _ORDER_SCRIPT, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads(result.stdout))
+    assert all(run == runs[0] for run in runs[1:])
+    with xr.open_dataset(paths[0]) as expected:
+        expected_variables = list(map(str, expected.variables))
+    assert expected_variables == FILE_DATA_VARS + FILE_COORDS
+    for label, seen in runs[0].items():
+        assert seen["variables"] == expected_variables, label
+        assert seen["coords"] == FILE_COORDS, label
+        assert seen["group"] == expected_variables, label

@@ -456,6 +456,25 @@ def test_rename_paths(files: Files, kind: str) -> None:
     np.testing.assert_array_equal(renamed["lon"].values, ds["lon"].values)
 
 
+def test_rename_paths_of_virtual_dimension_coordinates(files: Files) -> None:
+    """Virtual index-less coordinates are renamed in place and stay index-less coordinates."""
+    ds = files.open(files.tiles[0, 0], loadable_variables=[])
+    assert not ds.xindexes
+    renamed = ds.vz.rename_paths(lambda p: p.replace("file://", "s3://bucket"))
+    assert list(renamed.variables) == list(ds.variables)
+    assert list(renamed.coords) == list(ds.coords)
+    assert sorted(map(str, renamed.coords)) == ["lat", "lon", "time"]
+    assert not renamed.xindexes
+    for name in ("time", "lat", "lon", "tas"):
+        paths = virtual_of(renamed, name).manifest.dictionary.to_pylist()
+        assert paths, name
+        assert all(p.startswith("s3://bucket/") for p in paths), name
+        assert renamed[name].attrs == ds[name].attrs, name
+    assert renamed.vz.to_virtual_group() == vc.rename_paths(
+        ds.vz.to_virtual_group(), lambda p: p.replace("file://", "s3://bucket")
+    )
+
+
 def test_to_virtual_group_round_trips(files: Files) -> None:
     tile = files.tiles[1, 1]
     group = files.open(tile).vz.to_virtual_group()

@@ -32,7 +32,13 @@ def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
         if isinstance(data, ManifestArray):
             renamed_data = ManifestArray(vc.rename_paths(data.virtual, new))
             renamed[name] = variable.copy(data=renamed_data)
-    return dataset.assign(renamed) if renamed else dataset
+    coords = {name: v for name, v in renamed.items() if name in dataset.coords}
+    data_vars = {name: v for name, v in renamed.items() if name not in coords}
+    # A virtual coordinate has no index (an index needs values): it is replaced as a
+    # coordinate without one, where `assign` would build an index for a dimension name.
+    if coords:
+        dataset = dataset.assign_coords(xr.Coordinates(coords, indexes={}))
+    return dataset.assign(data_vars) if data_vars else dataset
 
 
 class _SavingMixin(abc.ABC):

@@ -20,7 +20,7 @@ from zarr.codecs import GzipCodec
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import ManifestParquetParser, Parser
+from vzcore.parsers import HDFParser, ManifestParquetParser, Parser
 
 COMBINE: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
 
@@ -632,3 +632,53 @@ def test_variable_and_coordinate_order_is_the_files_whatever_the_hash_seed(
         assert seen["variables"] == expected_variables, label
         assert seen["coords"] == FILE_COORDS, label
         assert seen["group"] == expected_variables, label
+
+
+# ---- rename_paths with one path --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loadable", [None, []], ids=["coords-loaded", "all-virtual"])
+def test_rename_paths_with_one_path_for_a_single_file(
+    tmp_path: Path, loadable: list[str] | None
+) -> None:
+    _many_coordinates(tmp_path / "one.nc", time_start=0)
+    url = f"file://{tmp_path}/one.nc"
+    registry = vc.ObjectStoreRegistry.for_urls([url])
+    ds = vx.open_virtual_dataset(
+        url, registry=registry, parser=HDFParser(), loadable_variables=loadable
+    )
+    renamed = ds.vz.rename_paths("s3://b/new.nc")
+    assert list(renamed.variables) == list(ds.variables)
+    assert vc.rename_paths(ds.vz.to_virtual_group(), "s3://b/new.nc") == (
+        renamed.vz.to_virtual_group()
+    )
+    for name, variable in renamed.variables.items():
+        if isinstance(variable._data, vx.ManifestArray):
+            paths = variable._data.manifest.dictionary.to_pylist()
+            assert paths == ["s3://b/new.nc"], name
+    tree = vx.open_virtual_datatree(url, registry=registry, parser=HDFParser())
+    moved = tree.vz.rename_paths("s3://b/new.nc").vz.to_virtual_group()
+    assert moved == vc.rename_paths(tree.vz.to_virtual_group(), "s3://b/new.nc")
+
+
+def test_rename_paths_with_one_path_refuses_several_files(tmp_path: Path, files: Files) -> None:
+    urls = []
+    for index in range(2):
+        _many_coordinates(tmp_path / f"f{index}.nc", time_start=3 * index)
+        urls.append(f"file://{tmp_path}/f{index}.nc")
+    registry = vc.ObjectStoreRegistry.for_urls(urls)
+    datasets = [vx.open_virtual_dataset(u, registry=registry, parser=HDFParser()) for u in urls]
+    combined = xr.concat(datasets, dim="time", **COMBINE)
+    with pytest.raises(vc.AmbiguousRenameError) as info:
+        combined.vz.rename_paths("s3://b/new.nc")
+    message = str(info.value)
+    assert "they reference 2 files" in message
+    assert all(u in message for u in urls)
+    assert "pass a callable or a mapping" in message
+    # A zarr store references one object per chunk: many files, in a dataset or a tree.
+    with pytest.raises(vc.AmbiguousRenameError, match=r"they reference \d+ files"):
+        files.open_tile(0, 0).vz.rename_paths("s3://b/new.nc")
+    sample = files.others["sample"]
+    tree = vx.open_virtual_datatree(sample.url, registry=files.registry, parser=files.parser)
+    with pytest.raises(vc.AmbiguousRenameError):
+        tree.vz.rename_paths("s3://b/new.nc")

@@ -21,6 +21,7 @@ from vzcore import (
     ShapeMismatch,
     VirtualizationError,
 )
+from vzcore.algebra import referenced_paths
 from vzcore.codecs import codecs_with_axes
 
 type Factory = Callable[..., vc.VirtualArray]
@@ -946,6 +947,53 @@ def test_rename_paths_on_a_group_renames_arrays_and_sources(make_virtual: Factor
     }
     assert renamed.attributes == {"title": "demo"}
     assert group == snapshot
+
+
+def test_rename_paths_with_one_path_for_references_to_one_file(make_virtual: Factory) -> None:
+    one = make_virtual((4,), (1,), paths="/old/a.nc", missing=[2])
+    renamed = vc.rename_paths(one, "s3://b/new.nc")
+    assert renamed == vc.rename_paths(one, {"/old/a.nc": "s3://b/new.nc"})
+    assert _dense(renamed)[0].tolist() == ["s3://b/new.nc"] * 2 + [""] + ["s3://b/new.nc"]
+    group = vc.VirtualGroup(
+        arrays={"x": one, "time": vc.LoadedArray.from_numpy(np.arange(3))},
+        groups={"sub": vc.VirtualGroup(arrays={"y": one})},
+        sources={"/old/a.nc": vc.SourceFingerprint(size=3)},
+    )
+    renamed_group = vc.rename_paths(group, "s3://b/new.nc")
+    assert referenced_paths(renamed_group) == ["s3://b/new.nc"]
+    assert renamed_group.sources == {"s3://b/new.nc": vc.SourceFingerprint(size=3)}
+    empty = vc.ChunkManifest.empty((3,))
+    assert vc.rename_paths(empty, "s3://b/new.nc") == empty
+
+
+def test_rename_paths_with_one_path_refuses_references_to_several_files(
+    two_files: vc.VirtualArray, make_virtual: Factory
+) -> None:
+    with pytest.raises(vc.AmbiguousRenameError) as info:
+        vc.rename_paths(two_files, "s3://b/new.nc")
+    assert str(info.value) == (
+        "cannot point every chunk reference to 's3://b/new.nc': they reference 2 files "
+        "(/old/a.nc, /old/b.nc); pass a callable or a mapping old path -> new path"
+    )
+    group = vc.VirtualGroup(
+        arrays={"a": make_virtual((2,), (1,), paths="/a.nc")},
+        groups={"sub": vc.VirtualGroup(arrays={"b": make_virtual((2,), (1,), paths="/b.nc")})},
+    )
+    with pytest.raises(vc.AmbiguousRenameError, match="they reference 2 files"):
+        vc.rename_paths(group, "s3://b/new.nc")
+    with pytest.raises(InvalidManifestError, match="empty string"):
+        vc.rename_paths(group["a"], "")
+
+
+def test_referenced_paths_counts_only_the_chunks_still_referenced(
+    two_files: vc.VirtualArray,
+) -> None:
+    assert referenced_paths(two_files) == ["/old/a.nc", "/old/b.nc"]
+    first = vc.select_chunks(two_files, [slice(0, 1)])
+    assert first.manifest.dictionary.to_pylist() == ["/old/a.nc", "/old/b.nc"]
+    assert referenced_paths(first) == ["/old/a.nc"]
+    renamed = vc.rename_paths(first, "s3://b/a.nc")
+    assert _dense(renamed)[0].tolist() == ["s3://b/a.nc"]
 
 
 def test_rename_paths_leaves_loaded_arrays_and_empty_manifests_alone() -> None:

@@ -42,10 +42,11 @@ from tests.hdf5_corpus import (
     write_unsupported_filter_file,
     zstd_skip_reason,
 )
+from tests.writer_corpus import reference_dataset
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import HDF5FormatError, HDF5UnsupportedError, HDFParser
+from vzcore.parsers import HDF5FormatError, HDF5GroupError, HDF5UnsupportedError, HDFParser
 
 type Backend = Literal["local", "memory"]
 type Parse = Callable[[str, Backend], vc.VirtualGroup]
@@ -498,7 +499,11 @@ def test_layouts_become_references_or_values(corpus_folder: Path, parsed: Parse)
 
 @pytest.mark.parametrize("name", ["h5_plain.h5", "nc_filters.nc", "nc_basic.nc"])
 def test_chunk_references_are_hdf5s_own(name: str, corpus_folder: Path, parsed: Parse) -> None:
-    """Every chunk's (offset, length) is what HDF5's chunk index says, at the right key."""
+    """Every chunk's (offset, length) is what HDF5's chunk index says, at the right key.
+
+    A trimmed unfiltered chunk (see `test_oversized_unfiltered_chunks_are_trimmed`)
+    keeps HDF5's offset and references the first bytes of the stored chunk.
+    """
     group = parsed(name, "local")
     with h5py.File(corpus_folder / name, "r") as f:
         for path, array in group.walk_arrays():
@@ -507,15 +512,117 @@ def test_chunk_references_are_hdf5s_own(name: str, corpus_folder: Path, parsed: 
                 continue
             infos: list[Any] = []
             dataset.id.chunk_iter(infos.append)
+            trimmed = array.chunk_shape != dataset.chunks
+            prefix = math.prod(array.chunk_shape) * dataset.dtype.itemsize
             expected = {
                 ".".join(
                     str(start // size)
                     for start, size in zip(info.chunk_offset, dataset.chunks, strict=True)
-                ): (info.byte_offset, info.size)
+                ): (info.byte_offset, prefix if trimmed else info.size)
                 for info in infos
             }
+            assert not trimmed or all(prefix <= info.size for info in infos), path
             entries = array.manifest.to_entries()
             assert {k: (e["offset"], e["length"]) for k, e in entries.items()} == expected, path
+
+
+# ---- chunks longer than the array ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "options", "expected"),
+    [
+        ((10,), (1024,), {}, (10,)),
+        ((10, 3, 4), (1024, 3, 4), {}, (10, 3, 4)),
+        ((3, 6), (1, 1024), {}, (1, 6)),  # chunk length 1 before: still a prefix
+        ((10, 6), (10, 1024), {}, (10, 1024)),  # rows of 1024, not of 6: no prefix
+        ((10, 6), (1024, 1024), {}, (10, 1024)),  # only the leading cut is a prefix
+        ((10,), (1024,), {"compression": "gzip"}, (1024,)),  # compressed: no prefix
+        ((10,), (1024,), {"shuffle": True}, (1024,)),  # shuffled: no prefix
+    ],
+    ids=["1d", "3d", "after-ones", "second-axis", "both-axes", "gzip", "shuffle"],
+)
+def test_oversized_unfiltered_chunks_are_trimmed_where_the_bytes_are_a_prefix(
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    options: dict[str, Any],
+    expected: tuple[int, ...],
+    tmp_path: Path,
+    local: Source,
+) -> None:
+    values = np.arange(math.prod(shape), dtype="<f4").reshape(shape)
+    with h5py.File(tmp_path / "grown.h5", "w") as f:
+        maxshape = (None,) * len(shape)
+        f.create_dataset("v", data=values, chunks=chunks, maxshape=maxshape, **options)
+        infos: list[Any] = []
+        f["v"].id.chunk_iter(infos.append)
+    group = HDFParser()(local.url("grown.h5"), local.registry)
+    array = group["v"]
+    assert isinstance(array, vc.VirtualArray)
+    assert array.chunk_shape == expected
+    _, offsets, lengths = array.manifest.to_arrays()
+    assert offsets.ravel().tolist() == [info.byte_offset for info in infos]
+    if expected != chunks:  # the first bytes of each stored chunk
+        assert set(lengths.ravel().tolist()) == {math.prod(expected) * 4}
+    else:
+        assert lengths.ravel().tolist() == [info.size for info in infos]
+    store = vc.ManifestStore(group, registry=local.registry)
+    np.testing.assert_array_equal(zarr.open_array(store, path="v", mode="r")[...], values)
+
+
+def _unlimited_netcdf(path: Path, start: int, steps: int) -> None:
+    """A netCDF4 file whose unfiltered ``tas`` has chunks of 1024 steps along ``time``."""
+    rng = np.random.default_rng(start)
+    with netCDF4.Dataset(path, "w") as f:
+        f.createDimension("time", None)
+        f.createDimension("y", 3)
+        f.createDimension("x", 4)
+        time = f.createVariable("time", "f8", ("time",))
+        time.units = "days since 2000-01-01"
+        tas = f.createVariable("tas", "f4", ("time", "y", "x"), chunksizes=(1024, 3, 4))
+        tas.units = "K"
+        time[:] = np.arange(start, start + steps)
+        tas[:] = rng.random((steps, 3, 4), dtype="f4")
+
+
+@pytest.mark.parametrize("loadable", [None, []], ids=["time-loaded", "all-virtual"])
+def test_unlimited_netcdf_files_concatenate_along_time(
+    loadable: list[str] | None, tmp_path: Path, local: Source
+) -> None:
+    """Files of 10 steps in chunks of 1024 steps: trimmed to 10, they concatenate and save."""
+    paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    for index, path in enumerate(paths):
+        _unlimited_netcdf(path, start=10 * index, steps=10)
+    datasets = [
+        vx.open_virtual_dataset(
+            local.url(p.name),
+            registry=local.registry,
+            parser=HDFParser(),
+            loadable_variables=loadable,
+        )
+        for p in paths
+    ]
+    assert [ds["tas"].data.metadata.chunk_shape for ds in datasets] == [(10, 3, 4)] * 2
+    combined = xr.concat(datasets, dim="time", coords="minimal", compat="override")
+    refs = combined.vz.to_kerchunk()
+    store = vc.ManifestStore(combined.vz.to_virtual_group(), registry=local.registry)
+    with xr.open_mfdataset(paths, combine="nested", concat_dim="time") as expected:
+        expected = expected.load()
+        with reference_dataset(refs) as got:
+            xr.testing.assert_identical(got.load().drop_encoding(), expected.drop_encoding())
+        got = xr.open_zarr(store, consolidated=False).load()
+        xr.testing.assert_identical(got.drop_encoding(), expected.drop_encoding())
+
+
+def test_a_trimmed_file_reads_like_the_original(tmp_path: Path, local: Source) -> None:
+    """7 steps of 1024: the trimmed references read exactly what netCDF4 reads."""
+    _unlimited_netcdf(tmp_path / "short.nc", start=0, steps=7)
+    group = HDFParser()(local.url("short.nc"), local.registry)
+    assert [group[n].chunk_shape for n in ("time", "tas")] == [(7,), (7, 3, 4)]  # type: ignore[union-attr]
+    store = vc.ManifestStore(group, registry=local.registry)
+    with xr.open_dataset(tmp_path / "short.nc") as expected:
+        got = xr.open_zarr(store, consolidated=False).load()
+        xr.testing.assert_identical(got.drop_encoding(), expected.load().drop_encoding())
 
 
 def test_filters_become_codecs(parsed: Parse) -> None:
@@ -556,8 +663,20 @@ def test_subgroup_parser(sources: dict[Backend, Source], parsed: Parse) -> None:
     deeper = HDFParser(group="/sub/deeper")(url, source.registry)
     assert deeper.evolve(sources={}) == whole.groups["sub"].groups["deeper"]
     assert set(sub.sources) == {url}
-    with pytest.raises(vc.VirtualizationError, match="nowhere"):
+    with pytest.raises(HDF5GroupError, match="nowhere"):
         HDFParser(group="/nowhere")(url, source.registry)
+
+
+@pytest.mark.parametrize("group", ["/top", "top", "/sub/deeper/deep"])
+def test_a_dataset_path_as_group_is_a_typed_error(
+    group: str, sources: dict[Backend, Source]
+) -> None:
+    source = sources["local"]
+    url = source.url("nc_groups.nc")
+    with pytest.raises(HDF5GroupError, match="is a dataset, not a group") as info:
+        HDFParser(group=group)(url, source.registry)
+    assert url in str(info.value)
+    assert repr(group) in str(info.value)
 
 
 def test_drop_variables(sources: dict[Backend, Source]) -> None:

@@ -350,6 +350,108 @@ def test_relative_urls_are_relative_to_the_references_file(hand: HandMade) -> No
     assert_values(nested, hand.registry)
 
 
+@pytest.mark.parametrize("form", ["url/", "url", "path"])
+def test_fs_root_resolves_relative_paths(hand: HandMade, form: str) -> None:
+    """References written relative to a root elsewhere than the references file."""
+    fs_root = {
+        "url/": f"file://{hand.folder}/",
+        "url": f"file://{hand.folder}",
+        "path": str(hand.folder),
+    }[form]
+    refs = {
+        **METADATA,
+        "x/0": ["data.bin", 8, 20],
+        "x/1": ["./data.bin", 28, 20],
+        "x/2": ["sub/../part2.bin", 0, 20],
+        "x/3": ["part3.bin"],  # whole file: sized at the resolved URL
+    }
+    url = hand.refs_json({"version": 1, "refs": refs}, name="refs/elsewhere.json")
+    with pytest.raises(KerchunkFormatError, match=r"refs/part3\.bin"):
+        KerchunkJSONParser()(url, hand.registry)  # relative to refs/: not there
+    group = KerchunkJSONParser(fs_root=fs_root)(url, hand.registry)
+    x = group["x"]
+    assert isinstance(x, vc.VirtualArray)
+    assert vc.algebra.referenced_paths(x) == [
+        hand.data_url,
+        *(f"file://{hand.folder}/part{i}.bin" for i in (2, 3)),
+    ]
+    assert_values(group, hand.registry)
+    table = pa.table(
+        {"path": ["data.bin"] * 4, "offset": [8 + 20 * i for i in range(4)], "size": [20] * 4}
+    )
+    parsed = KerchunkParquetParser(fs_root=fs_root)(hand.parquet(table), hand.registry)
+    assert vc.algebra.referenced_paths(parsed) == [hand.data_url]
+    assert_values(parsed, hand.registry)
+
+
+def test_fs_root_of_an_object_store(hand: HandMade) -> None:
+    refs = {
+        **METADATA,
+        "x/0": ["data.bin", 8, 20],
+        "x/1": ["./deep/../data.bin", 28, 20],
+        "x/2": ["sub/part2.bin", 0, 20],
+        "x/3": [f"file://{hand.folder}/part3.bin", 0, 20],  # absolute: kept
+    }
+    parser = KerchunkJSONParser(fs_root="s3://bucket/root")
+    x = parser(hand.refs_json({"version": 1, "refs": refs}), hand.registry)["x"]
+    assert isinstance(x, vc.VirtualArray)
+    assert [e["path"] for e in x.manifest.to_entries().values()] == [
+        "s3://bucket/root/data.bin",
+        "s3://bucket/root/data.bin",
+        "s3://bucket/root/sub/part2.bin",
+        f"file://{hand.folder}/part3.bin",
+    ]
+
+
+@pytest.mark.parametrize("fs_root", ["data/", "bucket/refs", ""])
+def test_fs_root_must_be_absolute(fs_root: str) -> None:
+    for parser in (KerchunkJSONParser, KerchunkParquetParser):
+        with pytest.raises(vc.VirtualizationError, match="must be an absolute URL or path"):
+            parser(fs_root=fs_root)
+
+
+def test_skip_variables_are_not_parsed(hand: HandMade) -> None:
+    bad = {**ZARRAY, "shape": [4], "chunks": [2]}
+    refs = {
+        **METADATA,
+        **{f"x/{i}": hand.chunk(i) for i in range(4)},
+        # mixes inline and referenced chunks: unreadable unless skipped
+        "bad/.zarray": json.dumps(bad),
+        "bad/0": "base64:AAAAAAAAAAA=",
+        "bad/1": hand.chunk(0),
+        "sub/.zgroup": json.dumps({"zarr_format": 2}),
+        "sub/x/.zarray": json.dumps(ZARRAY),
+        **{f"sub/x/{i}": hand.chunk(i) for i in range(4)},
+    }
+    url = hand.refs_json({"version": 1, "refs": refs})
+    with pytest.raises(KerchunkFormatError, match="'bad'"):
+        KerchunkJSONParser()(url, hand.registry)
+    by_name = KerchunkJSONParser(skip_variables=["bad", "x"])(url, hand.registry)
+    assert set(by_name.arrays) == set()
+    assert set(by_name.groups["sub"].arrays) == set()
+    by_path = KerchunkJSONParser(skip_variables=("bad", "sub/x"))(url, hand.registry)
+    assert set(by_path.arrays) == {"x"}
+    assert set(by_path.groups["sub"].arrays) == set()
+    assert_values(by_path, hand.registry)
+    with pytest.raises(vc.VirtualizationError, match="not one string"):
+        KerchunkJSONParser(skip_variables="bad")
+
+
+def test_skip_variables_in_parquet_reads_no_records(hand: HandMade) -> None:
+    metadata = {k: json.loads(v) for k, v in METADATA.items()}
+    metadata["bad/.zarray"] = ZARRAY  # no records written for it
+    metadata["bad/.zattrs"] = {"_ARRAY_DIMENSIONS": ["x"]}
+    table = pa.table(
+        {"path": [hand.data_url] * 4, "offset": [8 + 20 * i for i in range(4)], "size": [20] * 4}
+    )
+    root = hand.parquet(table, zmetadata={"metadata": metadata, "record_size": 4})
+    with pytest.raises(KerchunkFormatError, match="'bad'"):
+        KerchunkParquetParser()(root, hand.registry)
+    group = KerchunkParquetParser(skip_variables=["bad"])(root, hand.registry)
+    assert set(group.arrays) == {"x"}
+    assert_values(group, hand.registry)
+
+
 def test_inline_base64_makes_a_loaded_array(hand: HandMade) -> None:
     refs = {
         **METADATA,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def _read_back(dataset: xr.Dataset, files: list[Path]) -> xr.Dataset:
     return xr.open_zarr(store, consolidated=False).load()
 
 
-@pytest.mark.parametrize("parallel", [None, "threads", "executor"])
+@pytest.mark.parametrize("parallel", [None, False, "threads", "executor", ThreadPoolExecutor])
 def test_every_parallel_mode_gives_the_originals(year: list[Path], parallel: str | None) -> None:
     mode = ThreadPoolExecutor(2) if parallel == "executor" else parallel
     combined = vx.open_virtual_mfdataset(
@@ -42,6 +43,30 @@ def test_every_parallel_mode_gives_the_originals(year: list[Path], parallel: str
     assert combined["tas"].shape == (365, 90, 180)
     assert isinstance(combined["tas"].data, vx.ManifestArray)
     xr.testing.assert_equal(_read_back(combined, year), _originals(year))
+
+
+class _RecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that records being created and shut down."""
+
+    made: ClassVar[list[_RecordingExecutor]] = []
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.is_shut_down = False
+        self.made.append(self)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.is_shut_down = True
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_an_executor_class_is_created_used_and_shut_down(year: list[Path]) -> None:
+    paths = [str(p) for p in year[:3]]
+    serial = vx.open_virtual_mfdataset(paths, parallel=False, progress=False)
+    pooled = vx.open_virtual_mfdataset(paths, parallel=_RecordingExecutor, progress=False)
+    assert pooled.vz.to_virtual_group() == serial.vz.to_virtual_group()
+    assert len(_RecordingExecutor.made) == 1
+    assert _RecordingExecutor.made[0].is_shut_down
 
 
 def test_nested_combine_and_the_file_list(year: list[Path]) -> None:

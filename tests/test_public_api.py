@@ -3,6 +3,7 @@
 import vzcore
 
 EXPECTED = {
+    "AmbiguousRenameError",
     "AnyArray",
     "ArrayMetadata",
     "BroadcastError",

@@ -1,5 +1,7 @@
 """Examples for `vzxarray`: opening virtual datasets, combining them with xarray, the accessor."""
 
+import json
+import os
 import pickle
 import random
 import subprocess
@@ -20,7 +22,7 @@ from zarr.codecs import GzipCodec
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import ManifestParquetParser, Parser, ZarrParser
+from vzcore.parsers import HDFParser, ManifestParquetParser, Parser, ZarrParser
 
 COMBINE: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
 
@@ -584,6 +586,25 @@ def test_rename_paths(files: Files, kind: str) -> None:
     np.testing.assert_array_equal(renamed["lon"].values, ds["lon"].values)
 
 
+def test_rename_paths_of_virtual_dimension_coordinates(files: Files) -> None:
+    """Virtual index-less coordinates are renamed in place and stay index-less coordinates."""
+    ds = files.open(files.tiles[0, 0], loadable_variables=[])
+    assert not ds.xindexes
+    renamed = ds.vz.rename_paths(lambda p: p.replace("file://", "s3://bucket"))
+    assert list(renamed.variables) == list(ds.variables)
+    assert list(renamed.coords) == list(ds.coords)
+    assert sorted(map(str, renamed.coords)) == ["lat", "lon", "time"]
+    assert not renamed.xindexes
+    for name in ("time", "lat", "lon", "tas"):
+        paths = virtual_of(renamed, name).manifest.dictionary.to_pylist()
+        assert paths, name
+        assert all(p.startswith("s3://bucket/") for p in paths), name
+        assert renamed[name].attrs == ds[name].attrs, name
+    assert renamed.vz.to_virtual_group() == vc.rename_paths(
+        ds.vz.to_virtual_group(), lambda p: p.replace("file://", "s3://bucket")
+    )
+
+
 def test_to_virtual_group_round_trips(files: Files) -> None:
     tile = files.tiles[1, 1]
     group = files.open(tile).vz.to_virtual_group()
@@ -666,3 +687,129 @@ def test_import_vzxarray_in_a_fresh_interpreter() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ManifestArray"
+
+
+# ---- order is the file's, whatever PYTHONHASHSEED ---------------------------------------------
+
+_ORDER_SCRIPT = """
+import json, sys
+import vzcore as vc, vzxarray as vx
+from vzcore.parsers import HDFParser
+paths = sys.argv[1:]
+registry = vc.ObjectStoreRegistry.for_urls([vc.registry.normalize_url(p) for p in paths])
+seen = {}
+for loadable in (None, []):
+    ds = vx.open_virtual_dataset(
+        vc.registry.normalize_url(paths[0]), registry=registry, parser=HDFParser(),
+        loadable_variables=loadable,
+    )
+    mf = vx.open_virtual_mfdataset(
+        paths, combine="nested", concat_dim="time", loadable_variables=loadable,
+        parser=HDFParser(), progress=False,
+    )
+    for label, x in (("one", ds), ("many", mf)):
+        seen[f"{label}-{loadable}"] = {
+            "variables": list(map(str, x.variables)),
+            "coords": list(map(str, x.coords)),
+            "group": list(x.vz.to_virtual_group().arrays),
+        }
+print(json.dumps(seen))
+"""
+FILE_COORDS = ["time", "z", "y", "x", "lon2", "lat2", "alt", "area", "mask"]
+FILE_DATA_VARS = ["zeta", "alpha", "tas", "pr", "beta"]
+
+
+def _many_coordinates(path: Path, time_start: int) -> None:
+    """A netCDF4 file of many coordinates (index, CF "coordinates", global), not sorted."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as f:
+        for name, length in [("time", 3), ("z", 2), ("y", 2), ("x", 4)]:
+            f.createDimension(name, length)
+            f.createVariable(name, "f8", (name,))[:] = np.arange(length) + (
+                time_start if name == "time" else 0
+            )
+        for name in FILE_COORDS[4:]:
+            f.createVariable(name, "f4", ("y", "x"))[:] = 1
+        for name in FILE_DATA_VARS:
+            variable = f.createVariable(name, "f4", ("time", "y", "x"))
+            variable[:] = 1
+            variable.coordinates = "lon2 lat2 alt area"
+        f.coordinates = "mask"
+
+
+def test_variable_and_coordinate_order_is_the_files_whatever_the_hash_seed(
+    tmp_path: Path,
+) -> None:
+    paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    for index, path in enumerate(paths):
+        _many_coordinates(path, time_start=3 * index)
+    runs = []
+    for seed in ("0", "1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", _ORDER_SCRIPT, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads(result.stdout))
+    assert all(run == runs[0] for run in runs[1:])
+    with xr.open_dataset(paths[0]) as expected:
+        expected_variables = list(map(str, expected.variables))
+    assert expected_variables == FILE_DATA_VARS + FILE_COORDS
+    for label, seen in runs[0].items():
+        assert seen["variables"] == expected_variables, label
+        assert seen["coords"] == FILE_COORDS, label
+        assert seen["group"] == expected_variables, label
+
+
+# ---- rename_paths with one path --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loadable", [None, []], ids=["coords-loaded", "all-virtual"])
+def test_rename_paths_with_one_path_for_a_single_file(
+    tmp_path: Path, loadable: list[str] | None
+) -> None:
+    _many_coordinates(tmp_path / "one.nc", time_start=0)
+    url = f"file://{tmp_path}/one.nc"
+    registry = vc.ObjectStoreRegistry.for_urls([url])
+    ds = vx.open_virtual_dataset(
+        url, registry=registry, parser=HDFParser(), loadable_variables=loadable
+    )
+    renamed = ds.vz.rename_paths("s3://b/new.nc")
+    assert list(renamed.variables) == list(ds.variables)
+    assert vc.rename_paths(ds.vz.to_virtual_group(), "s3://b/new.nc") == (
+        renamed.vz.to_virtual_group()
+    )
+    for name, variable in renamed.variables.items():
+        if isinstance(variable._data, vx.ManifestArray):
+            paths = variable._data.manifest.dictionary.to_pylist()
+            assert paths == ["s3://b/new.nc"], name
+    tree = vx.open_virtual_datatree(url, registry=registry, parser=HDFParser())
+    moved = tree.vz.rename_paths("s3://b/new.nc").vz.to_virtual_group()
+    assert moved == vc.rename_paths(tree.vz.to_virtual_group(), "s3://b/new.nc")
+
+
+def test_rename_paths_with_one_path_refuses_several_files(tmp_path: Path, files: Files) -> None:
+    urls = []
+    for index in range(2):
+        _many_coordinates(tmp_path / f"f{index}.nc", time_start=3 * index)
+        urls.append(f"file://{tmp_path}/f{index}.nc")
+    registry = vc.ObjectStoreRegistry.for_urls(urls)
+    datasets = [vx.open_virtual_dataset(u, registry=registry, parser=HDFParser()) for u in urls]
+    combined = xr.concat(datasets, dim="time", **COMBINE)
+    with pytest.raises(vc.AmbiguousRenameError) as info:
+        combined.vz.rename_paths("s3://b/new.nc")
+    message = str(info.value)
+    assert "they reference 2 files" in message
+    assert all(u in message for u in urls)
+    assert "pass a callable or a mapping" in message
+    # A zarr store references one object per chunk: many files, in a dataset or a tree.
+    with pytest.raises(vc.AmbiguousRenameError, match=r"they reference \d+ files"):
+        files.open_tile(0, 0).vz.rename_paths("s3://b/new.nc")
+    sample = files.others["sample"]
+    tree = vx.open_virtual_datatree(sample.url, registry=files.registry, parser=files.parser)
+    with pytest.raises(vc.AmbiguousRenameError):
+        tree.vz.rename_paths("s3://b/new.nc")

@@ -20,6 +20,7 @@ from vzcore.algebra import (
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.codecs import CodecSpec
 from vzcore.errors import (
+    AmbiguousRenameError,
     BroadcastError,
     ChunkShapeMismatch,
     CodecMismatch,
@@ -50,6 +51,7 @@ from vzcore.writers.manifest_parquet import write_manifest_parquet
 register_format_codecs()
 
 __all__ = [
+    "AmbiguousRenameError",
     "AnyArray",
     "ArrayMetadata",
     "BroadcastError",

@@ -8,7 +8,7 @@ that hold them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -19,6 +19,7 @@ from vzcore._frozen import canonical_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.codecs import codec_names, codecs_with_axes
 from vzcore.errors import (
+    AmbiguousRenameError,
     BroadcastError,
     ChunkShapeMismatch,
     CodecMismatch,
@@ -47,14 +48,19 @@ __all__ = [
     "broadcast_to",
     "concat",
     "expand_dims",
+    "referenced_paths",
     "rename_paths",
     "select_chunks",
+    "single_path_renamer",
     "squeeze",
     "stack",
     "validate_compatible",
 ]
 
-PathRenamer = Callable[[str], str] | Mapping[str, str]
+PathMap = Callable[[str], str] | Mapping[str, str]
+"""A callable ``old_path -> new_path``, or a mapping (paths it lacks are kept)."""
+PathRenamer = PathMap | str
+"""What `rename_paths` takes: a `PathMap`, or one path for references to a single file."""
 
 
 # ---- validation ---------------------------------------------------------------------------
@@ -497,13 +503,24 @@ def rename_paths(
 ) -> ChunkManifest | AnyArray | VirtualGroup:
     """Rewrite the file paths of every chunk reference.
 
-    ``new`` is a callable ``old_path -> new_path`` or a mapping (paths it lacks are
-    kept). Only the dictionary of distinct paths is rewritten, never the rows.
+    ``new`` is a callable ``old_path -> new_path``, a mapping (paths it lacks are
+    kept), or one path: every reference then points to it, which is allowed only
+    when they all point to a single file (`single_path_renamer`). Only the
+    dictionary of distinct paths is rewritten, never the rows.
+
+    Raises
+    ------
+    AmbiguousRenameError
+        If ``new`` is a string and the references point to more than one file.
 
     >>> m = ChunkManifest.from_entries({"0": {"path": "/old/a.nc", "offset": 0, "length": 4}})
     >>> rename_paths(m, lambda p: p.replace("/old/", "s3://bucket/")).dictionary.to_pylist()
     ['s3://bucket/a.nc']
+    >>> rename_paths(m, "s3://bucket/new.nc").dictionary.to_pylist()
+    ['s3://bucket/new.nc']
     """
+    if isinstance(new, str):
+        new = single_path_renamer(referenced_paths(x), new)
     if isinstance(x, ChunkManifest):
         return _rename_manifest(x, new)
     if isinstance(x, VirtualArray):
@@ -527,7 +544,60 @@ def rename_paths(
     raise TypeError(f"rename_paths expects a manifest, array or group, got {type(x).__name__}")
 
 
-def _rename_one(path: str, new: PathRenamer) -> str:
+def referenced_paths(x: ChunkManifest | AnyArray | VirtualGroup) -> list[str]:
+    """The distinct file paths the chunk references point to, sorted.
+
+    Paths left in a manifest's dictionary by chunks no longer referenced (after
+    `select_chunks`, say) are not counted; loaded arrays reference nothing.
+
+    >>> m = ChunkManifest.from_entries({"0": {"path": "/b.nc", "offset": 0, "length": 4},
+    ...                                 "1": {"path": "/a.nc", "offset": 0, "length": 4}})
+    >>> referenced_paths(m)
+    ['/a.nc', '/b.nc']
+    """
+    if isinstance(x, ChunkManifest):
+        used = pc.unique(_indices(x.paths)).drop_null()
+        return sorted(x.dictionary.take(used).to_pylist())
+    if isinstance(x, VirtualArray):
+        return referenced_paths(x.manifest)
+    if isinstance(x, LoadedArray):
+        return []
+    if isinstance(x, VirtualGroup):
+        return sorted({p for _, a in x.walk_arrays() for p in referenced_paths(a)})
+    raise TypeError(f"referenced_paths expects a manifest, array or group, got {type(x).__name__}")
+
+
+def single_path_renamer(paths: Iterable[str], new: str) -> dict[str, str]:
+    """The mapping that renames references to one file ``paths`` holds to ``new``.
+
+    ``paths`` are the referenced paths (repeats allowed); with none, nothing is
+    renamed.
+
+    Raises
+    ------
+    AmbiguousRenameError
+        If ``paths`` holds more than one distinct path: one new path for several
+        files would mix their bytes up.
+    InvalidManifestError
+        If ``new`` is empty.
+
+    >>> single_path_renamer(["/a.nc", "/a.nc"], "s3://b/a.nc")
+    {'/a.nc': 's3://b/a.nc'}
+    """
+    if not new:
+        raise InvalidManifestError("cannot rename paths to an empty string")
+    distinct = sorted(set(paths))
+    if len(distinct) > 1:
+        shown = ", ".join(distinct[:3]) + (", ..." if len(distinct) > 3 else "")
+        raise AmbiguousRenameError(
+            f"cannot point every chunk reference to {new!r}: they reference "
+            f"{len(distinct)} files ({shown}); pass a callable or a mapping "
+            "old path -> new path"
+        )
+    return dict.fromkeys(distinct, new)
+
+
+def _rename_one(path: str, new: PathMap) -> str:
     renamed = new.get(path, path) if isinstance(new, Mapping) else new(path)
     if not isinstance(renamed, str) or not renamed:
         raise InvalidManifestError(
@@ -536,7 +606,7 @@ def _rename_one(path: str, new: PathRenamer) -> str:
     return renamed
 
 
-def _rename_manifest(manifest: ChunkManifest, new: PathRenamer) -> ChunkManifest:
+def _rename_manifest(manifest: ChunkManifest, new: PathMap) -> ChunkManifest:
     old = manifest.dictionary.to_pylist()
     if not old:
         return manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AmbiguousRenameError",
     "BroadcastError",
     "ChunkShapeMismatch",
     "CodecMismatch",
@@ -88,3 +89,7 @@ class BroadcastError(VirtualizationError):
 
 class MissingChunkError(VirtualizationError):
     """A chunk that must exist has no reference."""
+
+
+class AmbiguousRenameError(VirtualizationError):
+    """One new path was given for chunk references that point to several files."""

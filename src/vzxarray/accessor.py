@@ -5,14 +5,14 @@ from __future__ import annotations
 import abc
 import datetime
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import xarray as xr
 
 import vzcore as vc
-from vzcore.algebra import PathRenamer
+from vzcore.algebra import PathMap, PathRenamer, referenced_paths, single_path_renamer
 from vzcore.writers import (
     kerchunk_refs,
     write_icechunk,
@@ -25,7 +25,18 @@ from vzxarray.manifest_array import ManifestArray
 __all__ = ["VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
 
 
-def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
+def _virtual_paths(datasets: Iterable[xr.Dataset]) -> list[str]:
+    """Every file path the virtual variables of ``datasets`` reference."""
+    paths: list[str] = []
+    for dataset in datasets:
+        for variable in dataset.variables.values():
+            data = variable._data
+            if isinstance(data, ManifestArray):
+                paths += referenced_paths(data.virtual)
+    return paths
+
+
+def _rename_variables(dataset: xr.Dataset, new: PathMap) -> xr.Dataset:
     renamed: dict[Hashable, xr.Variable] = {}
     for name, variable in dataset.variables.items():
         data = variable._data
@@ -36,7 +47,13 @@ def _rename_variables(dataset: xr.Dataset, new: PathRenamer) -> xr.Dataset:
                 vc.rename_paths(data.virtual, new), name=data.name, sources=sources
             )
             renamed[name] = variable.copy(data=renamed_data)
-    return dataset.assign(renamed) if renamed else dataset
+    coords = {name: v for name, v in renamed.items() if name in dataset.coords}
+    data_vars = {name: v for name, v in renamed.items() if name not in coords}
+    # A virtual coordinate has no index (an index needs values): it is replaced as a
+    # coordinate without one, where `assign` would build an index for a dimension name.
+    if coords:
+        dataset = dataset.assign_coords(xr.Coordinates(coords, indexes={}))
+    return dataset.assign(data_vars) if data_vars else dataset
 
 
 class _SavingMixin(abc.ABC):
@@ -107,7 +124,14 @@ class VirtualDatasetAccessor(_SavingMixin):
         return group_from_dataset(self._ds)
 
     def rename_paths(self, new: PathRenamer) -> xr.Dataset:
-        """A new dataset whose chunk references point at renamed files."""
+        """A new dataset whose chunk references point at renamed files.
+
+        ``new`` is a callable ``old_path -> new_path``, a mapping, or one path for
+        a dataset whose references all point to a single file (see
+        `vzcore.rename_paths`; `AmbiguousRenameError` names the files otherwise).
+        """
+        if isinstance(new, str):
+            new = single_path_renamer(_virtual_paths([self._ds]), new)
         return _rename_variables(self._ds, new)
 
 
@@ -123,7 +147,13 @@ class VirtualDataTreeAccessor(_SavingMixin):
         return _group_of_node(self._tree)
 
     def rename_paths(self, new: PathRenamer) -> xr.DataTree:
-        return self._tree.map_over_datasets(lambda ds: _rename_variables(ds, new))
+        """A new tree whose chunk references point at renamed files (one path: see the
+        dataset accessor; the single file is counted over the whole tree)."""
+        if isinstance(new, str):
+            datasets = [node.to_dataset(inherit=False) for node in self._tree.subtree]
+            new = single_path_renamer(_virtual_paths(datasets), new)
+        renamer = new
+        return self._tree.map_over_datasets(lambda ds: _rename_variables(ds, renamer))
 
 
 KerchunkFormat = Literal["dict", "json", "parquet"]

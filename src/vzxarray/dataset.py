@@ -86,11 +86,12 @@ def dataset_from_group(
     coord_names |= {name for name, v in variables.items() if v.dims == (name,)}
     coord_names |= loaded_coords
     coord_names &= set(variables)
-    # Loaded dimension coordinates become indexes; a virtual one cannot (an index needs
-    # values), so it stays a coordinate without an index.
-    indexed = {n: variables[n] for n in coord_names if n in loaded}
-    unindexed = {n: variables[n] for n in coord_names if n not in loaded}
-    coords = xr.Coordinates(indexed).assign(xr.Coordinates(unindexed, indexes={}))
+    # In file order, never the set's (which follows PYTHONHASHSEED). Loaded dimension
+    # coordinates become indexes; a virtual one cannot (an index needs values), so it
+    # stays a coordinate without an index.
+    ordered = {n: v for n, v in variables.items() if n in coord_names}
+    indexes = xr.Coordinates({n: v for n, v in ordered.items() if n in loaded}).xindexes
+    coords = xr.Coordinates(ordered, indexes=dict(indexes))
     data_vars = {n: v for n, v in variables.items() if n not in coord_names}
     return xr.Dataset(data_vars, coords=coords, attrs=attributes)
 

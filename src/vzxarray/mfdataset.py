@@ -19,7 +19,7 @@ from vzxarray.open import open_virtual_dataset
 
 __all__ = ["FileFailure", "MultiFileError", "expand_paths", "open_virtual_mfdataset"]
 
-Parallel = None | Literal["threads", "processes", "dask"] | Executor
+Parallel = None | Literal[False, "threads", "processes", "dask"] | Executor | type[Executor]
 
 
 @attrs.frozen
@@ -121,8 +121,11 @@ def open_virtual_mfdataset(
         As in `xarray.open_mfdataset` (defaults suit virtual data: nothing compares
         the values of virtual variables).
     parallel
-        None (serial), ``"threads"``, ``"processes"``, ``"dask"`` (the current dask
-        scheduler) or any `concurrent.futures.Executor`. Workers return only the
+        None or False (serial), ``"threads"``, ``"processes"``, ``"dask"`` (the
+        current dask scheduler), any `concurrent.futures.Executor` (used, left
+        running), or an Executor class such as ``ThreadPoolExecutor`` (created with
+        its defaults, used and shut down; a `ProcessPoolExecutor` class starts its
+        workers with "spawn", as ``"processes"`` does). Workers return only the
         small per-file datasets.
     on_error
         ``"raise"``: every failing file is reported together (`MultiFileError`) and
@@ -174,22 +177,31 @@ def _show_progress(progress: bool | None) -> bool:
 def _run_all(
     task: _OpenOne, urls: list[str], parallel: Parallel, progress: bool
 ) -> list[xr.Dataset | FileFailure]:
-    if parallel is None:
+    if parallel is None or parallel is False:
         return list(_progress(map(task, urls), len(urls), progress))
     if parallel == "dask":
         return _run_dask(task, urls)
     if parallel == "threads":
-        with ThreadPoolExecutor() as executor:
-            return list(_progress(executor.map(task, urls), len(urls), progress))
+        parallel = ThreadPoolExecutor
     if parallel == "processes":
-        # "spawn": forking a process that runs obstore's I/O threads can deadlock.
-        with ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as executor:
+        parallel = ProcessPoolExecutor
+    if isinstance(parallel, type) and issubclass(parallel, Executor):
+        with _new_executor(parallel) as executor:
             return list(_progress(executor.map(task, urls), len(urls), progress))
     if isinstance(parallel, Executor):
         return list(_progress(parallel.map(task, urls), len(urls), progress))
     raise vc.VirtualizationError(
-        f"parallel={parallel!r}: use None, 'threads', 'processes', 'dask' or an Executor"
+        f"parallel={parallel!r}: use None or False, 'threads', 'processes', 'dask', "
+        "an Executor or an Executor class"
     )
+
+
+def _new_executor(cls: type[Executor]) -> Executor:
+    """An executor of class ``cls`` with its defaults (the caller shuts it down)."""
+    if issubclass(cls, ProcessPoolExecutor):
+        # "spawn": forking a process that runs obstore's I/O threads can deadlock.
+        return cls(mp_context=multiprocessing.get_context("spawn"))
+    return cls()
 
 
 def _run_dask(task: _OpenOne, urls: list[str]) -> list[xr.Dataset | FileFailure]:

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from vzcore.group import VirtualGroup
 from vzcore.parsers.detect import UnknownFormatError, detect_parser
-from vzcore.parsers.hdf5 import HDF5FormatError, HDF5UnsupportedError, HDFParser
+from vzcore.parsers.hdf5 import HDF5FormatError, HDF5GroupError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
@@ -18,6 +18,7 @@ from vzcore.registry import ObjectStoreRegistry
 
 __all__ = [
     "HDF5FormatError",
+    "HDF5GroupError",
     "HDF5UnsupportedError",
     "HDFParser",
     "KerchunkFormatError",

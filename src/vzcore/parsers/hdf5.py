@@ -8,6 +8,7 @@ other store through a buffered file-like object over the registry's ranged reads
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, fingerprint, object_size
 
-__all__ = ["HDF5FormatError", "HDF5UnsupportedError", "HDFParser"]
+__all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
 
 # Attributes that describe HDF5/netCDF-4 plumbing, not the data.
 _INTERNAL_ATTRIBUTES = frozenset(
@@ -49,6 +50,10 @@ _SKIP = object()
 
 class HDF5FormatError(VirtualizationError):
     """The file is not readable as HDF5 (corrupt, truncated, or another format)."""
+
+
+class HDF5GroupError(VirtualizationError):
+    """The ``group=`` path is missing from the file or names something else than a group."""
 
 
 class _RangeFile(io.RawIOBase):
@@ -128,10 +133,7 @@ class HDFParser:
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         reader, path = registry.resolve(url)
         with _open_file(reader, path, url) as handle:
-            try:
-                root = handle[self.group] if self.group else handle
-            except KeyError as err:
-                raise VirtualizationError(f"{url}: no group {self.group!r}") from err
+            root = _root_group(handle, self.group, url)
             phony = _PhonyDimensions()
             try:
                 group = self._group(root, url, phony)
@@ -188,6 +190,8 @@ class HDFParser:
                 dataset.shape, dimension_lengths, dataset.maxshape or dataset.shape, strict=True
             )
         )
+        if layout == h5py.h5d.CHUNKED and not filters:
+            chunk_shape = _prefix_chunk_shape(shape, chunk_shape)
         metadata = ArrayMetadata.create(
             shape=shape,
             chunk_shape=chunk_shape,
@@ -202,6 +206,53 @@ class HDFParser:
         else:
             manifest = _contiguous_manifest(dataset, metadata, url)
         return VirtualArray(metadata, manifest)
+
+
+def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The chunk shape trimmed to the array where the kept bytes are a prefix of each chunk.
+
+    HDF5 sizes the chunks of an unlimited dimension for growth (1024 steps for an
+    array of 10), and zarr allows a partial chunk only at the end of a
+    concatenation. An unfiltered chunk is stored whole in C order, so an axis whose
+    single chunk is longer than the array can be cut to the array's length exactly
+    when every axis before it has chunk length 1 (after trimming): the first
+    ``prod(trimmed)`` elements are then the array's. Other axes are left as stored.
+
+    >>> _prefix_chunk_shape((10, 3, 4), (1024, 3, 4))
+    (10, 3, 4)
+    >>> _prefix_chunk_shape((1, 10), (1024, 1024))
+    (1, 10)
+    >>> _prefix_chunk_shape((10, 6), (1024, 8))  # the second axis' cut is not a prefix
+    (10, 8)
+    """
+    trimmed: list[int] = []
+    leading_ones = True
+    for length, chunk in zip(shape, chunk_shape, strict=True):
+        if leading_ones and 0 < length < chunk:
+            chunk = length
+        trimmed.append(chunk)
+        leading_ones = leading_ones and chunk == 1
+    return tuple(trimmed)
+
+
+def _root_group(handle: Any, group: str | None, url: str) -> Any:
+    """The h5py group ``group`` names (the file's root when None), or a typed error."""
+    import h5py
+
+    if not group:
+        return handle
+    try:
+        node = handle[group]
+    except KeyError as err:
+        raise HDF5GroupError(f"{url}: no group {group!r}") from err
+    if not isinstance(node, h5py.Group):
+        kind = "a dataset" if isinstance(node, h5py.Dataset) else f"a {type(node).__name__}"
+        parent = posixpath.dirname(node.name.rstrip("/")) or "/"
+        raise HDF5GroupError(
+            f"{url}: {group!r} is {kind}, not a group; group= names the group whose "
+            f"datasets become the variables (here {parent!r})"
+        )
+    return node
 
 
 class _PhonyDimensions:
@@ -325,7 +376,8 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
             "zarr needs one codec pipeline for every chunk"
         )
     starts = np.array(chunk_starts, dtype=np.int64).reshape(count, ndim)
-    coords = starts // np.asarray(metadata.chunk_shape, dtype=np.int64)
+    stored_chunks = dataset.chunks or metadata.chunk_shape
+    coords = starts // np.asarray(stored_chunks, dtype=np.int64)
     rows = np.ravel_multi_index(tuple(coords.T), grid) if ndim else np.zeros(count, np.int64)
     n_chunks = int(np.prod(grid))
     indices = np.full(n_chunks, -1, dtype=np.int32)
@@ -333,7 +385,11 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
     lengths = np.zeros(n_chunks, dtype=np.uint64)
     indices[rows] = 0
     offsets[rows] = np.array(byte_offsets, dtype=np.uint64)
-    lengths[rows] = np.array(sizes, dtype=np.uint64)
+    if tuple(metadata.chunk_shape) == tuple(stored_chunks):
+        lengths[rows] = np.array(sizes, dtype=np.uint64)
+    else:
+        # Trimmed unfiltered chunks (`_prefix_chunk_shape`): the first bytes of each.
+        lengths[rows] = math.prod(metadata.chunk_shape) * dataset.dtype.itemsize
     return ChunkManifest.from_numpy_columns(
         grid,
         dictionary=pa.array([url], pa.string()),

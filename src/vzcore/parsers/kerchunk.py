@@ -16,7 +16,7 @@ import math
 import operator
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -31,7 +31,7 @@ from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, object_size
+from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, normalize_url, object_size
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
@@ -74,10 +74,41 @@ def _array_metadata(zarray: dict[str, Any], zattrs: dict[str, Any], where: str) 
 
 
 def _resolve_url(url: str, base: str) -> str:
-    """Absolute URL of a reference (relative ones are relative to the references file)."""
+    """Absolute URL of a reference: a relative one is relative to ``base``'s folder.
+
+    ``base`` is the references file, or ``fs_root`` as a folder (ending in ``/``);
+    ``.`` and ``..`` are resolved in URLs, where object stores would take them
+    literally.
+    """
     if "://" in url or url.startswith("/"):
         return url
-    return posixpath.join(posixpath.dirname(base), url)
+    joined = posixpath.join(posixpath.dirname(base), url)
+    return normalize_url(joined) if "://" in joined else joined
+
+
+def _to_fs_root(value: str | None) -> str | None:
+    """``fs_root`` as a folder URL ending in ``/`` (a local path becomes ``file://``)."""
+    if value is None:
+        return None
+    if "://" not in value and not value.startswith("/"):
+        raise VirtualizationError(
+            f"fs_root={value!r} must be an absolute URL or path, e.g. 's3://bucket/refs/' "
+            "or 'file:///data/'"
+        )
+    return normalize_url(value).rstrip("/") + "/"
+
+
+def _to_names(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        raise VirtualizationError(
+            f"skip_variables={value!r} must be a collection of names, not one string"
+        )
+    return frozenset(value)
+
+
+def _is_skipped(path: str, skip: frozenset[str]) -> bool:
+    """Whether an array at ``path`` (``"sub/x"``) is skipped by its path or by its name."""
+    return path in skip or path.rsplit("/", 1)[-1] in skip
 
 
 def _inline_bytes(value: str | bytes) -> bytes:
@@ -128,7 +159,29 @@ def _read(reader: ByteRangeReader, path: str, url: str) -> bytes:
 
 @attrs.frozen
 class KerchunkJSONParser:
-    """Parser for Kerchunk JSON references (version 0 and 1, templates, ``gen``)."""
+    """Parser for Kerchunk JSON references (version 0 and 1, templates, ``gen``).
+
+    Attributes
+    ----------
+    fs_root
+        Root URL (or absolute path) against which relative reference paths such
+        as ``"data/a.nc"`` resolve: with ``fs_root="s3://bucket/"`` that chunk is
+        read from ``s3://bucket/data/a.nc``. It names a folder (a trailing ``/``
+        is implied). Without it, relative paths are relative to the folder of the
+        references file. Absolute paths and URLs are kept as they are.
+    skip_variables
+        Variables left out of the group without being parsed (so one vz cannot
+        represent can be skipped): a name skips that array in every group, a
+        path (``"sub/x"``) only that one.
+
+    Examples
+    --------
+    >>> KerchunkJSONParser(fs_root="s3://bucket", skip_variables=["crs"]).fs_root
+    's3://bucket/'
+    """
+
+    fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
+    skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         reader, path = registry.resolve(url)
@@ -138,7 +191,9 @@ class KerchunkJSONParser:
         except ValueError as err:
             raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
         refs = _references(document, url)
-        return _group_from_refs(refs, registry, url)
+        return _group_from_refs(
+            refs, registry, url, base=self.fs_root or url, skip=self.skip_variables
+        )
 
 
 def _references(document: Any, where: str) -> dict[str, Any]:
@@ -244,9 +299,18 @@ def _generated_refs(
 
 
 def _group_from_refs(
-    refs: Mapping[str, Any], registry: ObjectStoreRegistry, where: str
+    refs: Mapping[str, Any],
+    registry: ObjectStoreRegistry,
+    where: str,
+    *,
+    base: str,
+    skip: frozenset[str],
 ) -> VirtualGroup:
-    """Build the group tree from a flat refs mapping (metadata keys and chunk keys)."""
+    """Build the group tree from a flat refs mapping (metadata keys and chunk keys).
+
+    Relative paths resolve against ``base``'s folder; arrays ``skip`` names are
+    left out (their chunk keys still belong to them, so they are not orphans).
+    """
     array_paths = [k[: -len("/.zarray")] for k in refs if k.endswith("/.zarray")]
     if ".zarray" in refs:
         raise KerchunkFormatError(f"{where}: a root array (no group) is not supported")
@@ -261,8 +325,9 @@ def _group_from_refs(
             )
         chunk_refs[array_path].append((chunk_key, value))
     arrays = {
-        path: _array_from_refs(path, refs, chunk_refs[path], registry, where)
+        path: _array_from_refs(path, refs, chunk_refs[path], registry, where, base)
         for path in array_paths
+        if not _is_skipped(path, skip)
     }
     return _nest(arrays, refs, where)
 
@@ -286,6 +351,7 @@ def _array_from_refs(
     entries: list[tuple[str, Any]],
     registry: ObjectStoreRegistry,
     where: str,
+    base: str,
 ) -> AnyArray:
     place = f"{where}: array {path!r}"
     zarray = _as_document(refs[f"{path}/.zarray"], f"{path}/.zarray", where)
@@ -303,7 +369,7 @@ def _array_from_refs(
                 f"{place}: chunk {chunk_key!r} has a malformed reference {value!r}"
             )
         keys.append(chunk_key)
-        urls.append(_resolve_url(value[0], where))
+        urls.append(_resolve_url(value[0], base))
         offsets.append(value[1] if len(value) == 3 else 0)
         lengths.append(value[2] if len(value) == 3 else -1)
     if inline and keys:
@@ -398,7 +464,24 @@ def _nest(arrays: Mapping[str, AnyArray], metadata: Mapping[str, Any], where: st
 
 @attrs.frozen
 class KerchunkParquetParser:
-    """Parser for references in fsspec's parquet layout (``.zmetadata`` + ``refs.K.parq``)."""
+    """Parser for references in fsspec's parquet layout (``.zmetadata`` + ``refs.K.parq``).
+
+    Attributes
+    ----------
+    fs_root
+        Root URL (or absolute path) against which relative reference paths such
+        as ``"data/a.nc"`` resolve: with ``fs_root="s3://bucket/"`` that chunk is
+        read from ``s3://bucket/data/a.nc``. It names a folder (a trailing ``/``
+        is implied). Without it, relative paths are relative to the references
+        folder itself (fsspec's convention). Absolute paths and URLs are kept as they are.
+    skip_variables
+        Variables left out of the group without being parsed (so one vz cannot
+        represent can be skipped): a name skips that array in every group, a
+        path (``"sub/x"``) only that one.
+    """
+
+    fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
+    skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root = url.rstrip("/")
@@ -411,7 +494,12 @@ class KerchunkParquetParser:
             raise KerchunkFormatError(f"{url}: malformed .zmetadata: {err}") from err
         if not isinstance(metadata, dict) or record_size < 1:
             raise KerchunkFormatError(f"{url}: malformed .zmetadata")
-        array_paths = [k[: -len("/.zarray")] for k in metadata if k.endswith("/.zarray")]
+        array_paths = [
+            k[: -len("/.zarray")]
+            for k in metadata
+            if k.endswith("/.zarray")
+            and not _is_skipped(k[: -len("/.zarray")], self.skip_variables)
+        ]
         arrays = {p: self._array(root, p, metadata, record_size, registry) for p in array_paths}
         return _nest(arrays, metadata, url)
 
@@ -438,7 +526,8 @@ class KerchunkParquetParser:
         table = pa.concat_tables(tables, promote_options="permissive").slice(0, n_chunks)
         if table.num_rows != n_chunks:
             raise KerchunkFormatError(f"{place}: {table.num_rows} references for {n_chunks} chunks")
-        return _array_from_table(array_metadata, table, registry, root, place)
+        base = self.fs_root or root + "/"
+        return _array_from_table(array_metadata, table, registry, base, place)
 
     @staticmethod
     def _record(
@@ -476,7 +565,7 @@ def _record_columns(table: pa.Table) -> pa.Table:
 
 
 def _array_from_table(
-    metadata: ArrayMetadata, table: pa.Table, registry: ObjectStoreRegistry, root: str, place: str
+    metadata: ArrayMetadata, table: pa.Table, registry: ObjectStoreRegistry, base: str, place: str
 ) -> AnyArray:
     raw = table.column("raw")
     if raw.null_count < len(raw):
@@ -506,19 +595,17 @@ def _array_from_table(
     whole = pc.and_(pc.is_valid(paths), pc.and_(pc.equal(offsets, 0), pc.equal(sizes, 0)))
     if pc.any(whole).as_py():
         distinct = pc.unique(pc.filter(paths, whole)).to_pylist()
-        lengths = _whole_file_lengths(
-            [_resolve_url(u, root + "/") for u in distinct], registry, place
-        )
-        size_of = pa.array([lengths[_resolve_url(u, root + "/")] for u in distinct], pa.int64())
+        lengths = _whole_file_lengths([_resolve_url(u, base) for u in distinct], registry, place)
+        size_of = pa.array([lengths[_resolve_url(u, base)] for u in distinct], pa.int64())
         looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
         sizes = pc.if_else(whole, looked_up, sizes)
     manifest = ChunkManifest.from_arrow(
         pa.table({"path": paths, "offset": offsets, "length": sizes}), grid=metadata.grid_shape
     )
-    return VirtualArray(metadata, _absolute_paths(manifest, root))
+    return VirtualArray(metadata, _absolute_paths(manifest, base))
 
 
-def _absolute_paths(manifest: ChunkManifest, root: str) -> ChunkManifest:
+def _absolute_paths(manifest: ChunkManifest, base: str) -> ChunkManifest:
     from vzcore.algebra import rename_paths
 
     relative = [
@@ -526,4 +613,4 @@ def _absolute_paths(manifest: ChunkManifest, root: str) -> ChunkManifest:
     ]
     if not relative:
         return manifest
-    return rename_paths(manifest, {u: _resolve_url(u, root + "/") for u in relative})
+    return rename_paths(manifest, {u: _resolve_url(u, base) for u in relative})

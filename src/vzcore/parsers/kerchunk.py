@@ -579,7 +579,7 @@ def _array_from_table(
             table = table.set_column(
                 table.schema.get_field_index("raw"), "raw", pa.nulls(len(raw), pa.binary())
             )
-            return _array_from_table(metadata, table, registry, root, place)
+            return _array_from_table(metadata, table, registry, base, place)
         rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
         grid = metadata.grid_shape
         chunks = {

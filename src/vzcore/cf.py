@@ -2,7 +2,8 @@
 
 An array's stored numbers mean nothing without their *encoding*: packing
 (``scale_factor``, ``add_offset``), the values that mark missing data
-(``_FillValue``, ``missing_value``), ``_Unsigned``, and for times their
+(``_FillValue``, ``missing_value``), ``_Unsigned``, the text encoding of
+bytes (``_Encoding``), and for times their
 ``units`` ("days since 2000-01-01") and ``calendar``. vz keeps these in
 `ArrayMetadata.encoding`, never in its ``attributes``: an xarray call that drops
 attributes (``combine_attrs="drop"``, ``drop_attrs()``) can then never change
@@ -49,12 +50,15 @@ ENCODING_KEYS = (
     "_FillValue",
     "missing_value",
     "_Unsigned",
+    "_Encoding",
     "units",
     "calendar",
 )
 """The attribute names that can belong to an encoding (``units`` and ``calendar`` of times only)."""
 
-_ALWAYS = frozenset({"scale_factor", "add_offset", "_FillValue", "missing_value", "_Unsigned"})
+_ALWAYS = frozenset(
+    {"scale_factor", "add_offset", "_FillValue", "missing_value", "_Unsigned", "_Encoding"}
+)
 
 
 def is_time_units(units: object) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from xarray.backends.zarr import encode_zarr_variable
 
 import vzcore as vc
 from vzcore._frozen import thaw_json
@@ -163,7 +164,8 @@ def _array_from_variable(name: str, variable: xr.Variable) -> vc.AnyArray:
         except vc.InvalidMetadataError as err:
             raise vc.InvalidMetadataError(f"variable {name!r}: {err}") from err
         return vc.VirtualArray(metadata, data.manifest)
-    encoded = xr.conventions.encode_cf_variable(variable.to_base_variable(), name=name)
+    # xarray's own encoding for zarr: CF rules, then text as fixed-width UTF-8 bytes.
+    encoded = encode_zarr_variable(variable.to_base_variable(), name=name)
     values = np.asarray(encoded.values)
     if values.dtype.kind == "O":
         raise vc.VirtualizationError(

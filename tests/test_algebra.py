@@ -1,5 +1,6 @@
 """Examples for `vzcore.algebra`: error messages, concat, stack, expand_dims, broadcast, rename."""
 
+import os
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -858,13 +859,17 @@ def test_axis_changes_of_sharded_zarr_read_like_numpy(
 @pytest.fixture
 def two_files(make_virtual: Factory) -> vc.VirtualArray:
     return make_virtual(
-        (6,), (1,), paths=["/old/a.nc", "/old/b.nc", "/old/a.nc"], missing=[5], chunk_nbytes=8
+        (6,),
+        (1,),
+        paths=["file:///old/a.nc", "file:///old/b.nc", "file:///old/a.nc"],
+        missing=[5],
+        chunk_nbytes=8,
     )
 
 
 def test_rename_paths_with_a_callable(two_files: vc.VirtualArray) -> None:
     snapshot = _snapshot([two_files])
-    renamed = vc.rename_paths(two_files, lambda p: p.replace("/old/", "s3://bucket/"))
+    renamed = vc.rename_paths(two_files, lambda p: p.replace("file:///old/", "s3://bucket/"))
     assert renamed.manifest.dictionary.to_pylist() == ["s3://bucket/a.nc", "s3://bucket/b.nc"]
     paths, offsets, lengths = _dense(renamed)
     a_nc, b_nc = "s3://bucket/a.nc", "s3://bucket/b.nc"
@@ -879,9 +884,13 @@ def test_rename_paths_with_a_callable(two_files: vc.VirtualArray) -> None:
 
 
 def test_rename_paths_with_a_partial_mapping(two_files: vc.VirtualArray) -> None:
-    renamed = vc.rename_paths(two_files, {"/old/b.nc": "s3://bucket/b.nc"})
-    assert renamed.manifest.dictionary.to_pylist() == ["/old/a.nc", "s3://bucket/b.nc"]
-    assert _dense(renamed)[0][:3].tolist() == ["/old/a.nc", "s3://bucket/b.nc", "/old/a.nc"]
+    renamed = vc.rename_paths(two_files, {"file:///old/b.nc": "s3://bucket/b.nc"})
+    assert renamed.manifest.dictionary.to_pylist() == ["file:///old/a.nc", "s3://bucket/b.nc"]
+    assert _dense(renamed)[0][:3].tolist() == [
+        "file:///old/a.nc",
+        "s3://bucket/b.nc",
+        "file:///old/a.nc",
+    ]
 
 
 def test_rename_paths_many_to_one_deduplicates_the_dictionary(
@@ -895,13 +904,18 @@ def test_rename_paths_many_to_one_deduplicates_the_dictionary(
 
 def test_rename_paths_many_to_one_on_a_chunked_manifest(make_virtual: Factory) -> None:
     joined = vc.concat(
-        [make_virtual((2,), (1,), paths="/a.nc"), make_virtual((2,), (1,), paths="/b.nc")],
+        [
+            make_virtual((2,), (1,), paths="file:///a.nc"),
+            make_virtual((2,), (1,), paths="file:///b.nc"),
+        ],
         axis=0,
     )
-    renamed = vc.rename_paths(joined, {"/a.nc": "/c.nc", "/b.nc": "/c.nc"})
+    renamed = vc.rename_paths(
+        joined, {"file:///a.nc": "file:///c.nc", "file:///b.nc": "file:///c.nc"}
+    )
     assert renamed.manifest.paths.num_chunks == 2
-    assert renamed.manifest.dictionary.to_pylist() == ["/c.nc"]
-    assert _dense(renamed)[0].tolist() == ["/c.nc"] * 4
+    assert renamed.manifest.dictionary.to_pylist() == ["file:///c.nc"]
+    assert _dense(renamed)[0].tolist() == ["file:///c.nc"] * 4
 
 
 def test_rename_paths_identity_is_equal(two_files: vc.VirtualArray) -> None:
@@ -916,25 +930,25 @@ def test_rename_paths_must_give_a_non_empty_string(
     with pytest.raises(InvalidManifestError) as info:
         vc.rename_paths(two_files, lambda _: result)  # type: ignore[arg-type,return-value]
     assert str(info.value) == (
-        f"renaming path '/old/a.nc' gave {result!r}: expected a non-empty string"
+        f"renaming path 'file:///old/a.nc' gave {result!r}: expected a non-empty string"
     )
 
 
 def test_rename_paths_on_a_group_renames_arrays_and_sources(make_virtual: Factory) -> None:
     loaded = vc.LoadedArray.from_numpy(np.arange(3))
     group = vc.VirtualGroup(
-        arrays={"top": make_virtual((2,), (1,), paths="/old/top.nc"), "time": loaded},
+        arrays={"top": make_virtual((2,), (1,), paths="file:///old/top.nc"), "time": loaded},
         groups={
             "sub": vc.VirtualGroup(
-                arrays={"deep": make_virtual((2,), (1,), paths="/old/deep.nc")},
-                sources={"/old/deep.nc": vc.SourceFingerprint(size=10, etag="e")},
+                arrays={"deep": make_virtual((2,), (1,), paths="file:///old/deep.nc")},
+                sources={"file:///old/deep.nc": vc.SourceFingerprint(size=10, etag="e")},
             )
         },
         attributes={"title": "demo"},
-        sources={"/old/top.nc": vc.SourceFingerprint(size=3)},
+        sources={"file:///old/top.nc": vc.SourceFingerprint(size=3)},
     )
     snapshot = pickle.loads(pickle.dumps(group))
-    renamed = vc.rename_paths(group, lambda p: p.replace("/old/", "s3://b/"))
+    renamed = vc.rename_paths(group, lambda p: p.replace("file:///old/", "s3://b/"))
     top, deep = renamed["top"], renamed["sub/deep"]
     assert isinstance(top, vc.VirtualArray)
     assert isinstance(deep, vc.VirtualArray)
@@ -950,14 +964,14 @@ def test_rename_paths_on_a_group_renames_arrays_and_sources(make_virtual: Factor
 
 
 def test_rename_paths_with_one_path_for_references_to_one_file(make_virtual: Factory) -> None:
-    one = make_virtual((4,), (1,), paths="/old/a.nc", missing=[2])
+    one = make_virtual((4,), (1,), paths="file:///old/a.nc", missing=[2])
     renamed = vc.rename_paths(one, "s3://b/new.nc")
-    assert renamed == vc.rename_paths(one, {"/old/a.nc": "s3://b/new.nc"})
+    assert renamed == vc.rename_paths(one, {"file:///old/a.nc": "s3://b/new.nc"})
     assert _dense(renamed)[0].tolist() == ["s3://b/new.nc"] * 2 + [""] + ["s3://b/new.nc"]
     group = vc.VirtualGroup(
         arrays={"x": one, "time": vc.LoadedArray.from_numpy(np.arange(3))},
         groups={"sub": vc.VirtualGroup(arrays={"y": one})},
-        sources={"/old/a.nc": vc.SourceFingerprint(size=3)},
+        sources={"file:///old/a.nc": vc.SourceFingerprint(size=3)},
     )
     renamed_group = vc.rename_paths(group, "s3://b/new.nc")
     assert referenced_paths(renamed_group) == ["s3://b/new.nc"]
@@ -973,11 +987,13 @@ def test_rename_paths_with_one_path_refuses_references_to_several_files(
         vc.rename_paths(two_files, "s3://b/new.nc")
     assert str(info.value) == (
         "cannot point every chunk reference to 's3://b/new.nc': they reference 2 files "
-        "(/old/a.nc, /old/b.nc); pass a callable or a mapping old path -> new path"
+        "(file:///old/a.nc, file:///old/b.nc); pass a callable or a mapping old path -> new path"
     )
     group = vc.VirtualGroup(
-        arrays={"a": make_virtual((2,), (1,), paths="/a.nc")},
-        groups={"sub": vc.VirtualGroup(arrays={"b": make_virtual((2,), (1,), paths="/b.nc")})},
+        arrays={"a": make_virtual((2,), (1,), paths="file:///a.nc")},
+        groups={
+            "sub": vc.VirtualGroup(arrays={"b": make_virtual((2,), (1,), paths="file:///b.nc")})
+        },
     )
     with pytest.raises(vc.AmbiguousRenameError, match="they reference 2 files"):
         vc.rename_paths(group, "s3://b/new.nc")
@@ -988,10 +1004,10 @@ def test_rename_paths_with_one_path_refuses_references_to_several_files(
 def test_referenced_paths_counts_only_the_chunks_still_referenced(
     two_files: vc.VirtualArray,
 ) -> None:
-    assert referenced_paths(two_files) == ["/old/a.nc", "/old/b.nc"]
+    assert referenced_paths(two_files) == ["file:///old/a.nc", "file:///old/b.nc"]
     first = vc.select_chunks(two_files, [slice(0, 1)])
-    assert first.manifest.dictionary.to_pylist() == ["/old/a.nc", "/old/b.nc"]
-    assert referenced_paths(first) == ["/old/a.nc"]
+    assert first.manifest.dictionary.to_pylist() == ["file:///old/a.nc", "file:///old/b.nc"]
+    assert referenced_paths(first) == ["file:///old/a.nc"]
     renamed = vc.rename_paths(first, "s3://b/a.nc")
     assert _dense(renamed)[0].tolist() == ["s3://b/a.nc"]
 
@@ -1006,3 +1022,19 @@ def test_rename_paths_leaves_loaded_arrays_and_empty_manifests_alone() -> None:
 def test_rename_paths_refuses_other_types() -> None:
     with pytest.raises(TypeError, match="rename_paths expects a manifest, array or group, got int"):
         vc.rename_paths(3, str.upper)  # type: ignore[call-overload]
+
+
+def test_plain_paths_become_file_urls_once(make_virtual: Factory) -> None:
+    """Paths become URLs at the manifest boundary; a mapping may still name plain paths."""
+    array = make_virtual(
+        (4,), (1,), paths=["/data/a.nc", "file:///data/a.nc", "b.nc", "/x/../c.nc"]
+    )
+    assert array.manifest.dictionary.to_pylist() == [
+        "file:///data/a.nc",
+        f"file://{os.getcwd()}/b.nc",
+        "file:///c.nc",
+    ]
+    renamed = vc.rename_paths(array, {"/data/a.nc": "s3://bucket/a.nc"})
+    assert renamed.manifest.dictionary.to_pylist()[0] == "s3://bucket/a.nc"
+    group = vc.VirtualGroup(sources={"/data/a.nc": vc.SourceFingerprint(size=3)})
+    assert list(group.sources) == ["file:///data/a.nc"]

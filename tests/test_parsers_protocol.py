@@ -131,3 +131,79 @@ def test_a_file_that_is_not_parquet_is_a_format_error() -> None:
     with pytest.raises(vc.ManifestFormatError) as info:
         ManifestParquetParser()("memory://bucket/bad.parquet", registry)
     assert str(info.value).startswith("memory://bucket/bad.parquet: cannot read manifest parquet: ")
+
+
+# ---- every parser accepts every registry form --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_file_per_format(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small file of each format a parser here reads, all in one folder."""
+    import xarray as xr
+    import zarr
+
+    from vzcore.parsers import HDFParser
+    from vzcore.writers import write_kerchunk_json, write_kerchunk_parquet
+
+    folder = tmp_path_factory.mktemp("formats")
+    data = xr.Dataset({"v": (("x",), np.arange(6.0))}, coords={"x": np.arange(6)})
+    data.to_netcdf(folder / "a.nc", engine="netcdf4")
+    data.to_netcdf(folder / "b3.nc", format="NETCDF3_CLASSIC", engine="scipy")
+    zarr.create_group(folder / "c.zarr").create_array("v", shape=(6,), chunks=(3,), dtype="f8")[
+        :
+    ] = np.arange(6.0)
+    group = HDFParser()(f"file://{folder}/a.nc", vc.ObjectStoreRegistry.for_urls([folder / "a.nc"]))
+    write_kerchunk_json(group, folder / "d.json")
+    write_kerchunk_parquet(group, folder / "e.parq")
+    vc.write_manifest_parquet(group, folder / "f.vz")
+    return {
+        "HDFParser": folder / "a.nc",
+        "NetCDF3Parser": folder / "b3.nc",
+        "ZarrParser": folder / "c.zarr",
+        "KerchunkJSONParser": folder / "d.json",
+        "KerchunkParquetParser": folder / "e.parq",
+        "ManifestParquetParser": folder / "f.vz",
+    }
+
+
+REGISTRY_FORMS = {
+    "file:// root": lambda folder: {"file://": LocalStore()},
+    "file:/// root": lambda folder: {"file:///": LocalStore("/")},
+    "folder": lambda folder: {f"file://{folder}/": LocalStore(folder)},
+    "for_urls": None,
+}
+
+
+@pytest.mark.parametrize("form", REGISTRY_FORMS)
+@pytest.mark.parametrize("url_form", ["url", "path"])
+@pytest.mark.parametrize(
+    "parser_name",
+    [
+        "HDFParser",
+        "NetCDF3Parser",
+        "ZarrParser",
+        "KerchunkJSONParser",
+        "KerchunkParquetParser",
+        "ManifestParquetParser",
+    ],
+)
+def test_every_parser_accepts_every_registry_form(
+    one_file_per_format: dict[str, Path], parser_name: str, form: str, url_form: str
+) -> None:
+    import vzcore.parsers
+
+    path = one_file_per_format[parser_name]
+    build = REGISTRY_FORMS[form]
+    registry = (
+        vc.ObjectStoreRegistry.for_urls([path, path / "x"])
+        if build is None
+        else vc.ObjectStoreRegistry(build(path.parent))
+    )
+    url = f"file://{path}" if url_form == "url" else str(path)
+    group = getattr(vzcore.parsers, parser_name)()(url, registry)
+    v = group.arrays["v"]
+    np.testing.assert_array_equal(vc.read_array(v, registry), np.arange(6.0))
+    if isinstance(v, vc.VirtualArray):
+        # Every reference is a URL, whatever form the input named the file in.
+        assert all(p.startswith("file:///") for p in v.manifest.dictionary.to_pylist())
+    assert all(u.startswith("file:///") for u in group.sources)

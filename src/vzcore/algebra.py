@@ -35,7 +35,6 @@ from vzcore.errors import (
 from vzcore.group import VirtualGroup
 from vzcore.manifest import (
     MANIFEST_SCHEMA,
-    PATH_TYPE,
     ChunkManifest,
     _indices,
     arrow_backed_empty,
@@ -43,6 +42,7 @@ from vzcore.manifest import (
     unify_dictionary,
 )
 from vzcore.metadata import ArrayMetadata
+from vzcore.urls import is_url, normalize_url
 
 __all__ = [
     "broadcast_to",
@@ -514,13 +514,18 @@ def rename_paths(
         If ``new`` is a string and the references point to more than one file.
 
     >>> m = ChunkManifest.from_entries({"0": {"path": "/old/a.nc", "offset": 0, "length": 4}})
-    >>> rename_paths(m, lambda p: p.replace("/old/", "s3://bucket/")).dictionary.to_pylist()
+    >>> m.dictionary.to_pylist()  # plain paths are file:// URLs in every manifest
+    ['file:///old/a.nc']
+    >>> rename_paths(m, lambda p: p.replace("file:///old/", "s3://bucket/")).dictionary.to_pylist()
     ['s3://bucket/a.nc']
     >>> rename_paths(m, "s3://bucket/new.nc").dictionary.to_pylist()
     ['s3://bucket/new.nc']
     """
     if isinstance(new, str):
         new = single_path_renamer(referenced_paths(x), new)
+    elif isinstance(new, Mapping):
+        # References are URLs: a mapping may name local files by their plain paths.
+        new = {key if is_url(key) else normalize_url(key): value for key, value in new.items()}
     if isinstance(x, ChunkManifest):
         return _rename_manifest(x, new)
     if isinstance(x, VirtualArray):
@@ -553,7 +558,7 @@ def referenced_paths(x: ChunkManifest | AnyArray | VirtualGroup) -> list[str]:
     >>> m = ChunkManifest.from_entries({"0": {"path": "/b.nc", "offset": 0, "length": 4},
     ...                                 "1": {"path": "/a.nc", "offset": 0, "length": 4}})
     >>> referenced_paths(m)
-    ['/a.nc', '/b.nc']
+    ['file:///a.nc', 'file:///b.nc']
     """
     if isinstance(x, ChunkManifest):
         used = pc.unique(_indices(x.paths)).drop_null()
@@ -607,21 +612,4 @@ def _rename_one(path: str, new: PathMap) -> str:
 
 
 def _rename_manifest(manifest: ChunkManifest, new: PathMap) -> ChunkManifest:
-    old = manifest.dictionary.to_pylist()
-    if not old:
-        return manifest
-    renamed = pa.array([_rename_one(p, new) for p in old], type=pa.string())
-    encoded = renamed.dictionary_encode()
-    dictionary = encoded.dictionary
-    # Two old paths may map to one new path: remap the indices through the encoding.
-    remap = None if len(dictionary) == len(renamed) else encoded.indices
-    chunks = []
-    for chunk in manifest.paths.chunks:
-        indices = chunk.indices if remap is None else pc.take(remap, chunk.indices)
-        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
-    path = pa.chunked_array(chunks, type=PATH_TYPE)
-    table = pa.Table.from_arrays(
-        [path, manifest.table.column("offset"), manifest.table.column("length")],
-        schema=MANIFEST_SCHEMA,
-    )
-    return ChunkManifest(manifest.grid, table)
+    return manifest.map_paths(lambda path: _rename_one(path, new))

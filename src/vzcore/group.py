@@ -10,6 +10,7 @@ import attrs
 from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
+from vzcore.urls import is_url, normalize_url
 
 __all__ = ["SourceFingerprint", "VirtualGroup", "nest_arrays"]
 
@@ -49,7 +50,10 @@ def _to_groups(value: Mapping[str, VirtualGroup] | None) -> FrozenDict[str, Virt
 def _to_sources(
     value: Mapping[str, SourceFingerprint] | None,
 ) -> FrozenDict[str, SourceFingerprint]:
-    return FrozenDict(dict(value or {}))
+    # Keyed by URL, as the manifests' paths are (plain paths become file:// URLs).
+    return FrozenDict(
+        {url if is_url(url) else normalize_url(url): f for url, f in (value or {}).items()}
+    )
 
 
 def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:

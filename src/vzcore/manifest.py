@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 import attrs
@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from vzcore.errors import InvalidManifestError
 from vzcore.grid import GridShape
+from vzcore.urls import is_url, normalize_url
 
 __all__ = ["MANIFEST_SCHEMA", "ChunkEntry", "ChunkKey", "ChunkManifest"]
 
@@ -87,6 +88,22 @@ class ChunkManifest:
             raise InvalidManifestError(
                 "invalid chunk manifest: " + "; ".join(problems), problems=problems
             )
+        # Paths become URLs once, here: a plain path (from a parser, from Kerchunk
+        # references with POSIX paths) is the file:// URL of that local file.
+        dictionary = self.dictionary
+        if len(dictionary) and not pc.all(pc.match_substring(dictionary, "://")).as_py():
+            urls = [p if is_url(p) else normalize_url(p) for p in dictionary.to_pylist()]
+            object.__setattr__(self, "table", _with_dictionary(self.table, urls))
+
+    def map_paths(self, new_path: Callable[[str], str]) -> ChunkManifest:
+        """The manifest with each distinct path ``p`` replaced by ``new_path(p)``.
+
+        Only the dictionary is rewritten; paths that become equal are merged.
+        """
+        old = self.dictionary.to_pylist()
+        if not old:
+            return self
+        return ChunkManifest(self.grid, _with_dictionary(self.table, [new_path(p) for p in old]))
 
     # ---- constructors ------------------------------------------------------------------
 
@@ -443,6 +460,23 @@ def _normalise_paths(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
             )
         )
     return pa.chunked_array(chunks, type=PATH_TYPE)
+
+
+def _with_dictionary(table: pa.Table, paths: list[str]) -> pa.Table:
+    """``table`` whose path dictionary entry i is ``paths[i]`` (equal entries merged)."""
+    encoded = pa.array(paths, type=pa.string()).dictionary_encode()
+    dictionary = encoded.dictionary
+    # Two old paths may map to one new path: remap the indices through the encoding.
+    remap = None if len(dictionary) == len(paths) else encoded.indices
+    path_column = table.column("path")
+    chunks = []
+    for chunk in path_column.chunks:
+        indices = chunk.indices if remap is None else pc.take(remap, chunk.indices)
+        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
+    path = pa.chunked_array(chunks, type=PATH_TYPE)
+    return pa.Table.from_arrays(
+        [path, table.column("offset"), table.column("length")], schema=MANIFEST_SCHEMA
+    )
 
 
 def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +18,7 @@ import attrs
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
 from vzcore.group import SourceFingerprint
+from vzcore.urls import normalize_url
 
 __all__ = [
     "ByteRangeReader",
@@ -126,8 +126,9 @@ class ObstoreReader:
         """The filesystem path of ``path`` when the store is a local folder, else None."""
         from obstore.store import LocalStore
 
-        if isinstance(self.store, LocalStore) and self.store.prefix is not None:
-            return posixpath.join(str(self.store.prefix), path)
+        if isinstance(self.store, LocalStore):
+            # A LocalStore without a prefix takes its paths from the filesystem root.
+            return posixpath.join(str(self.store.prefix or "/"), path)
         return None
 
 
@@ -165,35 +166,14 @@ def object_size(reader: ByteRangeReader, path: str) -> int:
     return len(reader.get(path))
 
 
-def normalize_url(url: str) -> str:
-    """A canonical URL: local paths become ``file://`` URLs, ``..`` and ``.`` resolved.
-
-    >>> normalize_url("/data/a/../b.nc")
-    'file:///data/b.nc'
-    >>> normalize_url("s3://bucket/x/./y.nc")
-    's3://bucket/x/y.nc'
-    """
-    if "://" not in url:
-        return "file://" + posixpath.normpath(str(Path(url).absolute())) if url else url
-    parts = urlsplit(url)
-    path = unquote(parts.path)
-    if path:
-        trailing = "/" if path.endswith("/") else ""
-        path = posixpath.normpath(path)
-        # normpath keeps a leading "//"; one slash is what every store means.
-        path = "/" + path.lstrip("/")
-        path = path + trailing if path != "/" else path
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}{path}{query}"
-
-
 def _to_stores(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     stores: dict[str, Any] = {}
     for prefix, store in (value or {}).items():
         if "://" not in prefix:
             raise VirtualizationError(f"registry prefix {prefix!r} must be a URL (scheme://...)")
         normalized = normalize_url(prefix)
-        if not normalized.endswith("/"):
+        # "file://" and "s3://bucket" name the root of their store: "file:///", "s3://bucket/".
+        if not normalized.endswith("/") or not urlsplit(normalized).path:
             normalized += "/"
         stores[normalized] = _as_reader(store, prefix)
     return FrozenDict(stores)
@@ -262,7 +242,9 @@ class ObjectStoreRegistry:
         return self.stores[best], normalized[len(best) :]
 
     @classmethod
-    def for_urls(cls, urls: Iterable[str], **store_options: Any) -> ObjectStoreRegistry:
+    def for_urls(
+        cls, urls: Iterable[str | os.PathLike[str]], **store_options: Any
+    ) -> ObjectStoreRegistry:
         """A registry covering ``urls``: one store per bucket or host, local folders by path.
 
         Local paths and ``file://`` URLs get a `LocalStore` rooted at their folder;
@@ -273,7 +255,8 @@ class ObjectStoreRegistry:
         from obstore.store import LocalStore, from_url
 
         stores: dict[str, Any] = {}
-        for url in urls:
+        for given in urls:
+            url = os.fspath(given)
             normalized = normalize_url(url)
             parts = urlsplit(normalized)
             if parts.scheme == "file":

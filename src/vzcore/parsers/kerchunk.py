@@ -600,17 +600,25 @@ def _array_from_table(
         looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
         sizes = pc.if_else(whole, looked_up, sizes)
     manifest = ChunkManifest.from_arrow(
-        pa.table({"path": paths, "offset": offsets, "length": sizes}), grid=metadata.grid_shape
+        pa.table({"path": _absolute_paths(paths, base), "offset": offsets, "length": sizes}),
+        grid=metadata.grid_shape,
     )
-    return VirtualArray(metadata, _absolute_paths(manifest, base))
+    return VirtualArray(metadata, manifest)
 
 
-def _absolute_paths(manifest: ChunkManifest, base: str) -> ChunkManifest:
-    from vzcore.algebra import rename_paths
+def _absolute_paths(paths: pa.ChunkedArray, base: str) -> pa.ChunkedArray:
+    """The dictionary-encoded ``path`` column with relative paths resolved against ``base``.
 
-    relative = [
-        u for u in manifest.dictionary.to_pylist() if "://" not in u and not u.startswith("/")
-    ]
-    if not relative:
-        return manifest
-    return rename_paths(manifest, {u: _resolve_url(u, base) for u in relative})
+    Before the manifest is built, which would take a relative path as a local one.
+    """
+    chunks = []
+    for chunk in paths.chunks:
+        resolved = pa.array(
+            [_resolve_url(u, base) for u in chunk.dictionary.to_pylist()], pa.string()
+        ).dictionary_encode()
+        chunks.append(
+            pa.DictionaryArray.from_arrays(
+                pc.take(resolved.indices, chunk.indices), resolved.dictionary
+            )
+        )
+    return pa.chunked_array(chunks, type=paths.type)

@@ -25,6 +25,7 @@ from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
+from vzcore.urls import normalize_url
 
 __all__ = ["ZarrFormatError", "ZarrParser"]
 
@@ -46,7 +47,7 @@ class ZarrParser:
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
-        root_url = url.rstrip("/")
+        root_url = normalize_url(url).rstrip("/")
         reader, root = registry.resolve(root_url + "/")
         lister = getattr(reader, "list_objects", None)
         if not callable(lister):

@@ -11,6 +11,7 @@ is written. Checksums make a read fail when a source changed after writing.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import shutil
 import time
@@ -195,8 +196,13 @@ def test_unauthorised_references_are_refused(corpus: Corpus, tmp_path: Path) -> 
     other.mkdir()
     repository = make_repository(other, "memory", tmp_path)
     session = repository.writable_session("main")
-    with pytest.raises((vc.VirtualizationError, icechunk.IcechunkError)):
+    with pytest.raises(vc.VirtualizationError, match="no virtual chunk container covers") as info:
         write_icechunk(corpus.group("nc3_records.nc"), session.store)
+    assert corpus.url("nc3_records.nc") in str(info.value)
+    assert not session.has_uncommitted_changes  # checked before anything is written
+    # Without the check, Icechunk takes them (and refuses to read them).
+    write_icechunk(corpus.group("nc3_records.nc"), session.store, validate_containers=False)
+    assert session.has_uncommitted_changes
 
 
 @pytest.mark.parametrize("kind", STORAGES)
@@ -455,3 +461,130 @@ def test_last_updated_at_before_the_source_fails_at_once(corpus: Corpus, tmp_pat
     committed(repository, lambda store: dataset.vz.to_icechunk(store, last_updated_at=earlier))
     with pytest.raises(icechunk.IcechunkError):
         _read_tas(repository)
+
+
+# ---- modes and arguments: every refusal writes nothing ------------------------------------
+
+
+def test_mode_w_minus_refuses_existing_arrays(corpus: Corpus, tmp_path: Path) -> None:
+    repository = make_repository(corpus.folder, "memory", tmp_path)
+    committed(repository, lambda store: write_icechunk(corpus.group("part0.nc"), store))
+    before = read_group(repository)
+    session = repository.writable_session("main")
+    with pytest.raises(vc.VirtualizationError, match=r"mode='w-'.*'tas'.*mode='w'"):
+        write_icechunk(corpus.group("part1.nc"), session.store)
+    with pytest.raises(vc.VirtualizationError, match="mode='w-'"):
+        corpus.dataset("part1.nc").vz.to_icechunk(session.store, mode="w-")
+    assert not session.has_uncommitted_changes
+    xr.testing.assert_identical(read_group(repository), before)
+
+
+def test_mode_w_replaces_what_was_there(corpus: Corpus, tmp_path: Path) -> None:
+    repository = make_repository(corpus.folder, "memory", tmp_path)
+    committed(repository, lambda store: write_icechunk(corpus.group("nc4_basic.nc"), store))
+    committed(repository, lambda store: write_icechunk(corpus.group("part1.nc"), store, mode="w"))
+    got = read_group(repository)
+    assert_same_values(got, expected_dataset(corpus.paths["part1.nc"]))
+    assert set(got.variables) == set(expected_dataset(corpus.paths["part1.nc"]).variables)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"append_dim": "depth"}, r"cannot append along 'depth': no array has that dimension"),
+        ({"append_dim": 3}, "append_dim= must be a dimension name"),
+        ({"group_path": 3}, "group= must be a path string"),
+        ({"mode": "x"}, r"mode= must be one of \['w-', 'w', 'a'\]"),
+        ({"mode": "a"}, "mode='a' appends along a dimension: pass append_dim="),
+        ({"mode": "w", "append_dim": "time"}, "it needs mode='a'"),
+        ({"last_updated_at": "2026-01-01"}, "last_updated_at= must be a timezone-aware datetime"),
+        (
+            {"last_updated_at": datetime.datetime(2026, 1, 1)},
+            "last_updated_at= must be a timezone-aware datetime",
+        ),
+    ],
+)
+def test_wrong_arguments_write_nothing(
+    corpus: Corpus, tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    repository = make_repository(corpus.folder, "memory", tmp_path)
+    committed(repository, lambda store: write_icechunk(corpus.group("part0.nc"), store))
+    session = repository.writable_session("main")
+    with pytest.raises(vc.VirtualizationError, match=message):
+        write_icechunk(corpus.group("part1.nc"), session.store, **options)
+    assert not session.has_uncommitted_changes
+
+
+def _packed_file(path: Path, scale_factor: float, start: int) -> Path:
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("time", None)
+        nc.createDimension("x", 3)
+        time_var = nc.createVariable("time", "f8", ("time",))
+        time_var.units = "days since 2000-01-01"
+        packed = nc.createVariable("v", "i2", ("time", "x"), fill_value=-999, chunksizes=(1, 3))
+        packed.scale_factor = scale_factor
+        packed.add_offset = 10.0
+        packed.set_auto_maskandscale(False)
+        time_var[:] = np.arange(2) + start
+        packed[:] = np.arange(6).reshape(2, 3)
+    return path
+
+
+def test_appending_another_packing_is_refused(tmp_path: Path) -> None:
+    """An append of a file packed with scale_factor 0.02 onto one with 0.01 would halve values."""
+    first = _packed_file(tmp_path / "a.nc", 0.01, 0)
+    second = _packed_file(tmp_path / "b.nc", 0.02, 2)
+    registry = local_registry(tmp_path)
+    repository = make_repository(tmp_path, "memory", tmp_path)
+    open_one = functools.partial(vx.open_virtual_dataset, registry=registry, parser=HDFParser())
+    committed(repository, lambda store: open_one(f"file://{first}").vz.to_icechunk(store))
+    session = repository.writable_session("main")
+    with pytest.raises(vc.EncodingMismatch) as info:
+        open_one(f"file://{second}").vz.to_icechunk(session.store, append_dim="time")
+    message = str(info.value)
+    assert "'v': the new array (file://" in message
+    assert str(second) in message
+    assert "'scale_factor': 0.02" in message
+    assert "'scale_factor': 0.01" in message
+    assert not session.has_uncommitted_changes
+    # After dropping the attributes, the encoding still travels with the array.
+    with pytest.raises(vc.EncodingMismatch):
+        open_one(f"file://{second}").drop_attrs().vz.to_icechunk(session.store, append_dim="time")
+    assert not session.has_uncommitted_changes
+
+
+# ---- each source's own checksum ------------------------------------------------------------
+
+
+def test_each_source_file_is_its_own_checksum(corpus: Corpus, tmp_path: Path) -> None:
+    """Fingerprints the parser recorded survive the adapter and guard each file's chunks."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("part0.nc", "part1.nc"):
+        shutil.copy(corpus.paths[name], folder / name)
+    registry = local_registry(folder)
+    datasets = [
+        vx.open_virtual_dataset(f"file://{folder}/{name}", registry=registry, parser=HDFParser())
+        for name in ("part0.nc", "part1.nc")
+    ]
+    combined = xr.concat(datasets, dim="time", coords="minimal", compat="override")
+    assert set(combined.vz.to_virtual_group().sources) == {
+        f"file://{folder}/part0.nc",
+        f"file://{folder}/part1.nc",
+    }
+    repository = make_repository(folder, "memory", folder)
+    committed(repository, lambda store: combined.vz.to_icechunk(store))
+    expected = xr.open_mfdataset(
+        [folder / "part0.nc", folder / "part1.nc"], combine="nested", concat_dim="time"
+    )["tas"].values
+    np.testing.assert_array_equal(_read_tas(repository), expected)
+    # Touching part1.nc fails its chunks only: part0.nc's still read.
+    _touch(folder / "part1.nc", time.time() + 3600)
+    store = repository.readonly_session("main").store
+    tas = zarr.open_array(store, path="tas", mode="r")
+    n0 = datasets[0].sizes["time"]
+    np.testing.assert_array_equal(tas[:n0], expected[:n0])
+    with pytest.raises(icechunk.IcechunkError, match=r"modified|changed"):
+        tas[n0:]

@@ -19,6 +19,7 @@ from vzcore.writers import (
     write_kerchunk_json,
     write_kerchunk_parquet,
 )
+from vzcore.writers.icechunk import IcechunkMode
 from vzxarray.dataset import group_from_dataset
 from vzxarray.manifest_array import ManifestArray
 
@@ -78,18 +79,23 @@ class _SavingMixin(abc.ABC):
         *,
         group: str | None = None,
         append_dim: str | None = None,
+        mode: IcechunkMode | None = None,
         last_updated_at: datetime.datetime | None = None,
+        validate_containers: bool = True,
     ) -> None:
         """Write into an Icechunk session's store (``session.store``); the caller commits.
 
-        See `vzcore.writers.write_icechunk` for ``append_dim`` and ``last_updated_at``.
+        See `vzcore.writers.write_icechunk` for ``append_dim``, ``mode``,
+        ``last_updated_at`` and ``validate_containers``.
         """
         write_icechunk(
             self.to_virtual_group(),
             store,
             group_path=group,
             append_dim=append_dim,
+            mode=mode,
             last_updated_at=last_updated_at,
+            validate_containers=validate_containers,
         )
 
     def to_kerchunk(

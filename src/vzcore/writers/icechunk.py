@@ -19,19 +19,24 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from vzcore.algebra import validate_compatible
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import ShapeMismatch, VirtualizationError
-from vzcore.group import VirtualGroup
+from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.metadata import ArrayMetadata
 from vzcore.zarr_documents import array_document, group_document
 
 __all__ = ["write_icechunk"]
+
+
+IcechunkMode = Literal["w-", "w", "a"]
+_MODES: tuple[str, ...] = ("w-", "w", "a")
 
 
 def write_icechunk(
@@ -40,9 +45,14 @@ def write_icechunk(
     *,
     group_path: str | None = None,
     append_dim: str | None = None,
+    mode: IcechunkMode | None = None,
     last_updated_at: datetime.datetime | None = None,
+    validate_containers: bool = True,
 ) -> None:
     """Write ``group`` into an Icechunk session's store (the caller commits).
+
+    Every check runs before the first document is written: a refusal leaves the
+    session without any change of ours.
 
     Parameters
     ----------
@@ -55,26 +65,52 @@ def write_icechunk(
     append_dim
         Append along this dimension to arrays already in the repository instead of
         creating them; arrays without the dimension are left as they are.
+    mode
+        ``"w-"`` (the default without ``append_dim``) refuses to overwrite arrays the
+        repository already has; ``"w"`` replaces everything under ``group_path``;
+        ``"a"`` (implied by ``append_dim``) appends along ``append_dim``.
     last_updated_at
-        Checksum for every reference (default: now, rounded up to the next second):
-        a source modified after it
-        makes the read fail instead of returning changed bytes.
+        One checksum (a timezone-aware datetime) for every reference: a source
+        modified after it makes the read fail instead of returning changed bytes.
+        By default each file's own last-modified time, as its parser recorded it in
+        ``group.sources`` (rounded up to the second, which Icechunk compares), or
+        the next second for files without one.
+    validate_containers
+        Check that a virtual chunk container of the repository covers every
+        referenced URL (Icechunk would refuse to read the others).
 
     Raises
     ------
     VirtualizationError
-        Before anything is written, if an appended array does not match the stored
-        one (dtype, codecs, chunk shape, other dimensions, partial last chunk).
+        Before anything is written: an argument of the wrong type or value, an
+        existing array with ``mode="w-"``, an ``append_dim`` no array has, an
+        appended array that does not match the stored one (dtype, codecs, chunk
+        shape, fill value, CF encoding, other dimensions, partial last chunk), or a
+        URL no virtual chunk container covers.
     """
-    checksum = last_updated_at or _next_second()
+    mode = _check_arguments(group, group_path, append_dim, mode, last_updated_at)
     prefix = (group_path or "").strip("/")
     plan: list[_Step]
-    if append_dim is None:
+    if mode == "a":
+        assert append_dim is not None
+        plan = _append_plan(group, store, prefix, append_dim)
+    else:
         plan = [_Step(path, array, None, None) for path, array in group.walk_arrays()]
+        if mode == "w-":
+            _refuse_existing(store, prefix, plan)
+    virtual = [step for step in plan if isinstance(step.array, VirtualArray)]
+    if validate_containers:
+        _check_containers(store, virtual, prefix)
+    checksums = _Checksums(group.sources, last_updated_at)
+    # ---- nothing was written above; everything is written below ----
+    if mode == "w" and prefix:
+        _run(store.delete_dir(prefix))
+    elif mode == "w":
+        for key in _run_list(store.list_dir("")):
+            _run(store.delete_dir(key.rstrip("/")) if key != "zarr.json" else store.delete(key))
+    if mode != "a":
         for path, node in group.walk_groups():
             _set_document(store, _join(prefix, path, "zarr.json"), group_document(node))
-    else:
-        plan = _append_plan(group, store, prefix, append_dim)
     for step in plan:
         full = _join(prefix, step.path)
         if step.stored is None:
@@ -89,9 +125,58 @@ def write_icechunk(
         _set_document(store, _join(full, "zarr.json"), document)
         if isinstance(step.array, VirtualArray):
             chunk_offset = _chunk_offset(step.array, step.offset)
-            _set_references(store, full, step.array, chunk_offset, checksum)
+            _set_references(store, full, step.array, chunk_offset, checksums)
         else:
             _set_values(store, full, step.array, step.offset)
+
+
+def _check_arguments(
+    group: object,
+    group_path: object,
+    append_dim: object,
+    mode: object,
+    last_updated_at: object,
+) -> IcechunkMode:
+    """Every argument's type and value, all problems reported at once; the mode to use."""
+    problems: list[str] = []
+    if not isinstance(group, VirtualGroup):
+        problems.append(f"group must be a VirtualGroup, got {type(group).__name__}")
+    if group_path is not None and not isinstance(group_path, str):
+        problems.append(f"group= must be a path string or None, got {group_path!r}")
+    if append_dim is not None and not isinstance(append_dim, str):
+        problems.append(f"append_dim= must be a dimension name or None, got {append_dim!r}")
+    if mode is not None and mode not in _MODES:
+        problems.append(f"mode= must be one of {list(_MODES)}, got {mode!r}")
+    if append_dim is not None and mode not in (None, "a"):
+        problems.append(f"append_dim={append_dim!r} appends: it needs mode='a', not {mode!r}")
+    if mode == "a" and append_dim is None:
+        problems.append("mode='a' appends along a dimension: pass append_dim=")
+    if last_updated_at is not None and (
+        not isinstance(last_updated_at, datetime.datetime) or last_updated_at.tzinfo is None
+    ):
+        problems.append(
+            "last_updated_at= must be a timezone-aware datetime, e.g. "
+            f"datetime.datetime.now(datetime.UTC), got {last_updated_at!r}"
+        )
+    if problems:
+        raise VirtualizationError(
+            "cannot write to Icechunk: " + "; ".join(problems), problems=problems
+        )
+    chosen = mode if mode is not None else ("a" if append_dim is not None else "w-")
+    return chosen  # type: ignore[return-value]
+
+
+def _refuse_existing(store: Any, prefix: str, plan: list[_Step]) -> None:
+    existing = [
+        step.path for step in plan if _get_document(store, _join(prefix, step.path, "zarr.json"))
+    ]
+    if existing:
+        raise VirtualizationError(
+            f"cannot write to Icechunk with mode='w-': the repository already has "
+            f"{', '.join(repr(_join(prefix, p)) for p in existing)}; pass mode='w' to replace "
+            "them or append_dim= to append",
+            problems=[f"{_join(prefix, p)!r} exists" for p in existing],
+        )
 
 
 @attrs.frozen
@@ -127,6 +212,14 @@ def _set_document(store: Any, key: str, document: Mapping[str, Any]) -> None:
     _run(store.set(key, cpu.Buffer.from_bytes(json.dumps(document).encode())))
 
 
+def _run_list(iterator: Any) -> list[str]:
+    async def collect() -> list[str]:
+        return [key async for key in iterator]
+
+    result: list[str] = _run(collect())
+    return result
+
+
 def _get_document(store: Any, key: str) -> dict[str, Any] | None:
     from zarr.core.buffer import default_buffer_prototype
 
@@ -146,72 +239,158 @@ def _chunk_offset(array: AnyArray, offset: tuple[int, int] | None) -> tuple[int,
     return tuple(chunks)
 
 
+class _Checksums:
+    """The checksum of each source URL: ``last_updated_at``, else the file's own time."""
+
+    def __init__(
+        self, sources: Mapping[str, SourceFingerprint], last_updated_at: datetime.datetime | None
+    ) -> None:
+        self._fixed = last_updated_at
+        self._sources = sources
+        self._default = _next_second()
+
+    def of(self, url: str) -> datetime.datetime:
+        if self._fixed is not None:
+            return self._fixed
+        fingerprint = self._sources.get(url)
+        if fingerprint is None or fingerprint.last_modified is None:
+            return self._default
+        # obstore's ETags of local files are not the ones Icechunk compares, and
+        # Icechunk compares whole seconds: the file's time, rounded up.
+        modified = datetime.datetime.fromisoformat(fingerprint.last_modified)
+        if modified.microsecond:
+            modified = modified.replace(microsecond=0) + datetime.timedelta(seconds=1)
+        return modified
+
+
 def _set_references(
     store: Any,
     path: str,
     array: VirtualArray,
     chunk_offset: tuple[int, ...] | None,
+    checksums: _Checksums,
+) -> None:
+    """The references in bulk: one call per distinct checksum, over the block of chunks it covers.
+
+    Files concatenated along an axis occupy disjoint blocks of the grid, so the calls
+    together visit each chunk about once. When the blocks overlap much (files
+    interleaved along an inner axis), one call with the newest checksum is made instead.
+    """
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    urls = array.manifest.dictionary.to_pylist()
+    if not len(indices) or not urls:
+        return  # nothing referenced: every chunk reads as the fill value
+    stamps = [checksums.of(u) for u in urls]
+    distinct = sorted(set(stamps))
+    group_of_url = np.array([distinct.index(t) for t in stamps] + [-1], dtype=np.int64)
+    groups = group_of_url[np.where(indices < 0, len(urls), indices)]
+    grid = array.manifest.grid
+    offset = chunk_offset or (0,) * array.ndim
+    location_of = np.array([*urls, ""], dtype=object)
+    if len(distinct) <= 1:
+        # One checksum (one file, or last_updated_at): one call over the whole grid.
+        locations = location_of[np.where(indices < 0, len(urls), indices)].tolist()
+        _set_block(store, path, grid, locations, offsets, lengths, offset, distinct[0])
+        return
+    present = np.flatnonzero(groups >= 0)
+    order = present[np.argsort(groups[present], kind="stable")]
+    bounds = np.searchsorted(groups[order], np.arange(len(distinct) + 1))
+    blocks = [order[bounds[k] : bounds[k + 1]] for k in range(len(distinct))]
+    coords = [np.unravel_index(rows, grid) for rows in blocks]
+    spans = [_span(c, len(grid)) for c in coords]
+    if sum(int(np.prod(hi - lo + 1)) for lo, hi in spans) > 4 * len(indices):
+        # Interleaved files: one call, guarded by the newest of their times.
+        locations = location_of[np.where(indices < 0, len(urls), indices)].tolist()
+        _set_block(store, path, grid, locations, offsets, lengths, offset, max(distinct))
+        return
+    for rows, where, (low, high), stamp in zip(blocks, coords, spans, distinct, strict=True):
+        shape = tuple(int(n) for n in high - low + 1)
+        inside = np.ravel_multi_index(
+            tuple(c - lo for c, lo in zip(where, low, strict=True)), shape
+        )
+        block_locations = np.full(int(np.prod(shape)), "", dtype=object)
+        block_offsets = np.zeros(len(block_locations), dtype=np.uint64)
+        block_lengths = np.zeros(len(block_locations), dtype=np.uint64)
+        block_locations[inside] = location_of[indices[rows]]
+        block_offsets[inside] = offsets[rows]
+        block_lengths[inside] = lengths[rows]
+        start = tuple(int(a + lo) for a, lo in zip(offset, low, strict=True))
+        _set_block(
+            store, path, shape, block_locations.tolist(), block_offsets, block_lengths, start, stamp
+        )
+
+
+def _set_block(
+    store: Any,
+    path: str,
+    shape: tuple[int, ...],
+    locations: list[str],
+    offsets: npt.NDArray[np.uint64],
+    lengths: npt.NDArray[np.uint64],
+    start: tuple[int, ...],
     checksum: datetime.datetime,
 ) -> None:
-    indices, offsets, lengths = array.manifest.to_numpy_columns()
-    if not len(indices):
-        return
-    # One Python string per distinct file, shared by every chunk of that file.
-    urls = np.array([*array.manifest.dictionary.to_pylist(), ""], dtype=object)
-    locations = urls[np.where(indices < 0, len(urls) - 1, indices)].tolist()
-    _check_containers(store, path, array, chunk_offset, checksum)
+    """One bulk call of Icechunk's: a block of the grid starting at chunk ``start``."""
     failed = store.set_virtual_refs_arr(
         path,
-        array.manifest.grid,
+        shape,
         locations,
         np.ascontiguousarray(offsets, dtype=np.uint64),
         np.ascontiguousarray(lengths, dtype=np.uint64),
         validate_containers=False,
-        arr_offset=chunk_offset,
+        arr_offset=start if any(start) else None,
         checksum=checksum,
     )
     if failed:
         raise VirtualizationError(
-            f"Icechunk refused {len(failed)} references of {path!r} (first at chunk {failed[0]}): "
-            "declare a virtual chunk container for their URLs"
+            f"Icechunk refused {len(failed)} references of {path!r} (first at chunk "
+            f"{failed[0]}): declare a virtual chunk container for their URLs"
         )
 
 
-def _check_containers(
-    store: Any,
-    path: str,
-    array: VirtualArray,
-    chunk_offset: tuple[int, ...] | None,
-    checksum: datetime.datetime,
-) -> None:
-    """Write one reference per source file with Icechunk's container check on.
+def _span(
+    coords: tuple[npt.NDArray[np.intp], ...], ndim: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The first and last chunk coordinates of a block, per axis."""
+    if not ndim or not len(coords[0]):
+        return np.zeros(ndim, np.int64), np.zeros(ndim, np.int64)
+    low = np.array([c.min() for c in coords], dtype=np.int64)
+    high = np.array([c.max() for c in coords], dtype=np.int64)
+    return low, high
 
-    Checking every reference makes Icechunk's commit far slower; one per file
-    catches a URL no virtual chunk container covers just as well.
-    """
-    indices, offsets, lengths = array.manifest.to_numpy_columns()
-    present = np.flatnonzero(indices >= 0)
-    _, first = np.unique(indices[present], return_index=True)
-    urls = array.manifest.dictionary.to_pylist()
-    shift = np.asarray(chunk_offset or (0,) * array.ndim)
-    for row in present[first].tolist():
-        coords = np.unravel_index(row, array.manifest.grid) if array.ndim else ()
-        key = "/".join([path, "c", *(str(c + s) for c, s in zip(coords, shift, strict=True))])
-        url = urls[indices[row]]
-        try:
-            store.set_virtual_ref(
-                key,
-                url,
-                offset=int(offsets[row]),
-                length=int(lengths[row]),
-                checksum=checksum,
-                validate_container=True,
+
+def _check_containers(store: Any, steps: list[_Step], prefix: str) -> None:
+    """Every referenced URL under a virtual chunk container of the repository; nothing written."""
+    try:
+        containers = store.session.config.virtual_chunk_containers or {}
+    except AttributeError as err:
+        raise VirtualizationError(
+            "cannot check virtual chunk containers: the store is not an Icechunk session's "
+            "store (pass validate_containers=False to skip the check)"
+        ) from err
+    prefixes = [c.url_prefix for c in containers.values()]
+    problems = []
+    for step in steps:
+        assert isinstance(step.array, VirtualArray)
+        uncovered = [
+            u
+            for u in step.array.manifest.dictionary.to_pylist()
+            if not any(u.startswith(p) for p in prefixes)
+        ]
+        if uncovered:
+            shown = ", ".join(uncovered[:3]) + (
+                f" and {len(uncovered) - 3} more" if len(uncovered) > 3 else ""
             )
-        except Exception as err:  # icechunk's error types are not importable by name
-            raise VirtualizationError(
-                f"Icechunk refused a reference of {path!r} to {url!r}: {err}; declare a "
-                "virtual chunk container for it"
-            ) from err
+            problems.append(f"{_join(prefix, step.path)!r} references {shown}")
+    if problems:
+        declared = ", ".join(prefixes) or "none"
+        raise VirtualizationError(
+            "cannot write to Icechunk: no virtual chunk container covers these URLs: "
+            + "; ".join(problems)
+            + f" (containers: {declared}); declare one with "
+            "RepositoryConfig.set_virtual_chunk_container",
+            problems=problems,
+        )
 
 
 def _set_values(store: Any, path: str, array: LoadedArray, offset: tuple[int, int] | None) -> None:
@@ -232,8 +411,10 @@ def _append_plan(group: VirtualGroup, store: Any, prefix: str, append_dim: str) 
     """Check every appended array against the stored one; nothing is written here."""
     plan: list[_Step] = []
     problems: list[tuple[type[VirtualizationError], str]] = []
+    dimensions: dict[str, None] = {}
     for path, array in group.walk_arrays():
         names = array.metadata.dimension_names or ()
+        dimensions.update(dict.fromkeys(n for n in names if n is not None))
         if append_dim not in names:
             continue
         axis = names.index(append_dim)
@@ -250,6 +431,11 @@ def _append_plan(group: VirtualGroup, store: Any, prefix: str, append_dim: str) 
             problems.extend((type(err), p) for p in err.problems)
             continue
         plan.append(_Step(path, array, (axis, stored.shape[axis]), stored_document))
+    if not plan and not problems:
+        raise VirtualizationError(
+            f"cannot append along {append_dim!r}: no array has that dimension; "
+            f"the dimensions are {list(dimensions)}"
+        )
     if problems:
         messages = [m for _, m in problems]
         raise problems[0][0](

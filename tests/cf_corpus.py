@@ -32,19 +32,17 @@ steps concatenate on chunk boundaries.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import h5py
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-from fsspec.implementations.reference import LazyReferenceMapper
+from tests.writer_corpus import PyarrowReferenceMapper
 
 import vzcore as vc
 import vzxarray  # noqa: F401 (registers the .vz accessor)
@@ -382,31 +380,6 @@ def write_packed_series(
 
 WRITERS = ("kerchunk-json", "kerchunk-parquet", "icechunk", "manifest-parquet", "manifest-store")
 """Every way vz saves (or serves) a virtual dataset; the first four are also `vz` formats."""
-
-
-class PyarrowReferenceMapper(LazyReferenceMapper):  # type: ignore[misc]
-    """fsspec's parquet reference mapper with pyarrow, null paths kept as None.
-
-    The same workaround as tests/test_kerchunk_writer.py: with pandas 3, pyarrow
-    turns the null ``path`` of a missing chunk into NaN, which fsspec would fetch.
-    """
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(str(root), fs=fsspec.filesystem("file"), engine="pyarrow")
-
-    def setup(self) -> None:
-        super().setup()
-        load = self.open_refs
-
-        @functools.lru_cache(maxsize=self.cache_size)
-        def open_refs(field: str, record: int) -> dict[str, Any] | None:
-            refs: dict[str, Any] | None = load(field, record)
-            if refs is not None and "path" in refs:
-                paths = [p if isinstance(p, str) else None for p in refs["path"]]
-                refs = {**refs, "path": np.array(paths, dtype=object)}
-            return refs
-
-        self.open_refs = open_refs
 
 
 def icechunk_repository(data_folder: Path, storage: Any = None) -> Any:

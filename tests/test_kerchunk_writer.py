@@ -11,7 +11,6 @@ writes are checked directly.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import math
 import subprocess
@@ -25,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xarray as xr
-from fsspec.implementations.reference import LazyReferenceMapper
 from tests.writer_corpus import (
     GROUPS,
     NETCDF3_FILES,
     NETCDF4_FILES,
+    PyarrowReferenceMapper,
     assert_same_values,
     expected_dataset,
     local_registry,
@@ -115,33 +114,6 @@ def write_refs_with_accessor(obj: xr.Dataset | xr.DataTree, fmt: str, folder: Pa
         refs = obj.vz.to_kerchunk(folder / "refs.parq", format="parquet", record_size=record_size)
     assert isinstance(refs, dict | Path)
     return refs
-
-
-class PyarrowReferenceMapper(LazyReferenceMapper):  # type: ignore[misc]
-    """fsspec's parquet reference mapper reading with pyarrow, null paths kept as None.
-
-    fsspec (2026.9) knows a missing chunk by ``path is None``, but pandas 3 turns the
-    null of a string or dictionary column into NaN, so with ``engine="pyarrow"`` every
-    missing chunk would be fetched from the URL ``nan``. The same files read correctly
-    with fsspec's default engine, fastparquet (`test_fastparquet_reads_the_parquet_refs`).
-    """
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(str(root), fs=fsspec.filesystem("file"), engine="pyarrow")
-
-    def setup(self) -> None:
-        super().setup()
-        load = self.open_refs
-
-        @functools.lru_cache(maxsize=self.cache_size)
-        def open_refs(field: str, record: int) -> dict[str, Any] | None:
-            refs: dict[str, Any] | None = load(field, record)
-            if refs is not None and "path" in refs:
-                paths = [p if isinstance(p, str) else None for p in refs["path"]]
-                refs = {**refs, "path": np.array(paths, dtype=object)}
-            return refs
-
-        self.open_refs = open_refs
 
 
 def fo(refs: Refs) -> Any:

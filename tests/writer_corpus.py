@@ -19,15 +19,18 @@ Icechunk and compare with ``xr.open_dataset`` of the file itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import netCDF4
 import numpy as np
 import obstore
 import xarray as xr
+from fsspec.implementations.reference import LazyReferenceMapper
 
 import vzcore as vc
 
@@ -263,3 +266,30 @@ def assert_same_values(got: xr.Dataset, expected: xr.Dataset) -> None:
     assert sorted(map(str, got.variables)) == sorted(map(str, expected.variables))
     for name in expected.variables:
         xr.testing.assert_equal(got[name].load(), expected[name])
+
+
+class PyarrowReferenceMapper(LazyReferenceMapper):  # type: ignore[misc]
+    """fsspec's parquet reference mapper reading with pyarrow, null paths kept as None.
+
+    fsspec (2026.9) knows a missing chunk by ``path is None``, but pandas 3 turns the
+    null of a string or dictionary column into NaN, so with ``engine="pyarrow"`` every
+    missing chunk would be fetched from the URL ``nan``. The same files read correctly
+    with fsspec's default engine, fastparquet (`test_fastparquet_reads_the_parquet_refs`).
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root), fs=fsspec.filesystem("file"), engine="pyarrow")
+
+    def setup(self) -> None:
+        super().setup()
+        load = self.open_refs
+
+        @functools.lru_cache(maxsize=self.cache_size)
+        def open_refs(field: str, record: int) -> dict[str, Any] | None:
+            refs: dict[str, Any] | None = load(field, record)
+            if refs is not None and "path" in refs:
+                paths = [p if isinstance(p, str) else None for p in refs["path"]]
+                refs = {**refs, "path": np.array(paths, dtype=object)}
+            return refs
+
+        self.open_refs = open_refs

@@ -11,7 +11,7 @@ from xarray.backends.zarr import encode_zarr_variable
 
 import vzcore as vc
 from vzcore._frozen import thaw_json
-from vzcore.cf import ENCODING_KEYS
+from vzcore.cf import is_encoding_key
 from vzcore.read import read_array
 from vzxarray.manifest_array import ManifestArray
 
@@ -192,14 +192,13 @@ def _with_user_encoding(
 
     A key set to None removes it from the encoding.
     """
-    given = {k: v for k, v in encoding.items() if k in ENCODING_KEYS}
+    seen = {**metadata.encoding, **encoding}
+    given = {k: v for k, v in encoding.items() if is_encoding_key(str(k), seen)}
     if not given:
         return metadata
-    merged = {**metadata.encoding, **given}
+    merged = {k: v for k, v in {**metadata.encoding, **given}.items() if v is not None}
     try:
-        return metadata.evolve(
-            encoding={k: _jsonable({k: v})[k] for k, v in merged.items() if v is not None}
-        )
+        return metadata.evolve(encoding=_jsonable(merged))
     except vc.InvalidMetadataError as err:
         raise vc.InvalidMetadataError(f"variable {name!r}: encoding {given}: {err}") from err
 

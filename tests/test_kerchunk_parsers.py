@@ -638,7 +638,15 @@ def test_kerchunk_json_and_parquet_give_the_same_group(kerchunk_made: Path) -> N
         parsed = from_json[path]
         assert isinstance(parsed, vc.VirtualArray)
         assert isinstance(array, vc.VirtualArray)
-        assert parsed.manifest == array.manifest, path
+        if parsed.metadata.chunk_shape == array.metadata.chunk_shape:
+            assert parsed.manifest == array.manifest, path
+            continue
+        # HDFParser trims an unfiltered chunk longer than the array to its prefix
+        # (kerchunk keeps the whole chunk): same chunk, same start, fewer bytes.
+        paths, offsets, lengths = parsed.manifest.to_arrays()
+        np.testing.assert_array_equal(paths, array.manifest.to_arrays()[0])
+        np.testing.assert_array_equal(offsets, array.manifest.to_arrays()[1])
+        assert (array.manifest.to_arrays()[2] <= lengths).all(), path
 
 
 # ---- malformed input -------------------------------------------------------------------------

@@ -213,3 +213,33 @@ def test_for_urls_refuses_memory_urls() -> None:
         "cannot build a store for 'memory://bucket/x.nc': scheme 'memory' needs an explicit "
         "registry entry"
     )
+
+
+# ---- plain http:// through for_urls -----------------------------------------------------------
+
+
+def test_for_urls_reads_plain_http(tmp_path: Path) -> None:
+    """An http:// store needs allow_http; without it every request is a bare 'builder error'."""
+    import numpy as np
+    import xarray as xr
+    from tests.http_server import serving
+
+    import vzxarray as vx
+    from vzcore.parsers import HDFParser, NetCDF3Parser
+
+    data = xr.Dataset({"v": (("x",), np.arange(10.0))}, coords={"x": np.arange(10)})
+    data.to_netcdf(tmp_path / "a.nc", engine="netcdf4")
+    data.to_netcdf(tmp_path / "b.nc", format="NETCDF3_CLASSIC", engine="scipy")
+    (tmp_path / "raw.bin").write_bytes(bytes(range(100)))
+    with serving(tmp_path) as base:
+        registry = vc.ObjectStoreRegistry.for_urls([base + "a.nc"])
+        reader, path = registry.resolve(base + "raw.bin")
+        assert [bytes(b) for b in reader.get_ranges(path, starts=[10, 90], ends=[12, 100])] == [
+            bytes([10, 11]),
+            bytes(range(90, 100)),
+        ]
+        for name, parser in (("a.nc", HDFParser()), ("b.nc", NetCDF3Parser())):
+            ds = vx.open_virtual_dataset(base + name, registry=registry, parser=parser)
+            store = vc.ManifestStore(ds.vz.to_virtual_group(), registry=registry)
+            with xr.open_zarr(store, consolidated=False) as got:
+                xr.testing.assert_identical(got.load(), data)

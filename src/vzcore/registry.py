@@ -166,6 +166,17 @@ def object_size(reader: ByteRangeReader, path: str) -> int:
     return len(reader.get(path))
 
 
+def _options_for(scheme: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Store options for ``scheme``: a plain ``http://`` URL needs obstore's ``allow_http``.
+
+    Without it every request of an ``http://`` store fails with a bare "builder error".
+    """
+    if scheme != "http":
+        return dict(options)
+    client_options = {"allow_http": True, **dict(options.get("client_options") or {})}
+    return {**options, "client_options": client_options}
+
+
 def _to_stores(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
     stores: dict[str, Any] = {}
     for prefix, store in (value or {}).items():
@@ -267,7 +278,7 @@ class ObjectStoreRegistry:
             elif parts.scheme in ("s3", "s3a", "gs", "gcs", "az", "abfs", "http", "https"):
                 prefix = f"{parts.scheme}://{parts.netloc}/"
                 if prefix not in stores:
-                    stores[prefix] = from_url(prefix, **store_options)
+                    stores[prefix] = from_url(prefix, **_options_for(parts.scheme, store_options))
             else:
                 raise UnregisteredURLError(
                     f"cannot build a store for {url!r}: scheme {parts.scheme!r} needs an explicit "

@@ -282,7 +282,8 @@ def _set_references(
         return  # nothing referenced: every chunk reads as the fill value
     stamps = [checksums.of(u) for u in urls]
     distinct = sorted(set(stamps))
-    group_of_url = np.array([distinct.index(t) for t in stamps] + [-1], dtype=np.int64)
+    position = {stamp: k for k, stamp in enumerate(distinct)}
+    group_of_url = np.array([position[t] for t in stamps] + [-1], dtype=np.int64)
     groups = group_of_url[np.where(indices < 0, len(urls), indices)]
     grid = array.manifest.grid
     offset = chunk_offset or (0,) * array.ndim

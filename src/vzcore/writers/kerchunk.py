@@ -245,6 +245,18 @@ def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[by
         yield _concatenated(text)
 
 
+def _fill_json_entries(path: str, array: VirtualArray) -> Iterator[bytes]:
+    """``"key":"base64:..."`` texts of the fill chunks standing in for missing chunks."""
+    rows, fill = _fill_rows(array)
+    value = json.dumps(_inline_text(fill))
+    for start in range(0, len(rows), _BATCH_ROWS):
+        keys = _chunk_keys(array.manifest.grid, rows[start : start + _BATCH_ROWS])
+        text = pc.binary_join_element_wise(
+            _text(f'"{path}/'), keys, _text(f'":{value},'), _text("")
+        )
+        yield _concatenated(text)
+
+
 def _concatenated(strings: pa.Array) -> bytes:
     """All strings of a (large_)string array back to back, straight from its data buffer."""
     strings = strings.cast(pa.large_string())
@@ -278,10 +290,12 @@ def write_kerchunk_json(
                 out.write((b"" if first else b",") + _json_pair(key, json.dumps(value)))
                 first = False
             for array_path, array in group.walk_arrays():
-                inline = _inline_entries(array, inline_threshold, registry)
+                inline = _inline_entries(array, inline_threshold, registry, fills=False)
                 for key, text in inline.items():
                     out.write(b"," + _json_pair(f"{array_path}/{key}", text))
                 if isinstance(array, VirtualArray):
+                    for batch in _fill_json_entries(array_path, array):
+                        out.write(b"," + batch[:-1])
                     skip = (
                         {int(r) for r in _small_chunk_rows(array, inline_threshold)}
                         if inline and inline_threshold
@@ -302,16 +316,24 @@ def _json_pair(key: str, value: str) -> bytes:
 
 
 def _inline_entries(
-    array: AnyArray, inline_threshold: int, registry: ObjectStoreRegistry | None
+    array: AnyArray,
+    inline_threshold: int,
+    registry: ObjectStoreRegistry | None,
+    *,
+    fills: bool = True,
 ) -> dict[str, str]:
-    """Chunk key -> inline text for a loaded array, or a virtual array's small chunks."""
+    """Chunk key -> inline text for a loaded array, or a virtual array's small chunks.
+
+    With ``fills``, also the fill chunks standing in for missing chunks (`_fill_chunk`);
+    the JSON writer writes those column-wise instead (`_fill_json_entries`).
+    """
     if isinstance(array, LoadedArray):
         return {key: _inline_text(data) for key, data in _loaded_chunks(array)}
-    fill_rows, fill = _fill_rows(array)
-    entries = dict.fromkeys(_chunk_keys(array.manifest.grid, fill_rows).to_pylist(), "")
-    if entries:
-        text = _inline_text(fill)  # one string shared by every missing chunk
-        entries = dict.fromkeys(entries, text)
+    entries: dict[str, str] = {}
+    if fills:
+        fill_rows, fill = _fill_rows(array)
+        keys = _chunk_keys(array.manifest.grid, fill_rows).to_pylist()
+        entries = dict.fromkeys(keys, _inline_text(fill))  # one string for every missing chunk
     if not inline_threshold:
         return entries
     rows = _small_chunk_rows(array, inline_threshold)

@@ -366,7 +366,7 @@ def test_fs_root_resolves_relative_paths(hand: HandMade, form: str) -> None:
         "x/3": ["part3.bin"],  # whole file: sized at the resolved URL
     }
     url = hand.refs_json({"version": 1, "refs": refs}, name="refs/elsewhere.json")
-    with pytest.raises(KerchunkFormatError, match=r"refs/part3\.bin"):
+    with pytest.raises(vc.SourceNotFoundError, match=r"refs/part3\.bin"):
         KerchunkJSONParser()(url, hand.registry)  # relative to refs/: not there
     group = KerchunkJSONParser(fs_root=fs_root)(url, hand.registry)
     x = group["x"]
@@ -445,7 +445,7 @@ def test_skip_variables_in_parquet_reads_no_records(hand: HandMade) -> None:
         {"path": [hand.data_url] * 4, "offset": [8 + 20 * i for i in range(4)], "size": [20] * 4}
     )
     root = hand.parquet(table, zmetadata={"metadata": metadata, "record_size": 4})
-    with pytest.raises(KerchunkFormatError, match="'bad'"):
+    with pytest.raises(vc.SourceNotFoundError, match="'bad'"):
         KerchunkParquetParser()(root, hand.registry)
     group = KerchunkParquetParser(skip_variables=["bad"])(root, hand.registry)
     assert set(group.arrays) == {"x"}
@@ -755,12 +755,12 @@ def test_invalid_json_text_names_the_file(hand: HandMade) -> None:
 
 def test_a_missing_references_file_names_it(hand: HandMade) -> None:
     url = f"file://{hand.folder}/absent.json"
-    with pytest.raises(KerchunkFormatError, match=r"absent\.json"):
+    with pytest.raises(vc.SourceNotFoundError, match=r"absent\.json"):
         KerchunkJSONParser()(url, hand.registry)
 
 
 def test_a_missing_references_file_is_not_called_invalid_json(hand: HandMade) -> None:
-    with pytest.raises(KerchunkFormatError) as caught:
+    with pytest.raises(vc.SourceNotFoundError) as caught:
         KerchunkJSONParser()(f"file://{hand.folder}/absent.json", hand.registry)
     assert "not valid JSON" not in str(caught.value)
 
@@ -850,7 +850,9 @@ def test_malformed_parquet_names_the_folder_and_array(hand: HandMade) -> None:
     for case, (options, message) in cases.items():
         table = options.pop("table")
         root = hand.parquet(table, name=f"{case}.parq", **options)
-        with pytest.raises(KerchunkFormatError, match=message) as caught:
+        absent = case in ("missing records", "missing .zmetadata", "too few records")
+        kind = vc.SourceNotFoundError if absent else KerchunkFormatError
+        with pytest.raises(kind, match=message) as caught:
             KerchunkParquetParser()(root, hand.registry)
         assert root in str(caught.value), case
 

@@ -304,7 +304,10 @@ def test_memory_store(corpus: Path) -> None:
     zgroup = zarr.open_group(vc.ManifestStore(group, registry=registry), mode="r")
     for name, expected in _netcdf4_values(path).items():
         _assert_same(np.asarray(zgroup[name][...]), expected, name)
-    assert group.sources == {"memory://bucket/x.nc": vc.SourceFingerprint(size=path.stat().st_size)}
+    (seen,) = group.sources.values()
+    assert list(group.sources) == ["memory://bucket/x.nc"]
+    assert seen.size == path.stat().st_size
+    assert seen.last_modified is not None
 
 
 class CountingReader:
@@ -476,7 +479,8 @@ def test_drop_variables_and_sources(corpus: Path) -> None:
     assert "names" not in group.arrays
     assert "time" not in group.arrays
     assert "fixed_f4" in group.arrays
-    assert group.sources == {f"file://{path}": vc.SourceFingerprint(size=path.stat().st_size)}
+    assert list(group.sources) == [f"file://{path}"]
+    assert group.sources[f"file://{path}"].size == path.stat().st_size
 
 
 def test_streaming_numrecs(corpus: Path, tmp_path: Path) -> None:
@@ -621,5 +625,5 @@ def test_unregistered_url_is_refused(corpus: Path) -> None:
 
 
 def test_missing_file_is_a_typed_error(corpus: Path) -> None:
-    with pytest.raises(NetCDF3FormatError, match=r"missing\.nc"):
+    with pytest.raises(vc.SourceNotFoundError, match=r"missing\.nc"):
         _parse(corpus / "missing.nc")

@@ -72,7 +72,7 @@ def test_a_store_registered_at_the_group_directory_itself(tmp_path: Path) -> Non
         "memory://bucket/", memory
     )
     # The longer prefix (an empty store) wins for URLs under it.
-    with pytest.raises(vc.ManifestFormatError, match="cannot read group document"):
+    with pytest.raises(vc.SourceNotFoundError, match=r"group\.vz/vz-group\.json"):
         ManifestParquetParser()("memory://bucket/group.vz/", registry)
     assert ManifestParquetParser()("memory://bucket/group.vz", registry) == group
 
@@ -116,10 +116,10 @@ def test_unregistered_urls_are_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["missing.vz", "missing.parquet"])
-def test_missing_sources_are_format_errors_naming_the_url(name: str) -> None:
+def test_missing_sources_are_typed_errors_naming_the_url(name: str) -> None:
     registry = vc.ObjectStoreRegistry({"memory://bucket/": MemoryStore()})
     url = f"memory://bucket/{name}"
-    with pytest.raises(vc.ManifestFormatError) as info:
+    with pytest.raises(vc.SourceNotFoundError) as info:
         ManifestParquetParser()(url, registry)
     assert str(info.value).startswith(url)
 

@@ -18,6 +18,7 @@ from vzcore.algebra import (
     validate_compatible,
 )
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import ShortReadError, SourceNotFoundError, SourceReadError
 from vzcore.codecs import CodecSpec
 from vzcore.errors import (
     AmbiguousRenameError,
@@ -74,7 +75,10 @@ __all__ = [
     "PartialChunkError",
     "RegularChunkGrid",
     "ShapeMismatch",
+    "ShortReadError",
     "SourceFingerprint",
+    "SourceNotFoundError",
+    "SourceReadError",
     "UnregisteredURLError",
     "UnsupportedCodecError",
     "VirtualArray",

@@ -7,7 +7,6 @@ through zarr and a `ManifestStore`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import read_references
 from vzcore.errors import UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
-from vzcore.store import ChunkFetchError
 
 __all__ = ["decode_chunks", "read_array"]
 
@@ -31,8 +30,8 @@ def read_array(array: AnyArray, registry: ObjectStoreRegistry | None = None) -> 
     ------
     UnregisteredURLError
         If a referenced URL is under no registered prefix.
-    ChunkFetchError
-        If a referenced file cannot be read.
+    SourceReadError
+        If a referenced file cannot be read (`ShortReadError` if it is too short).
     """
     if isinstance(array, LoadedArray):
         return array.data
@@ -130,25 +129,16 @@ def _read_chunks(
     meta = array.metadata
     out = np.full(meta.shape, meta.fill_value, dtype=meta.dtype)
     indices, offsets, lengths = array.manifest.to_numpy_columns()
-    urls = array.manifest.dictionary.to_pylist()
-    rows_by_file: dict[int, list[int]] = defaultdict(list)
-    for row in np.flatnonzero(indices >= 0).tolist():
-        rows_by_file[int(indices[row])].append(row)
-    for index, rows in rows_by_file.items():
-        reader, path = registry.resolve(urls[index])
-        starts = [int(offsets[r]) for r in rows]
-        ends = [s + int(lengths[r]) for s, r in zip(starts, rows, strict=True)]
-        try:
-            buffers = reader.get_ranges(path, starts=starts, ends=ends)
-        except Exception as err:
-            raise ChunkFetchError(f"cannot read chunks of {urls[index]!r}: {err}") from err
-        for row, start, end, buffer in zip(rows, starts, ends, buffers, strict=True):
-            if len(buffer) != end - start:
-                raise ChunkFetchError(
-                    f"cannot read bytes {start}-{end} of {urls[index]!r}: {len(buffer)} returned "
-                    "(the file is shorter than the reference says)"
-                )
-            _place(out, decode(buffer), row, meta.chunk_shape, array.manifest.grid)
+    rows = np.flatnonzero(indices >= 0)
+    buffers = read_references(
+        registry,
+        array.manifest.dictionary.to_pylist(),
+        indices[rows],
+        offsets[rows],
+        lengths[rows],
+    )
+    for row, buffer in zip(rows.tolist(), buffers, strict=True):
+        _place(out, decode(buffer), row, meta.chunk_shape, array.manifest.grid)
     return out
 
 

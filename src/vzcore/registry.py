@@ -7,6 +7,7 @@ make vz read something the user did not register.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,16 +18,15 @@ import attrs
 
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
-from vzcore.group import SourceFingerprint
 from vzcore.urls import normalize_url
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ByteRangeReader",
     "ObjectStoreRegistry",
     "UnregisteredURLError",
-    "fingerprint",
     "normalize_url",
-    "object_size",
 ]
 
 
@@ -144,37 +144,64 @@ def _read_local(path: str, starts: Sequence[int], ends: Sequence[int]) -> list[b
         raise FileNotFoundError(f"{path} is a directory") from err
 
 
-def fingerprint(reader: ByteRangeReader, path: str) -> SourceFingerprint:
-    """What the store says of an object now: size, last-modified time and ETag."""
-    head = getattr(reader, "head", None)
-    if not callable(head):
-        return SourceFingerprint(size=object_size(reader, path))
-    info = head(path)
-    modified = info.get("last_modified")
-    return SourceFingerprint(
-        size=info.get("size"),
-        last_modified=modified.isoformat() if modified is not None else None,
-        etag=info.get("e_tag"),
-    )
+_CLOUD_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure")
+_SAFE_CONFIG = ("bucket", "container_name", "account_name", "region", "endpoint", "skip_signature")
 
 
-def object_size(reader: ByteRangeReader, path: str) -> int:
-    """Size of an object: the reader's ``size(path)`` if it has one, else a full read."""
-    size = getattr(reader, "size", None)
-    if callable(size):
-        return int(size(path))
-    return len(reader.get(path))
+def _options_for(
+    scheme: str,
+    options: Mapping[str, Any],
+    *,
+    anonymous: bool,
+    region: str | None,
+    endpoint: str | None,
+) -> dict[str, Any]:
+    """obstore options for a store of ``scheme`` built by `ObjectStoreRegistry.for_urls`.
 
-
-def _options_for(scheme: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Store options for ``scheme``: a plain ``http://`` URL needs obstore's ``allow_http``.
-
-    Without it every request of an ``http://`` store fails with a bare "builder error".
+    ``anonymous`` skips request signing (public buckets); ``region`` and ``endpoint``
+    go to S3 (an S3-compatible server such as MinIO or moto); a plain ``http://``
+    URL or endpoint needs obstore's ``allow_http`` (without it every request fails
+    with a bare "builder error").
     """
-    if scheme != "http":
-        return dict(options)
-    client_options = {"allow_http": True, **dict(options.get("client_options") or {})}
-    return {**options, "client_options": client_options}
+    built = dict(options)
+    if scheme in _CLOUD_SCHEMES and anonymous:
+        built.setdefault("skip_signature", True)
+    if scheme in ("s3", "s3a"):
+        if region is not None:
+            built.setdefault("region", region)
+        if endpoint is not None:
+            built.setdefault("endpoint", endpoint)
+    elif (region is not None or endpoint is not None) and scheme in _CLOUD_SCHEMES:
+        raise UnregisteredURLError(f"region= and endpoint= apply to s3:// URLs, not {scheme}://")
+    plain_http = scheme == "http" or str(built.get("endpoint", "")).startswith("http://")
+    if plain_http:
+        client_options = {"allow_http": True, **dict(built.get("client_options") or {})}
+        built["client_options"] = client_options
+    return built
+
+
+def describe_store(store: Any) -> str:
+    """A one-line account of a store: its class and the settings that say where it reads.
+
+    Credentials are never shown.
+    """
+    inner = getattr(store, "store", store)  # an ObstoreReader's store
+    name = type(inner).__name__
+    if name == "LocalStore":
+        return f"LocalStore({str(inner.prefix or '/')!r})"
+    if name == "HTTPStore":
+        return repr(inner)
+    config = getattr(inner, "config", None)
+    if isinstance(config, Mapping):
+        shown = [f"{key}={config[key]!r}" for key in _SAFE_CONFIG if key in config]
+        client = getattr(inner, "client_options", None) or {}
+        if client.get("allow_http") in (True, "true"):
+            shown.append("allow_http=True")
+        prefix = getattr(inner, "prefix", None)
+        if prefix:
+            shown.append(f"prefix={str(prefix)!r}")
+        return f"{name}({', '.join(shown)})"
+    return name
 
 
 def _to_stores(value: Mapping[str, Any] | None) -> FrozenDict[str, Any]:
@@ -252,16 +279,40 @@ class ObjectStoreRegistry:
             )
         return self.stores[best], normalized[len(best) :]
 
+    def describe(self) -> str:
+        """What each prefix reads from, one line per prefix (credentials never shown).
+
+        >>> from obstore.store import MemoryStore
+        >>> print(ObjectStoreRegistry({"memory://a/": MemoryStore()}).describe())
+        memory://a/ -> MemoryStore
+        """
+        return "\n".join(f"{p} -> {describe_store(s)}" for p, s in self.stores.items())
+
     @classmethod
     def for_urls(
-        cls, urls: Iterable[str | os.PathLike[str]], **store_options: Any
+        cls,
+        urls: Iterable[str | os.PathLike[str]],
+        *,
+        anonymous: bool = False,
+        region: str | None = None,
+        endpoint: str | None = None,
+        **store_options: Any,
     ) -> ObjectStoreRegistry:
         """A registry covering ``urls``: one store per bucket or host, local folders by path.
 
         Local paths and ``file://`` URLs get a `LocalStore` rooted at their folder;
-        ``s3://``, ``gs://``, ``az://``, ``http(s)://`` URLs one store per bucket or
-        host, built with `obstore.store.from_url` and ``store_options``; ``memory://``
-        URLs are refused (register a MemoryStore yourself).
+        ``s3://``, ``gs://``, ``az://``, ``http(s)://`` URLs one store per bucket,
+        container or host, built with `obstore.store.from_url` and ``store_options``;
+        ``memory://`` URLs are refused (register a MemoryStore yourself).
+        ``anonymous=True`` reads public buckets without credentials; ``region`` and
+        ``endpoint`` configure S3 (``endpoint`` for S3-compatible servers). The
+        registry is logged (logger ``vzcore.registry``, level INFO) and
+        `describe` says what was built.
+
+        >>> registry = ObjectStoreRegistry.for_urls(["s3://bucket/a.nc"], anonymous=True,
+        ...                                         region="us-west-2")
+        >>> print(registry.describe())
+        s3://bucket/ -> S3Store(bucket='bucket', region='us-west-2', skip_signature='true')
         """
         from obstore.store import LocalStore, from_url
 
@@ -275,13 +326,27 @@ class ObjectStoreRegistry:
                 prefix = f"file://{folder.rstrip('/')}/"
                 if prefix not in stores:
                     stores[prefix] = LocalStore(folder or "/")
-            elif parts.scheme in ("s3", "s3a", "gs", "gcs", "az", "abfs", "http", "https"):
+            elif parts.scheme in (*_CLOUD_SCHEMES, "http", "https"):
                 prefix = f"{parts.scheme}://{parts.netloc}/"
                 if prefix not in stores:
-                    stores[prefix] = from_url(prefix, **_options_for(parts.scheme, store_options))
+                    options = _options_for(
+                        parts.scheme,
+                        store_options,
+                        anonymous=anonymous,
+                        region=region,
+                        endpoint=endpoint,
+                    )
+                    try:
+                        stores[prefix] = from_url(prefix, **options)
+                    except Exception as err:  # obstore's configuration errors, typed
+                        raise UnregisteredURLError(
+                            f"cannot build a store for {url!r}: {str(err).splitlines()[0]}"
+                        ) from err
             else:
                 raise UnregisteredURLError(
                     f"cannot build a store for {url!r}: scheme {parts.scheme!r} needs an explicit "
                     "registry entry"
                 )
-        return cls(stores)
+        registry = cls(stores)
+        _log.info("ObjectStoreRegistry.for_urls built:\n%s", registry.describe())
+        return registry

@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
 
 import attrs
 import numpy as np
@@ -27,9 +26,9 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
-from vzcore.errors import VirtualizationError
+from vzcore.byteranges import RangeBatcher, Source, SourceReadError, source
 from vzcore.group import VirtualGroup
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, UnregisteredURLError
+from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.zarr_documents import array_document, group_document
 
 __all__ = ["ChunkFetchError", "ManifestStore"]
@@ -37,8 +36,8 @@ __all__ = ["ChunkFetchError", "ManifestStore"]
 _CHUNK_KEY = re.compile(r"^(?:(?P<array>.+)/)?c(?P<coords>(?:/\d+)*)$")
 
 
-class ChunkFetchError(VirtualizationError):
-    """A referenced chunk could not be read from its source file."""
+ChunkFetchError = SourceReadError
+"""The name `ManifestStore` and `read_array` errors had before the byte-range layer."""
 
 
 @attrs.frozen
@@ -49,8 +48,8 @@ class _VirtualServed:
     indices: npt.NDArray[np.int32]
     offsets: npt.NDArray[np.uint64]
     lengths: npt.NDArray[np.uint64]
-    sources: tuple[tuple[ByteRangeReader, str, str], ...]
-    """Per dictionary entry: (reader, path in store, URL)."""
+    sources: tuple[Source, ...]
+    """Per dictionary entry, where its bytes are read."""
 
 
 @attrs.frozen
@@ -59,59 +58,21 @@ class _LoadedServed:
 
 
 def _slice_bytes(data: bytes | memoryview, byte_range: ByteRequest | None) -> bytes | memoryview:
+    start, end = _sub_range(len(data), byte_range)
+    return data[start:end]
+
+
+def _sub_range(size: int, byte_range: ByteRequest | None) -> tuple[int, int]:
+    """The ``[start, end)`` of ``byte_range`` within an object of ``size`` bytes."""
     if byte_range is None:
-        return data
+        return 0, size
     if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start : byte_range.end]
+        return min(byte_range.start, size), min(max(byte_range.end, byte_range.start), size)
     if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset :]
+        return min(byte_range.offset, size), size
     if isinstance(byte_range, SuffixByteRequest):
-        return data[max(len(data) - byte_range.suffix, 0) :]
+        return max(size - byte_range.suffix, 0), size
     raise TypeError(f"unexpected byte range {byte_range!r}")
-
-
-class _RangeBatcher:
-    """Collects the range reads issued in one event-loop turn; one request per file."""
-
-    def __init__(self) -> None:
-        self._pending: dict[
-            tuple[int, str], tuple[ByteRangeReader, str, list[tuple[int, int, asyncio.Future[Any]]]]
-        ] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def fetch(self, reader: ByteRangeReader, path: str, start: int, end: int) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.setdefault((id(reader), path), (reader, path, []))[2].append(
-            (start, end, future)
-        )
-        return await future
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        for reader, path, requests in pending.values():
-            task = asyncio.ensure_future(self._run(reader, path, requests))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _run(
-        reader: ByteRangeReader, path: str, requests: list[tuple[int, int, asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            buffers = await reader.get_ranges_async(
-                path, starts=[r[0] for r in requests], ends=[r[1] for r in requests]
-            )
-        except Exception as err:  # noqa: BLE001 (each waiter re-raises it with its context)
-            for *_, future in requests:
-                if not future.done():
-                    future.set_exception(err)
-            return
-        for (*_, future), buffer in zip(requests, buffers, strict=True):
-            if not future.done():
-                future.set_result(buffer)
 
 
 class ManifestStore(Store):
@@ -162,7 +123,7 @@ class ManifestStore(Store):
                 f"{len(unregistered)} referenced URL(s) are under no registered prefix: {shown}{more}; "
                 f"registered: {', '.join(self.registry.prefixes) or '(none)'}"
             )
-        self._batcher = _RangeBatcher()
+        self._batcher = RangeBatcher()
 
     def _serve(self, array: AnyArray, unregistered: list[str]) -> _VirtualServed | _LoadedServed:
         if isinstance(array, LoadedArray):
@@ -170,11 +131,9 @@ class ManifestStore(Store):
         sources = []
         for url in array.manifest.dictionary.to_pylist():
             try:
-                reader, store_path = self.registry.resolve(url)
+                sources.append(source(self.registry, url))
             except UnregisteredURLError:
                 unregistered.append(url)
-                continue
-            sources.append((reader, store_path, url))
         indices, offsets, lengths = array.manifest.to_numpy_columns()
         return _VirtualServed(array, indices, offsets, lengths, tuple(sources))
 
@@ -215,21 +174,19 @@ class ManifestStore(Store):
         index = int(served.indices[row])
         if index < 0:
             return None
-        reader, store_path, url = served.sources[index]
-        start = int(served.offsets[row])
-        end = start + int(served.lengths[row])
+        chunk_start = int(served.offsets[row])
+        # A partial request (a shard's index, say) reads only its sub-range of the chunk.
+        first, last = _sub_range(int(served.lengths[row]), byte_range)
         try:
-            data = await self._batcher.fetch(reader, store_path, start, end)
-        except Exception as err:
-            raise ChunkFetchError(
-                f"cannot read chunk {key!r} from {url!r} (bytes {start}-{end}): {err}"
-            ) from err
-        if len(data) != end - start:
-            raise ChunkFetchError(
-                f"cannot read chunk {key!r} from {url!r}: bytes {start}-{end} requested, "
-                f"{len(data)} returned (the file is shorter than the reference says)"
+            fetched = await self._batcher.fetch(
+                served.sources[index], chunk_start + first, chunk_start + last
             )
-        return prototype.buffer.from_bytes(_slice_bytes(data, byte_range))
+        except SourceReadError as err:
+            where = f"bytes {chunk_start + first}-{chunk_start + last}"
+            raise err.about(
+                f"cannot read chunk {key!r} from {err.url!r} ({where})"
+            ) from err.__cause__
+        return prototype.buffer.from_bytes(fetched)
 
     async def get_partial_values(
         self,

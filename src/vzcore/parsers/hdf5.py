@@ -7,7 +7,6 @@ other store through a buffered file-like object over the registry's ranged reads
 
 from __future__ import annotations
 
-import io
 import math
 import posixpath
 from collections.abc import Iterator
@@ -20,12 +19,13 @@ import pyarrow as pa
 
 from vzcore._frozen import freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import Source, SourceReadError, open_file, source
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, fingerprint, object_size
+from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
 
@@ -56,50 +56,24 @@ class HDF5GroupError(VirtualizationError):
     """The ``group=`` path is missing from the file or names something else than a group."""
 
 
-class _RangeFile(io.RawIOBase):
-    """A seekable raw file over ranged reads of one object, for h5py."""
-
-    def __init__(self, reader: ByteRangeReader, path: str, size: int) -> None:
-        self._reader, self._path, self._size, self._position = reader, path, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(base + offset, 0)
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        count = min(len(buffer), self._size - self._position)
-        if count <= 0:
-            return 0
-        start = self._position
-        data = self._reader.get_ranges(self._path, starts=[start], ends=[start + count])[0]
-        memoryview(buffer).cast("B")[:count] = data
-        self._position += count
-        return count
+def _reraise_read_error(err: BaseException) -> None:
+    """Raise the `SourceReadError` h5py turned into ``err`` (it reports file errors as OSError)."""
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, SourceReadError):
+        raise cause from err
 
 
 @contextmanager
-def _open_file(reader: ByteRangeReader, path: str, url: str) -> Iterator[Any]:
+def _open_file(file: Source) -> Iterator[Any]:
     import h5py
 
-    local_path = getattr(reader, "local_path", lambda _: None)(path)
     try:
-        if local_path is not None:
-            handle = h5py.File(local_path, "r")
-        else:
-            raw = _RangeFile(reader, path, object_size(reader, path))
-            handle = h5py.File(io.BufferedReader(raw, buffer_size=1 << 20), "r")
+        handle = h5py.File(open_file(file), "r")
+    except SourceReadError:
+        raise
     except (OSError, ValueError) as err:
-        raise HDF5FormatError(f"{url}: not a readable HDF5/netCDF4 file: {err}") from err
+        _reraise_read_error(err)
+        raise HDF5FormatError(f"{file.url}: not a readable HDF5/netCDF4 file: {err}") from err
     try:
         yield handle
     finally:
@@ -131,15 +105,17 @@ class HDFParser:
     inline_threshold: int = 0
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
-        reader, path = registry.resolve(url)
-        with _open_file(reader, path, url) as handle:
+        file = source(registry, url)
+        url = file.url
+        with _open_file(file) as handle:
             root = _root_group(handle, self.group, url)
             phony = _PhonyDimensions()
             try:
                 group = self._group(root, url, phony)
             except (OSError, RuntimeError, KeyError) as err:
+                _reraise_read_error(err)
                 raise HDF5FormatError(f"{url}: cannot read the HDF5 structure: {err}") from err
-        return group.evolve(sources={url: fingerprint(reader, path)})
+        return group.evolve(sources={url: file.fingerprint()})
 
     def _group(self, h5group: Any, url: str, phony: _PhonyDimensions) -> VirtualGroup:
         import h5py

@@ -26,12 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import SourceReadError, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, normalize_url, object_size
+from vzcore.registry import ObjectStoreRegistry, normalize_url
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
@@ -137,21 +138,11 @@ def _whole_file_lengths(
 ) -> dict[str, int]:
     sizes = {}
     for url in urls:
-        reader, path = registry.resolve(url)
         try:
-            sizes[url] = object_size(reader, path)
-        except (OSError, VirtualizationError) as err:
-            raise KerchunkFormatError(
-                f"{where}: cannot size the referenced file {url!r}: {err}"
-            ) from err
+            sizes[url] = source(registry, url).size()
+        except SourceReadError as err:
+            raise err.about(f"{where}: cannot size the referenced file {url!r}") from err
     return sizes
-
-
-def _read(reader: ByteRangeReader, path: str, url: str) -> bytes:
-    try:
-        return bytes(reader.get(path))
-    except (OSError, VirtualizationError) as err:
-        raise KerchunkFormatError(f"{url}: cannot read: {err}") from err
 
 
 # ---- JSON -----------------------------------------------------------------------------
@@ -184,10 +175,9 @@ class KerchunkJSONParser:
     skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
-        reader, path = registry.resolve(url)
-        text = _read(reader, path, url)
+        text = source(registry, url).read()
         try:
-            document = json.loads(text)
+            document = json.loads(bytes(text))
         except ValueError as err:
             raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
         refs = _references(document, url)
@@ -485,9 +475,9 @@ class KerchunkParquetParser:
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root = url.rstrip("/")
-        reader, path = registry.resolve(root + "/.zmetadata")
+        document = source(registry, root + "/.zmetadata").read()
         try:
-            zmetadata = json.loads(_read(reader, path, url))
+            zmetadata = json.loads(bytes(document))
             metadata = zmetadata["metadata"]
             record_size = int(zmetadata["record_size"])
         except (ValueError, KeyError, TypeError) as err:
@@ -534,9 +524,12 @@ class KerchunkParquetParser:
         root: str, path: str, k: int, registry: ObjectStoreRegistry, place: str
     ) -> pa.Table:
         url = f"{root}/{path}/refs.{k}.parq"
-        reader, store_path = registry.resolve(url)
         try:
-            table = pq.read_table(pa.BufferReader(reader.get(store_path)), read_dictionary=["path"])
+            data = source(registry, url).read()
+        except SourceReadError as err:
+            raise err.about(f"{place}: cannot read {url}") from err
+        try:
+            table = pq.read_table(pa.BufferReader(data), read_dictionary=["path"])
         except (OSError, pa.ArrowException) as err:
             raise KerchunkFormatError(f"{place}: cannot read {url}: {err}") from err
         missing = {"path", "offset", "size"} - set(table.column_names)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray
+from vzcore.byteranges import SourceReadError, source
 from vzcore.errors import ManifestFormatError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, parse_group_document, table_to_array
@@ -46,10 +47,10 @@ class ManifestParquetParser:
     """
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
-        reader, base = registry.resolve(url)
+        root = source(registry, url)
 
         def fetch(name: str) -> bytes | memoryview:
-            return reader.get(posixpath.join(base, name) if name else base)
+            return (root.relative(name) if name else root).read()
 
         if url.rstrip("/").endswith(".parquet"):
             stem = posixpath.basename(url.rstrip("/")).removesuffix(".parquet")
@@ -60,6 +61,8 @@ class ManifestParquetParser:
 def _read_array(fetch: Fetch, name: str, where: str) -> AnyArray:
     try:
         table = pq.read_table(pa.BufferReader(fetch(name)))
+    except SourceReadError:
+        raise
     except (OSError, pa.ArrowException, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: cannot read manifest parquet: {err}") from err
     return table_to_array(table, where=where)
@@ -70,6 +73,8 @@ def _read_group(fetch: Fetch, prefix: str, where: str) -> VirtualGroup:
     location = f"{where}/{document_name}"
     try:
         raw = json.loads(bytes(fetch(document_name)))
+    except SourceReadError:
+        raise
     except (OSError, ValueError, VirtualizationError) as err:
         raise ManifestFormatError(f"{location}: cannot read group document: {err}") from err
     document = parse_group_document(raw, where=location)

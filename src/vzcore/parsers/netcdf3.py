@@ -24,11 +24,12 @@ import pyarrow as pa
 
 from vzcore._frozen import JSON
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import Source, SourceReadError, source
 from vzcore.errors import VirtualizationError
-from vzcore.group import SourceFingerprint, VirtualGroup
+from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, normalize_url, object_size
+from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["NetCDF3FormatError", "NetCDF3Parser"]
 
@@ -382,17 +383,9 @@ def _loaded_char_array(var: _Variable, numrecs: int, recsize: int, fetch: _Fetch
     return LoadedArray(metadata, strings)
 
 
-def _fetcher(reader: ByteRangeReader, path: str) -> _Fetch:
+def _fetcher(file: Source) -> _Fetch:
     def fetch(starts: Sequence[int], ends: Sequence[int]) -> list[bytes]:
-        try:
-            buffers = reader.get_ranges(path, starts=starts, ends=ends)
-        except Exception as err:  # whatever the store raises, reported with the URL
-            raise NetCDF3FormatError(f"cannot read {len(starts)} byte range(s): {err}") from err
-        data = [bytes(b) for b in buffers]
-        for start, end, got in zip(starts, ends, data, strict=True):
-            if len(got) != end - start:
-                raise NetCDF3FormatError(f"short read: bytes {start}-{end} gave {len(got)}")
-        return data
+        return [bytes(b) for b in file.read_ranges(starts, ends)]
 
     return fetch
 
@@ -438,7 +431,7 @@ class NetCDF3Parser:
         -------
         VirtualGroup
             One array per variable (virtual, or loaded for char variables), the
-            global attributes, and the file's size as its source fingerprint.
+            global attributes, and the file's fingerprint (size, last-modified, ETag).
 
         Raises
         ------
@@ -447,19 +440,19 @@ class NetCDF3Parser:
         UnregisteredURLError
             If ``url`` lies under no registered prefix.
         """
-        reader, path = registry.resolve(url)
-        url = normalize_url(url)
+        file = source(registry, url)
         try:
-            return self._parse(reader, path, url)
+            return self._parse(file)
+        except SourceReadError:
+            raise
         except VirtualizationError as err:
-            raise NetCDF3FormatError(f"{url}: {err}") from err
+            raise NetCDF3FormatError(f"{file.url}: {err}") from err
 
-    def _parse(self, reader: ByteRangeReader, path: str, url: str) -> VirtualGroup:
-        try:
-            size = object_size(reader, path)
-        except Exception as err:  # whatever the store raises, reported with the URL
-            raise NetCDF3FormatError(f"cannot get the file's size: {err}") from err
-        fetch = _fetcher(reader, path)
+    def _parse(self, file: Source) -> VirtualGroup:
+        url = file.url
+        seen = file.fingerprint()
+        size = seen.size if seen.size is not None else file.size()
+        fetch = _fetcher(file)
         header = _parse_header(_HeaderCursor(fetch, size))
         records = [var for var in header.variables if var.is_record]
         recsize = _record_size(records)
@@ -480,5 +473,5 @@ class NetCDF3Parser:
         return VirtualGroup(
             arrays=arrays,
             attributes={k: _attribute_json(v) for k, v in header.attributes.items()},
-            sources={url: SourceFingerprint(size=size)},
+            sources={url: seen},
         )

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from vzcore._frozen import JSON, thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
+from vzcore.byteranges import read_references
 from vzcore.cf import zarr_v2_fill_value
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
@@ -156,17 +157,10 @@ def _fetch_rows(
     array: VirtualArray, rows: npt.NDArray[np.int64], registry: ObjectStoreRegistry
 ) -> list[bytes]:
     indices, offsets, lengths = array.manifest.to_numpy_columns()
-    urls = array.manifest.dictionary.to_pylist()
-    result: list[bytes] = [b""] * len(rows)
-    for index in np.unique(indices[rows]).tolist():
-        positions = np.flatnonzero(indices[rows] == index)
-        reader, path = registry.resolve(urls[index])
-        starts = offsets[rows[positions]].astype(np.int64)
-        ends = starts + lengths[rows[positions]].astype(np.int64)
-        buffers = reader.get_ranges(path, starts=starts.tolist(), ends=ends.tolist())
-        for position, buffer in zip(positions.tolist(), buffers, strict=True):
-            result[position] = bytes(buffer)
-    return result
+    buffers = read_references(
+        registry, array.manifest.dictionary.to_pylist(), indices[rows], offsets[rows], lengths[rows]
+    )
+    return [bytes(buffer) for buffer in buffers]
 
 
 def _check_inline(inline_threshold: int, registry: ObjectStoreRegistry | None) -> None:

@@ -1,0 +1,477 @@
+"""The one byte-range layer: every read of source bytes in vz goes through here.
+
+Parsers, `read_array`, `ManifestStore`, the writers' inlining and the file-like view
+given to libraries that want a file (h5py) all read with one policy:
+
+- **coalescing**: ranges of one file closer than ``ReadPolicy.coalesce`` bytes are
+  fetched as one request (split again at ``ReadPolicy.max_request`` bytes), and
+  sliced apart without copying;
+- **a concurrency limit**: at most ``ReadPolicy.concurrency`` files are read at once;
+- **short-read detection**: a range that returns fewer bytes than asked raises
+  `ShortReadError`;
+- **typed errors**: whatever the store raises becomes a `SourceReadError` (or its
+  subclasses `SourceNotFoundError`, `ShortReadError`) naming the URL and the bytes,
+  with the store's own error chained.
+
+>>> import obstore, vzcore as vc
+>>> from obstore.store import MemoryStore
+>>> store = MemoryStore()
+>>> obstore.put(store, "a.bin", bytes(range(10)))  # doctest: +ELLIPSIS
+{...}
+>>> registry = vc.ObjectStoreRegistry({"memory://m/": store})
+>>> [bytes(b) for b in source(registry, "memory://m/a.bin").read_ranges([0, 8], [2, 10])]
+[b'\\x00\\x01', b'\\x08\\t']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vzcore.errors import VirtualizationError
+from vzcore.group import SourceFingerprint
+from vzcore.registry import ByteRangeReader, ObjectStoreRegistry
+from vzcore.urls import normalize_url
+
+__all__ = [
+    "RangeBatcher",
+    "RangeFile",
+    "ReadPolicy",
+    "ShortReadError",
+    "Source",
+    "SourceNotFoundError",
+    "SourceReadError",
+    "open_file",
+    "read_references",
+    "source",
+]
+
+
+class SourceReadError(VirtualizationError):
+    """Bytes of a source could not be read; ``url`` names it, the store's error is chained.
+
+    ``reason`` is the message without the URL, for callers that word their own.
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason if reason is not None else message
+
+    def about(self, context: str) -> SourceReadError:
+        """The same error (same class, URL and reason) as ``"<context>: <reason>"``."""
+        return type(self)(f"{context}: {self.reason}", url=self.url, reason=self.reason)
+
+
+class SourceNotFoundError(SourceReadError):
+    """The source does not exist (or is a directory, which holds no bytes)."""
+
+
+class ShortReadError(SourceReadError):
+    """The source is shorter than a requested byte range (truncated, or a wrong reference)."""
+
+
+@attrs.frozen
+class ReadPolicy:
+    """How ranges are fetched: gap merged into one request, request size cap, files at once."""
+
+    coalesce: int = 1 << 20
+    max_request: int = 64 << 20
+    concurrency: int = 16
+
+
+DEFAULT_POLICY = ReadPolicy()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _wrapped(err: BaseException, url: str, what: str) -> SourceReadError:
+    """A store's exception as a typed error naming ``url`` (the original is chained)."""
+    if isinstance(err, SourceReadError):
+        return err
+    reason = _first_line(err)
+    kind: type[SourceReadError] = SourceReadError
+    if isinstance(err, FileNotFoundError | IsADirectoryError):
+        kind, reason = SourceNotFoundError, "no such object"
+    elif "range" in str(err).lower() and "invalid" in str(err).lower():
+        kind, reason = ShortReadError, f"the object is shorter than the request ({reason})"
+    message = (
+        f"{url}: {reason}"
+        if kind is SourceNotFoundError
+        else f"{url}: cannot read {what}: {reason}"
+    )
+    error = kind(message, url=url, reason=reason)
+    error.__cause__ = err
+    return error
+
+
+def _describe(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> str:
+    if len(starts) == 1:
+        return f"bytes {int(starts[0])}-{int(ends[0])}"
+    return f"{len(starts)} byte ranges in {int(starts.min())}-{int(ends.max())}"
+
+
+def coalesced(
+    starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], policy: ReadPolicy
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """Requests covering the ranges: (request starts, request ends, request of each range).
+
+    Ranges whose gap is at most ``policy.coalesce`` share a request; a request grows
+    to ``policy.max_request`` bytes before a new one starts.
+
+    >>> coalesced(np.array([0, 10, 5000]), np.array([4, 20, 5004]), ReadPolicy(coalesce=100))
+    (array([   0, 5000]), array([  20, 5004]), array([0, 0, 1]))
+    """
+    if len(starts) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.intp)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    new = np.ones(len(s), bool)
+    new[1:] = s[1:] > reach[:-1] + policy.coalesce
+    group = np.cumsum(new) - 1
+    # Split long groups at multiples of max_request from the group's start (never
+    # inside a range that overlaps the one before, so requests never overlap).
+    group_start = s[new][group]
+    piece = (s - group_start) // max(policy.max_request, 1)
+    new[1:] |= (group[1:] == group[:-1]) & (piece[1:] != piece[:-1]) & (s[1:] >= reach[:-1])
+    request = np.cumsum(new) - 1
+    firsts = np.flatnonzero(new)
+    request_starts = s[firsts]
+    request_ends = np.maximum.reduceat(e, firsts)
+    owner = np.empty(len(s), np.intp)
+    owner[order] = request
+    return request_starts, request_ends, owner
+
+
+def _as_int64(values: Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+@attrs.frozen
+class Source:
+    """One source object: its URL, and the store and path that serve it.
+
+    Every method reads with the layer's policy and raises `SourceReadError`s naming the URL.
+    """
+
+    url: str
+    reader: ByteRangeReader
+    path: str
+    policy: ReadPolicy = DEFAULT_POLICY
+
+    # ---- ranges --------------------------------------------------------------------------
+
+    def read_ranges(
+        self, starts: Sequence[int] | npt.NDArray[Any], ends: Sequence[int] | npt.NDArray[Any]
+    ) -> list[memoryview]:
+        """The bytes of each ``[start, end)`` range, in the order given."""
+        s, e = _as_int64(starts), _as_int64(ends)
+        request_starts, request_ends, owner = coalesced(s, e, self.policy)
+        try:
+            buffers = self.reader.get_ranges(
+                self.path, starts=request_starts.tolist(), ends=request_ends.tolist()
+            )
+        except Exception as err:
+            raise _wrapped(err, self.url, _describe(s, e)) from err
+        return self._sliced(s, e, request_starts, request_ends, owner, buffers)
+
+    async def read_ranges_async(
+        self, starts: Sequence[int] | npt.NDArray[Any], ends: Sequence[int] | npt.NDArray[Any]
+    ) -> list[memoryview]:
+        """`read_ranges`, awaited."""
+        s, e = _as_int64(starts), _as_int64(ends)
+        request_starts, request_ends, owner = coalesced(s, e, self.policy)
+        try:
+            buffers = await self.reader.get_ranges_async(
+                self.path, starts=request_starts.tolist(), ends=request_ends.tolist()
+            )
+        except Exception as err:
+            raise _wrapped(err, self.url, _describe(s, e)) from err
+        return self._sliced(s, e, request_starts, request_ends, owner, buffers)
+
+    def _sliced(
+        self,
+        starts: npt.NDArray[np.int64],
+        ends: npt.NDArray[np.int64],
+        request_starts: npt.NDArray[np.int64],
+        request_ends: npt.NDArray[np.int64],
+        owner: npt.NDArray[np.intp],
+        buffers: Sequence[bytes | memoryview],
+    ) -> list[memoryview]:
+        views = [memoryview(b).cast("B") for b in buffers]
+        got = np.array([len(v) for v in views], dtype=np.int64)
+        short = got < request_ends - request_starts
+        if short.any():
+            # A short request is an error only for the ranges reaching past what came back.
+            available = request_starts + got
+            bad = np.flatnonzero(ends > available[owner])
+            if len(bad):
+                first = int(bad[0])
+                reason = (
+                    f"bytes {int(starts[first])}-{int(ends[first])} requested, "
+                    f"{max(int(available[owner[first]] - starts[first]), 0)} returned (the file "
+                    "is shorter than the reference says)"
+                    + (f"; {len(bad)} ranges affected" if len(bad) > 1 else "")
+                )
+                raise ShortReadError(f"{self.url}: {reason}", url=self.url, reason=reason)
+        relative_starts = (starts - request_starts[owner]).tolist()
+        relative_ends = (ends - request_starts[owner]).tolist()
+        return [
+            views[o][a:b]
+            for o, a, b in zip(owner.tolist(), relative_starts, relative_ends, strict=True)
+        ]
+
+    # ---- whole objects -------------------------------------------------------------------
+
+    def read(self) -> memoryview:
+        """The whole object."""
+        try:
+            return memoryview(self.reader.get(self.path))
+        except Exception as err:
+            raise _wrapped(err, self.url, "the object") from err
+
+    async def read_async(self) -> memoryview:
+        """`read`, awaited."""
+        try:
+            return memoryview(await self.reader.get_async(self.path))
+        except Exception as err:
+            raise _wrapped(err, self.url, "the object") from err
+
+    def head(self, count: int) -> bytes | None:
+        """The first ``count`` bytes (fewer if the object is shorter); None if there is no object."""
+        try:
+            return bytes(self.reader.get_ranges(self.path, starts=[0], ends=[count])[0])
+        except FileNotFoundError:  # obstore's "not found", also for a directory
+            return None
+        except Exception as err:
+            if "range" in str(err).lower():  # an empty object
+                return b""
+            raise _wrapped(err, self.url, f"its first {count} bytes") from err
+
+    def exists(self) -> bool:
+        """Whether an object is there."""
+        return self.head(1) is not None
+
+    def size(self) -> int:
+        """The object's size in bytes (one HEAD request where the store can)."""
+        size = getattr(self.reader, "size", None)
+        try:
+            if callable(size):
+                return int(size(self.path))
+            return len(self.reader.get(self.path))
+        except Exception as err:
+            raise _wrapped(err, self.url, "its size") from err
+
+    def fingerprint(self) -> SourceFingerprint:
+        """What the store says of the object now: size, last-modified time, ETag."""
+        head = getattr(self.reader, "head", None)
+        if not callable(head):
+            return SourceFingerprint(size=self.size())
+        try:
+            info = head(self.path)
+        except Exception as err:
+            raise _wrapped(err, self.url, "its metadata") from err
+        modified = info.get("last_modified")
+        return SourceFingerprint(
+            size=info.get("size"),
+            last_modified=modified.isoformat() if modified is not None else None,
+            etag=info.get("e_tag"),
+        )
+
+    def local_path(self) -> str | None:
+        """The filesystem path when the store is a local folder, else None."""
+        local = getattr(self.reader, "local_path", None)
+        return local(self.path) if callable(local) else None
+
+    def relative(self, name: str) -> Source:
+        """The source at ``name`` under this one (``name`` joined with a ``/``)."""
+        joined = f"{self.path.rstrip('/')}/{name}" if self.path else name
+        return attrs.evolve(self, url=f"{self.url.rstrip('/')}/{name}", path=joined)
+
+
+def source(
+    registry: ObjectStoreRegistry, url: str, *, policy: ReadPolicy = DEFAULT_POLICY
+) -> Source:
+    """The `Source` for ``url`` (refused with `UnregisteredURLError` outside the registry)."""
+    reader, path = registry.resolve(url)
+    return Source(normalize_url(url), reader, path, policy)
+
+
+def read_references(
+    registry: ObjectStoreRegistry,
+    urls: Sequence[str],
+    indices: npt.NDArray[Any],
+    offsets: npt.NDArray[Any],
+    lengths: npt.NDArray[Any],
+    *,
+    policy: ReadPolicy = DEFAULT_POLICY,
+) -> list[memoryview]:
+    """The bytes of each reference ``(urls[indices[i]], offsets[i], lengths[i])``.
+
+    Files are read concurrently (``policy.concurrency`` at once), each with one batch
+    of coalesced requests; the result follows the order of the references.
+    """
+    indices = np.asarray(indices).reshape(-1)
+    starts = np.asarray(offsets, dtype=np.int64).reshape(-1)
+    ends = starts + np.asarray(lengths, dtype=np.int64).reshape(-1)
+    result: list[memoryview] = [memoryview(b"")] * len(indices)
+    files = np.unique(indices).tolist()
+    positions = {index: np.flatnonzero(indices == index) for index in files}
+
+    def fetch(index: int) -> tuple[int, list[memoryview]]:
+        where = positions[index]
+        return index, source(registry, urls[index], policy=policy).read_ranges(
+            starts[where], ends[where]
+        )
+
+    if len(files) <= 1:
+        done = [fetch(index) for index in files]
+    else:
+        with ThreadPoolExecutor(max_workers=min(policy.concurrency, len(files))) as pool:
+            done = list(pool.map(fetch, files))
+    for index, buffers in done:
+        for position, buffer in zip(positions[index].tolist(), buffers, strict=True):
+            result[position] = buffer
+    return result
+
+
+class RangeBatcher:
+    """Collects the range reads awaited in one event-loop turn: one batch per file.
+
+    Used by `ManifestStore`, where zarr asks for many chunks at once; the batch of each
+    file is coalesced by `Source.read_ranges_async`, and at most
+    ``policy.concurrency`` files are read at the same time.
+    """
+
+    def __init__(self, policy: ReadPolicy = DEFAULT_POLICY) -> None:
+        self._policy = policy
+        self._pending: dict[tuple[str, int], tuple[Source, list[tuple[int, int, Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: dict[int, asyncio.Semaphore] = {}
+
+    async def fetch(self, source: Source, start: int, end: int) -> memoryview:
+        """The bytes ``[start, end)`` of ``source``, fetched with the others of this turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[memoryview] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        key = (source.url, id(source.reader))
+        self._pending.setdefault(key, (source, []))[1].append((start, end, future))
+        return await future
+
+    def _limit(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        limit = self._limits.get(id(loop))
+        if limit is None:
+            limit = self._limits[id(loop)] = asyncio.Semaphore(self._policy.concurrency)
+        return limit
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for item in pending.values():
+            task = asyncio.ensure_future(self._run(*item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, source: Source, requests: list[tuple[int, int, Any]]) -> None:
+        try:
+            async with self._limit():
+                buffers = await source.read_ranges_async(
+                    [r[0] for r in requests], [r[1] for r in requests]
+                )
+        except Exception as err:  # noqa: BLE001 (each waiter re-raises it with its context)
+            for *_, future in requests:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for (*_, future), buffer in zip(requests, buffers, strict=True):
+            if not future.done():
+                future.set_result(buffer)
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable file over one source, for libraries that want a file (h5py).
+
+    Reads are served from aligned blocks of ``block_size`` bytes kept in a small LRU
+    cache (``cache_blocks`` blocks); the blocks one read lacks are fetched together.
+    """
+
+    def __init__(
+        self, source: Source, *, block_size: int = 1 << 20, cache_blocks: int = 64
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.size = source.size()
+        self._block = block_size
+        self._capacity = max(cache_blocks, 1)
+        self._cache: OrderedDict[int, memoryview] = OrderedDict()
+        self._position = 0
+        self.requests = 0
+        """How many batches of ranged reads this file has issued."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), self.size - self._position)
+        if count <= 0:
+            return 0
+        start = self._position
+        first, last = start // self._block, (start + count - 1) // self._block
+        self._load(range(first, last + 1))
+        written = 0
+        for block in range(first, last + 1):
+            data = self._cache[block]
+            self._cache.move_to_end(block)
+            lo = max(start + written - block * self._block, 0)
+            piece = data[lo : lo + count - written]
+            target[written : written + len(piece)] = piece
+            written += len(piece)
+        self._position += written
+        return written
+
+    def _load(self, blocks: range) -> None:
+        for block in blocks:  # the blocks this read needs are the most recent
+            if block in self._cache:
+                self._cache.move_to_end(block)
+        missing = [b for b in blocks if b not in self._cache]
+        if not missing:
+            return
+        starts = np.array(missing, dtype=np.int64) * self._block
+        ends = np.minimum(starts + self._block, self.size)
+        self.requests += 1
+        for block, data in zip(missing, self.source.read_ranges(starts, ends), strict=True):
+            self._cache[block] = data
+        while len(self._cache) > max(self._capacity, len(blocks)):
+            self._cache.popitem(last=False)
+
+
+def open_file(source: Source, **options: Any) -> str | RangeFile:
+    """What to hand a file-reading library: the local path when there is one, else a `RangeFile`."""
+    local = source.local_path()
+    return local if local is not None else RangeFile(source, **options)

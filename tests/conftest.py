@@ -1,11 +1,12 @@
 """Factories shared by the example tests: virtual arrays with predictable references."""
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.s3_server import MotoS3Server, S3Bucket, running_server
 
 import vzcore as vc
 
@@ -47,3 +48,18 @@ def virtual_array(
 def make_virtual() -> VirtualArrayFactory:
     """`virtual_array`, as a fixture so that every test module can build arrays."""
     return virtual_array
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """moto's S3 server on a free loopback port, for the whole session."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3Server) -> Iterator[S3Bucket]:
+    """A fresh, empty bucket on `s3_server`, deleted after the test."""
+    bucket = s3_server.create_bucket()
+    yield bucket
+    s3_server.delete_bucket(bucket.name)

@@ -586,3 +586,33 @@ def test_a_fresh_process_decodes_vz_codecs_from_icechunk(tmp_path: Path) -> None
     assert used <= set(report["codecs"])
     # The codecs live in vzcore.format_codecs: the entry point imported it, not the reader.
     assert report["imported_after_reading"] is True
+
+
+def test_stacked_array_codecs_follow_their_axes(tmp_path: Path) -> None:
+    delta, delta_values = delta_array(tmp_path)
+    packed, packed_values = packed_array(tmp_path)
+    registry = local_registry(tmp_path)
+    stacked = vc.stack([delta, delta], axis=0)
+    assert stacked.metadata.codecs[0].configuration == {"axis": 2}
+    np.testing.assert_array_equal(vc.read_array(stacked, registry), np.stack([delta_values] * 2))
+    moved = vc.expand_dims(delta, axis=2)
+    assert moved.metadata.codecs[0].configuration == {"axis": 1}
+    np.testing.assert_array_equal(vc.read_array(moved, registry), delta_values[:, :, None])
+    np.testing.assert_array_equal(
+        vc.read_array(vc.stack([packed, packed], axis=1), registry),
+        np.stack([packed_values] * 2, axis=1),
+    )
+
+
+def test_dropping_the_delta_axis_is_refused(tmp_path: Path) -> None:
+    rows = vc.VirtualArray(
+        metadata=vc.ArrayMetadata(
+            shape=(1, 4),
+            chunk_grid=(1, 4),
+            dtype="i2",
+            codecs=[{"name": "vz.delta", "configuration": {"axis": 0}}, "bytes"],
+        ),
+        manifest=vc.ChunkManifest.empty((1, 1)),
+    )
+    with pytest.raises(vc.UnsupportedCodecError, match=r"works along axis 0, which is dropped"):
+        vc.squeeze(rows, axis=0)

@@ -627,3 +627,109 @@ def test_unregistered_url_is_refused(corpus: Path) -> None:
 def test_missing_file_is_a_typed_error(corpus: Path) -> None:
     with pytest.raises(vc.SourceNotFoundError, match=r"missing\.nc"):
         _parse(corpus / "missing.nc")
+
+
+# ---- names and text that are not plain ASCII -------------------------------------------------
+
+
+def _patched_names(path: Path, replacements: dict[bytes, bytes]) -> Path:
+    """A scipy-written CDF-1 file whose names are then rewritten byte for byte."""
+    with netcdf_file(path, "w") as f:
+        f.createDimension("xdim", 3)
+        v = f.createVariable("vcafe", "i4", ("xdim",))
+        v[:] = [1, -2, 3]
+        v.acafe = b"plain"
+        f.gcafe = b"global"
+    data = path.read_bytes()
+    for old, new in replacements.items():
+        assert len(old) == len(new)
+        assert data.count(old) == 1
+        data = data.replace(old, new)
+    path.write_bytes(data)
+    return path
+
+
+def _names_and_values(group: vc.VirtualGroup, registry: vc.ObjectStoreRegistry) -> dict[str, Any]:
+    (name,) = group.arrays
+    array = group[name]
+    return {
+        "variable": name,
+        "dimensions": list(array.metadata.dimension_names or ()),
+        "attributes": sorted(array.metadata.attributes),
+        "global": sorted(group.attributes),
+        "values": vc.read_array(array, registry).tolist(),
+    }
+
+
+UTF8_NAMES = {
+    b"vcafe": "vcée".encode(),
+    b"xdim": "x\u00e9m".encode(),
+    b"acafe": "ae\u0301e".encode(),
+}
+
+
+def test_utf8_names_read_like_netcdf4(tmp_path: Path) -> None:
+    path = _patched_names(tmp_path / "utf8.nc", UTF8_NAMES)
+    group, registry = _parse(path)
+    with netCDF4.Dataset(path) as ds:
+        (variable,) = ds.variables.values()
+        expected = {
+            "variable": variable.name,
+            "dimensions": list(variable.dimensions),
+            "attributes": sorted(variable.ncattrs()),
+            "global": sorted(ds.ncattrs()),
+            "values": variable[:].tolist(),
+        }
+    assert expected["attributes"] == ["ae\u0301e"]  # as stored: netCDF4 does not normalise
+    assert _names_and_values(group, registry) == expected
+
+
+LATIN1_NAMES = {
+    b"vcafe": b"vcaf\xe9",
+    b"xdim": b"x\xffim",
+    b"acafe": b"acaf\xe9",
+    b"gcafe": b"g\xe0afe",
+}
+
+
+def test_names_that_are_not_utf8_read_like_scipy(tmp_path: Path) -> None:
+    path = _patched_names(tmp_path / "latin1.nc", LATIN1_NAMES)
+    with pytest.raises(UnicodeDecodeError):  # netCDF4-python cannot open such a file at all
+        netCDF4.Dataset(path)
+    group, registry = _parse(path)
+    with netcdf_file(path, mmap=False) as f:
+        (name,) = f.variables
+        variable = f.variables[name]
+        expected = {
+            "variable": name,
+            "dimensions": list(variable.dimensions),
+            "attributes": sorted(variable._attributes),
+            "global": sorted(f._attributes),
+            "values": variable[:].tolist(),
+        }
+    assert expected["variable"] == "vcaf\u00e9"
+    assert _names_and_values(group, registry) == expected
+    store = vc.ManifestStore(group, registry=registry)
+    assert zarr.open_array(store, path="vcaf\u00e9", mode="r")[...].tolist() == [1, -2, 3]
+    with xr.open_zarr(store, consolidated=False) as ds:
+        assert list(ds["vcaf\u00e9"].dims) == ["x\u00ffim"]
+        assert set(ds["vcaf\u00e9"].attrs) == {"acaf\u00e9"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"valu\xe9 here", b"ab\x00cd\x00\x00", b"\x00lead", b"\xff\xfe", b"", "naïve".encode()],
+    ids=["latin-1", "inner-nuls", "leading-nul", "invalid", "empty", "utf-8"],
+)
+def test_text_attributes_read_like_netcdf4(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "text.nc"
+    with netcdf_file(path, "w") as f:
+        f.createDimension("x", 2)
+        v = f.createVariable("v", "i2", ("x",))
+        v[:] = 1
+        v.text = raw
+        f.text = raw
+    group, _ = _parse(path)
+    with netCDF4.Dataset(path) as ds:
+        assert group["v"].metadata.attributes["text"] == ds["v"].getncattr("text")
+        assert group.attributes["text"] == ds.getncattr("text")

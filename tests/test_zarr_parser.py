@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -538,3 +539,235 @@ def test_a_store_that_cannot_list_is_refused(stores: Stores) -> None:
     )
     with pytest.raises(ZarrFormatError, match="cannot list"):
         ZarrParser()(stores.url("v3.zarr"), registry)
+
+
+# ---- fidelity: what zarr-python reads, vz reads the same way -------------------------------
+
+
+def _edited_store(
+    folder: Path,
+    zarr_format: int,
+    dtype: Any,
+    values: Any,
+    fill_value: Any,
+    changes: dict[str, Any] | None = None,
+    **options: Any,
+) -> Path:
+    """A store with one array ``a`` of ``values`` and one missing chunk; its metadata
+    document then edited (``changes``: keys set, or removed where the value is ``...``)."""
+    path = folder / "store.zarr"
+    root = zarr.open_group(path, mode="w", zarr_format=zarr_format)
+    array = root.create_array(
+        "a",
+        shape=(len(values) + 2,),
+        chunks=(2,),
+        dtype=dtype,
+        fill_value=fill_value,
+        compressors=None,
+        **options,
+    )
+    array[: len(values)] = values
+    document_path = path / "a" / (".zarray" if zarr_format == 2 else "zarr.json")
+    document = json.loads(document_path.read_text())
+    for key, value in (changes or {}).items():
+        if value is ...:
+            del document[key]
+        else:
+            document[key] = value
+    document_path.write_text(json.dumps(document))  # NaN, Infinity allowed, as zarr writes
+    return path
+
+
+def _assert_reads_like_zarr(path: Path) -> vc.VirtualArray:
+    theirs = zarr.open_array(path, path="a", mode="r")
+    registry = vc.ObjectStoreRegistry({f"file://{path.parent}/": LocalStore(path.parent)})
+    group = ZarrParser()(f"file://{path}", registry)
+    ours = zarr.open_array(vc.ManifestStore(group, registry=registry), path="a", mode="r")
+    expected, got = theirs[...], ours[...]
+    # vz keeps the native byte order in the dtype and the stored one in the bytes codec.
+    native = expected.dtype.newbyteorder("=") if expected.dtype.kind in "iufcmM" else None
+    assert got.dtype == (native or expected.dtype)
+    if expected.dtype.kind in "fc":
+        # NaN payloads aside (zarr writes every NaN as "NaN"), the values are bitwise equal.
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+        assert (
+            got[~np.isnan(got)].tobytes()
+            == expected[~np.isnan(expected)].astype(got.dtype).tobytes()
+        )
+    else:
+        assert got.tolist() == expected.tolist()
+    array = group["a"]
+    assert isinstance(array, vc.VirtualArray)
+    fill, zarr_fill = array.metadata.fill_value, theirs.fill_value
+    if zarr_fill is None:  # zarr v2's "no fill value": missing chunks read as the default
+        assert fill == np.zeros((), dtype=got.dtype)[()]
+    elif got.dtype.kind in "fc":
+        for ours_part, zarr_part in ((fill.real, zarr_fill.real), (fill.imag, zarr_fill.imag)):
+            assert np.isnan(ours_part) == np.isnan(zarr_part)
+            assert np.isnan(ours_part) or ours_part == zarr_part
+    elif isinstance(fill, str):
+        assert fill == zarr_fill
+    else:
+        assert fill.tobytes() == np.asarray(zarr_fill, dtype=fill.dtype).tobytes()
+    return array
+
+
+WORDS = ["ab", "", "héllo", "c"]
+ACCEPTED: dict[str, tuple[int, Any, Any, Any, dict[str, Any], dict[str, Any]]] = {
+    # name: (zarr_format, dtype, values, fill_value, document changes, create_array options)
+    "v2-vlen-utf8-fill-0": (2, str, WORDS, None, {"fill_value": 0}, {}),
+    "v2-vlen-utf8-fill-null": (2, str, WORDS, None, {"fill_value": None}, {}),
+    "v2-vlen-utf8-fill-text": (2, str, WORDS, "zz", {}, {}),
+    "v2-bytes-base64-fill": (2, "|S5", [b"ab", b"hello"], b"xy", {}, {}),
+    "v2-float-nan": (2, "<f4", [1.5, -2], np.nan, {}, {}),
+    "v2-float-minus-infinity": (2, ">f8", [1.5, -2], -np.inf, {}, {}),
+    "v2-complex-nan-real": (2, "<c8", [1 + 2j, 3], complex(np.nan, 1), {}, {}),
+    "v3-nan": (3, "f4", [1.5, -2], np.nan, {}, {}),
+    "v3-infinity": (3, "f8", [1.5, -2], 0.0, {"fill_value": "Infinity"}, {}),
+    "v3-minus-infinity": (3, "f8", [1.5, -2], 0.0, {"fill_value": "-Infinity"}, {}),
+    "v3-hex-nan-payload": (3, "f4", [1.5, -2], 0.0, {"fill_value": "0x7fc00001"}, {}),
+    "v3-hex": (3, "f8", [1.5, -2], 0.0, {"fill_value": "0x3ff8000000000000"}, {}),
+    "v3-hex-float16": (3, "f2", [1.5, -2], 0.0, {"fill_value": "0x7e00"}, {}),
+    "v3-complex-nan-real": (3, "c16", [1 + 2j, 3], 0, {"fill_value": ["NaN", 1.5]}, {}),
+    "v3-complex-infinity-hex": (
+        3,
+        "c8",
+        [1 + 2j, 3],
+        0,
+        {"fill_value": ["-Infinity", "0x7fc00000"]},
+        {},
+    ),
+    "v3-bool": (3, "bool", [True, False], True, {}, {}),
+    "v3-bool-from-1": (3, "bool", [True, False], False, {"fill_value": 1}, {}),
+    "v3-datetime-nat": (
+        3,
+        "<M8[s]",
+        np.array(["2001-01-01", "2002-01-01"], "M8[s]"),
+        np.datetime64("NaT", "s"),
+        {},
+        {},
+    ),
+    "v3-datetime": (
+        3,
+        "<M8[ms]",
+        np.array(["2001-01-01", "2002-01-01"], "M8[ms]"),
+        np.datetime64("2000-01-01", "ms"),
+        {},
+        {},
+    ),
+    "v3-timedelta": (3, "<m8[s]", np.array([1, 2], "m8[s]"), np.timedelta64(5, "s"), {}, {}),
+    "v3-string": (3, str, WORDS, "zz", {}, {}),
+    "v3-fixed-bytes": (3, "|S5", [b"ab", b"hello"], b"xy", {}, {}),
+    "v3-integer-fill-as-float": (3, "i4", [1, 2], 0, {"fill_value": 3.0}, {}),
+    "v3-uint64-max": (3, "u8", [1, 2], 2**64 - 1, {}, {}),
+    "v3-extra-field-not-understood": (
+        3,
+        "i4",
+        [1, 2],
+        7,
+        {"vz_note": {"must_understand": False, "x": [1]}},
+        {},
+    ),
+    "v3-empty-storage-transformers": (3, "i4", [1, 2], 7, {"storage_transformers": []}, {}),
+    "v3-null-dimension-name": (3, "i4", [1, 2], 7, {"dimension_names": [None]}, {}),
+    "v3-no-attributes": (3, "i4", [1, 2], 7, {"attributes": ...}, {}),
+    "v3-attributes-nan": (
+        3,
+        "f4",
+        [1, 2],
+        0.0,
+        {"attributes": {"a": math.nan, "b": [1, -math.inf]}},
+        {},
+    ),
+    "v3-v2-chunk-keys-dot": (
+        3,
+        "i4",
+        [1, 2, 3],
+        7,
+        {},
+        {"chunk_key_encoding": {"name": "v2", "separator": "."}},
+    ),
+    "v3-v2-chunk-keys-slash": (
+        3,
+        "i4",
+        [1, 2, 3],
+        7,
+        {},
+        {"chunk_key_encoding": {"name": "v2", "separator": "/"}},
+    ),
+    "v3-default-chunk-keys-dot": (
+        3,
+        "i4",
+        [1, 2, 3],
+        7,
+        {},
+        {"chunk_key_encoding": {"name": "default", "separator": "."}},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ACCEPTED)
+def test_documents_zarr_accepts_read_like_zarr(tmp_path: Path, case: str) -> None:
+    zarr_format, dtype, values, fill, changes, options = ACCEPTED[case]
+    path = _edited_store(tmp_path, zarr_format, dtype, values, fill, changes, **options)
+    array = _assert_reads_like_zarr(path)
+    if case == "v3-attributes-nan":
+        assert math.isnan(array.metadata.attributes["a"])  # type: ignore[arg-type]
+    if case == "v2-vlen-utf8-fill-0":
+        assert array.metadata.fill_value == "0"  # zarr-python reads the number as text
+        assert [c.name for c in array.metadata.codecs] == ["vlen-utf8"]
+
+
+REFUSED: dict[str, tuple[int, Any, Any, Any, dict[str, Any], str]] = {
+    # name: (zarr_format, dtype, values, fill_value, document changes, vz's reason)
+    "v2-fixed-bytes-fill-0": (2, "|S5", [b"ab"], b"", {"fill_value": 0}, "fill_value 0"),
+    "v2-unicode-fill-0": (2, "<U5", ["ab"], "", {"fill_value": 0}, "fill_value 0"),
+    "v3-nan-for-integers": (3, "i4", [1], 0, {"fill_value": "NaN"}, "fill_value 'NaN'"),
+    "v3-fraction-for-integers": (3, "i4", [1], 0, {"fill_value": 2.5}, "fill_value 2.5"),
+    "v3-extra-field-understood": (
+        3,
+        "i4",
+        [1],
+        0,
+        {"vz_note": {"must_understand": True}},
+        "extra field 'vz_note'",
+    ),
+    "v3-extra-field-plain": (3, "i4", [1], 0, {"vz_note": 1}, "extra field 'vz_note'"),
+    "v3-storage-transformer": (
+        3,
+        "i4",
+        [1],
+        0,
+        {"storage_transformers": [{"name": "x"}]},
+        "storage transformers",
+    ),
+    "v3-no-fill-value": (3, "i4", [1], 0, {"fill_value": ...}, "missing 'fill_value'"),
+    "v3-no-chunk-key-encoding": (
+        3,
+        "i4",
+        [1],
+        0,
+        {"chunk_key_encoding": ...},
+        "missing 'chunk_key_encoding'",
+    ),
+    "v3-zarr-format-4": (3, "i4", [1], 0, {"zarr_format": 4}, "zarr_format is 4"),
+    "v3-dimension-names-too-many": (
+        3,
+        "i4",
+        [1],
+        0,
+        {"dimension_names": ["a", "b"]},
+        "dimension names",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_documents_zarr_refuses_are_refused(tmp_path: Path, case: str) -> None:
+    zarr_format, dtype, values, fill, changes, reason = REFUSED[case]
+    path = _edited_store(tmp_path, zarr_format, dtype, values, fill, changes)
+    with pytest.raises(Exception):  # noqa: B017 - zarr's errors vary: TypeError, KeyError, ...
+        zarr.open_array(path, path="a", mode="r")[...]
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    with pytest.raises(ZarrFormatError, match=rf"store\.zarr: array 'a': .*{re.escape(reason)}"):
+        ZarrParser()(f"file://{path}", registry)

@@ -182,6 +182,7 @@ _AXIS_FREE = frozenset(
         "numcodecs.pcodec",
         "numcodecs.quantize",
         "numcodecs.zfpy",
+        "vz.simple_packing",
     }
 )
 
@@ -249,6 +250,8 @@ def _codec_with_axes(
         return CodecSpec.from_dict({"name": "transpose", "configuration": {"order": new_order}})
     if codec.name == "sharding_indexed":
         return _sharding_with_axes(codec, axes, ndim, operation)
+    if codec.name == "vz.delta":
+        return _delta_with_axes(codec, axes, ndim, operation)
     if codec.name not in _AXIS_FREE and _is_array_codec(codec.name):
         raise UnsupportedCodecError(
             f"cannot {operation}: codec {codec} works on the chunk as an array, and vz does not "
@@ -266,6 +269,24 @@ def _transpose_order(order: list[int], axes: tuple[int | None, ...]) -> list[int
         later = [j for j, a in enumerate(result) if a > position]
         result.insert(later[0] if later else len(result), position)
     return result
+
+
+def _delta_with_axes(
+    codec: CodecSpec, axes: tuple[int | None, ...], ndim: int, operation: str
+) -> CodecSpec:
+    """``vz.delta`` follows its axis to where the axis goes."""
+    axis = codec.configuration.get("axis", -1)
+    if not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise UnsupportedCodecError(
+            f"cannot {operation}: codec {codec} names no axis of the {ndim}-d array"
+        )
+    if axis % ndim not in axes:
+        raise UnsupportedCodecError(
+            f"cannot {operation}: codec {codec} works along axis {axis % ndim}, which is dropped"
+        )
+    return CodecSpec.from_dict(
+        {"name": "vz.delta", "configuration": {"axis": axes.index(axis % ndim)}}
+    )
 
 
 def _sharding_with_axes(

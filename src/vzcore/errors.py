@@ -7,6 +7,7 @@ from collections.abc import Sequence
 __all__ = [
     "AmbiguousRenameError",
     "BroadcastError",
+    "ChunkDecodeError",
     "ChunkShapeMismatch",
     "CodecMismatch",
     "DimensionNameMismatch",
@@ -45,6 +46,10 @@ class InvalidMetadataError(VirtualizationError):
 
 class UnsupportedCodecError(VirtualizationError):
     """A codec pipeline cannot be expressed in the requested format (e.g. zarr v2)."""
+
+
+class ChunkDecodeError(VirtualizationError):
+    """A chunk's bytes do not decode as its codec says (corrupt or mislabelled data)."""
 
 
 class ManifestFormatError(VirtualizationError):

@@ -1,51 +1,110 @@
-"""Zarr v3 codecs for format-specific compressions zarr lacks, registered under ``vz.`` names.
+"""Zarr v3 codecs for format-specific encodings zarr lacks, under ``vz.`` names.
 
-Decoding uses imagecodecs (the ``formats`` extra), imported only when a chunk is
-decoded. Encoding is not offered: these codecs describe existing bytes.
+They describe bytes that already exist, so they only decode: encoding raises
+`UnsupportedCodecError`. zarr finds them through the ``zarr.codecs`` entry points
+vz declares, so a process that never imports vzcore reads stores that use them;
+`register_format_codecs` (run on ``import vzcore``) registers them by hand as well.
+Decoders come from imagecodecs and python-blosc2 (the ``formats`` extra), imported
+only when a chunk is decoded.
+
+Bytes to bytes:
 
 - ``vz.lzf``: the LZF stream of HDF5 filter 32000 (h5py's lzf).
-- ``vz.szip``: SZIP/libaec data of HDF5 filter 4, with its 4-byte size header;
-  configuration ``options_mask``, ``pixels_per_block``, ``bits_per_pixel``,
-  ``pixels_per_scanline`` as HDF5 stores them.
+- ``vz.szip``: SZIP/libaec data of HDF5 filter 4, with its 4-byte size header.
+- ``vz.lz4h5``: HDF5 filter 32004 (8-byte big-endian size, 4-byte block size,
+  then blocks of 4-byte big-endian compressed size and LZ4 data).
+- ``vz.bitshuffle``: HDF5 filter 32008, bit shuffling with optional LZ4 or zstd.
+- ``vz.blosc2``: HDF5 filter 32026, a Blosc2 frame (or chunk) per HDF5 chunk.
+
+Array to array: ``vz.delta``, differences along one axis (TIFF predictor 2).
+
+Array to bytes: ``vz.simple_packing``, GRIB2 simple packing (data template 5.0).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
+import importlib
+import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
-from zarr.abc.codec import BytesBytesCodec
+import numpy.typing as npt
+from zarr.abc.codec import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec
 from zarr.registry import register_codec
 
-from vzcore.errors import VirtualizationError
+from vzcore.errors import (
+    ChunkDecodeError,
+    InvalidMetadataError,
+    UnsupportedCodecError,
+    VirtualizationError,
+)
 
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
-    from zarr.core.buffer import Buffer
+    from zarr.core.buffer import Buffer, NDBuffer
+    from zarr.core.dtype.wrapper import TBaseDType, TBaseScalar, ZDType
+    from zarr.core.metadata.v3 import ChunkGridMetadata
 
-__all__ = ["LZFCodec", "SZIPCodec", "register_format_codecs"]
+__all__ = [
+    "BitshuffleCodec",
+    "Blosc2Codec",
+    "DecodeOnlyArrayArrayCodec",
+    "DecodeOnlyArrayBytesCodec",
+    "DecodeOnlyBytesBytesCodec",
+    "DeltaCodec",
+    "LZ4H5Codec",
+    "LZFCodec",
+    "SZIPCodec",
+    "SimplePackingCodec",
+    "register_format_codecs",
+]
+
+
+def _optional_module(name: str, package: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise VirtualizationError(
+            f"decoding this chunk needs {package}: pip install 'vz[formats]'"
+        ) from err
 
 
 def _imagecodecs() -> Any:
-    try:
-        import imagecodecs
-    except ImportError as err:
-        raise VirtualizationError(
-            "decoding this chunk needs imagecodecs: pip install 'vz[formats]'"
-        ) from err
-    return imagecodecs
+    return _optional_module("imagecodecs", "imagecodecs")
+
+
+def _native_dtype(spec: ArraySpec) -> np.dtype[Any]:
+    dtype: np.dtype[Any] = spec.dtype.to_native_dtype()
+    return dtype
 
 
 def _decoded_nbytes(spec: ArraySpec) -> int:
-    return int(np.prod(spec.shape)) * spec.dtype.to_native_dtype().itemsize
+    return int(np.prod(spec.shape)) * _native_dtype(spec).itemsize
+
+
+# ---- the decode-only bases ------------------------------------------------------------------
+
+
+def _configuration(codec: Any) -> dict[str, Any]:
+    return {f.name: getattr(codec, f.name) for f in dataclasses.fields(codec)}
+
+
+def _codec_dict(codec: Any) -> dict[str, Any]:
+    config = _configuration(codec)
+    return {"name": codec.name, "configuration": config} if config else {"name": codec.name}
+
+
+def _refuse_encoding(name: str) -> UnsupportedCodecError:
+    return UnsupportedCodecError(f"codec {name} only decodes existing data; it cannot encode")
 
 
 @dataclass(frozen=True)
-class _DecodeOnlyCodec(BytesBytesCodec):
-    """A bytes-to-bytes codec that decodes with a function of (data, expected size)."""
+class DecodeOnlyBytesBytesCodec(BytesBytesCodec):
+    """A bytes-to-bytes codec that only decodes: subclasses give `_decode_bytes`."""
 
     name: ClassVar[str]
     is_fixed_size = False
@@ -55,40 +114,120 @@ class _DecodeOnlyCodec(BytesBytesCodec):
         return cls(**(data.get("configuration") or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        config = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-        return {"name": self.name, "configuration": config} if config else {"name": self.name}
+        return _codec_dict(self)
 
     @abc.abstractmethod
-    def _decode_bytes(self, data: bytes, nbytes: int) -> bytes:
-        """The decoded bytes of one chunk of ``nbytes`` bytes."""
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        """The decoded bytes of one chunk of ``spec.shape`` items."""
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
-        decoded = self._decode_bytes(chunk_bytes.to_bytes(), _decoded_nbytes(chunk_spec))
+        decoded = self._decode_bytes(chunk_bytes.to_bytes(), chunk_spec)
+        expected = _decoded_nbytes(chunk_spec)
+        if len(decoded) != expected:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a chunk decoded to {len(decoded)} bytes, "
+                f"expected {expected} ({chunk_spec.shape} items of {_native_dtype(chunk_spec)})"
+            )
         return chunk_spec.prototype.buffer.from_bytes(decoded)
 
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
         return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
     async def _encode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer | None:
-        raise VirtualizationError(f"codec {self.name} only decodes existing data")
+        raise _refuse_encoding(self.name)
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
-        raise VirtualizationError(f"codec {self.name} cannot predict encoded sizes")
+        raise _refuse_encoding(self.name)
 
 
 @dataclass(frozen=True)
-class LZFCodec(_DecodeOnlyCodec):
+class DecodeOnlyArrayArrayCodec(ArrayArrayCodec):
+    """An array-to-array codec that only decodes: subclasses give `_decode_array`.
+
+    The decoded array has the shape and dtype of the encoded one (zarr's
+    `resolve_metadata` is the identity).
+    """
+
+    name: ClassVar[str]
+    is_fixed_size = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**(data.get("configuration") or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _codec_dict(self)
+
+    @abc.abstractmethod
+    def _decode_array(self, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The decoded values of one chunk."""
+
+    def _decode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
+        decoded = self._decode_array(np.asarray(chunk_array.as_numpy_array()))
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded)
+
+    async def _decode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_array, chunk_spec)
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer | None:
+        raise _refuse_encoding(self.name)
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        return input_byte_length
+
+
+@dataclass(frozen=True)
+class DecodeOnlyArrayBytesCodec(ArrayBytesCodec):
+    """An array-to-bytes codec that only decodes: subclasses give `_decode_to_array`."""
+
+    name: ClassVar[str]
+    is_fixed_size = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**(data.get("configuration") or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _codec_dict(self)
+
+    @abc.abstractmethod
+    def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        """The ``count`` decoded values (1-d, of ``dtype``) of one chunk."""
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        dtype = _native_dtype(chunk_spec)
+        values = self._decode_to_array(
+            chunk_bytes.to_bytes(), int(np.prod(chunk_spec.shape)), dtype
+        )
+        decoded = np.asarray(values, dtype=dtype).reshape(chunk_spec.shape)
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        raise _refuse_encoding(self.name)
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise _refuse_encoding(self.name)
+
+
+# ---- HDF5 filters ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LZFCodec(DecodeOnlyBytesBytesCodec):
     """LZF (HDF5 filter 32000)."""
 
     name: ClassVar[str] = "vz.lzf"
 
-    def _decode_bytes(self, data: bytes, nbytes: int) -> bytes:
-        decoded: bytes = _imagecodecs().lzf_decode(data, out=nbytes)
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        decoded: bytes = _imagecodecs().lzf_decode(data, out=_decoded_nbytes(spec))
         return decoded
 
 
 @dataclass(frozen=True)
-class SZIPCodec(_DecodeOnlyCodec):
+class SZIPCodec(DecodeOnlyBytesBytesCodec):
     """SZIP (HDF5 filter 4), data prefixed by its 4-byte decoded size."""
 
     name: ClassVar[str] = "vz.szip"
@@ -97,7 +236,7 @@ class SZIPCodec(_DecodeOnlyCodec):
     bits_per_pixel: int = field(default=8)
     pixels_per_scanline: int = field(default=1)
 
-    def _decode_bytes(self, data: bytes, nbytes: int) -> bytes:
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
         decoded: bytes = _imagecodecs().szip_decode(
             data,
             self.options_mask,
@@ -109,6 +248,209 @@ class SZIPCodec(_DecodeOnlyCodec):
         return decoded
 
 
+@dataclass(frozen=True)
+class LZ4H5Codec(DecodeOnlyBytesBytesCodec):
+    """LZ4 in HDF5's framing (HDF5 filter 32004); a block that LZ4 cannot shrink is stored."""
+
+    name: ClassVar[str] = "vz.lz4h5"
+
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        decoded: bytes = _imagecodecs().lz4h5_decode(data)
+        return decoded
+
+
+BitshuffleCompression = Literal["none", "lz4", "zstd"]
+_BITSHUFFLE_HEADER = struct.Struct(">QI")
+_BLOCK_SIZE = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class BitshuffleCodec(DecodeOnlyBytesBytesCodec):
+    """Bitshuffle (HDF5 filter 32008), uncompressed or with LZ4 or zstd per block.
+
+    Compressed chunks start with the decoded size (8 bytes, big-endian) and the
+    block size in bytes (4 bytes); each block follows as a 4-byte big-endian length
+    and its compressed bytes. Blocks hold ``block_size`` items (0: bitshuffle's
+    default); the last block is cut to a multiple of 8 items, and the remaining
+    items are stored as they are after it. Uncompressed chunks have no header.
+    """
+
+    name: ClassVar[str] = "vz.bitshuffle"
+    elementsize: int = 1
+    block_size: int = 0
+    compression: BitshuffleCompression = "none"
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("none", "lz4", "zstd"):
+            raise InvalidMetadataError(
+                f"codec {self.name}: compression {self.compression!r} is not 'none', "
+                "'lz4' or 'zstd'"
+            )
+        if self.elementsize < 1 or self.block_size < 0 or self.block_size % 8:
+            raise InvalidMetadataError(
+                f"codec {self.name}: elementsize {self.elementsize} must be positive and "
+                f"block_size {self.block_size} a non-negative multiple of 8"
+            )
+
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        codecs = _imagecodecs()
+        if self.compression == "none":
+            shuffled, block_items = data, self.block_size
+        else:
+            shuffled, block_items = self._decompress_blocks(data, codecs)
+        decoded: bytes = codecs.bitshuffle_decode(
+            shuffled, itemsize=self.elementsize, blocksize=block_items
+        )
+        return decoded
+
+    def _decompress_blocks(self, data: bytes, codecs: Any) -> tuple[bytes, int]:
+        """The bit-shuffled bytes of a compressed chunk, and its items per block."""
+        try:
+            nbytes, block_bytes = _BITSHUFFLE_HEADER.unpack_from(data)
+        except struct.error as err:
+            raise ChunkDecodeError(f"codec {self.name}: a chunk has no bitshuffle header") from err
+        block_items = block_bytes // self.elementsize
+        if nbytes % self.elementsize or block_items < 8 or block_items % 8:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a chunk's header says {nbytes} bytes in blocks of "
+                f"{block_bytes} bytes, which items of {self.elementsize} bytes cannot fill"
+            )
+        items = nbytes // self.elementsize
+        last_block = items % block_items - items % block_items % 8
+        sizes = [block_bytes] * (items // block_items) + [last_block * self.elementsize] * (
+            last_block > 0
+        )
+        decompress = codecs.lz4_decode if self.compression == "lz4" else codecs.zstd_decode
+        parts = []
+        position = _BITSHUFFLE_HEADER.size
+        try:
+            for size in sizes:  # the blocks of one chunk
+                (length,) = _BLOCK_SIZE.unpack_from(data, position)
+                position += _BLOCK_SIZE.size
+                block = data[position : position + length]
+                position += length
+                parts.append(decompress(block, out=size))
+        except (struct.error, RuntimeError, ValueError) as err:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a chunk's blocks are corrupt: {err}"
+            ) from err
+        parts.append(data[position : position + (items % 8) * self.elementsize])
+        return b"".join(bytes(p) for p in parts), block_items
+
+
+@dataclass(frozen=True)
+class Blosc2Codec(DecodeOnlyBytesBytesCodec):
+    """Blosc2 (HDF5 filter 32026): one Blosc2 frame (a super-chunk or b2nd array) or chunk."""
+
+    name: ClassVar[str] = "vz.blosc2"
+
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        blosc2 = _optional_module("blosc2", "python-blosc2")
+        try:
+            if data[2:9] == b"b2frame":
+                frame = blosc2.from_cframe(data, copy=True)
+                decoded = frame[:] if isinstance(frame, blosc2.SChunk) else frame.tobytes()
+            else:
+                decoded = blosc2.decompress(data)
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise ChunkDecodeError(f"codec {self.name}: a chunk is not Blosc2 data: {err}") from err
+        return bytes(decoded)
+
+
+# ---- array codecs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeltaCodec(DecodeOnlyArrayArrayCodec):
+    """Integers stored as differences along one axis (TIFF's horizontal predictor, 2).
+
+    Each value is the difference to the previous one along ``axis`` (the first is
+    kept), computed in the integer type itself, so decoding is a cumulative sum that
+    wraps around as the encoder's subtraction did.
+    """
+
+    name: ClassVar[str] = "vz.delta"
+    axis: int = -1
+
+    def validate(
+        self,
+        *,
+        shape: tuple[int, ...],
+        dtype: ZDType[TBaseDType, TBaseScalar],
+        chunk_grid: ChunkGridMetadata,
+    ) -> None:
+        native = dtype.to_native_dtype()
+        if native.kind not in "iu":
+            raise InvalidMetadataError(f"codec {self.name} applies to integers, not {native}")
+        if not -len(shape) <= self.axis < len(shape):
+            raise InvalidMetadataError(
+                f"codec {self.name}: axis {self.axis} is not an axis of a {len(shape)}-d array"
+            )
+
+    def _decode_array(self, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        decoded: npt.NDArray[Any] = np.cumsum(array, axis=self.axis, dtype=array.dtype)
+        return decoded
+
+
+@dataclass(frozen=True)
+class SimplePackingCodec(DecodeOnlyArrayBytesCodec):
+    """GRIB2 simple packing (data representation template 5.0).
+
+    Each value is a ``bits_per_value``-bit unsigned integer X, packed most significant
+    bit first without padding between values; it decodes as GRIB decoders compute it,
+    ``(reference_value + X * 2**binary_scale_factor) * 10**-decimal_scale_factor`` in
+    double precision, then cast to the array's float type.
+    """
+
+    name: ClassVar[str] = "vz.simple_packing"
+    reference_value: float = 0.0
+    binary_scale_factor: int = 0
+    decimal_scale_factor: int = 0
+    bits_per_value: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.bits_per_value <= 32:
+            raise InvalidMetadataError(
+                f"codec {self.name}: bits_per_value {self.bits_per_value} is not in 0..32"
+            )
+
+    def validate(
+        self,
+        *,
+        shape: tuple[int, ...],
+        dtype: ZDType[TBaseDType, TBaseScalar],
+        chunk_grid: ChunkGridMetadata,
+    ) -> None:
+        native = dtype.to_native_dtype()
+        if native.kind != "f":
+            raise InvalidMetadataError(f"codec {self.name} decodes to floats, not {native}")
+
+    def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        nbits = self.bits_per_value
+        if len(data) * 8 < count * nbits:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a chunk of {count} values of {nbits} bits needs "
+                f"{-(-count * nbits // 8)} bytes, it has {len(data)}"
+            )
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=count * nbits)
+        weights = np.left_shift(np.uint64(1), np.arange(nbits - 1, -1, -1, dtype=np.uint64))
+        packed = bits.reshape(count, nbits) @ weights
+        scaled = self.reference_value + packed * 2.0**self.binary_scale_factor
+        decoded: npt.NDArray[Any] = (scaled * 10.0**-self.decimal_scale_factor).astype(dtype)
+        return decoded
+
+
+FORMAT_CODECS: tuple[type[Any], ...] = (
+    LZFCodec,
+    SZIPCodec,
+    LZ4H5Codec,
+    BitshuffleCodec,
+    Blosc2Codec,
+    DeltaCodec,
+    SimplePackingCodec,
+)
+"""Every ``vz.`` codec; each has a ``zarr.codecs`` entry point in pyproject.toml."""
+
 _REGISTERED = False
 
 
@@ -116,6 +458,6 @@ def register_format_codecs() -> None:
     """Make zarr know the ``vz.*`` codecs (idempotent; done on ``import vzcore``)."""
     global _REGISTERED
     if not _REGISTERED:
-        for codec in (LZFCodec, SZIPCodec):
+        for codec in FORMAT_CODECS:
             register_codec(codec.name, codec)
         _REGISTERED = True

@@ -61,11 +61,21 @@ def _to_fill_value(value: object, self_: Any) -> np.generic:
     except (TypeError, ValueError, OverflowError) as err:
         raise InvalidMetadataError(f"fill value {value!r} is not a {self_.dtype}: {err}") from err
     result: np.generic = np.asarray(scalar, dtype=self_.dtype)[()]  # type: ignore[assignment]
-    if self_.dtype.kind in "fc" and np.isnan(result):
-        # zarr documents know one NaN: keep every NaN fill as the standard one.
-        result = np.asarray(  # type: ignore[assignment]
-            complex(np.nan, np.nan) if self_.dtype.kind == "c" else np.nan, dtype=self_.dtype
-        )[()]
+    return _standard_nan(result)
+
+
+def _standard_nan(value: np.generic) -> np.generic:
+    """``value`` with each NaN part made the standard NaN (zarr writes every NaN "NaN").
+
+    The parts of a complex value are separate: ``nan+1j`` keeps its imaginary part.
+    """
+    kind = getattr(value, "dtype", np.dtype(object)).kind  # variable-length strings are str
+    if kind not in "fc" or not np.isnan(value):
+        return value
+    parts = (value.real, value.imag) if kind == "c" else (value,)
+    standard = [np.nan if np.isnan(p) else p for p in parts]
+    standard_value = complex(*standard) if kind == "c" else standard[0]
+    result: np.generic = np.asarray(standard_value, dtype=value.dtype)[()]  # type: ignore[assignment]
     return result
 
 
@@ -378,7 +388,8 @@ class ArrayMetadata:
 
         try:
             zdtype = get_data_type_from_json(
-                {"name": zarray["dtype"], "object_codec_id": None}, zarr_format=2
+                {"name": zarray["dtype"], "object_codec_id": _v2_object_codec_id(zarray)},
+                zarr_format=2,
             )
         except (TypeError, ValueError, KeyError) as err:
             raise InvalidMetadataError(f"invalid .zarray dtype {zarray['dtype']!r}: {err}") from err
@@ -405,6 +416,14 @@ class ArrayMetadata:
             + (f", encoding={dict(self.encoding)}" if self.encoding else "")
             + ")"
         )
+
+
+def _v2_object_codec_id(zarray: Mapping[str, Any]) -> str | None:
+    """The codec that stores the items of an object (``|O``) array, as zarr finds it."""
+    from zarr.core.metadata.v2 import get_object_codec_id
+
+    codecs = [*(zarray.get("filters") or []), zarray.get("compressor")]
+    return get_object_codec_id(codecs) if zarray.get("dtype") == "|O" else None
 
 
 def _parse_fill(value: JSON, dtype: np.dtype[Any], zarr_format: Literal[2, 3]) -> object:
@@ -447,8 +466,11 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
     if zarray.get("order", "C") == "F" and len(zarray["shape"]) > 1:
         order = list(range(len(zarray["shape"])))[::-1]
         before.append(CodecSpec.from_dict({"name": "transpose", "configuration": {"order": order}}))
+    # An object array's codec (vlen-utf8, vlen-bytes) turns its items into bytes: in
+    # zarr v3 it is the array-to-bytes codec, in place of "bytes".
+    object_codec = _v2_object_codec_id(zarray)
     for config in [*(zarray.get("filters") or []), zarray.get("compressor")]:
-        if config is None:
+        if config is None or (object_codec is not None and config.get("id") == object_codec):
             continue
         codec = v2_codec_to_v3(config, itemsize=stored.itemsize)
         try:
@@ -457,4 +479,5 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
             is_array_codec = False
         (before if is_array_codec else after).append(codec)
     endian = {">": "big", "<": "little"}.get(stored.byteorder, "little")
-    return [*before, _bytes_codec(stored, endian), *after]
+    serializer = CodecSpec(object_codec) if object_codec else _bytes_codec(stored, endian)
+    return [*before, serializer, *after]

@@ -147,10 +147,7 @@ class _HeaderCursor:
         length = self.count(f"{what} length", 1)
         if length > _MAX_NAME_BYTES:
             raise NetCDF3FormatError(f"{what} length {length} exceeds {_MAX_NAME_BYTES} bytes")
-        try:
-            return self.padded(length).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise NetCDF3FormatError(f"{what} is not UTF-8: {err}") from err
+        return _decode_name(self.padded(length))
 
     def nc_type(self, what: str) -> _NCType:
         code = self.uint32()
@@ -171,6 +168,35 @@ class _HeaderCursor:
         return [item() for _ in range(count)]
 
 
+def _decode_name(raw: bytes) -> str:
+    r"""A dimension, variable or attribute name, as netCDF4-python reads it where it can.
+
+    netCDF names are UTF-8 (kept as stored, not normalised), which is how netCDF4-python
+    decodes them; it refuses a file with any other name (a UnicodeDecodeError on
+    opening). Such names are read as scipy and xarray's scipy engine read every name,
+    as latin-1, so that each byte is one character and the file still opens.
+
+    >>> _decode_name(b"caf\xc3\xa9"), _decode_name(b"caf\xe9")
+    ('café', 'café')
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _decode_text(raw: bytes) -> str:
+    r"""A text attribute's value, as netCDF4-python reads it.
+
+    UTF-8 with undecodable bytes replaced by U+FFFD, and every NUL removed (some
+    writers pad text with NULs).
+
+    >>> _decode_text(b"valu\xe9\x00\x00")
+    'valu\ufffd'
+    """
+    return raw.decode("utf-8", errors="replace").replace("\x00", "")
+
+
 def _parse_attribute(cursor: _HeaderCursor, owner: str) -> tuple[str, _RawAttribute]:
     name = cursor.name(f"{owner}attribute name")
     where = f"{owner}attribute {name!r}"
@@ -178,8 +204,7 @@ def _parse_attribute(cursor: _HeaderCursor, owner: str) -> tuple[str, _RawAttrib
     itemsize = nc_type.dtype.itemsize
     data = cursor.padded(cursor.count(f"{where}: value count", itemsize) * itemsize)
     if nc_type.dtype.kind == "S":
-        # netCDF text is UTF-8 by convention only; some writers add a trailing NUL.
-        return name, data.decode("utf-8", errors="replace").rstrip("\x00")
+        return name, _decode_text(data)
     return name, np.frombuffer(data, dtype=nc_type.dtype)
 
 

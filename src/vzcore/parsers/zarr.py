@@ -86,6 +86,9 @@ class ZarrParser:
         where = f"{root_url}: array {path!r}"
         if kind != "v2":
             document = documents.read(_join(path, "zarr.json"))
+            problems = _v3_document_problems(document)
+            if problems:
+                raise ZarrFormatError(f"{where}: {'; '.join(problems)}", problems=problems)
             try:
                 metadata = ArrayMetadata.from_zarr_v3(document)
             except VirtualizationError as err:
@@ -108,6 +111,30 @@ class ZarrParser:
             layout = ("", separator, "0")
         manifest = _chunk_manifest(path, metadata, objects, layout, root_url)
         return VirtualArray(metadata, manifest)
+
+
+def _v3_document_problems(document: Mapping[str, Any]) -> list[str]:
+    """What zarr-python refuses in a stored array ``zarr.json`` (beyond its metadata values).
+
+    Keys the specification requires, ``zarr_format`` 3, no storage transformers (zarr
+    implements none), and extra fields only as objects saying ``"must_understand": false``.
+    """
+    from zarr.core.metadata.v3 import ARRAY_METADATA_KEYS, check_allowed_extra_field
+
+    required = ("zarr_format", "fill_value", "chunk_key_encoding")
+    problems = [f"missing {key!r}" for key in required if key not in document]
+    if document.get("zarr_format", 3) != 3:
+        problems.append(f"zarr_format is {document['zarr_format']!r}, expected 3")
+    if document.get("storage_transformers"):
+        problems.append(
+            f"storage transformers {document['storage_transformers']!r} are not supported"
+        )
+    problems += [
+        f'extra field {key!r} is not an object with "must_understand": false'
+        for key, value in sorted(document.items())
+        if key not in ARRAY_METADATA_KEYS and not check_allowed_extra_field(value)
+    ]
+    return problems
 
 
 class _Documents:

@@ -338,3 +338,11 @@ def test_for_urls_refuses_what_it_cannot_build() -> None:
         vc.ObjectStoreRegistry.for_urls(["gs://b/a.nc"], region="eu-west-1")
     with pytest.raises(vc.UnregisteredURLError, match=r"cannot build a store for 's3://b/a\.nc'"):
         vc.ObjectStoreRegistry.for_urls(["s3://b/a.nc"], no_such_option=1)
+
+
+def test_empty_ranges_need_no_request() -> None:
+    reader = RecordingReader()
+    got = _source(reader, ReadPolicy(coalesce=0)).read_ranges([5, 100, 9000], [5, 110, 9000])
+    assert [bytes(b) for b in got] == [b"", DATA[100:110], b""]
+    assert reader.batches == [[(100, 110)]]
+    assert _source(reader).read_ranges([7], [7]) == [b""]

@@ -156,6 +156,17 @@ def coalesced(
     return request_starts, request_ends, owner
 
 
+def _spread(
+    buffers: Sequence[bytes | memoryview], asked: npt.NDArray[np.intp], owner: npt.NDArray[np.intp]
+) -> list[bytes | memoryview]:
+    """One buffer per request: the fetched ones where asked, empty bytes elsewhere."""
+    count = int(owner.max()) + 1 if len(owner) else 0
+    spread: list[bytes | memoryview] = [b""] * count
+    for position, buffer in zip(asked.tolist(), buffers, strict=True):
+        spread[position] = buffer
+    return spread
+
+
 def _as_int64(values: Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
@@ -180,13 +191,14 @@ class Source:
         """The bytes of each ``[start, end)`` range, in the order given."""
         s, e = _as_int64(starts), _as_int64(ends)
         request_starts, request_ends, owner = coalesced(s, e, self.policy)
+        asked = np.flatnonzero(request_ends > request_starts)  # empty ranges need no request
         try:
-            buffers = self.reader.get_ranges(
-                self.path, starts=request_starts.tolist(), ends=request_ends.tolist()
+            got = self.reader.get_ranges(
+                self.path, starts=request_starts[asked].tolist(), ends=request_ends[asked].tolist()
             )
         except Exception as err:
             raise _wrapped(err, self.url, _describe(s, e)) from err
-        return self._sliced(s, e, request_starts, request_ends, owner, buffers)
+        return self._sliced(s, e, request_starts, request_ends, owner, _spread(got, asked, owner))
 
     async def read_ranges_async(
         self, starts: Sequence[int] | npt.NDArray[Any], ends: Sequence[int] | npt.NDArray[Any]
@@ -194,13 +206,14 @@ class Source:
         """`read_ranges`, awaited."""
         s, e = _as_int64(starts), _as_int64(ends)
         request_starts, request_ends, owner = coalesced(s, e, self.policy)
+        asked = np.flatnonzero(request_ends > request_starts)
         try:
-            buffers = await self.reader.get_ranges_async(
-                self.path, starts=request_starts.tolist(), ends=request_ends.tolist()
+            got = await self.reader.get_ranges_async(
+                self.path, starts=request_starts[asked].tolist(), ends=request_ends[asked].tolist()
             )
         except Exception as err:
             raise _wrapped(err, self.url, _describe(s, e)) from err
-        return self._sliced(s, e, request_starts, request_ends, owner, buffers)
+        return self._sliced(s, e, request_starts, request_ends, owner, _spread(got, asked, owner))
 
     def _sliced(
         self,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import site
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -37,7 +36,6 @@ from tests.hdf5_corpus import (
     available_compressions,
     blosc_skip_reason,
     filter_variants,
-    real_sample_files,
     write_lzf_skipped_chunks,
     write_unsupported_filter_file,
     zstd_skip_reason,
@@ -734,56 +732,6 @@ def test_open_virtual_dataset_loaded_equals_open_dataset(
     with xr.open_dataset(corpus_folder / name) as opened:
         theirs = opened.drop_vars(sorted(divergent)).load()
     xr.testing.assert_identical(ours, theirs)
-
-
-# ---- sample files nobody here wrote ------------------------------------------------------
-
-SITE_PACKAGES = [Path(p) for p in site.getsitepackages()]
-REAL_FILES = real_sample_files(SITE_PACKAGES)
-
-
-def _relative_to_site_packages(path: Path) -> str:
-    for root in SITE_PACKAGES:
-        if path.is_relative_to(root):
-            return str(path.relative_to(root))
-    return path.name
-
-
-def _real_file_params() -> list[ParameterSet]:
-    if not REAL_FILES:
-        return [
-            pytest.param(
-                None,
-                marks=pytest.mark.skip(reason="no HDF5 sample files in installed packages"),
-                id="none",
-            )
-        ]
-    return [
-        pytest.param(
-            path,
-            id=_relative_to_site_packages(path),
-            marks=[],
-        )
-        for path in REAL_FILES
-    ]
-
-
-@pytest.mark.parametrize("path", _real_file_params())
-def test_real_sample_files(path: Path) -> None:
-    url = f"file://{path}"
-    registry = vc.ObjectStoreRegistry({f"file://{path.parent}/": LocalStore(path.parent)})
-    try:
-        group = HDFParser()(url, registry)
-    except HDF5UnsupportedError as err:
-        pytest.skip(f"vz refuses it, with a typed error: {err}")
-    root = zarr.open_group(vc.ManifestStore(group, registry=registry), mode="r")
-    with h5py.File(path, "r") as f:
-        variables = h5_variables(f)
-        assert sorted(p for p, _ in group.walk_arrays()) == variables
-        for variable in variables:
-            assert_same_values(
-                zarr_values(root, variable), h5py_values(f[variable]), where=f"{path}:{variable}"
-            )
 
 
 # ---- files vz must refuse ----------------------------------------------------------------

@@ -62,7 +62,8 @@ def _to_dtype(value: npt.DTypeLike) -> np.dtype[Any]:
     try:
         _zdtype(dtype)
     except (TypeError, ValueError) as err:
-        raise InvalidMetadataError(f"zarr has no data type for {dtype}: {err}") from err
+        reason = f" ({err})" if dtype.names is not None else ""
+        raise InvalidMetadataError(f"zarr has no data type for {dtype}{reason}") from err
     return dtype
 
 

@@ -247,10 +247,7 @@ class HDFParser:
                 if loadable_dtype(dataset.dtype)
                 else "drop it"
             )
-            raise HDF5UnsupportedError(
-                f"{where}: HDF5 type {dataset.dtype} cannot be virtualized: {err}; "
-                f"{hint} (drop_variables=)"
-            ) from err
+            raise HDF5UnsupportedError(f"{where}: {err}; {hint} (drop_variables=)") from err
         if layout == h5py.h5d.CHUNKED:
             manifest = _chunked_manifest(dataset, metadata, url, where)
         else:

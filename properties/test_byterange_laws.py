@@ -96,6 +96,7 @@ def test_the_file_view_reads_like_bytes_io(
         source(vc.ObjectStoreRegistry({"memory://m/": MemoryReader()}), "memory://m/f"),
         block_size=block_size,
         cache_blocks=cache_blocks,
+        whole_below=0,
     )
     plain = io.BytesIO(DATA)
     for where, count in steps:

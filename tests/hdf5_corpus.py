@@ -18,6 +18,8 @@ import h5py
 import netCDF4  # importing it points HDF5_PLUGIN_PATH at its filters, so h5py reads them too
 import numpy as np
 
+from vzcore.parsers import HDFParser
+
 __all__ = [
     "BLOSC_COMPRESSORS",
     "CORPUS",
@@ -539,6 +541,12 @@ class CorpusFile:
     """Known vz bugs per comparison: ``"zarr"`` (vs h5py), ``"netcdf4"``, ``"xarray"``."""
     xarray_divergent: Mapping[str, str] = attrs.field(factory=dict)
     """Variables whose xarray view differs from `xr.open_dataset`'s, with the reason."""
+    strings: tuple[str, ...] = ()
+    """Variable-length string variables: `HDFParser` reads them only when told to load them."""
+
+    def parser(self) -> HDFParser:
+        """The parser that reads every variable of the file (its strings loaded)."""
+        return HDFParser(loadable_variables=self.strings)
 
 
 _PACKED_F32_DIVERGENCE = (
@@ -557,9 +565,16 @@ CORPUS: dict[str, CorpusFile] = {
             xarray_divergent={
                 "packed_f32": _PACKED_F32_DIVERGENCE,
             },
+            strings=("station_name",),
         ),
         CorpusFile(name="nc_filters.nc", build=_nc_filters, netcdf=True, xarray_engine="netcdf4"),
-        CorpusFile(name="nc_groups.nc", build=_nc_groups, netcdf=True, xarray_engine="netcdf4"),
+        CorpusFile(
+            name="nc_groups.nc",
+            build=_nc_groups,
+            netcdf=True,
+            xarray_engine="netcdf4",
+            strings=("labels",),
+        ),
         CorpusFile(
             name="nc_unlimited.nc",
             build=_nc_unlimited,
@@ -572,7 +587,13 @@ CORPUS: dict[str, CorpusFile] = {
             netcdf=True,
             xarray_engine="netcdf4",
         ),
-        CorpusFile(name="h5_plain.h5", build=_h5_plain, netcdf=False, xarray_engine="h5netcdf"),
+        CorpusFile(
+            name="h5_plain.h5",
+            build=_h5_plain,
+            netcdf=False,
+            xarray_engine="h5netcdf",
+            strings=("vlen_utf8", "vlen_ascii_2d", "vlen_utf8_chunked"),
+        ),
         CorpusFile(
             name="h5_square.h5",
             build=_h5_square,

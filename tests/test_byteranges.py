@@ -213,7 +213,7 @@ def test_reading_references_names_the_failing_file() -> None:
 
 def test_range_file_reads_like_a_file_object() -> None:
     reader = RecordingReader()
-    view = RangeFile(_source(reader), block_size=1000, cache_blocks=3)
+    view = RangeFile(_source(reader), block_size=1000, cache_blocks=3, whole_below=0)
     plain = io.BytesIO(DATA)
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -230,7 +230,7 @@ def test_range_file_reads_like_a_file_object() -> None:
 
 def test_range_file_caches_blocks() -> None:
     reader = RecordingReader()
-    view = RangeFile(_source(reader), block_size=4096)
+    view = RangeFile(_source(reader), block_size=4096, whole_below=0)
     for _ in range(3):
         view.seek(10)
         view.read(100)
@@ -255,7 +255,7 @@ def test_h5py_through_the_file_view_reads_what_h5py_reads_from_disk(tmp_path: Pa
         f.create_dataset("x", data=np.arange(100_000, dtype="f8"), chunks=(1000,))
         f.create_dataset("y", data=np.arange(12, dtype="i2").reshape(3, 4))
     reader = RecordingReader(path.read_bytes())
-    view = RangeFile(_source(reader), block_size=1 << 16)
+    view = RangeFile(_source(reader), block_size=1 << 12, whole_below=0)
     with h5py.File(view, "r") as remote, h5py.File(path, "r") as disk:
         for name in ("x", "y"):
             np.testing.assert_array_equal(remote[name][...], disk[name][...])

@@ -29,6 +29,7 @@ from tests.writer_corpus import (
     GROUPS,
     NETCDF3_FILES,
     NETCDF4_FILES,
+    STRINGS,
     assert_same_values,
     expected_dataset,
     local_registry,
@@ -55,7 +56,7 @@ class Corpus:
         return f"file://{self.paths[name]}"
 
     def parser(self, name: str) -> HDFParser | NetCDF3Parser:
-        return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser()
+        return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser(loadable_variables=STRINGS)
 
     def group(self, name: str) -> vc.VirtualGroup:
         return self.parser(name)(self.url(name), self.registry)

@@ -29,6 +29,7 @@ from tests.writer_corpus import (
     GROUPS,
     NETCDF3_FILES,
     NETCDF4_FILES,
+    STRINGS,
     assert_same_values,
     expected_dataset,
     local_registry,
@@ -67,7 +68,7 @@ def registry(folder: Path) -> vc.ObjectStoreRegistry:
 
 
 def _source_parser(name: str) -> Parser:
-    return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser()
+    return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser(loadable_variables=STRINGS)
 
 
 def write_and_parse(
@@ -112,7 +113,9 @@ def test_loaded_coordinates_come_back_as_loaded_arrays(
     folder: Path, registry: vc.ObjectStoreRegistry, fmt: str
 ) -> None:
     dataset = vx.open_virtual_dataset(
-        f"file://{folder / 'nc4_basic.nc'}", registry=registry, parser=HDFParser()
+        f"file://{folder / 'nc4_basic.nc'}",
+        registry=registry,
+        parser=HDFParser(loadable_variables=STRINGS),
     )
     original = dataset.vz.to_virtual_group()
     parsed = write_and_parse(original, fmt, folder / f"out-loaded-{fmt}", registry)

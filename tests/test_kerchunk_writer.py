@@ -28,6 +28,7 @@ from tests.writer_corpus import (
     GROUPS,
     NETCDF3_FILES,
     NETCDF4_FILES,
+    STRINGS,
     PyarrowReferenceMapper,
     assert_same_values,
     expected_dataset,
@@ -68,7 +69,7 @@ class Corpus:
         return f"file://{self.paths[name]}"
 
     def parser(self, name: str) -> HDFParser | NetCDF3Parser:
-        return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser()
+        return NetCDF3Parser() if name in NETCDF3_FILES else HDFParser(loadable_variables=STRINGS)
 
     def group(self, name: str) -> vc.VirtualGroup:
         if name not in self._groups:

@@ -695,3 +695,49 @@ def test_from_zarr_v2_with_a_delta_filter_round_trips() -> None:
     back, _ = meta.to_zarr_v2()
     assert back["filters"] == [{"id": "delta", "dtype": "<i4", "astype": "<i4"}]
     assert back["compressor"] == {"id": "zlib", "level": 1}
+
+
+# ---- structured dtypes -----------------------------------------------------------------
+
+STRUCT = np.dtype([("a", ">i4"), ("b", [("c", ">f8"), ("s", "S3")])])
+
+
+def test_a_struct_is_held_native_with_its_stored_order_in_the_bytes_codec() -> None:
+    fill = np.array((7, (1.5, b"xy")), dtype=STRUCT)[()]
+    meta = ArrayMetadata.create(shape=(4,), chunk_shape=(2,), dtype=STRUCT, fill_value=fill)
+    assert meta.dtype == STRUCT.newbyteorder("=")
+    assert meta.endian == "big"
+    v3 = meta.to_zarr_v3()
+    assert v3["fill_value"] == {"a": 7, "b": {"c": 1.5, "s": "eHk="}}
+    assert ArrayMetadata.from_zarr_v3(v3) == meta
+    zarray, zattrs = meta.to_zarr_v2()
+    assert zarray["dtype"] == [["a", ">i4"], ["b", [["c", ">f8"], ["s", "|S3"]]]]
+    back = ArrayMetadata.from_zarr_v2(zarray, zattrs)
+    assert back == meta
+    assert back.fill_value.tobytes() == fill.astype(meta.dtype).tobytes()
+
+
+def test_a_struct_of_single_bytes_has_no_endian_but_strings_make_one() -> None:
+    single = ArrayMetadata.create(shape=(2,), chunk_shape=(2,), dtype=[("a", "u1"), ("b", "i1")])
+    assert single.endian is None
+    with_string = ArrayMetadata.create(
+        shape=(2,), chunk_shape=(2,), dtype=[("a", "u1"), ("s", "S3")]
+    )
+    assert with_string.endian == "little"  # zarr asks for one when a field is wider than a byte
+
+
+@pytest.mark.parametrize(
+    ("dtype", "reason"),
+    [
+        (np.dtype([("a", ">i4"), ("b", "<f8")]), "mixes big- and little-endian"),
+        (
+            np.dtype({"names": ["a"], "formats": ["<u4"], "offsets": [0], "itemsize": 8}),
+            "padding or fields out of offset order",
+        ),
+        (np.dtype([("a", "<i4", (2,))]), "subarray"),
+        (np.dtype(np.longdouble), "zarr has no data type for float128"),
+    ],
+)
+def test_dtypes_zarr_cannot_store_are_invalid_metadata(dtype: np.dtype[Any], reason: str) -> None:
+    with pytest.raises(InvalidMetadataError, match=reason):
+        ArrayMetadata.create(shape=(2,), chunk_shape=(2,), dtype=dtype)

@@ -537,7 +537,7 @@ def test_a_store_that_cannot_list_is_refused(stores: Stores) -> None:
     registry = vc.ObjectStoreRegistry(
         {f"file://{stores.folder}/": NoListing(LocalStore(stores.folder))}
     )
-    with pytest.raises(ZarrFormatError, match="cannot list"):
+    with pytest.raises(vc.SourceReadError, match="cannot list"):
         ZarrParser()(stores.url("v3.zarr"), registry)
 
 

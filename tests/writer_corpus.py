@@ -38,6 +38,7 @@ __all__ = [
     "GROUPS",
     "NETCDF3_FILES",
     "NETCDF4_FILES",
+    "STRINGS",
     "assert_same_values",
     "expected_dataset",
     "local_registry",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 NETCDF4_FILES = ("nc4_basic.nc", "nc4_groups.nc")
+STRINGS = ("names",)
+"""The variable-length string variables: `HDFParser` reads them when told to load them."""
 NETCDF3_FILES = ("nc3_records.nc",)
 GROUPS: Mapping[str, tuple[str, ...]] = {
     "nc4_basic.nc": ("",),

@@ -51,6 +51,7 @@ __all__ = [
     "SourceReadError",
     "open_file",
     "read_references",
+    "reraise_source_error",
     "source",
 ]
 
@@ -304,6 +305,21 @@ class Source:
             etag=info.get("e_tag"),
         )
 
+    def list(self) -> Any:
+        """An Arrow table (``path``, ``size``) of the objects under this source as a prefix.
+
+        Raises `SourceReadError` if the store fails or cannot list at all.
+        """
+        lister = getattr(self.reader, "list_objects", None)
+        if not callable(lister):
+            raise SourceReadError(
+                f"{self.url}: the registered store cannot list objects", url=self.url
+            )
+        try:
+            return lister(self.path)
+        except Exception as err:
+            raise _wrapped(err, self.url, "the objects under it") from err
+
     def local_path(self) -> str | None:
         """The filesystem path when the store is a local folder, else None."""
         local = getattr(self.reader, "local_path", None)
@@ -418,16 +434,28 @@ class RangeBatcher:
 class RangeFile(io.RawIOBase):
     """A read-only, seekable file over one source, for libraries that want a file (h5py).
 
-    Reads are served from aligned blocks of ``block_size`` bytes kept in a small LRU
-    cache (``cache_blocks`` blocks); the blocks one read lacks are fetched together.
+    Reads are served from aligned blocks of ``block_size`` bytes kept in an LRU cache
+    (``cache_blocks`` blocks); the blocks one read lacks are fetched together. Small
+    blocks suit metadata scattered through a file: h5py parses a 12 MB netCDF4 file
+    on S3 in 10 GETs and 0.7 MB with 64 KiB blocks (37 GETs and 39 MB with a 1 MiB
+    read-ahead buffer). A file of at most ``whole_below`` bytes is one block, read
+    in one request. ``size`` saves a HEAD request when the caller knows it.
     """
 
     def __init__(
-        self, source: Source, *, block_size: int = 1 << 20, cache_blocks: int = 64
+        self,
+        source: Source,
+        *,
+        size: int | None = None,
+        block_size: int = 1 << 16,
+        cache_blocks: int = 256,
+        whole_below: int = 4 << 20,
     ) -> None:
         super().__init__()
         self.source = source
-        self.size = source.size()
+        self.size = source.size() if size is None else size
+        if self.size <= whole_below:  # one request for the whole of a small file
+            block_size, cache_blocks = max(self.size, 1), 1
         self._block = block_size
         self._capacity = max(cache_blocks, 1)
         self._cache: OrderedDict[int, memoryview] = OrderedDict()
@@ -480,8 +508,20 @@ class RangeFile(io.RawIOBase):
         self.requests += 1
         for block, data in zip(missing, self.source.read_ranges(starts, ends), strict=True):
             self._cache[block] = data
-        while len(self._cache) > max(self._capacity, len(blocks)):
+        while len(self._cache) > max(self._capacity, len(missing), len(blocks)):
             self._cache.popitem(last=False)
+
+
+def reraise_source_error(err: BaseException) -> None:
+    """Raise the `SourceReadError` behind ``err``, if there is one.
+
+    Libraries reading a `RangeFile` (h5py) report its failures as their own errors
+    (an ``OSError``) with ours as the cause or context: the typed error naming the
+    URL is the one to report.
+    """
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, SourceReadError):
+        raise cause from err
 
 
 def open_file(source: Source, **options: Any) -> str | RangeFile:

@@ -7,12 +7,14 @@ on disk lives where zarr v3 puts it, in the ``bytes`` codec.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.recfunctions import repack_fields
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
 from vzcore.cf import encoding_conflicts, normalize_encoding, split_attributes, stored_attributes
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from zarr.core.dtype.wrapper import ZDType
     from zarr.core.metadata.v3 import ArrayV3Metadata
 
-__all__ = ["ArrayMetadata"]
+__all__ = ["ArrayMetadata", "byte_order"]
 
 DimensionNames = tuple[str | None, ...] | None
 
@@ -46,7 +48,57 @@ def _to_grid(value: ChunkGrid | Sequence[int]) -> ChunkGrid:
 
 def _to_dtype(value: npt.DTypeLike) -> np.dtype[Any]:
     dtype = np.dtype(value)
-    return dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype
+    if dtype.names is not None:
+        # Every field in native order (numpy applies the order to each field, recursively).
+        dtype = dtype.newbyteorder("=")
+        packed = repack_fields(dtype, recurse=True)
+        if packed != dtype:
+            raise InvalidMetadataError(
+                f"structured dtype {dtype} has padding or fields out of offset order; "
+                f"zarr stores the fields packed in order ({packed})"
+            )
+    elif dtype.byteorder in "<>":
+        dtype = dtype.newbyteorder("=")
+    try:
+        _zdtype(dtype)
+    except (TypeError, ValueError) as err:
+        reason = f" ({err})" if dtype.names is not None else ""
+        raise InvalidMetadataError(f"zarr has no data type for {dtype}{reason}") from err
+    return dtype
+
+
+def byte_order(dtype: np.dtype[Any]) -> Literal["big", "little"] | None:
+    """The byte order of a dtype's multi-byte items (None when it has none).
+
+    A structured dtype has one when all its multi-byte fields share it (zarr's
+    ``bytes`` codec stores every field in one order).
+
+    >>> byte_order(np.dtype(">i4")), byte_order(np.dtype([("a", "u1"), ("b", "S3")]))
+    ('big', None)
+
+    Raises
+    ------
+    InvalidMetadataError
+        If the fields of a structured dtype mix byte orders.
+    """
+    orders = set(_leaf_byte_orders(dtype))
+    if len(orders) > 1:
+        raise InvalidMetadataError(
+            f"structured dtype {dtype} mixes big- and little-endian fields; "
+            "zarr stores every field of a struct in one byte order"
+        )
+    return orders.pop() if orders else None
+
+
+def _leaf_byte_orders(dtype: np.dtype[Any]) -> Iterator[Literal["big", "little"]]:
+    if dtype.fields is not None:
+        for field_dtype, *_ in dtype.fields.values():
+            yield from _leaf_byte_orders(field_dtype)
+    elif dtype.subdtype is not None:
+        yield from _leaf_byte_orders(dtype.subdtype[0])
+    elif dtype.byteorder != "|":
+        native = "big" if sys.byteorder == "big" else "little"
+        yield {">": "big", "<": "little"}.get(dtype.byteorder, native)  # type: ignore[misc]
 
 
 def _to_fill_value(value: object, self_: Any) -> np.generic:
@@ -88,8 +140,15 @@ def _default_codecs(self_: Any) -> tuple[CodecSpec, ...]:
     return (_bytes_codec(self_.dtype, "little"),)
 
 
+def _has_endian(dtype: np.dtype[Any]) -> bool:
+    """Whether zarr's ``bytes`` codec states an endian for ``dtype`` (as zarr decides it)."""
+    if dtype.names is None:
+        return dtype.itemsize > 1
+    return any(dtype[name].itemsize > 1 for name in dtype.names)
+
+
 def _bytes_codec(dtype: np.dtype[Any], endian: str | None) -> CodecSpec:
-    if dtype.itemsize <= 1:
+    if not _has_endian(dtype):
         return CodecSpec("bytes")
     return CodecSpec.from_dict({"name": "bytes", "configuration": {"endian": endian}})
 
@@ -99,7 +158,7 @@ def _to_codecs(
 ) -> tuple[CodecSpec, ...]:
     codecs = tuple(_with_itemsize(normalize_codec_spec(c), self_.dtype) for c in value)
     # The byte order of 1-byte items is meaningless: drop it so pipelines compare equal.
-    if self_.dtype.itemsize <= 1:
+    if not _has_endian(self_.dtype):
         codecs = tuple(CodecSpec("bytes") if c.name == "bytes" else c for c in codecs)
     return codecs
 
@@ -238,8 +297,7 @@ class ArrayMetadata:
             CodecSpec.from_dict(c) if not isinstance(c, CodecSpec) else c for c in codecs or ()
         ]
         if not any(_is_array_to_bytes(c.name) for c in given):
-            endian = "big" if np_dtype.byteorder == ">" else "little"
-            given.insert(0, _bytes_codec(np_dtype, endian))
+            given.insert(0, _bytes_codec(np_dtype, _stored_order(np_dtype)))
         return cls(
             shape=shape,
             chunk_grid=chunk_shape,
@@ -478,6 +536,13 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
         except (UnknownCodecError, KeyError):
             is_array_codec = False
         (before if is_array_codec else after).append(codec)
-    endian = {">": "big", "<": "little"}.get(stored.byteorder, "little")
-    serializer = CodecSpec(object_codec) if object_codec else _bytes_codec(stored, endian)
+    serializer = (
+        CodecSpec(object_codec) if object_codec else _bytes_codec(stored, _stored_order(stored))
+    )
     return [*before, serializer, *after]
+
+
+def _stored_order(dtype: np.dtype[Any]) -> str:
+    """The ``bytes`` codec's endian for items stored as ``dtype`` (native counts as little)."""
+    order = byte_order(dtype)
+    return "big" if order == "big" and dtype.byteorder != "=" else "little"

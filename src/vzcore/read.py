@@ -87,7 +87,11 @@ def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[An
     zarray, _ = metadata.to_zarr_v2()
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
     pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
-    return pipeline, np.dtype(zarray["dtype"]), str(zarray["order"])
+    # As `to_zarr_v2` stores it; a struct's v2 dtype is a list numpy cannot parse.
+    stored = metadata.dtype
+    if metadata.endian is not None:
+        stored = stored.newbyteorder(">" if metadata.endian == "big" else "<")
+    return pipeline, stored, str(zarray["order"])
 
 
 def encode_fill_chunk(metadata: ArrayMetadata) -> bytes:

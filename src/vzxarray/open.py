@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import attrs
 import xarray as xr
 
 import vzcore as vc
@@ -23,6 +25,30 @@ def _subgroup(root: vc.VirtualGroup, group: str | None, url: str) -> vc.VirtualG
     if not isinstance(node, vc.VirtualGroup):
         raise vc.VirtualizationError(f"{url}: no group {group!r}")
     return node
+
+
+def _told(
+    parser: Parser, loadable_variables: Iterable[str] | None, drop_variables: Iterable[str] | None
+) -> tuple[Parser, list[str] | None]:
+    """The parser told which variables the caller loads and drops, when it takes both options.
+
+    Such a parser (`HDFParser`) refuses some types unless they are loaded, so it must
+    know before it parses; the drops it already made are not dropped again.
+    """
+    drop = None if drop_variables is None else list(drop_variables)
+    kind: Any = type(parser)
+    fields = attrs.fields_dict(kind) if attrs.has(kind) else {}
+    if not {"loadable_variables", "drop_variables"} <= set(fields):
+        return parser, drop
+    own_loadable = getattr(parser, "loadable_variables", None)
+    if loadable_variables is not None:
+        own_loadable = (*(own_loadable or ()), *loadable_variables)
+    told: Parser = attrs.evolve(
+        parser,  # type: ignore[misc]
+        loadable_variables=own_loadable,
+        drop_variables=(*getattr(parser, "drop_variables", ()), *(drop or ())),
+    )
+    return told, None
 
 
 def open_virtual_dataset(
@@ -55,11 +81,13 @@ def open_virtual_dataset(
     decode_times
         As in `xarray.open_dataset`, for the loaded variables.
     """
+    loadable = None if loadable_variables is None else list(loadable_variables)
+    parser, drop_variables = _told(parser, loadable, drop_variables)
     root = parser(url, registry)
     return dataset_from_group(
         _subgroup(root, group, url),
         registry=registry,
-        loadable_variables=loadable_variables,
+        loadable_variables=loadable,
         drop_variables=drop_variables,
         decode_times=decode_times,
     )
@@ -80,6 +108,8 @@ def open_virtual_datatree(
     ``loadable_variables`` and ``drop_variables`` apply in each group to the names
     that group has.
     """
+    loadable_variables = None if loadable_variables is None else list(loadable_variables)
+    parser, drop_variables = _told(parser, loadable_variables, drop_variables)
     root = _subgroup(parser(url, registry), group, url)
     datasets: dict[str, xr.Dataset] = {}
     for path, node in root.walk_groups():

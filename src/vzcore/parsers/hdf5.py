@@ -19,12 +19,20 @@ import pyarrow as pa
 
 from vzcore._frozen import freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.byteranges import Source, SourceReadError, open_file, source
-from vzcore.errors import VirtualizationError
+from vzcore.byteranges import Source, SourceReadError, open_file, reraise_source_error, source
+from vzcore.errors import InvalidMetadataError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
+from vzcore.parsers.hdf5_types import (
+    ElementType,
+    element_type,
+    load_references,
+    load_strings,
+    load_values,
+    loadable_dtype,
+)
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
@@ -46,6 +54,10 @@ _INTERNAL_ATTRIBUTES = frozenset(
 )
 _NETCDF_DIMENSION_ONLY = b"This is a netCDF dimension but not a netCDF variable"
 _SKIP = object()
+# What h5py raises on a damaged file: HDF5 errors are OSError/RuntimeError/KeyError, and
+# some lookups (dimension scales, datatypes, garbage chunk indexes) fail with ValueError,
+# TypeError, IndexError or OverflowError.
+_H5PY_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError)
 
 
 class HDF5FormatError(VirtualizationError):
@@ -56,23 +68,16 @@ class HDF5GroupError(VirtualizationError):
     """The ``group=`` path is missing from the file or names something else than a group."""
 
 
-def _reraise_read_error(err: BaseException) -> None:
-    """Raise the `SourceReadError` h5py turned into ``err`` (it reports file errors as OSError)."""
-    cause = err.__cause__ or err.__context__
-    if isinstance(cause, SourceReadError):
-        raise cause from err
-
-
 @contextmanager
-def _open_file(file: Source) -> Iterator[Any]:
+def _open_file(file: Source, size: int | None) -> Iterator[Any]:
     import h5py
 
     try:
-        handle = h5py.File(open_file(file), "r")
+        handle = h5py.File(open_file(file, size=size), "r")
     except SourceReadError:
         raise
     except (OSError, ValueError) as err:
-        _reraise_read_error(err)
+        reraise_source_error(err)
         raise HDF5FormatError(f"{file.url}: not a readable HDF5/netCDF4 file: {err}") from err
     try:
         yield handle
@@ -89,7 +94,13 @@ class HDFParser:
     group
         Path of the group to read (``"/a/b"``); the root by default.
     drop_variables
-        Datasets left out (by name, in any group).
+        Datasets left out: by name in any group, or by full path (``"/a/x"``).
+    loadable_variables
+        Datasets read into memory when their type cannot be referenced (variable-length
+        strings, object references, compounds zarr's struct cannot lay out): by name
+        or full path. None (the default) loads the dimension coordinates only, as
+        `vzxarray.open_virtual_dataset` does; `vzxarray.open_virtual_dataset` passes
+        its own ``loadable_variables`` on.
     inline_threshold
         Datasets whose stored size is at most this many bytes are read into
         memory as `LoadedArray` instead of being referenced.
@@ -102,86 +113,171 @@ class HDFParser:
 
     group: str | None = None
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    loadable_variables: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
     inline_threshold: int = 0
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         file = source(registry, url)
         url = file.url
-        with _open_file(file) as handle:
+        seen = file.fingerprint()
+        with _open_file(file, seen.size) as handle:
             root = _root_group(handle, self.group, url)
             phony = _PhonyDimensions()
-            try:
-                group = self._group(root, url, phony)
-            except (OSError, RuntimeError, KeyError) as err:
-                _reraise_read_error(err)
-                raise HDF5FormatError(f"{url}: cannot read the HDF5 structure: {err}") from err
-        return group.evolve(sources={url: file.fingerprint()})
+            group = self._group(root, url, phony)
+        return group.evolve(sources={url: seen})
 
     def _group(self, h5group: Any, url: str, phony: _PhonyDimensions) -> VirtualGroup:
         import h5py
 
         arrays: dict[str, AnyArray] = {}
         groups: dict[str, VirtualGroup] = {}
-        for name in h5group:
-            if name in self.drop_variables:
+        try:
+            members = [(name, h5group.get(name)) for name in h5group]
+            attributes = _attributes(h5group.attrs)
+        except _H5PY_ERRORS as err:
+            reraise_source_error(err)
+            raise HDF5FormatError(f"{url}: cannot read group {h5group.name!r}: {err}") from err
+        for name, node in members:
+            if not isinstance(name, str):
+                raise HDF5FormatError(
+                    f"{url}: group {h5group.name!r} has a member whose name is not text: {name!r}"
+                )
+            if _named(node, name, self.drop_variables):
                 continue
-            node = h5group.get(name)
             if isinstance(node, h5py.Group):
                 groups[name] = self._group(node, url, phony)
             elif isinstance(node, h5py.Dataset):
-                array = self._array(node, url, phony)
+                where = f"{url}: variable {node.name!r}"
+                try:
+                    array = self._array(node, where, url, phony)
+                except VirtualizationError:
+                    raise
+                except _H5PY_ERRORS as err:
+                    reraise_source_error(err)
+                    raise HDF5FormatError(f"{where}: cannot read the dataset: {err}") from err
                 if array is not None:
                     arrays[name] = array
-        return VirtualGroup(arrays=arrays, groups=groups, attributes=_attributes(h5group.attrs))
+        try:
+            return VirtualGroup(arrays=arrays, groups=groups, attributes=attributes)
+        except VirtualizationError as err:
+            raise HDF5FormatError(f"{url}: group {h5group.name!r}: {err}") from err
 
-    def _array(self, dataset: Any, url: str, phony: _PhonyDimensions) -> AnyArray | None:
+    def _loads(self, dataset: Any) -> bool:
+        """Whether the caller asked to load ``dataset`` (by default: a dimension coordinate)."""
+        if self.loadable_variables is None:
+            return bool(dataset.is_scale and dataset.ndim == 1)
+        return _named(dataset, posixpath.basename(dataset.name), self.loadable_variables)
+
+    def _array(
+        self, dataset: Any, where: str, url: str, phony: _PhonyDimensions
+    ) -> AnyArray | None:
         import h5py
 
-        where = f"{url}: variable {dataset.name!r}"
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None
-        dims, dimension_lengths = _dimensions(dataset, phony)
+        element = element_type(dataset, where)
+        dims, dimension_lengths = _dimensions(dataset, phony, element.extra_shape)
         attributes = _attributes(dataset.attrs)
+        if element.loader == "fixed_strings":
+            return load_strings(dataset, dims, attributes, where)
+        if element.loader is not None:
+            if not self._loads(dataset):
+                raise HDF5UnsupportedError(
+                    f"{where}: {element.refusal}; pass it in loadable_variables= to read "
+                    "it into memory, or drop it (drop_variables=)"
+                )
+            load = load_strings if element.loader == "strings" else load_references
+            return load(dataset, dims, attributes, where)
         plist = dataset.id.get_create_plist()
         layout = plist.get_layout()
-        if h5py.check_string_dtype(dataset.dtype) is not None or dataset.dtype.kind == "S":
-            return _loaded_strings(dataset, dims, attributes, where)
-        _check_type(dataset.dtype, where)
         if layout == h5py.h5d.VIRTUAL or plist.get_external_count() > 0:
             raise HDF5UnsupportedError(
                 f"{where}: virtual or external HDF5 storage is not supported"
             )
-        fill_value = _fill_value(dataset, attributes)
+        try:
+            fill_value = _fill_value(dataset, plist, attributes, where)
+        except HDF5UnsupportedError:
+            if not self._loads(dataset):
+                raise
+            return self._load(dataset, dims, attributes, None, where)
         if layout == h5py.h5d.COMPACT or (
             self.inline_threshold and dataset.id.get_storage_size() <= self.inline_threshold
         ):
-            return _loaded(dataset, dims, attributes, fill_value)
-        filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
-        chunk_shape = dataset.chunks or tuple(max(s, 1) for s in dataset.shape)
-        # A netCDF variable may stop short of its unlimited dimension: it reads as
-        # fill values there, so the array takes the dimension's length.
-        shape = tuple(
-            full if maximum is None else length
-            for length, full, maximum in zip(
-                dataset.shape, dimension_lengths, dataset.maxshape or dataset.shape, strict=True
+            return self._load(dataset, dims, attributes, fill_value, where)
+        try:
+            metadata = _metadata(dataset, plist, element, where, dims, dimension_lengths).evolve(
+                fill_value=fill_value, attributes=attributes
             )
-        )
-        if layout == h5py.h5d.CHUNKED and not filters:
-            chunk_shape = _prefix_chunk_shape(shape, chunk_shape)
-        metadata = ArrayMetadata.create(
-            shape=shape,
-            chunk_shape=chunk_shape,
-            dtype=dataset.dtype,
-            fill_value=fill_value,
-            codecs=codecs_for_filters(filters, dataset.dtype, where=where),
-            dimension_names=dims,
-            attributes=attributes,
-        )
+        except InvalidMetadataError as err:
+            if self._loads(dataset):
+                return self._load(dataset, dims, attributes, fill_value, where)
+            hint = (
+                "pass it in loadable_variables= to read it into memory, or drop it"
+                if loadable_dtype(dataset.dtype)
+                else "drop it"
+            )
+            raise HDF5UnsupportedError(f"{where}: {err}; {hint} (drop_variables=)") from err
         if layout == h5py.h5d.CHUNKED:
             manifest = _chunked_manifest(dataset, metadata, url, where)
         else:
             manifest = _contiguous_manifest(dataset, metadata, url)
         return VirtualArray(metadata, manifest)
+
+    def _load(
+        self,
+        dataset: Any,
+        dims: tuple[str, ...],
+        attributes: dict[str, Any],
+        fill_value: object,
+        where: str,
+    ) -> LoadedArray:
+        try:
+            return load_values(dataset, dims, attributes, fill_value)
+        except InvalidMetadataError as err:
+            raise HDF5UnsupportedError(
+                f"{where}: HDF5 type {dataset.dtype} can be neither virtualized nor loaded: "
+                f"{err}; drop it (drop_variables=)"
+            ) from err
+
+
+def _metadata(
+    dataset: Any,
+    plist: Any,
+    element: ElementType,
+    where: str,
+    dims: tuple[str, ...],
+    dimension_lengths: tuple[int, ...],
+) -> ArrayMetadata:
+    """Shape, chunks, type and codecs of a referenced dataset (fill value and attributes unset)."""
+    import h5py
+
+    filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
+    chunk_shape = dataset.chunks or tuple(max(s, 1) for s in dataset.shape)
+    # A netCDF variable may stop short of its unlimited dimension: it reads as
+    # fill values there, so the array takes the dimension's length.
+    shape = tuple(
+        full if maximum is None else length
+        for length, full, maximum in zip(
+            dataset.shape, dimension_lengths, dataset.maxshape or dataset.shape, strict=True
+        )
+    )
+    if plist.get_layout() == h5py.h5d.CHUNKED and not filters:
+        chunk_shape = _prefix_chunk_shape(shape, chunk_shape)
+    return ArrayMetadata.create(
+        # An HDF5 array datatype's axes follow the dataspace's, whole in every chunk.
+        shape=shape + element.extra_shape,
+        chunk_shape=tuple(chunk_shape) + element.extra_shape,
+        dtype=element.dtype,
+        codecs=codecs_for_filters(filters, dataset.dtype, where=where),
+        dimension_names=dims,
+    )
+
+
+def _named(node: Any, name: str, names: tuple[str, ...]) -> bool:
+    """Whether ``names`` lists the node by its name or by its full path."""
+    return name in names or getattr(node, "name", None) in names
 
 
 def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -245,8 +341,13 @@ class _PhonyDimensions:
         return self._names.setdefault((length, occurrence), f"phony_dim_{len(self._names)}")
 
 
-def _dimensions(dataset: Any, phony: _PhonyDimensions) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Dimension names, and each dimension's length (a scale may be longer than the data)."""
+def _dimensions(
+    dataset: Any, phony: _PhonyDimensions, extra_shape: tuple[int, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Dimension names, and each dimension's length (a scale may be longer than the data).
+
+    The axes of an HDF5 array datatype (``extra_shape``) are named ``<variable>_dim_<axis>``.
+    """
     names: list[str] = []
     lengths: list[int] = []
     seen: dict[int, int] = {}
@@ -264,60 +365,44 @@ def _dimensions(dataset: Any, phony: _PhonyDimensions) -> tuple[tuple[str, ...],
             seen[length] = occurrence + 1
             names.append(phony.name(length, occurrence))
             lengths.append(length)
+    base = posixpath.basename(dataset.name)
+    names.extend(f"{base}_dim_{dataset.ndim + i}" for i in range(len(extra_shape)))
     return tuple(names), tuple(lengths)
 
 
-def _check_type(dtype: np.dtype[Any], where: str) -> None:
-    if dtype.kind in "biufcmM":
-        return
-    kind = (
-        "compound"
-        if dtype.names
-        else {"O": "reference or variable-length", "V": "opaque"}.get(dtype.kind, str(dtype))
-    )
-    raise HDF5UnsupportedError(
-        f"{where}: HDF5 {kind} type {dtype} cannot be virtualized; drop it (drop_variables=)"
-    )
+def _fill_value(dataset: Any, plist: Any, attributes: dict[str, Any], where: str) -> object:
+    """``_FillValue``, else HDF5's fill value; None (zarr's default) when HDF5's is undefined.
 
-
-def _fill_value(dataset: Any, attributes: dict[str, Any]) -> object:
-    value = attributes.get("_FillValue")
-    if value is None:
-        value = dataset.fillvalue
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return value
-
-
-def _loaded(
-    dataset: Any, dims: tuple[str, ...], attributes: dict[str, Any], fill_value: object
-) -> LoadedArray:
-    values = np.asarray(dataset[()])
-    return LoadedArray.from_numpy(
-        values.astype(values.dtype.newbyteorder("="), copy=False),
-        dimension_names=dims,
-        attributes=attributes,
-        fill_value=fill_value,
-    )
-
-
-def _loaded_strings(
-    dataset: Any, dims: tuple[str, ...], attributes: dict[str, Any], where: str
-) -> LoadedArray:
-    """Fixed-length bytes stay bytes (xarray joins netCDF char arrays); others become str."""
+    Raises
+    ------
+    HDF5UnsupportedError
+        For an HDF5 array type whose fill value h5py cannot read, or whose fill value
+        differs from element to element (zarr has one per array).
+    """
     import h5py
 
-    try:
-        if dataset.dtype.kind == "S":
-            values = np.asarray(dataset[()])
-        else:
-            info = h5py.check_string_dtype(dataset.dtype)
-            raw = np.asarray(dataset.asstr()[()] if info is not None else dataset[()], dtype=object)
-            values = np.asarray(raw.tolist(), dtype=str).reshape(raw.shape)
-    except (OSError, ValueError, TypeError) as err:
-        raise HDF5UnsupportedError(f"{where}: cannot read string values: {err}") from err
-    attributes.pop("_FillValue", None)
-    return LoadedArray.from_numpy(values, dimension_names=dims, attributes=attributes)
+    value = attributes.get("_FillValue")
+    if value is None:
+        if plist.fill_value_defined() == h5py.h5d.FILL_VALUE_UNDEFINED:
+            return None
+        try:
+            value = dataset.fillvalue
+        except (OSError, RuntimeError) as err:
+            if dataset.dtype.subdtype is None:
+                raise
+            value = err
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, np.ndarray) and value.ndim:
+        # An HDF5 array type has one fill value per element of the array.
+        value = value.flat[0] if value.size and (value == value.flat[0]).all() else value
+    if isinstance(value, Exception | np.ndarray):
+        raise HDF5UnsupportedError(
+            f"{where}: the fill value of HDF5 array type {dataset.dtype} is not one number "
+            f"zarr can use ({value}); pass it in loadable_variables= to read it into memory, "
+            "or drop it (drop_variables=)"
+        )
+    return value
 
 
 def _contiguous_manifest(dataset: Any, metadata: ArrayMetadata, url: str) -> ChunkManifest:
@@ -341,7 +426,7 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
         return ChunkManifest.empty(grid)
     infos: list[Any] = []
     dataset.id.chunk_iter(infos.append)
-    count, ndim = len(infos), len(grid)
+    count, ndim = len(infos), dataset.ndim
     # StoreInfo is (chunk_offset, filter_mask, byte_offset, size): one C-level transpose.
     chunk_starts, filter_masks, byte_offsets, sizes = (
         zip(*infos, strict=True) if infos else ((),) * 4
@@ -352,20 +437,22 @@ def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: st
             "zarr needs one codec pipeline for every chunk"
         )
     starts = np.array(chunk_starts, dtype=np.int64).reshape(count, ndim)
-    stored_chunks = dataset.chunks or metadata.chunk_shape
+    stored_chunks = dataset.chunks or metadata.chunk_shape[:ndim]
     coords = starts // np.asarray(stored_chunks, dtype=np.int64)
-    rows = np.ravel_multi_index(tuple(coords.T), grid) if ndim else np.zeros(count, np.int64)
+    # The axes of an HDF5 array datatype (after the dataspace's) hold one chunk each.
+    grid_coords = tuple(coords.T) + (np.zeros(count, np.int64),) * (len(grid) - ndim)
+    rows = np.ravel_multi_index(grid_coords, grid) if grid else np.zeros(count, np.int64)
     n_chunks = int(np.prod(grid))
     indices = np.full(n_chunks, -1, dtype=np.int32)
     offsets = np.zeros(n_chunks, dtype=np.uint64)
     lengths = np.zeros(n_chunks, dtype=np.uint64)
     indices[rows] = 0
     offsets[rows] = np.array(byte_offsets, dtype=np.uint64)
-    if tuple(metadata.chunk_shape) == tuple(stored_chunks):
+    if tuple(metadata.chunk_shape[:ndim]) == tuple(stored_chunks):
         lengths[rows] = np.array(sizes, dtype=np.uint64)
     else:
         # Trimmed unfiltered chunks (`_prefix_chunk_shape`): the first bytes of each.
-        lengths[rows] = math.prod(metadata.chunk_shape) * dataset.dtype.itemsize
+        lengths[rows] = math.prod(metadata.chunk_shape) * metadata.dtype.itemsize
     return ChunkManifest.from_numpy_columns(
         grid,
         dictionary=pa.array([url], pa.string()),

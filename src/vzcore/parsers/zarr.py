@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzcore.array import AnyArray, VirtualArray
+from vzcore.byteranges import Source, SourceNotFoundError, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
@@ -48,15 +49,13 @@ class ZarrParser:
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root_url = normalize_url(url).rstrip("/")
-        reader, root = registry.resolve(root_url + "/")
-        lister = getattr(reader, "list_objects", None)
-        if not callable(lister):
-            raise ZarrFormatError(f"{url}: the registered store cannot list objects")
-        listing: pa.Table = lister(root)
+        folder = source(registry, root_url + "/")
+        root = folder.path
+        listing: pa.Table = folder.list()
         relative = pc.utf8_slice_codeunits(listing.column("path"), len(root))
         objects = pa.table({"key": relative, "size": listing.column("size")})
         keys = set(objects.column("key").to_pylist()) if objects.num_rows < 100_000 else None
-        documents = _Documents(reader, root, root_url, keys)
+        documents = _Documents(folder, root_url, keys)
         markers = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
         if keys is not None and not any(m in keys for m in markers):
             raise ZarrFormatError(
@@ -140,21 +139,22 @@ def _v3_document_problems(document: Mapping[str, Any]) -> list[str]:
 class _Documents:
     """Reads (and caches) metadata documents, from .zmetadata when the store has one."""
 
-    def __init__(self, reader: Any, root: str, root_url: str, keys: set[str] | None) -> None:
-        self._reader, self._root, self._root_url, self._keys = reader, root, root_url, keys
+    def __init__(self, folder: Source, root_url: str, keys: set[str] | None) -> None:
+        self._folder, self._root_url, self._keys = folder, root_url, keys
         self._consolidated: dict[str, Any] = {}
         if keys is None or ".zmetadata" in keys:
             try:
                 consolidated = self._fetch(".zmetadata")
-            except ZarrFormatError:
+            except (ZarrFormatError, SourceNotFoundError):
                 consolidated = None
             if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
                 self._consolidated = consolidated["metadata"]
 
     def _fetch(self, key: str) -> Any:
+        data = self._folder.relative(key).read()
         try:
-            return json.loads(bytes(self._reader.get(self._root + key)))
-        except (OSError, ValueError, VirtualizationError) as err:
+            return json.loads(bytes(data))
+        except ValueError as err:
             raise ZarrFormatError(f"{self._root_url}/{key}: cannot read: {err}") from err
 
     def read(self, key: str, *, missing_ok: bool = False) -> dict[str, Any]:

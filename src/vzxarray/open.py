@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import xarray as xr
 
 import vzcore as vc
-from vzcore.parsers import Parser
+from vzcore.parsers import Parser, detect_parser
 from vzxarray.dataset import dataset_from_group
 
 __all__ = ["open_virtual_dataset", "open_virtual_datatree"]
@@ -29,7 +29,7 @@ def open_virtual_dataset(
     url: str,
     *,
     registry: vc.ObjectStoreRegistry,
-    parser: Parser,
+    parser: Parser | None = None,
     group: str | None = None,
     loadable_variables: Iterable[str] | None = None,
     drop_variables: Iterable[str] | None = None,
@@ -44,7 +44,8 @@ def open_virtual_dataset(
     registry
         URL prefix -> store; the only places vz reads from.
     parser
-        A callable ``parser(url, registry) -> VirtualGroup`` for the file's format.
+        A callable ``parser(url, registry) -> VirtualGroup`` for the file's format;
+        by default `vzcore.parsers.detect_parser` picks one.
     group
         A subgroup to open (``"/a/b"``); the root by default.
     loadable_variables
@@ -55,7 +56,7 @@ def open_virtual_dataset(
     decode_times
         As in `xarray.open_dataset`, for the loaded variables.
     """
-    root = parser(url, registry)
+    root = (parser or detect_parser(url, registry))(url, registry)
     return dataset_from_group(
         _subgroup(root, group, url),
         registry=registry,
@@ -69,18 +70,18 @@ def open_virtual_datatree(
     url: str,
     *,
     registry: vc.ObjectStoreRegistry,
-    parser: Parser,
+    parser: Parser | None = None,
     group: str | None = None,
     loadable_variables: Iterable[str] | None = None,
     drop_variables: Iterable[str] | None = None,
     decode_times: bool | None = None,
 ) -> xr.DataTree:
-    """Open every group of one file as a tree of virtual datasets.
+    """Open every group of one file as a tree of virtual datasets (parser as in `open_virtual_dataset`).
 
     ``loadable_variables`` and ``drop_variables`` apply in each group to the names
     that group has.
     """
-    root = _subgroup(parser(url, registry), group, url)
+    root = _subgroup((parser or detect_parser(url, registry))(url, registry), group, url)
     datasets: dict[str, xr.Dataset] = {}
     for path, node in root.walk_groups():
         names = set(node.arrays)

@@ -28,6 +28,7 @@ from vzcore.errors import VirtualizationError
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, normalize_url, object_size
 
 __all__ = ["NetCDF3FormatError", "NetCDF3Parser"]
@@ -422,6 +423,14 @@ class NetCDF3Parser:
     """
 
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    priority = -40
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """The magic ``CDF`` and a version byte: 1 (classic), 2 (64-bit offset) or 5 (CDF5)."""
+        head = probe.head
+        return head is not None and len(head) >= 4 and head[:3] == b"CDF" and head[3] in _VERSIONS
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         """Build the virtual group of one netCDF classic file.

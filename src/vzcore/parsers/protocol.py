@@ -1,0 +1,240 @@
+"""The parser contract: ``parser(url, registry) -> VirtualGroup``, and `Probe`, what ``can_open`` sees.
+
+A parser is an object (usually an attrs class instance) that is called with a URL
+and a registry and returns a `VirtualGroup`. To be found by `detect_parser`, its
+class also answers ``can_open(probe) -> bool`` from a `Probe`: the first
+`HEAD_BYTES` bytes of the source, more byte ranges if it must, and the marker
+files under a directory-like store (``zarr.json``, ``.zmetadata``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import ClassVar, Protocol, runtime_checkable
+
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.registry import ObjectStoreRegistry, object_size
+from vzcore.urls import normalize_url
+
+__all__ = ["HEAD_BYTES", "Parser", "Probe", "ProbeError"]
+
+HEAD_BYTES = 4096
+"""How many leading bytes of a source `Probe.head` holds: room for an XML root element
+(DMR++), a Kerchunk JSON document's first keys and HDF5 user blocks up to 2048 bytes."""
+
+
+class ProbeError(VirtualizationError):
+    """A source could not be read while detecting its format."""
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """The parser protocol.
+
+    ``parser(url, registry) -> VirtualGroup`` reads one source. ``can_open`` (a
+    classmethod, so it is asked before any instance exists) says from a `Probe`
+    whether the parser reads that source; `detect_parser` asks the parsers in
+    descending ``priority`` (0 when a parser does not set it) and builds the
+    first that says yes with no arguments.
+    """
+
+    priority: ClassVar[int]
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup: ...
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool: ...
+
+
+class Probe:
+    """What format detection may look at in one source, read lazily and at most once.
+
+    ``head`` is the source's first `HEAD_BYTES` bytes (all of them if it is
+    shorter), or None when nothing is stored at the URL itself: a URL ending in
+    ``/``, a directory, a store prefix. `exists` and `member` look under the URL
+    as a folder (``url/name``), for stores made of several objects.
+
+    A probe is a reader for one detection, not a value: it remembers what it read.
+
+    Parameters
+    ----------
+    url
+        The source's URL (or local path).
+    registry
+        Where it is read from.
+
+    Raises
+    ------
+    UnregisteredURLError
+        If ``url`` lies under no registered prefix.
+
+    Examples
+    --------
+    >>> probe = Probe.from_bytes(b"CDF\\x01\\x00\\x00\\x00\\x00")
+    >>> probe.head[:4], probe.size
+    (b'CDF\\x01', 8)
+    >>> folder = Probe.from_bytes(None, members={".zgroup": b'{"zarr_format": 2}'})
+    >>> folder.head is None, folder.exists(".zgroup"), folder.exists("zarr.json")
+    (True, True, False)
+    """
+
+    __slots__ = (
+        "_asked",
+        "_head",
+        "_members",
+        "_path",
+        "_present",
+        "_reader",
+        "_registry",
+        "_size",
+        "url",
+    )
+
+    _UNREAD: ClassVar[object] = object()
+
+    def __init__(self, url: str, registry: ObjectStoreRegistry) -> None:
+        self.url = normalize_url(url)
+        self._registry = registry
+        self._reader, self._path = registry.resolve(self.url)
+        self._head: object = self._UNREAD
+        self._size: int | None = None
+        self._members: dict[str, bytes | None] = {}
+        self._present: set[str] = set()
+        self._asked: list[str] = []
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes | None,
+        *,
+        members: Mapping[str, bytes] | None = None,
+        url: str = "memory://probe/source",
+    ) -> Probe:
+        """A probe over bytes held in memory: a file (``data``), or a folder of ``members``.
+
+        For testing ``can_open`` without writing files.
+        """
+        import obstore
+        from obstore.store import MemoryStore
+
+        store = MemoryStore()
+        prefix = url.rstrip("/").rsplit("/", 1)[0] + "/"
+        name = url.rstrip("/")[len(prefix) :]
+        if data is not None:
+            obstore.put(store, name, data)
+        for member, content in (members or {}).items():
+            obstore.put(store, f"{name}/{member}", content)
+        return cls(url, ObjectStoreRegistry({prefix: store}))
+
+    @property
+    def head(self) -> bytes | None:
+        """The first `HEAD_BYTES` bytes, or None when no object is stored at the URL."""
+        if self._head is self._UNREAD:
+            self._head = self._read_head()
+        assert self._head is None or isinstance(self._head, bytes)
+        return self._head
+
+    @property
+    def size(self) -> int | None:
+        """The object's size in bytes, or None when no object is stored at the URL."""
+        head = self.head
+        if head is None:
+            return None
+        if self._size is None:
+            if len(head) < HEAD_BYTES:
+                self._size = len(head)  # the head is the whole object
+            else:
+                with self._reading("get its size"):
+                    self._size = object_size(self._reader, self._path)
+        return self._size
+
+    def read_range(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object, clipped to its size (b"" past the end)."""
+        size = self.size
+        if size is None:
+            return b""
+        start, end = max(start, 0), min(end, size)
+        if start >= end:
+            return b""
+        head = self.head or b""
+        if end <= len(head):
+            return head[start:end]
+        with self._reading(f"read bytes {start}-{end}"):
+            data = self._reader.get_ranges(self._path, starts=[start], ends=[end])[0]
+        return bytes(data)
+
+    def exists(self, name: str) -> bool:
+        """Whether an object ``name`` lies under the URL taken as a folder (``url/name``)."""
+        if name in self._members:
+            return self._members[name] is not None
+        if name in self._present:
+            return True
+        self._note(name)
+        reader, path = self._registry.resolve(self._member_url(name))
+        with self._reading(f"look for {name!r}"):
+            try:
+                head = getattr(reader, "head", None)
+                if callable(head):
+                    head(path)
+                else:
+                    reader.get_ranges(path, starts=[0], ends=[1])
+            except (FileNotFoundError, NotADirectoryError):
+                self._members[name] = None
+                return False
+        self._present.add(name)
+        return True
+
+    def member(self, name: str) -> bytes | None:
+        """The whole object ``url/name`` (a marker document), or None if there is none."""
+        if name not in self._members:
+            self._note(name)
+            reader, path = self._registry.resolve(self._member_url(name))
+            with self._reading(f"read {name!r}"):
+                try:
+                    self._members[name] = bytes(reader.get(path))
+                except (FileNotFoundError, NotADirectoryError):
+                    self._members[name] = None
+        return self._members[name]
+
+    def _member_url(self, name: str) -> str:
+        return f"{self.url.rstrip('/')}/{name}"
+
+    @property
+    def asked(self) -> tuple[str, ...]:
+        """The marker names `exists` and `member` were asked about, in order (for messages)."""
+        return tuple(self._asked)
+
+    def _note(self, name: str) -> None:
+        if name not in self._asked:
+            self._asked.append(name)
+
+    def _read_head(self) -> bytes | None:
+        if self.url.endswith("/") or not self._path:
+            return None  # a prefix names no object of its own
+        with self._reading("read its first bytes"):
+            try:
+                data = self._reader.get_ranges(self._path, starts=[0], ends=[HEAD_BYTES])[0]
+            except (FileNotFoundError, NotADirectoryError):
+                return None  # no object here (missing, or a directory)
+            except Exception:  # noqa: BLE001 (some stores refuse a range past a short object's end)
+                data = self._head_of_short_object()
+        return bytes(data)
+
+    def _head_of_short_object(self) -> bytes | memoryview:
+        try:
+            end = min(object_size(self._reader, self._path), HEAD_BYTES)
+            return self._reader.get_ranges(self._path, starts=[0], ends=[end])[0] if end else b""
+        except FileNotFoundError as err:
+            raise ProbeError(f"{self.url}: cannot read its first bytes: {err}") from err
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[None]:
+        """Store failures as `ProbeError` naming the URL; vz's own errors pass through."""
+        try:
+            yield
+        except (VirtualizationError, FileNotFoundError, NotADirectoryError):
+            raise
+        except Exception as err:
+            raise ProbeError(f"{self.url}: cannot {action}: {err}") from err

@@ -66,9 +66,9 @@ def read_hdf5(path: Path) -> Values:
     values: Values = {}
     with h5py.File(path, "r") as handle:
         handle.visititems(
-            lambda name, node: values.__setitem__(name, node[()])
-            if isinstance(node, h5py.Dataset)
-            else None
+            lambda name, node: (
+                values.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
+            )
         )
     return values
 
@@ -124,7 +124,7 @@ class TestNetCDF3Contract(ParserContract):
 
 def write_zarr(path: Path, zarr_format: int) -> None:
     """A Zarr store: codecs, a fill value, unwritten chunks, edge chunks, a subgroup."""
-    root = zarr.create_group(path, zarr_format=zarr_format, attributes={"title": "contract"})  # type: ignore[arg-type]
+    root = zarr.create_group(path, zarr_format=zarr_format, attributes={"title": "contract"})
     a = root.create_array("a", shape=(5, 7), chunks=(2, 3), dtype="f8", fill_value=np.nan)
     a[:] = np.arange(35.0).reshape(5, 7)
     b = root.create_array("b", shape=(6,), chunks=(4,), dtype="i2", fill_value=-7)
@@ -140,7 +140,7 @@ def read_zarr(path: Path) -> Values:
     """Every array of a Zarr store as zarr-python reads it, by path."""
     root = zarr.open_group(path, mode="r")
     return {name: array[...] for name, array in root.arrays()} | {
-        f"sub/{name}": array[...] for name, array in root["sub"].arrays()  # type: ignore[union-attr]
+        f"sub/{name}": array[...] for name, array in root["sub"].arrays()
     }
 
 
@@ -150,7 +150,7 @@ class TestZarrV2Contract(ParserContract):
 
     def make_sample(self, folder: Path) -> None:
         write_zarr(folder / self.source_name, 2)
-        zarr.consolidate_metadata(folder / self.source_name, zarr_format=2)  # type: ignore[arg-type]
+        zarr.consolidate_metadata(folder / self.source_name, zarr_format=2)
 
     def reference(self, source: Path) -> Values:
         return read_zarr(source)
@@ -188,9 +188,10 @@ class TestKerchunkJSONContract(ParserContract):
         write_kerchunk_json(netcdf4_group(folder), folder / self.source_name)
         text = (folder / self.source_name).read_text()
         (folder / self.source_name).write_text(text.replace(f"file://{folder}/", ""))
-        assert NETCDF4_NAME in json.loads((folder / self.source_name).read_text())["refs"][
-            "temp/0.0.0"
-        ][0]
+        assert (
+            NETCDF4_NAME
+            in json.loads((folder / self.source_name).read_text())["refs"]["temp/0.0.0"][0]
+        )
 
     def reference(self, source: Path) -> Values:
         return read_hdf5(source.parent / NETCDF4_NAME)

@@ -496,7 +496,8 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize(
-    "kind", [k if k == "netcdf3" else pytest.param(k, marks=_RAW_OBSTORE) for k in PARSERS]
+    "kind",
+    [k if k in ("netcdf3", "detect") else pytest.param(k, marks=_RAW_OBSTORE) for k in PARSERS],
 )
 def test_an_unreachable_endpoint_is_a_typed_error_naming_the_url(
     s3_bucket: S3Bucket, kind: str

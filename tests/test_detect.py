@@ -358,13 +358,15 @@ def test_probe_reads_lazily_and_clips() -> None:
 
 
 def test_probe_of_a_folder() -> None:
-    probe = Probe.from_bytes(None, members={"zarr.json": b"{}", "sub/x": b"1"})
+    probe = Probe.from_bytes(None, members={"zarr.json": b"{}", "sub/x": b"1", "bad": b"{"})
+    assert probe.member_json("sub/x") == 1
+    assert probe.member_json("bad") is None
     assert (probe.head, probe.size, probe.read_range(0, 4)) == (None, None, b"")
     assert probe.exists("zarr.json")
     assert not probe.exists(".zgroup")
     assert probe.member("zarr.json") == b"{}"
     assert probe.member(".zmetadata") is None
-    assert probe.asked == ("zarr.json", ".zgroup", ".zmetadata")
+    assert probe.asked == ("sub/x", "bad", "zarr.json", ".zgroup", ".zmetadata")
 
 
 # ---- every sample, detected on S3 --------------------------------------------------------------

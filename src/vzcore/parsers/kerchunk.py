@@ -506,11 +506,7 @@ class KerchunkParquetParser:
         """A folder whose ``.zmetadata`` has fsspec's ``record_size`` and ``metadata`` keys."""
         if probe.head is not None:
             return False
-        document = probe.member(".zmetadata")
-        try:
-            zmetadata = json.loads(document) if document is not None else None
-        except ValueError:
-            return False
+        zmetadata = probe.member_json(".zmetadata")
         return (
             isinstance(zmetadata, dict)
             and isinstance(zmetadata.get("metadata"), dict)

@@ -9,9 +9,10 @@ files under a directory-like store (``zarr.json``, ``.zmetadata``, ...).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
@@ -37,10 +38,9 @@ class Parser(Protocol):
     classmethod, so it is asked before any instance exists) says from a `Probe`
     whether the parser reads that source; `detect_parser` asks the parsers in
     descending ``priority`` (0 when a parser does not set it) and builds the
-    first that says yes with no arguments.
+    first that says yes with no arguments. ``priority`` is optional, so it is not
+    a protocol member.
     """
-
-    priority: ClassVar[int]
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup: ...
 
@@ -198,6 +198,16 @@ class Probe:
                     self._members[name] = None
         return self._members[name]
 
+    def member_json(self, name: str) -> Any:
+        """The marker document ``url/name`` parsed as JSON; None if missing or not JSON."""
+        document = self.member(name)
+        if document is None:
+            return None
+        try:
+            return json.loads(document)
+        except ValueError:
+            return None
+
     def _member_url(self, name: str) -> str:
         return f"{self.url.rstrip('/')}/{name}"
 
@@ -223,18 +233,15 @@ class Probe:
         return bytes(data)
 
     def _head_of_short_object(self) -> bytes | memoryview:
-        try:
-            end = min(object_size(self._reader, self._path), HEAD_BYTES)
-            return self._reader.get_ranges(self._path, starts=[0], ends=[end])[0] if end else b""
-        except FileNotFoundError as err:
-            raise ProbeError(f"{self.url}: cannot read its first bytes: {err}") from err
+        end = min(object_size(self._reader, self._path), HEAD_BYTES)
+        return self._reader.get_ranges(self._path, starts=[0], ends=[end])[0] if end else b""
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[None]:
         """Store failures as `ProbeError` naming the URL; vz's own errors pass through."""
         try:
             yield
-        except (VirtualizationError, FileNotFoundError, NotADirectoryError):
+        except VirtualizationError:
             raise
         except Exception as err:
             raise ProbeError(f"{self.url}: cannot {action}: {err}") from err

@@ -60,11 +60,7 @@ class ZarrParser:
             return False
         if any(probe.exists(marker) for marker in ("zarr.json", ".zgroup", ".zarray")):
             return True
-        consolidated = probe.member(".zmetadata")
-        try:
-            document = json.loads(consolidated) if consolidated is not None else None
-        except ValueError:
-            return False
+        document = probe.member_json(".zmetadata")
         return isinstance(document, dict) and "zarr_consolidated_format" in document
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:

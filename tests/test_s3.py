@@ -440,8 +440,6 @@ def test_accessor_to_icechunk_appends_s3_files(s3_bucket: S3Bucket, sources: Sou
 
 # ---- errors naming the URL ----------------------------------------------------------------
 
-_RAW_OBSTORE = pytest.mark.xfail(strict=True, reason="raw obstore error; byte-range layer")
-
 
 def test_a_url_in_another_bucket_is_refused(s3_bucket: S3Bucket, sources: Sources) -> None:
     upload(s3_bucket, sources, "nc4_basic.nc")
@@ -505,9 +503,7 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.parametrize(
-    "kind", [pytest.param(k, marks=_RAW_OBSTORE) if k == "detect" else k for k in PARSERS]
-)
+@pytest.mark.parametrize("kind", PARSERS)
 def test_an_unreachable_endpoint_is_a_typed_error_naming_the_url(
     s3_bucket: S3Bucket, kind: str
 ) -> None:

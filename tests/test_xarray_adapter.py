@@ -22,7 +22,7 @@ from zarr.codecs import GzipCodec
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import HDFParser, ManifestParquetParser, Parser, ZarrParser
+from vzcore.parsers import HDFParser, ManifestParquetParser, Parser, Probe, ZarrParser
 
 COMBINE: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
 
@@ -32,6 +32,11 @@ class DictParser:
     """A parser that answers with prebuilt groups, after checking the URL is registered."""
 
     groups: Mapping[str, vc.VirtualGroup]
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """Never: this parser is only ever passed explicitly (``parser=``)."""
+        return False
 
     def __call__(self, url: str, registry: vc.ObjectStoreRegistry) -> vc.VirtualGroup:
         registry.resolve(url)

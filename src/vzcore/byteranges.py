@@ -103,7 +103,7 @@ def _wrapped(err: BaseException, url: str, what: str) -> SourceReadError:
         return err
     reason = _first_line(err)
     kind: type[SourceReadError] = SourceReadError
-    if isinstance(err, FileNotFoundError | IsADirectoryError):
+    if isinstance(err, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         kind, reason = SourceNotFoundError, "no such object"
     elif "range" in str(err).lower() and "invalid" in str(err).lower():
         kind, reason = ShortReadError, f"the object is shorter than the request ({reason})"
@@ -268,16 +268,25 @@ class Source:
         """The first ``count`` bytes (fewer if the object is shorter); None if there is no object."""
         try:
             return bytes(self.reader.get_ranges(self.path, starts=[0], ends=[count])[0])
-        except FileNotFoundError:  # obstore's "not found", also for a directory
+        except (FileNotFoundError, NotADirectoryError):  # obstore's "not found", a directory
             return None
         except Exception as err:
-            if "range" in str(err).lower():  # an empty object
+            if "range" in str(err).lower():  # some stores refuse any range of an empty object
                 return b""
             raise _wrapped(err, self.url, f"its first {count} bytes") from err
 
     def exists(self) -> bool:
-        """Whether an object is there."""
-        return self.head(1) is not None
+        """Whether an object is there (a HEAD request where the store has one)."""
+        head = getattr(self.reader, "head", None)
+        if not callable(head):
+            return self.head(1) is not None
+        try:
+            head(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except Exception as err:
+            raise _wrapped(err, self.url, "its metadata") from err
+        return True
 
     def size(self) -> int:
         """The object's size in bytes (one HEAD request where the store can)."""

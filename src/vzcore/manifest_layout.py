@@ -45,6 +45,7 @@ __all__ = [
     "VERSION",
     "array_to_table",
     "group_document",
+    "is_manifest_metadata",
     "parse_group_document",
     "table_to_array",
 ]
@@ -74,10 +75,15 @@ def array_to_table(array: AnyArray) -> pa.Table:
     return table.replace_schema_metadata(metadata)
 
 
+def is_manifest_metadata(metadata: Mapping[bytes, bytes] | None) -> bool:
+    """Whether a parquet file's key-value metadata marks it as a vz manifest file."""
+    return (metadata or {}).get(_FORMAT_KEY) == FORMAT.encode()
+
+
 def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
     """Rebuild an array from its table; ``where`` names the file in error messages."""
     kv = table.schema.metadata or {}
-    if kv.get(_FORMAT_KEY) != FORMAT.encode():
+    if not is_manifest_metadata(kv):
         raise ManifestFormatError(f"{where}: not a vz manifest file (no 'vz:format' key)")
     version = kv.get(_VERSION_KEY, b"?").decode()
     if version != str(VERSION):

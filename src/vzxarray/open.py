@@ -9,7 +9,7 @@ import attrs
 import xarray as xr
 
 import vzcore as vc
-from vzcore.parsers import Parser
+from vzcore.parsers import Parser, detect_parser
 from vzxarray.dataset import dataset_from_group
 
 __all__ = ["open_virtual_dataset", "open_virtual_datatree"]
@@ -55,7 +55,7 @@ def open_virtual_dataset(
     url: str,
     *,
     registry: vc.ObjectStoreRegistry,
-    parser: Parser,
+    parser: Parser | None = None,
     group: str | None = None,
     loadable_variables: Iterable[str] | None = None,
     drop_variables: Iterable[str] | None = None,
@@ -70,7 +70,8 @@ def open_virtual_dataset(
     registry
         URL prefix -> store; the only places vz reads from.
     parser
-        A callable ``parser(url, registry) -> VirtualGroup`` for the file's format.
+        A callable ``parser(url, registry) -> VirtualGroup`` for the file's format;
+        by default `vzcore.parsers.detect_parser` picks one.
     group
         A subgroup to open (``"/a/b"``); the root by default.
     loadable_variables
@@ -82,7 +83,7 @@ def open_virtual_dataset(
         As in `xarray.open_dataset`, for the loaded variables.
     """
     loadable = None if loadable_variables is None else list(loadable_variables)
-    parser, drop_variables = _told(parser, loadable, drop_variables)
+    parser, drop_variables = _told(parser or detect_parser(url, registry), loadable, drop_variables)
     root = parser(url, registry)
     return dataset_from_group(
         _subgroup(root, group, url),
@@ -97,19 +98,21 @@ def open_virtual_datatree(
     url: str,
     *,
     registry: vc.ObjectStoreRegistry,
-    parser: Parser,
+    parser: Parser | None = None,
     group: str | None = None,
     loadable_variables: Iterable[str] | None = None,
     drop_variables: Iterable[str] | None = None,
     decode_times: bool | None = None,
 ) -> xr.DataTree:
-    """Open every group of one file as a tree of virtual datasets.
+    """Open every group of one file as a tree of virtual datasets (parser as in `open_virtual_dataset`).
 
     ``loadable_variables`` and ``drop_variables`` apply in each group to the names
     that group has.
     """
     loadable_variables = None if loadable_variables is None else list(loadable_variables)
-    parser, drop_variables = _told(parser, loadable_variables, drop_variables)
+    parser, drop_variables = _told(
+        parser or detect_parser(url, registry), loadable_variables, drop_variables
+    )
     root = _subgroup(parser(url, registry), group, url)
     datasets: dict[str, xr.Dataset] = {}
     for path, node in root.walk_groups():

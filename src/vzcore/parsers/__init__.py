@@ -1,22 +1,32 @@
 """Parsers: each turns one source URL into a `VirtualGroup`.
 
-A parser is any callable ``parser(url, registry) -> VirtualGroup``; format options
-go on its constructor. Parsers read only through the registry, so local files,
-S3, GCS, Azure, HTTP and in-memory stores work alike.
+A parser is a callable ``parser(url, registry) -> VirtualGroup`` whose class says,
+from a `Probe` of the source, whether it can open it (``can_open``); format
+options go on its constructor. Parsers read only through the registry, so local
+files, S3, GCS, Azure, HTTP and in-memory stores work alike. `detect_parser`
+asks every parser of the ``vz.parsers`` entry point group; see ``docs/parsers.md``.
 """
 
-from typing import Protocol, runtime_checkable
-
-from vzcore.group import VirtualGroup
-from vzcore.parsers.detect import UnknownFormatError, detect_parser
+from vzcore.parsers.detect import (
+    BUILTIN_PARSERS,
+    ENTRY_POINT_GROUP,
+    ParserPlugin,
+    ParserPluginWarning,
+    UnknownFormatError,
+    detect_parser,
+    parser_plugins,
+)
 from vzcore.parsers.hdf5 import HDF5FormatError, HDF5GroupError, HDF5UnsupportedError, HDFParser
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
+from vzcore.parsers.protocol import HEAD_BYTES, Parser, Probe, ProbeError
 from vzcore.parsers.zarr import ZarrFormatError, ZarrParser
-from vzcore.registry import ObjectStoreRegistry
 
 __all__ = [
+    "BUILTIN_PARSERS",
+    "ENTRY_POINT_GROUP",
+    "HEAD_BYTES",
     "HDF5FormatError",
     "HDF5GroupError",
     "HDF5UnsupportedError",
@@ -28,16 +38,14 @@ __all__ = [
     "NetCDF3FormatError",
     "NetCDF3Parser",
     "Parser",
+    "ParserPlugin",
+    "ParserPluginWarning",
+    "Probe",
+    "ProbeError",
     "UnknownFormatError",
     "ZarrFormatError",
     "ZarrParser",
     "detect_parser",
+    "parser_plugins",
     "read_manifest_parquet",
 ]
-
-
-@runtime_checkable
-class Parser(Protocol):
-    """The parser protocol: ``parser(url, registry) -> VirtualGroup``."""
-
-    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup: ...

@@ -33,6 +33,7 @@ from vzcore.parsers.hdf5_types import (
     load_values,
     loadable_dtype,
 )
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
@@ -117,6 +118,21 @@ class HDFParser:
         default=None, converter=attrs.converters.optional(tuple)
     )
     inline_threshold: int = 0
+
+    priority = -60  # last of the built-ins: a user block past the probe's head costs reads
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """An HDF5 superblock signature at byte 0, 512, 1024, 2048, ... (after a user block)."""
+        signature = b"\x89HDF\r\n\x1a\n"
+        if probe.head is None:
+            return False
+        offset, size = 0, probe.size or 0
+        while offset + len(signature) <= size:
+            if probe.read_range(offset, offset + len(signature)) == signature:
+                return True
+            offset = max(512, 2 * offset)
+        return False
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         file = source(registry, url)

@@ -32,11 +32,16 @@ from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry, normalize_url
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
 _TEMPLATE = re.compile(r"{{\s*([^{}]+?)\s*}}")
+# Top-level keys of version 1 references, or metadata keys of version 0 ones.
+_KERCHUNK_KEY = re.compile(
+    rb'"(version|refs|templates|gen|\.zgroup|\.zattrs|[^"]*\.zarray|[^"]*zarr\.json)"\s*:'
+)
 
 
 class KerchunkFormatError(VirtualizationError):
@@ -173,6 +178,17 @@ class KerchunkJSONParser:
 
     fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
     skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
+
+    priority = -50  # a brace and a key name: the least specific test of the built-ins
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """A JSON object whose first keys are Kerchunk's (``version``, ``refs``, ``.zgroup``, ...)."""
+        head = probe.head
+        if head is None:
+            return False
+        text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+        return text.startswith(b"{") and _KERCHUNK_KEY.search(text) is not None
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         text = source(registry, url).read()
@@ -472,6 +488,20 @@ class KerchunkParquetParser:
 
     fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
     skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
+
+    priority = -20
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """A folder whose ``.zmetadata`` has fsspec's ``record_size`` and ``metadata`` keys."""
+        if probe.head is not None:
+            return False
+        zmetadata = probe.member_json(".zmetadata")
+        return (
+            isinstance(zmetadata, dict)
+            and isinstance(zmetadata.get("metadata"), dict)
+            and isinstance(zmetadata.get("record_size"), int)
+        )
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root = url.rstrip("/")

@@ -16,7 +16,13 @@ from vzcore.array import AnyArray
 from vzcore.byteranges import SourceReadError, source
 from vzcore.errors import ManifestFormatError, VirtualizationError
 from vzcore.group import VirtualGroup
-from vzcore.manifest_layout import GROUP_DOCUMENT, parse_group_document, table_to_array
+from vzcore.manifest_layout import (
+    GROUP_DOCUMENT,
+    is_manifest_metadata,
+    parse_group_document,
+    table_to_array,
+)
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["ManifestParquetParser", "read_manifest_parquet"]
@@ -45,6 +51,28 @@ class ManifestParquetParser:
     A URL ending in ``.parquet`` is one array (the group holds it under the file's
     stem); any other URL is a group directory.
     """
+
+    priority = -10
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """A folder with ``vz-group.json``, or a parquet file whose metadata says ``vz:format``."""
+        if probe.head is None:
+            return probe.exists(GROUP_DOCUMENT)
+        size = probe.size or 0
+        if not probe.head.startswith(b"PAR1") or size < 12:
+            return False
+        # The footer: thrift metadata, its length (4 bytes, little-endian), b"PAR1".
+        tail = probe.read_range(size - 8, size)
+        footer_length = int.from_bytes(tail[:4], "little")
+        if not tail.endswith(b"PAR1") or footer_length > size - 12:
+            return False
+        footer = probe.read_range(size - 8 - footer_length, size - 8)
+        try:
+            metadata = pq.read_metadata(pa.BufferReader(b"PAR1" + footer + tail)).metadata
+        except (OSError, pa.ArrowException):
+            return False
+        return is_manifest_metadata(metadata)
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root = source(registry, url)

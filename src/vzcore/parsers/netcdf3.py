@@ -29,6 +29,7 @@ from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["NetCDF3FormatError", "NetCDF3Parser"]
@@ -440,6 +441,14 @@ class NetCDF3Parser:
     """
 
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    priority = -40
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """The magic ``CDF`` and a version byte: 1 (classic), 2 (64-bit offset) or 5 (CDF5)."""
+        head = probe.head
+        return head is not None and len(head) >= 4 and head[:3] == b"CDF" and head[3] in _VERSIONS
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         """Build the virtual group of one netCDF classic file.

@@ -25,6 +25,7 @@ from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import normalize_url
 
@@ -46,6 +47,22 @@ class ZarrParser:
     """
 
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    priority = -30
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """A folder with ``zarr.json``, ``.zgroup`` or ``.zarray``, or zarr's ``.zmetadata``.
+
+        A ``.zmetadata`` alone is zarr's only if it says ``zarr_consolidated_format``:
+        Kerchunk's parquet references have one too.
+        """
+        if probe.head is not None:
+            return False
+        if any(probe.exists(marker) for marker in ("zarr.json", ".zgroup", ".zarray")):
+            return True
+        document = probe.member_json(".zmetadata")
+        return isinstance(document, dict) and "zarr_consolidated_format" in document
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root_url = normalize_url(url).rstrip("/")

@@ -503,12 +503,17 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.parametrize("broken", ["unreachable endpoint", "missing bucket"])
 @pytest.mark.parametrize("kind", PARSERS)
-def test_an_unreachable_endpoint_is_a_typed_error_naming_the_url(
-    s3_bucket: S3Bucket, kind: str
+def test_an_unreachable_store_is_a_typed_error_naming_the_url(
+    s3_bucket: S3Bucket, kind: str, broken: str
 ) -> None:
-    dead = dataclasses.replace(s3_bucket, endpoint=f"http://127.0.0.1:{_closed_port()}")
+    if broken == "missing bucket":
+        dead = dataclasses.replace(s3_bucket, name=f"{s3_bucket.name}-missing")
+    else:
+        dead = dataclasses.replace(s3_bucket, endpoint=f"http://127.0.0.1:{_closed_port()}")
     url = dead.key_url("data/source")
+    # A dead endpoint fails every read; a missing bucket may read as a missing object.
     with pytest.raises(vc.VirtualizationError, match=url):
         PARSERS[kind](url, dead.registry())
 
@@ -521,14 +526,6 @@ def test_chunks_from_an_unreachable_endpoint_are_a_typed_error_naming_the_url(
     store = vc.ManifestStore(group, registry=dead.registry())
     with pytest.raises(vc.VirtualizationError, match=url):
         zarr.open_array(store, path="tas", mode="r")[...]
-
-
-@pytest.mark.parametrize("kind", PARSERS)
-def test_a_missing_bucket_is_a_typed_error_naming_the_url(s3_bucket: S3Bucket, kind: str) -> None:
-    missing = dataclasses.replace(s3_bucket, name=f"{s3_bucket.name}-missing")
-    url = missing.key_url("data/source")
-    with pytest.raises(vc.VirtualizationError, match=url):
-        PARSERS[kind](url, missing.registry())
 
 
 def test_a_source_deleted_after_parsing_is_a_typed_error_at_read(

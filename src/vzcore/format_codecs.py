@@ -98,16 +98,21 @@ def _codec_dict(codec: Any) -> dict[str, Any]:
     return {"name": codec.name, "configuration": config} if config else {"name": codec.name}
 
 
+def _require_kind(name: str, dtype: ZDType[TBaseDType, TBaseScalar], kinds: str, says: str) -> None:
+    """Refuse an array whose numpy dtype kind is not one of ``kinds``."""
+    native = dtype.to_native_dtype()
+    if native.kind not in kinds:
+        raise InvalidMetadataError(f"codec {name} {says}, not {native}")
+
+
 def _refuse_encoding(name: str) -> UnsupportedCodecError:
     return UnsupportedCodecError(f"codec {name} only decodes existing data; it cannot encode")
 
 
-@dataclass(frozen=True)
-class DecodeOnlyBytesBytesCodec(BytesBytesCodec):
-    """A bytes-to-bytes codec that only decodes: subclasses give `_decode_bytes`."""
+class _DecodeOnly:
+    """What every decode-only codec shares: its JSON form, threaded decoding, no encoding."""
 
     name: ClassVar[str]
-    is_fixed_size = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -115,6 +120,23 @@ class DecodeOnlyBytesBytesCodec(BytesBytesCodec):
 
     def to_dict(self) -> dict[str, Any]:
         return _codec_dict(self)
+
+    def _decode_sync(self, chunk: Any, chunk_spec: ArraySpec) -> Any:
+        raise NotImplementedError
+
+    async def _decode_single(self, chunk: Any, chunk_spec: ArraySpec) -> Any:
+        return await asyncio.to_thread(self._decode_sync, chunk, chunk_spec)
+
+    async def _encode_single(self, chunk: Any, chunk_spec: ArraySpec) -> Any:
+        raise _refuse_encoding(self.name)
+
+
+@dataclass(frozen=True)
+class DecodeOnlyBytesBytesCodec(_DecodeOnly, BytesBytesCodec):
+    """A bytes-to-bytes codec that only decodes: subclasses give `_decode_bytes`."""
+
+    name: ClassVar[str]
+    is_fixed_size = False
 
     @abc.abstractmethod
     def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
@@ -130,18 +152,12 @@ class DecodeOnlyBytesBytesCodec(BytesBytesCodec):
             )
         return chunk_spec.prototype.buffer.from_bytes(decoded)
 
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
-        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
-
-    async def _encode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer | None:
-        raise _refuse_encoding(self.name)
-
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise _refuse_encoding(self.name)
 
 
 @dataclass(frozen=True)
-class DecodeOnlyArrayArrayCodec(ArrayArrayCodec):
+class DecodeOnlyArrayArrayCodec(_DecodeOnly, ArrayArrayCodec):
     """An array-to-array codec that only decodes: subclasses give `_decode_array`.
 
     The decoded array has the shape and dtype of the encoded one (zarr's
@@ -151,13 +167,6 @@ class DecodeOnlyArrayArrayCodec(ArrayArrayCodec):
     name: ClassVar[str]
     is_fixed_size = True
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**(data.get("configuration") or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return _codec_dict(self)
-
     @abc.abstractmethod
     def _decode_array(self, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """The decoded values of one chunk."""
@@ -166,29 +175,16 @@ class DecodeOnlyArrayArrayCodec(ArrayArrayCodec):
         decoded = self._decode_array(np.asarray(chunk_array.as_numpy_array()))
         return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded)
 
-    async def _decode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return await asyncio.to_thread(self._decode_sync, chunk_array, chunk_spec)
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> NDBuffer | None:
-        raise _refuse_encoding(self.name)
-
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         return input_byte_length
 
 
 @dataclass(frozen=True)
-class DecodeOnlyArrayBytesCodec(ArrayBytesCodec):
+class DecodeOnlyArrayBytesCodec(_DecodeOnly, ArrayBytesCodec):
     """An array-to-bytes codec that only decodes: subclasses give `_decode_to_array`."""
 
     name: ClassVar[str]
     is_fixed_size = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**(data.get("configuration") or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return _codec_dict(self)
 
     @abc.abstractmethod
     def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
@@ -201,12 +197,6 @@ class DecodeOnlyArrayBytesCodec(ArrayBytesCodec):
         )
         decoded = np.asarray(values, dtype=dtype).reshape(chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded)
-
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        raise _refuse_encoding(self.name)
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise _refuse_encoding(self.name)
@@ -379,9 +369,7 @@ class DeltaCodec(DecodeOnlyArrayArrayCodec):
         dtype: ZDType[TBaseDType, TBaseScalar],
         chunk_grid: ChunkGridMetadata,
     ) -> None:
-        native = dtype.to_native_dtype()
-        if native.kind not in "iu":
-            raise InvalidMetadataError(f"codec {self.name} applies to integers, not {native}")
+        _require_kind(self.name, dtype, "iu", "applies to integers")
         if not -len(shape) <= self.axis < len(shape):
             raise InvalidMetadataError(
                 f"codec {self.name}: axis {self.axis} is not an axis of a {len(shape)}-d array"
@@ -421,9 +409,7 @@ class SimplePackingCodec(DecodeOnlyArrayBytesCodec):
         dtype: ZDType[TBaseDType, TBaseScalar],
         chunk_grid: ChunkGridMetadata,
     ) -> None:
-        native = dtype.to_native_dtype()
-        if native.kind != "f":
-            raise InvalidMetadataError(f"codec {self.name} decodes to floats, not {native}")
+        _require_kind(self.name, dtype, "f", "decodes to floats")
 
     def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
         nbits = self.bits_per_value

@@ -346,3 +346,23 @@ def test_empty_ranges_need_no_request() -> None:
     assert [bytes(b) for b in got] == [b"", DATA[100:110], b""]
     assert reader.batches == [[(100, 110)]]
     assert _source(reader).read_ranges([7], [7]) == [b""]
+
+
+def test_a_corrupt_chunk_read_into_memory_names_file_and_chunk(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    from vzcore.parsers import HDFParser
+
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.arange(4000, dtype="f8"), chunks=(1000,), compression="gzip")
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    array = HDFParser()(f"file://{path}", registry)["x"]
+    assert isinstance(array, vc.VirtualArray)
+    entry = array.manifest.to_entries()["2"]
+    data = bytearray(path.read_bytes())
+    data[int(entry["offset"]) : int(entry["offset"]) + 16] = bytes(16)  # break chunk 2
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        vc.ChunkDecodeError, match=rf"f\.h5: chunk \(2,\) \(bytes {entry['offset']}-"
+    ):
+        vc.read_array(array, registry)

@@ -45,6 +45,7 @@ EXPECTED = {
     "ManifestStore",
     "ObjectStoreRegistry",
     "UnregisteredURLError",
+    "ChunkDecodeError",
     "ChunkFetchError",
 }
 

@@ -23,6 +23,7 @@ from vzcore.codecs import CodecSpec
 from vzcore.errors import (
     AmbiguousRenameError,
     BroadcastError,
+    ChunkDecodeError,
     ChunkShapeMismatch,
     CodecMismatch,
     DimensionNameMismatch,
@@ -56,6 +57,7 @@ __all__ = [
     "AnyArray",
     "ArrayMetadata",
     "BroadcastError",
+    "ChunkDecodeError",
     "ChunkFetchError",
     "ChunkManifest",
     "ChunkShapeMismatch",

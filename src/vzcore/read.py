@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import read_references
-from vzcore.errors import UnsupportedCodecError, VirtualizationError
+from vzcore.errors import ChunkDecodeError, UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
@@ -141,8 +141,18 @@ def _read_chunks(
         offsets[rows],
         lengths[rows],
     )
+    urls = array.manifest.dictionary.to_pylist()
     for row, buffer in zip(rows.tolist(), buffers, strict=True):
-        _place(out, decode(buffer), row, meta.chunk_shape, array.manifest.grid)
+        try:
+            values = decode(buffer)
+        except Exception as err:  # whatever the codec raises, said with where the chunk is
+            coords = tuple(int(c) for c in np.unravel_index(row, array.manifest.grid))
+            start = int(offsets[row])
+            raise ChunkDecodeError(
+                f"{urls[int(indices[row])]}: chunk {coords} (bytes {start}-"
+                f"{start + int(lengths[row])}) does not decode: {err}"
+            ) from err
+        _place(out, values, row, meta.chunk_shape, array.manifest.grid)
     return out
 
 

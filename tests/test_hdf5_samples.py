@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import h5py
+import hdf5plugin  # noqa: F401  (h5py reads the blosc2, bitshuffle and lz4 files as the reference)
 import numpy as np
 import pytest
 import zarr

@@ -174,7 +174,7 @@ def relative_to_folder(column: pa.ChunkedArray, folder: Path, prefix: str) -> pa
 
 
 class TestKerchunkJSONContract(ParserContract):
-    parser = KerchunkJSONParser()
+    parser = KerchunkJSONParser(fingerprint_sources=True)
     source_name = "refs.json"
 
     def make_sample(self, folder: Path) -> None:
@@ -190,19 +190,9 @@ class TestKerchunkJSONContract(ParserContract):
     def reference(self, source: Path) -> Values:
         return read_hdf5(source.parent / NETCDF4_NAME)
 
-    @pytest.mark.xfail(strict=True, reason="Kerchunk parsers record no fingerprint")
-    def test_every_referenced_file_has_a_fingerprint(self, sample: Path) -> None:
-        super().test_every_referenced_file_has_a_fingerprint(sample)
-
-    @pytest.mark.xfail(strict=True, reason="Kerchunk parsers record no fingerprint")
-    def test_fingerprints_have_a_last_modified_time(
-        self, sample: Path, s3_bucket: S3Bucket
-    ) -> None:
-        super().test_fingerprints_have_a_last_modified_time(sample, s3_bucket)
-
 
 class TestKerchunkParquetContract(TestKerchunkJSONContract):
-    parser = KerchunkParquetParser()
+    parser = KerchunkParquetParser(fingerprint_sources=True)
     source_name = "refs.parq"
 
     def make_sample(self, folder: Path) -> None:

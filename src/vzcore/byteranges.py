@@ -49,6 +49,7 @@ __all__ = [
     "Source",
     "SourceNotFoundError",
     "SourceReadError",
+    "fingerprints",
     "open_file",
     "read_references",
     "reraise_source_error",
@@ -384,6 +385,21 @@ def read_references(
         for position, buffer in zip(positions[index].tolist(), buffers, strict=True):
             result[position] = buffer
     return result
+
+
+def fingerprints(
+    registry: ObjectStoreRegistry, urls: Sequence[str], *, policy: ReadPolicy = DEFAULT_POLICY
+) -> dict[str, SourceFingerprint]:
+    """The fingerprint of each URL, asked concurrently (``policy.concurrency`` at once)."""
+
+    def ask(url: str) -> tuple[str, SourceFingerprint]:
+        file = source(registry, url, policy=policy)
+        return file.url, file.fingerprint()
+
+    if len(urls) <= 1:
+        return dict(ask(url) for url in urls)
+    with ThreadPoolExecutor(max_workers=min(policy.concurrency, len(urls))) as pool:
+        return dict(pool.map(ask, urls))
 
 
 class RangeBatcher:

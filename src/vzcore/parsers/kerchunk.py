@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.byteranges import SourceReadError, source
+from vzcore.byteranges import SourceReadError, fingerprints, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
@@ -169,6 +169,10 @@ class KerchunkJSONParser:
         Variables left out of the group without being parsed (so one vz cannot
         represent can be skipped): a name skips that array in every group, a
         path (``"sub/x"``) only that one.
+    fingerprint_sources
+        Ask the store about every referenced file (one HEAD each, concurrently)
+        and record its size, last-modified time and ETag in ``sources``: Kerchunk
+        references carry no fingerprints of their own.
 
     Examples
     --------
@@ -178,6 +182,7 @@ class KerchunkJSONParser:
 
     fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
     skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
+    fingerprint_sources: bool = False
 
     priority = -50  # a brace and a key name: the least specific test of the built-ins
 
@@ -197,9 +202,23 @@ class KerchunkJSONParser:
         except ValueError as err:
             raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
         refs = _references(document, url)
-        return _group_from_refs(
+        group = _group_from_refs(
             refs, registry, url, base=self.fs_root or url, skip=self.skip_variables
         )
+        return _fingerprinted(group, registry) if self.fingerprint_sources else group
+
+
+def _fingerprinted(group: VirtualGroup, registry: ObjectStoreRegistry) -> VirtualGroup:
+    """``group`` with the fingerprint of every file its references point to."""
+    urls = sorted(
+        {
+            url
+            for _, array in group.walk_arrays()
+            if isinstance(array, VirtualArray)
+            for url in array.manifest.dictionary.to_pylist()
+        }
+    )
+    return group.evolve(sources=fingerprints(registry, urls))
 
 
 def _references(document: Any, where: str) -> dict[str, Any]:
@@ -484,10 +503,13 @@ class KerchunkParquetParser:
         Variables left out of the group without being parsed (so one vz cannot
         represent can be skipped): a name skips that array in every group, a
         path (``"sub/x"``) only that one.
+    fingerprint_sources
+        As for `KerchunkJSONParser`: record each referenced file's fingerprint.
     """
 
     fs_root: str | None = attrs.field(default=None, converter=_to_fs_root)
     skip_variables: frozenset[str] = attrs.field(default=(), converter=_to_names)
+    fingerprint_sources: bool = False
 
     priority = -20
 
@@ -521,7 +543,8 @@ class KerchunkParquetParser:
             and not _is_skipped(k[: -len("/.zarray")], self.skip_variables)
         ]
         arrays = {p: self._array(root, p, metadata, record_size, registry) for p in array_paths}
-        return _nest(arrays, metadata, url)
+        group = _nest(arrays, metadata, url)
+        return _fingerprinted(group, registry) if self.fingerprint_sources else group
 
     def _array(
         self,

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +41,8 @@ import numpy.typing as npt
 
 from vzcore.errors import VirtualizationError
 from vzcore.group import SourceFingerprint
-from vzcore.registry import ByteRangeReader, ObjectStoreRegistry
-from vzcore.urls import normalize_url
+from vzcore.registry import ByteRangeReader, ObjectStoreRegistry, UnregisteredURLError
+from vzcore.urls import normalize_url, quote_path
 
 __all__ = [
     "RangeBatcher",
@@ -99,9 +101,12 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def _wrapped(err: BaseException, url: str, what: str) -> SourceReadError:
-    """A store's exception as a typed error naming ``url`` (the original is chained)."""
-    if isinstance(err, SourceReadError):
+def _wrapped(err: BaseException, url: str, what: str) -> VirtualizationError:
+    """A store's exception as a typed error naming ``url`` (the original is chained).
+
+    vz's own refusals (a path leading outside its registered folder) pass unchanged.
+    """
+    if isinstance(err, SourceReadError | UnregisteredURLError):
         return err
     reason = _first_line(err)
     kind: type[SourceReadError] = SourceReadError
@@ -339,7 +344,7 @@ class Source:
     def relative(self, name: str) -> Source:
         """The source at ``name`` under this one (``name`` joined with a ``/``)."""
         joined = f"{self.path.rstrip('/')}/{name}" if self.path else name
-        return attrs.evolve(self, url=f"{self.url.rstrip('/')}/{name}", path=joined)
+        return attrs.evolve(self, url=f"{self.url.rstrip('/')}/{quote_path(name)}", path=joined)
 
 
 def source(
@@ -403,47 +408,62 @@ def fingerprints(
         return dict(pool.map(ask, urls))
 
 
+class _LoopBatch:
+    """One event loop's share of a `RangeBatcher`: its pending reads and its semaphore."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.pending: dict[tuple[str, int], tuple[Source, list[tuple[int, int, Any]]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.limit = asyncio.Semaphore(concurrency)
+
+
 class RangeBatcher:
     """Collects the range reads awaited in one event-loop turn: one batch per file.
 
     Used by `ManifestStore`, where zarr asks for many chunks at once; the batch of each
     file is coalesced by `Source.read_ranges_async`, and at most
-    ``policy.concurrency`` files are read at the same time.
+    ``policy.concurrency`` files are read at the same time. Each event loop has its
+    own batches and limit, so one batcher serves many threads, each running its own
+    loop (``asyncio.run`` per thread).
     """
 
     def __init__(self, policy: ReadPolicy = DEFAULT_POLICY) -> None:
         self._policy = policy
-        self._pending: dict[tuple[str, int], tuple[Source, list[tuple[int, int, Any]]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._limits: dict[int, asyncio.Semaphore] = {}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatch] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def _batch(self, loop: asyncio.AbstractEventLoop) -> _LoopBatch:
+        batch = self._loops.get(loop)
+        if batch is None:
+            with self._lock:
+                batch = self._loops.setdefault(loop, _LoopBatch(self._policy.concurrency))
+        return batch
 
     async def fetch(self, source: Source, start: int, end: int) -> memoryview:
         """The bytes ``[start, end)`` of ``source``, fetched with the others of this turn."""
         loop = asyncio.get_running_loop()
+        batch = self._batch(loop)
         future: asyncio.Future[memoryview] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
+        if not batch.pending:
+            loop.call_soon(self._flush, batch)
         key = (source.url, id(source.reader))
-        self._pending.setdefault(key, (source, []))[1].append((start, end, future))
+        batch.pending.setdefault(key, (source, []))[1].append((start, end, future))
         return await future
 
-    def _limit(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        limit = self._limits.get(id(loop))
-        if limit is None:
-            limit = self._limits[id(loop)] = asyncio.Semaphore(self._policy.concurrency)
-        return limit
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, {}
+    def _flush(self, batch: _LoopBatch) -> None:
+        pending, batch.pending = batch.pending, {}
         for item in pending.values():
-            task = asyncio.ensure_future(self._run(*item))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task = asyncio.ensure_future(self._run(batch, *item))
+            batch.tasks.add(task)
+            task.add_done_callback(batch.tasks.discard)
 
-    async def _run(self, source: Source, requests: list[tuple[int, int, Any]]) -> None:
+    async def _run(
+        self, batch: _LoopBatch, source: Source, requests: list[tuple[int, int, Any]]
+    ) -> None:
         try:
-            async with self._limit():
+            async with batch.limit:
                 buffers = await source.read_ranges_async(
                     [r[0] for r in requests], [r[1] for r in requests]
                 )

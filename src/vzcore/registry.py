@@ -1,8 +1,10 @@
 """`ObjectStoreRegistry`: URL prefix -> object store. The one place a URL becomes bytes.
 
 A URL is read only if it lies under a registered prefix, after normalisation
-(``..`` segments resolved, percent-escapes decoded), so a reference file can never
-make vz read something the user did not register.
+(`vzcore.urls.normalize_url`: percent-escapes decoded, ``..`` segments resolved,
+unsafe characters refused), and a local file only if its real path (symlinks
+resolved) lies inside the registered folder, so a reference file can never make vz
+read something the user did not register.
 """
 
 from __future__ import annotations
@@ -12,26 +14,23 @@ import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
-from vzcore.urls import normalize_url
+from vzcore.urls import UnregisteredURLError, normalize_url, url_path
 
 _log = logging.getLogger(__name__)
 
 __all__ = [
     "ByteRangeReader",
     "ObjectStoreRegistry",
+    "OutsideRootError",
     "UnregisteredURLError",
     "normalize_url",
 ]
-
-
-class UnregisteredURLError(VirtualizationError):
-    """A URL lies under no registered prefix (or tries to escape one)."""
 
 
 @runtime_checkable
@@ -55,12 +54,49 @@ class ByteRangeReader(Protocol):
     def get(self, path: str) -> bytes | memoryview: ...
 
 
+class OutsideRootError(UnregisteredURLError):
+    """A local path leads outside its registered folder (through a symlink)."""
+
+
+def _local_root(store: Any) -> str | None:
+    from obstore.store import LocalStore
+
+    if isinstance(store, LocalStore):
+        # A LocalStore without a prefix takes its paths from the filesystem root.
+        return os.path.realpath(str(store.prefix or "/"))
+    return None
+
+
 @attrs.frozen
 class ObstoreReader:
-    """Adapts an obstore store to `ByteRangeReader` (coalescing neighbouring ranges)."""
+    """Adapts an obstore store to `ByteRangeReader` (coalescing neighbouring ranges).
+
+    For a `LocalStore` every path is first resolved to its real path (symlinks
+    followed) and refused with `OutsideRootError` unless it lies inside the store's
+    real folder; the store is then asked for the resolved path, so a symlink inside a
+    registered folder can never lead a read outside it.
+    """
 
     store: Any
     coalesce: int = 1024 * 1024
+    root: str | None = attrs.field(
+        init=False, default=attrs.Factory(lambda self: _local_root(self.store), takes_self=True)
+    )
+
+    def _confined(self, path: str) -> tuple[str, str]:
+        """(path to ask the store for, filesystem path) of ``path``; for local stores only."""
+        root = self.root
+        assert root is not None
+        real = os.path.realpath(os.path.join(root, path))
+        if real != root and not real.startswith(root.rstrip("/") + "/"):
+            raise OutsideRootError(
+                f"{os.path.join(root, path)!r} resolves to {real!r}, outside the registered "
+                f"folder {root!r}; vz reads no file outside a registered folder"
+            )
+        return os.path.relpath(real, root) if real != root else "", real
+
+    def _path(self, path: str) -> str:
+        return path if self.root is None else self._confined(path)[0]
 
     async def get_ranges_async(
         self, path: str, *, starts: Sequence[int], ends: Sequence[int]
@@ -68,14 +104,18 @@ class ObstoreReader:
         import obstore
 
         buffers = await obstore.get_ranges_async(
-            self.store, path, starts=list(starts), ends=list(ends), coalesce=self.coalesce
+            self.store,
+            self._path(path),
+            starts=list(starts),
+            ends=list(ends),
+            coalesce=self.coalesce,
         )
         return [memoryview(b) for b in buffers]
 
     async def get_async(self, path: str) -> bytes | memoryview:
         import obstore
 
-        result = await obstore.get_async(self.store, path)
+        result = await obstore.get_async(self.store, self._path(path))
         return memoryview(await result.bytes_async())
 
     def get_ranges(
@@ -83,11 +123,13 @@ class ObstoreReader:
     ) -> Sequence[bytes | memoryview]:
         import obstore
 
-        local = self.local_path(path)
-        if local is not None and len(starts) <= 8:
-            # A few small reads of a local file: the OS directly, without a hop through
-            # obstore's I/O threads (which costs more than the read itself).
-            return _read_local(local, starts, ends)
+        if self.root is not None:
+            confined, local = self._confined(path)
+            if len(starts) <= 8:
+                # A few small reads of a local file: the OS directly, without a hop
+                # through obstore's I/O threads (which costs more than the read itself).
+                return _read_local(local, starts, ends)
+            path = confined
         buffers = obstore.get_ranges(
             self.store, path, starts=list(starts), ends=list(ends), coalesce=self.coalesce
         )
@@ -96,7 +138,7 @@ class ObstoreReader:
     def get(self, path: str) -> bytes | memoryview:
         import obstore
 
-        return memoryview(obstore.get(self.store, path).bytes())
+        return memoryview(obstore.get(self.store, self._path(path)).bytes())
 
     def size(self, path: str) -> int:
         """The object's size in bytes (one HEAD request)."""
@@ -106,30 +148,67 @@ class ObstoreReader:
         """The object's metadata: ``size``, ``last_modified`` (datetime), ``e_tag``."""
         import obstore
 
-        return dict(obstore.head(self.store, path))
+        return dict(obstore.head(self.store, self._path(path)))
 
     def list_objects(self, prefix: str) -> Any:
-        """An Arrow table (``path``, ``size``) of the objects under ``prefix``."""
+        """An Arrow table (``path``, ``size``) of the objects under ``prefix``, sorted by path.
+
+        In a local folder, a symlink leading outside the registered folder is refused.
+        """
         import obstore
         import pyarrow as pa
 
         paths: list[str] = []
         sizes: list[int] = []
-        for batch in obstore.list(self.store, prefix=prefix, chunk_size=10_000):
-            paths.extend(item["path"] for item in batch)
-            sizes.extend(item["size"] for item in batch)
-        return pa.table(
+        if self.root is not None:
+            paths, sizes = self._list_local(prefix)
+        else:
+            for batch in obstore.list(self.store, prefix=prefix, chunk_size=10_000):
+                paths.extend(item["path"] for item in batch)
+                sizes.extend(item["size"] for item in batch)
+        table = pa.table(
             {"path": pa.array(paths, pa.string()), "size": pa.array(sizes, pa.uint64())}
         )
+        return table.sort_by("path")
+
+    def _list_local(self, prefix: str) -> tuple[list[str], list[int]]:
+        """The files under ``prefix`` of a local folder: a walk that checks every symlink."""
+        base = prefix.strip("/")
+        top = self._confined(base)[1]
+        paths: list[str] = []
+        sizes: list[int] = []
+        seen = {top}
+        stack = [(top, base)]
+        while stack:
+            folder, relative = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                name = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_symlink():
+                    real = self._confined(name)[1]
+                    if os.path.isdir(real):
+                        if real not in seen:  # a folder linked twice is walked once
+                            seen.add(real)
+                            stack.append((real, name))
+                    elif os.path.isfile(real):
+                        paths.append(name)
+                        sizes.append(os.stat(real).st_size)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, name))
+                elif entry.is_file(follow_symlinks=False):
+                    paths.append(name)
+                    sizes.append(entry.stat(follow_symlinks=False).st_size)
+        return paths, sizes
 
     def local_path(self, path: str) -> str | None:
-        """The filesystem path of ``path`` when the store is a local folder, else None."""
-        from obstore.store import LocalStore
+        """The real filesystem path of ``path`` when the store is a local folder, else None.
 
-        if isinstance(self.store, LocalStore):
-            # A LocalStore without a prefix takes its paths from the filesystem root.
-            return posixpath.join(str(self.store.prefix or "/"), path)
-        return None
+        Raises `OutsideRootError` if it lies outside the folder.
+        """
+        return None if self.root is None else self._confined(path)[1]
 
 
 def _read_local(path: str, starts: Sequence[int], ends: Sequence[int]) -> list[bytes]:
@@ -277,7 +356,7 @@ class ObjectStoreRegistry:
             raise UnregisteredURLError(
                 f"URL {url!r} is under no registered prefix; registered: {registered}"
             )
-        return self.stores[best], normalized[len(best) :]
+        return self.stores[best], url_path(normalized[len(best) :])
 
     def describe(self) -> str:
         """What each prefix reads from, one line per prefix (credentials never shown).
@@ -322,8 +401,8 @@ class ObjectStoreRegistry:
             normalized = normalize_url(url)
             parts = urlsplit(normalized)
             if parts.scheme == "file":
-                folder = posixpath.dirname(unquote(parts.path))
-                prefix = f"file://{folder.rstrip('/')}/"
+                folder = posixpath.dirname(url_path(parts.path))
+                prefix = normalized[: normalized.rfind("/") + 1]
                 if prefix not in stores:
                     stores[prefix] = LocalStore(folder or "/")
             elif parts.scheme in (*_CLOUD_SCHEMES, "http", "https"):

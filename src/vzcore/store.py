@@ -110,14 +110,17 @@ class ManifestStore(Store):
         self.registry = registry if registry is not None else ObjectStoreRegistry()
         self._documents: dict[str, bytes] = {}
         self._arrays: dict[str, _VirtualServed | _LoadedServed] = {}
-        unregistered: list[str] = []
+        unregistered: list[tuple[str, UnregisteredURLError]] = []
         for path, node in group.walk_groups():
             self._documents[_join(path, "zarr.json")] = json.dumps(group_document(node)).encode()
         for path, array in group.walk_arrays():
             self._documents[_join(path, "zarr.json")] = json.dumps(array_document(array)).encode()
             self._arrays[path] = self._serve(array, unregistered)
+        unsafe = [err for _, err in unregistered if type(err) is not UnregisteredURLError]
+        if unsafe:  # refused for a reason of its own (an unsafe character): that reason
+            raise unsafe[0]
         if unregistered:
-            shown = ", ".join(repr(u) for u in unregistered[:5])
+            shown = ", ".join(repr(u) for u, _ in unregistered[:5])
             more = f" and {len(unregistered) - 5} more" if len(unregistered) > 5 else ""
             raise UnregisteredURLError(
                 f"{len(unregistered)} referenced URL(s) are under no registered prefix: {shown}{more}; "
@@ -125,15 +128,17 @@ class ManifestStore(Store):
             )
         self._batcher = RangeBatcher()
 
-    def _serve(self, array: AnyArray, unregistered: list[str]) -> _VirtualServed | _LoadedServed:
+    def _serve(
+        self, array: AnyArray, unregistered: list[tuple[str, UnregisteredURLError]]
+    ) -> _VirtualServed | _LoadedServed:
         if isinstance(array, LoadedArray):
             return _LoadedServed(array)
         sources = []
         for url in array.manifest.dictionary.to_pylist():
             try:
                 sources.append(source(self.registry, url))
-            except UnregisteredURLError:
-                unregistered.append(url)
+            except UnregisteredURLError as err:
+                unregistered.append((url, err))
         indices, offsets, lengths = array.manifest.to_numpy_columns()
         return _VirtualServed(array, indices, offsets, lengths, tuple(sources))
 

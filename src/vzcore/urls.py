@@ -1,12 +1,53 @@
-"""URLs as vz stores them: every reference is a URL, local files as ``file://`` URLs."""
+"""URLs as vz stores them: every reference is a URL, local files as ``file://`` URLs.
+
+`normalize_url` is the one function that turns any URL or path into its canonical
+form, and the registry checks prefixes only on that form. The rules:
+
+- a plain path becomes a ``file://`` URL of its absolute path;
+- percent-escapes are decoded, then ``.`` and ``..`` segments and repeated slashes
+  resolved, so ``%2e%2e`` cannot climb past the check;
+- the canonical form escapes exactly ``%``, ``?`` and ``#`` in the path (as ``%25``,
+  ``%3F``, ``%23``), so normalising twice changes nothing and no character of a
+  file's name is read as URL syntax later;
+- only ``http(s)://`` URLs have a query (kept as given); elsewhere ``?`` and ``#``
+  belong to the path (a folder may be named ``x?``), and a fragment is refused;
+- NUL and other control characters and backslashes are refused (`UnsafeURLError`).
+
+`url_path` gives back the decoded path a store is asked for.
+"""
 
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
 
-__all__ = ["is_url", "normalize_url"]
+from vzcore.errors import VirtualizationError
+
+__all__ = [
+    "UnregisteredURLError",
+    "UnsafeURLError",
+    "is_url",
+    "normalize_url",
+    "quote_path",
+    "quote_paths",
+    "url_path",
+]
+
+
+class UnregisteredURLError(VirtualizationError):
+    """A URL lies under no registered prefix (or tries to escape one)."""
+
+
+class UnsafeURLError(UnregisteredURLError):
+    """A URL holds characters no registered source can be named by (NUL, control, backslash)."""
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_QUERY_SCHEMES = frozenset({"http", "https"})
 
 
 def is_url(text: str) -> bool:
@@ -14,23 +55,95 @@ def is_url(text: str) -> bool:
     return "://" in text
 
 
+def _refuse_unsafe(text: str, given: str) -> None:
+    found = _UNSAFE.search(text)
+    if found is not None:
+        char = found.group()
+        what = "a backslash" if char == "\\" else f"the control character {char!r}"
+        raise UnsafeURLError(
+            f"URL {given!r} holds {what}; vz reads no source named with one "
+            "(use '/' as the separator)"
+        )
+
+
+_ESCAPES = (("%", "%25"), ("?", "%3F"), ("#", "%23"))
+
+
+def quote_path(path: str) -> str:
+    """``path`` (a file's decoded path or name) as the path part of a canonical URL.
+
+    >>> quote_path("x?/50%.nc")
+    'x%3F/50%25.nc'
+    """
+    for char, escape in _ESCAPES:
+        path = path.replace(char, escape)
+    return path
+
+
+def quote_paths(paths: Any) -> Any:
+    """`quote_path` of each string of an Arrow array, vectorised."""
+    import pyarrow.compute as pc
+
+    for char, escape in _ESCAPES:
+        paths = pc.replace_substring(paths, char, escape)
+    return paths
+
+
+def _clean_path(path: str) -> str:
+    """``path`` (decoded) with ``.``/``..`` and repeated slashes resolved, rooted at ``/``."""
+    trailing = "/" if path.endswith("/") else ""
+    cleaned = "/" + posixpath.normpath("/" + path).lstrip("/")
+    return cleaned + trailing if cleaned != "/" else cleaned
+
+
 def normalize_url(url: str) -> str:
-    """A canonical URL: local paths become ``file://`` URLs, ``..`` and ``.`` resolved.
+    """The canonical URL of ``url`` (a URL or a local path); see the module's rules.
 
     >>> normalize_url("/data/a/../b.nc")
     'file:///data/b.nc'
     >>> normalize_url("s3://bucket/x/./y.nc")
     's3://bucket/x/y.nc'
+    >>> normalize_url("file:///data/x?/../../etc/passwd")  # '?' is part of a file's path
+    'file:///etc/passwd'
+    >>> normalize_url("/data/50%/a?.nc")
+    'file:///data/50%25/a%3F.nc'
     """
-    if "://" not in url:
-        return "file://" + posixpath.normpath(str(Path(url).absolute())) if url else url
-    parts = urlsplit(url)
-    path = unquote(parts.path)
-    if path:
-        trailing = "/" if path.endswith("/") else ""
-        path = posixpath.normpath(path)
-        # normpath keeps a leading "//"; one slash is what every store means.
-        path = "/" + path.lstrip("/")
-        path = path + trailing if path != "/" else path
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}{path}{query}"
+    if not url:
+        return url
+    _refuse_unsafe(url, url)
+    found = _SCHEME.match(url)
+    if found is None:
+        if "://" in url:
+            raise UnsafeURLError(f"URL {url!r} has no valid scheme before '://'")
+        return "file://" + quote_path(_clean_path(str(Path(url).absolute())))
+    scheme = found.group(1).lower()
+    rest = url[found.end() :]
+    slash = rest.find("/")
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    query = ""
+    if scheme in _QUERY_SCHEMES:
+        path, hashed, _fragment = path.partition("#")
+        if not hashed:
+            netloc, hashed, _fragment = netloc.partition("#")
+        if hashed:
+            raise UnsafeURLError(f"URL {url!r} has a fragment ('#...'), which names no object")
+        path, asked, query = path.partition("?")
+        if not asked:
+            netloc, asked, query = netloc.partition("?")
+        query = "?" + query if asked else ""
+    if any(c in netloc for c in "?#%"):
+        raise UnsafeURLError(f"URL {url!r}: the host or bucket name {netloc!r} is not valid")
+    decoded = unquote(path)
+    _refuse_unsafe(decoded, url)
+    cleaned = quote_path(_clean_path(decoded)) if decoded else ""
+    return f"{scheme}://{netloc}{cleaned}{query}"
+
+
+def url_path(normalized: str) -> str:
+    """The decoded path part (query kept) of a canonical URL's remainder after a prefix.
+
+    >>> url_path("x%3F/a%25.nc")
+    'x?/a%.nc'
+    """
+    path, asked, query = normalized.partition("?")
+    return unquote(path) + (asked + query)

@@ -27,7 +27,7 @@ from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
-from vzcore.urls import normalize_url
+from vzcore.urls import normalize_url, quote_paths
 
 __all__ = ["ZarrFormatError", "ZarrParser"]
 
@@ -247,7 +247,9 @@ def _chunk_manifest(
     indices[rows] = np.arange(len(positions), dtype=np.int32)
     lengths[rows] = chosen.column("size").to_numpy()[positions]
     urls = pc.binary_join_element_wise(
-        pa.scalar(root_url + "/"), pc.take(chosen.column("key"), pa.array(positions)), ""
+        pa.scalar(root_url + "/"),
+        quote_paths(pc.take(chosen.column("key"), pa.array(positions))),
+        "",
     )
     return ChunkManifest.from_numpy_columns(
         grid,

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from vzcore.errors import WriteError
 from vzcore.urls import is_url
 
-__all__ = ["local_target", "replace_path", "staged_output", "temporary_sibling"]
+__all__ = ["failure_reason", "local_target", "replace_path", "staged_output", "temporary_sibling"]
 
 # Room for the prefix and suffix within a file name's 255-byte limit.
 _NAME_KEPT = 200
@@ -82,7 +82,7 @@ def staged_output(target: Path) -> Iterator[Path]:
     except OSError as err:
         _remove(built)
         _remove_empty(made)
-        raise WriteError(target, _reason(err)) from err
+        raise WriteError(target, failure_reason(err)) from err
     except BaseException:
         _remove(built)
         _remove_empty(made)
@@ -113,7 +113,9 @@ def replace_path(built: Path, target: Path) -> None:
         except BaseException as err:
             _restore(aside, target, err)
             if isinstance(err, Exception):
-                raise WriteError(target, f"{_reason(err)}; the previous output is kept") from err
+                raise WriteError(
+                    target, f"{failure_reason(err)}; the previous output is kept"
+                ) from err
             raise
         _remove(aside)
     _sync_folder(target.parent)
@@ -123,7 +125,7 @@ def _rename(source: Path, target: Path, *, replace: bool, attempt: str = "") -> 
     try:
         (os.replace if replace else os.rename)(source, target)
     except Exception as err:
-        reason = _reason(err)
+        reason = failure_reason(err)
         raise WriteError(target, f"cannot {attempt}: {reason}" if attempt else reason) from err
 
 
@@ -134,8 +136,8 @@ def _restore(aside: Path, target: Path, cause: BaseException) -> None:
     except OSError as second:
         raise WriteError(
             target,
-            f"{_reason(cause)}; the previous output could not be moved back "
-            f"({_reason(second)}) and is at {aside}",
+            f"{failure_reason(cause)}; the previous output could not be moved back "
+            f"({failure_reason(second)}) and is at {aside}",
         ) from cause
 
 
@@ -143,10 +145,13 @@ def _is_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
+    """What went wrong, in one line: an OSError's text and file, else the first line."""
     if isinstance(err, OSError) and err.strerror:
         return err.strerror if err.filename is None else f"{err.strerror}: {err.filename}"
-    return str(err) or type(err).__name__
+    # Icechunk's messages carry a multi-line Rust context after the first line.
+    lines = str(err).strip().splitlines()
+    return lines[0].strip() if lines else type(err).__name__
 
 
 def _make_parents(target: Path) -> list[Path]:
@@ -156,7 +161,7 @@ def _make_parents(target: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         _remove_empty(missing)
-        raise WriteError(target, _reason(err)) from err
+        raise WriteError(target, failure_reason(err)) from err
     return missing
 
 

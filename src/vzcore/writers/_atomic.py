@@ -157,6 +157,9 @@ def failure_reason(err: BaseException) -> str:
 def _make_parents(target: Path) -> list[Path]:
     """Create ``target``'s missing parent folders; the ones made, deepest first."""
     missing = [p for p in target.parents if not p.exists()]
+    existing = next((p for p in target.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise WriteError(target, f"{existing} is a file, not a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

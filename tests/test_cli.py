@@ -85,11 +85,199 @@ def test_skip_bad_lists_the_skipped_files(
     assert "skipped: " in capsys.readouterr().out
 
 
-def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _one_error_line(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
+    """The one stderr line of a failed command, checked to name each of ``parts``."""
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("vz: error: "), captured.err
+    assert "Traceback" not in captured.err
+    for part in parts:
+        assert part in captured.err, captured.err
+    return captured.err
+
+
+def _kerchunk_json(year: list[Path], out: Path) -> list[str]:
+    return ["virtualize", str(year[0]), "--out", str(out), "--format", "kerchunk-json"]
+
+
+def test_a_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(tmp_path / "missing.nc")]) == 1
+    _one_error_line(capsys, "missing.nc", "no such file")
+    missing = ["virtualize", str(tmp_path / "gone.nc"), "--out", str(tmp_path / "o.json")]
+    assert main(missing) == 1
+    _one_error_line(capsys, "gone.nc", "could not be opened")
+    assert main(["virtualize", str(tmp_path / "none_*.nc"), "--out", str(tmp_path / "o")]) == 1
+    _one_error_line(capsys, "no files match")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_several_bad_inputs_are_still_one_line(
+    year: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = [tmp_path / "bad1.nc", tmp_path / "bad2.nc"]
+    for path in bad:
+        path.write_bytes(b"CDF\x02 broken")
+    out = tmp_path / "o.json"
+    assert main(["virtualize", *map(str, bad), "--out", str(out), "--format", "kerchunk-json"]) == 1
+    _one_error_line(capsys, "2 file(s) could not be opened", "bad1.nc", "bad2.nc")
+    assert not out.exists()
+
+
+def test_a_url_no_registry_can_hold_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "foo://bucket/x.nc"]) == 1
+    _one_error_line(capsys, "foo://bucket/x.nc", "scheme 'foo'")
+
+
+def test_references_outside_the_inputs_folder_are_refused_for_icechunk(
+    year: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reference file elsewhere points at the year's files: the repository the
+    # command makes can only declare the reference file's own folder.
+    refs = tmp_path / "refs" / "refs.json"
+    assert main(_kerchunk_json(year, refs)) == 0
+    capsys.readouterr()
+    out = tmp_path / "r.icechunk"
+    assert main(["virtualize", str(refs), "--out", str(out), "--format", "icechunk"]) == 1
+    _one_error_line(capsys, "no virtual chunk container covers", str(year[0]))
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refs"]
+
+
+@pytest.mark.parametrize(
+    "fmt", ["kerchunk-json", "kerchunk-parquet", "manifest-parquet", "icechunk"]
+)
+def test_an_output_folder_that_cannot_be_made_is_one_line(
+    year: list[Path], tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "refs"
+    assert main(["virtualize", str(year[0]), "--out", str(out), "--format", fmt]) == 1
+    _one_error_line(capsys, f"cannot write {out}: {blocker} is a file, not a folder")
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("fmt", ["kerchunk-parquet", "manifest-parquet"])
+def test_a_full_disk_is_one_line_and_keeps_the_previous_output(
+    year: list[Path],
+    tmp_path: Path,
+    fmt: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errno
+    import os
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    args = ["virtualize", str(year[0]), "--out", str(out), "--format", fmt]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    assert main(["virtualize", str(year[1]), "--out", str(out), "--format", fmt]) == 1
+    _one_error_line(capsys, f"cannot write {out}: No space left on device")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"{", "unrecognised format"),
+        (b'{"version": 1, "refs": {".zgroup": "{}", "v/.zarray": "{oops"}}', "not valid JSON"),
+    ],
+)
+def test_a_malformed_reference_file_is_one_line(
+    tmp_path: Path, content: bytes, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refs = tmp_path / "refs.json"
+    refs.write_bytes(content)
+    assert main(["info", str(refs)]) == 1
+    _one_error_line(capsys, str(refs), reason)
+
+
+def test_another_failure_is_one_line_with_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vzxarray import cli
+
+    def broken(store: str) -> None:
+        raise RuntimeError("something unforeseen\nwith a second line")
+
+    monkeypatch.setattr(cli, "_info", broken)
+    assert main(["info", "x"]) == 1
+    line = _one_error_line(capsys, "RuntimeError: something unforeseen")
+    assert "second line" not in line
+
+
+def test_ctrl_c_exits_130_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vzxarray import cli
+
+    def interrupted(store: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_info", interrupted)
+    assert main(["info", "x"]) == 130
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("how", ["--debug first", "--debug last", "VZ_DEBUG=1"])
+def test_debug_shows_the_traceback(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "missing.nc")
+    argv = {
+        "--debug first": ["--debug", "info", missing],
+        "--debug last": ["info", missing, "--debug"],
+        "VZ_DEBUG=1": ["info", missing],
+    }[how]
+    if how == "VZ_DEBUG=1":
+        monkeypatch.setenv("VZ_DEBUG", "1")
+    with pytest.raises(vc.VirtualizationError, match=r"missing\.nc"):
+        main(argv)
+
+
+def test_vz_debug_0_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VZ_DEBUG", "0")
+    assert main(["info", str(tmp_path / "missing.nc")]) == 1
+    _one_error_line(capsys, "missing.nc")
+
+
+def test_a_usage_error_exits_2_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["virtualize", "--format", "nonsense"])
+    assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("vz info: ")
-    assert "missing.nc" in err
+    assert "vz virtualize: error:" in err
+    assert "Traceback" not in err
+
+
+def test_the_installed_command_prints_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vzxarray.cli", "info", str(tmp_path / "missing.nc")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, "VZ_DEBUG": ""},
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("vz: error: ")
+    assert "missing.nc" in result.stderr
 
 
 def test_demo_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -375,7 +375,7 @@ def test_a_failed_write_leaves_nothing(
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="boom"):
         write_refs(corpus.group("nc4_basic.nc"), fmt, out)
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nor the folder made for it
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet-3"])

@@ -47,6 +47,7 @@ EXPECTED = {
     "UnregisteredURLError",
     "ChunkDecodeError",
     "ChunkFetchError",
+    "WriteError",
 }
 
 VZXARRAY = {

@@ -143,7 +143,8 @@ def test_vz_virtualize_refuses_files_that_differ_and_writes_nothing(
     args = ["virtualize", *map(str, paths), "--concat-dim", "time", "--out", str(out)]
     assert main([*args, "--format", fmt]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("vz virtualize: ")
+    assert err.startswith("vz: error: ")
+    assert err.count("\n") == 1
     assert "variable 'v'" in err
     assert str(paths[0]) in err
     assert not out.exists()

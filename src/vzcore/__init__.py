@@ -38,6 +38,7 @@ from vzcore.errors import (
     ShapeMismatch,
     UnsupportedCodecError,
     VirtualizationError,
+    WriteError,
 )
 from vzcore.format_codecs import register_format_codecs
 from vzcore.grid import RegularChunkGrid
@@ -86,6 +87,7 @@ __all__ = [
     "VirtualArray",
     "VirtualGroup",
     "VirtualizationError",
+    "WriteError",
     "broadcast_to",
     "concat",
     "expand_dims",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ShapeMismatch",
     "UnsupportedCodecError",
     "VirtualizationError",
+    "WriteError",
 ]
 
 
@@ -98,3 +100,18 @@ class MissingChunkError(VirtualizationError):
 
 class AmbiguousRenameError(VirtualizationError):
     """One new path was given for chunk references that point to several files."""
+
+
+class WriteError(VirtualizationError):
+    """An output could not be written (a full disk, no permission, a failed rename).
+
+    Whatever was at ``path`` before is still there, unless ``reason`` says otherwise.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"cannot write {os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[WriteError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)

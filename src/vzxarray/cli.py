@@ -1,11 +1,14 @@
 """The ``vz`` command: ``vz virtualize``, ``vz info``, ``vz demo``.
 
-Errors print one line to stderr and exit with status 1.
+A failure prints one line, ``vz: error: <message>``, to stderr and exits with status 1
+(2 for a usage error, as argparse does; 130 after Ctrl-C, quietly); ``--debug`` or
+``VZ_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -13,20 +16,28 @@ from pathlib import Path
 from typing import Any
 
 import vzcore as vc
+from vzcore.writers import WriteError, failure_reason, local_target, staged_output
 
 __all__ = ["main"]
 
 FORMATS = ("icechunk", "kerchunk-json", "kerchunk-parquet", "manifest-parquet")
+_DEBUG_HELP = "show the traceback of an error (also: VZ_DEBUG=1)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vz", description="Virtual Zarr stores: chunk references into archival files."
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    # Also accepted after the command; SUPPRESS keeps a subcommand from resetting it.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     virtualize = commands.add_parser(
-        "virtualize", help="reference many files as one dataset and save the references"
+        "virtualize",
+        parents=[debug],
+        help="reference many files as one dataset and save the references",
     )
     virtualize.add_argument("inputs", nargs="+", help="files, URLs or globs (local)")
     how = virtualize.add_mutually_exclusive_group()
@@ -48,11 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         "--skip-bad", action="store_true", help="leave out files that fail, and list them"
     )
 
-    info = commands.add_parser("info", help="describe a store vz can read")
+    info = commands.add_parser("info", parents=[debug], help="describe a store vz can read")
     info.add_argument("store", help="a file, a reference store, or a Zarr/manifest store")
 
     demo = commands.add_parser(
-        "demo", help="the built-in example: a year of daily files, virtualized and checked"
+        "demo",
+        parents=[debug],
+        help="the built-in example: a year of daily files, virtualized and checked",
     )
     demo.add_argument("--folder", help="where to write the example (default: a temp folder)")
     return parser
@@ -61,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    debug = args.debug or os.environ.get("VZ_DEBUG", "") not in ("", "0")
     _quiet_icechunk()
     try:
         if args.command == "virtualize":
@@ -71,15 +85,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vzxarray.demo import run_demo
 
             run_demo(args.folder)
-    except (vc.VirtualizationError, OSError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"vz {args.command}: {first_line}", file=sys.stderr)
-        problems = getattr(err, "problems", ())
-        if len(problems) > 1 or (problems and problems[0] != str(err)):
-            for problem in problems[:10]:
-                print(f"  {problem}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        print(f"vz: error: {error_line(err)}", file=sys.stderr)
         return 1
     return 0
+
+
+def error_line(err: BaseException) -> str:
+    """One line that says what failed: vz's own message, or the error's type and first line."""
+    if isinstance(err, OSError):
+        return failure_reason(err)
+    if not isinstance(err, vc.VirtualizationError):
+        # Another library's error: its type says what kind of failure it is.
+        return f"{type(err).__name__}: {failure_reason(err)}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0]
+    for line in lines[1:]:
+        text += f" {line}" if text.endswith(":") else f"; {line}"
+    return text
 
 
 def _quiet_icechunk() -> None:
@@ -119,7 +150,7 @@ def _virtualize(args: argparse.Namespace) -> None:
 
 
 def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreRegistry) -> None:
-    """Write a virtual dataset in one of `FORMATS`."""
+    """Write a virtual dataset in one of `FORMATS`; a failure leaves the previous output."""
     if format == "kerchunk-json":
         dataset.vz.to_kerchunk(out, format="json")
     elif format == "kerchunk-parquet":
@@ -127,10 +158,67 @@ def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreReg
     elif format == "manifest-parquet":
         dataset.vz.to_manifest_parquet(out)
     else:
-        repository = create_icechunk_repository(out, registry)
-        session = repository.writable_session("main")
-        dataset.vz.to_icechunk(session.store)
+        write_icechunk_repository(dataset, out, registry)
+
+
+def write_icechunk_repository(dataset: Any, out: str, registry: vc.ObjectStoreRegistry) -> Any:
+    """Commit ``dataset`` to the local Icechunk repository at ``out``; returns the repository.
+
+    An existing repository gets a new snapshot on ``main`` replacing what it held (its
+    virtual chunk containers extended to the registry's prefixes); a failure commits
+    nothing, so the previous snapshot stays the branch tip. Otherwise the repository is
+    built beside ``out`` and renamed into place when committed: a failure leaves
+    nothing that would block a rerun.
+
+    Raises
+    ------
+    WriteError
+        ``out`` is something other than a repository or an empty folder, or storage
+        failed (a full disk, no permission).
+    """
+    import icechunk
+
+    target = local_target(out)
+    storage = icechunk.local_filesystem_storage(str(target.absolute()))
+    if target.is_dir() and any(target.iterdir()):
+        if not icechunk.Repository.exists(storage):
+            raise WriteError(
+                target, "it exists and is not an Icechunk repository; choose another --out"
+            )
+        config = icechunk.Repository.fetch_config(storage) or icechunk.RepositoryConfig.default()
+        credentials = _declare_containers(config, registry)
+        repository = icechunk.Repository.open(
+            storage, config, authorize_virtual_chunk_access=credentials
+        )
+        _commit(repository, dataset, target)
+        repository.save_config()  # the new containers, once their references are committed
+        return repository
+    if target.exists() and not target.is_dir():
+        raise WriteError(
+            target, "it exists and is not an Icechunk repository; choose another --out"
+        )
+    with staged_output(target) as built:
+        _commit(create_icechunk_repository(str(built), registry), dataset, target)
+    return icechunk.Repository.open(
+        storage,
+        authorize_virtual_chunk_access=_declare_containers(
+            icechunk.RepositoryConfig.default(), registry
+        ),
+    )
+
+
+def _commit(repository: Any, dataset: Any, target: Path) -> None:
+    import icechunk
+
+    session = repository.writable_session("main")
+    try:
+        dataset.vz.to_icechunk(session.store, mode="w")
         session.commit("virtual references written by vz")
+    except WriteError as err:
+        cause = err.__cause__ or err
+        raise WriteError(target, f"{error_line(cause)}; nothing was committed") from err
+    except (OSError, icechunk.IcechunkError) as err:
+        raise WriteError(target, f"{error_line(err)}; nothing was committed") from err
 
 
 def create_icechunk_repository(path: str, registry: vc.ObjectStoreRegistry) -> Any:
@@ -138,6 +226,18 @@ def create_icechunk_repository(path: str, registry: vc.ObjectStoreRegistry) -> A
     import icechunk
 
     config = icechunk.RepositoryConfig.default()
+    credentials = _declare_containers(config, registry)
+    return icechunk.Repository.create(
+        icechunk.local_filesystem_storage(str(Path(path).absolute())),
+        config,
+        authorize_virtual_chunk_access=credentials,
+    )
+
+
+def _declare_containers(config: Any, registry: vc.ObjectStoreRegistry) -> dict[str, Any]:
+    """Add a virtual chunk container per registry prefix to ``config``; their credentials."""
+    import icechunk
+
     credentials: dict[str, Any] = {}
     for prefix in registry.prefixes:
         store: Any
@@ -153,11 +253,8 @@ def create_icechunk_repository(path: str, registry: vc.ObjectStoreRegistry) -> A
                 "write it from Python with your own repository config"
             )
         config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, store))
-    return icechunk.Repository.create(
-        icechunk.local_filesystem_storage(str(Path(path).absolute())),
-        config,
-        authorize_virtual_chunk_access=icechunk.containers_credentials(credentials),
-    )
+    result: dict[str, Any] = icechunk.containers_credentials(credentials)
+    return result
 
 
 def _info(store: str) -> None:

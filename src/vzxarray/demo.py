@@ -65,7 +65,7 @@ def _timed(label: str, timings: dict[str, float], action: Any) -> Any:
 
 def run_demo(folder: str | None = None) -> dict[str, float]:
     """Run the example, check every result against xarray on the originals, print timings."""
-    from vzxarray.cli import create_icechunk_repository
+    from vzxarray.cli import write_icechunk_repository
     from vzxarray.mfdataset import open_virtual_mfdataset
 
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="vz-demo-"))
@@ -81,14 +81,11 @@ def run_demo(folder: str | None = None) -> dict[str, float]:
                 [str(p) for p in files], registry=registry, parallel="threads", progress=False
             ),
         )
-        repository = create_icechunk_repository(str(root / "tas.icechunk"), registry)
-
-        def write_icechunk() -> None:
-            session = repository.writable_session("main")
-            virtual.vz.to_icechunk(session.store)
-            session.commit("demo")
-
-        _timed("write Icechunk (commit included)", timings, write_icechunk)
+        repository = _timed(
+            "write Icechunk (commit included)",
+            timings,
+            lambda: write_icechunk_repository(virtual, str(root / "tas.icechunk"), registry),
+        )
         _timed(
             "write Kerchunk parquet",
             timings,

@@ -1,11 +1,17 @@
 """Writers: each saves a `VirtualGroup` (or one array) in a storage format."""
 
+from vzcore.errors import WriteError
+from vzcore.writers._atomic import failure_reason, local_target, staged_output
 from vzcore.writers.icechunk import write_icechunk
 from vzcore.writers.kerchunk import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
 from vzcore.writers.manifest_parquet import write_manifest_parquet
 
 __all__ = [
+    "WriteError",
+    "failure_reason",
     "kerchunk_refs",
+    "local_target",
+    "staged_output",
     "write_icechunk",
     "write_kerchunk_json",
     "write_kerchunk_parquet",

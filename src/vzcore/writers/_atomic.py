@@ -1,25 +1,215 @@
-"""Writing outputs whole or not at all."""
+"""Writing outputs whole or not at all: the previous output stays until the new one is complete.
+
+A writer builds its output under a temporary name beside the target
+(``.<name>.vz-tmp-<random>``: the same filesystem, so the final rename is atomic, and a
+name no earlier crashed run can have left behind), flushes every file and folder of it
+to disk, and renames it into place. A file replaces a file in one ``os.replace``; a
+folder (or a change between file and folder) moves the previous output aside under
+``.<name>.vz-old-<random>`` first and moves it back if the second rename fails.
+
+The writers write local paths only (``file://`` URLs are local paths); an object-store
+URL is refused. Icechunk repositories on object stores are made atomic by Icechunk's
+own commit, which publishes a snapshot only after all its chunks and manifests exist.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["replace_path"]
+from vzcore.errors import WriteError
+from vzcore.urls import is_url
+
+__all__ = ["failure_reason", "local_target", "replace_path", "staged_output", "temporary_sibling"]
+
+# Room for the prefix and suffix within a file name's 255-byte limit.
+_NAME_KEPT = 200
+
+
+def local_target(path: str | os.PathLike[str]) -> Path:
+    """The local path a writer writes ``path`` to: a path, or a ``file://`` URL.
+
+    Raises
+    ------
+    WriteError
+        ``path`` is a URL of another scheme (writers do not upload).
+    """
+    text = os.fspath(path)
+    if not is_url(text):
+        return Path(text)
+    parts = urlsplit(text)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise WriteError(
+            text,
+            "writers write local files only; write to a local path and upload it, "
+            "or write an Icechunk repository on object storage",
+        )
+    return Path(unquote(parts.path))
+
+
+def temporary_sibling(target: Path, kind: str = "tmp") -> Path:
+    """A fresh hidden name in ``target``'s folder: ``.<name>.vz-<kind>-<random>``."""
+    return target.with_name(f".{target.name[:_NAME_KEPT]}.vz-{kind}-{secrets.token_hex(6)}")
+
+
+@contextlib.contextmanager
+def staged_output(target: Path) -> Iterator[Path]:
+    """The path to build ``target`` at; when the block ends cleanly, it replaces ``target``.
+
+    The caller creates a file or a folder at the yielded path. On a failure anywhere,
+    the temporary output and any parent folders made for it are removed and ``target``
+    is left as it was; an ``OSError`` (a full disk, no permission) becomes a
+    `WriteError` naming ``target``, other exceptions pass through unchanged.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with staged_output(target) as built:
+    ...     _ = built.write_text("whole")
+    >>> target.read_text()
+    'whole'
+    """
+    made = _make_parents(target)
+    built = temporary_sibling(target)
+    try:
+        yield built
+        _sync_tree(built)
+        replace_path(built, target)
+    except OSError as err:
+        _remove(built)
+        _remove_empty(made)
+        raise WriteError(target, failure_reason(err)) from err
+    except BaseException:
+        _remove(built)
+        _remove_empty(made)
+        raise
 
 
 def replace_path(built: Path, target: Path) -> None:
     """Move a fully built file or folder onto ``target``, replacing what was there.
 
-    The old output is moved aside first, so a crash between the renames loses nothing.
+    If the move fails, ``target`` holds the previous output again (or still nothing).
+
+    Raises
+    ------
+    WriteError
+        A rename failed; the message says the previous output was kept, or where it
+        is if it could not be moved back.
     """
-    if not target.exists():
-        built.rename(target)
-        return
-    old = built.with_name(built.name + ".old")
-    target.rename(old)
-    built.rename(target)
-    if old.is_dir():
-        shutil.rmtree(old)
+    if not _is_folder(target) and not _is_folder(built):
+        # One atomic step: a reader sees the old file or the new one.
+        _rename(built, target, replace=True)
+    elif not os.path.lexists(target):
+        _rename(built, target, replace=False)
     else:
-        old.unlink()
+        aside = temporary_sibling(target, "old")
+        _rename(target, aside, replace=False, attempt=f"move {target} aside")
+        try:
+            os.rename(built, target)
+        except BaseException as err:
+            _restore(aside, target, err)
+            if isinstance(err, Exception):
+                raise WriteError(
+                    target, f"{failure_reason(err)}; the previous output is kept"
+                ) from err
+            raise
+        _remove(aside)
+    _sync_folder(target.parent)
+
+
+def _rename(source: Path, target: Path, *, replace: bool, attempt: str = "") -> None:
+    try:
+        (os.replace if replace else os.rename)(source, target)
+    except Exception as err:
+        reason = failure_reason(err)
+        raise WriteError(target, f"cannot {attempt}: {reason}" if attempt else reason) from err
+
+
+def _restore(aside: Path, target: Path, cause: BaseException) -> None:
+    """Put the previous output back at ``target`` after a failed replace."""
+    try:
+        os.rename(aside, target)
+    except OSError as second:
+        raise WriteError(
+            target,
+            f"{failure_reason(cause)}; the previous output could not be moved back "
+            f"({failure_reason(second)}) and is at {aside}",
+        ) from cause
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def failure_reason(err: BaseException) -> str:
+    """What went wrong, in one line: an OSError's text and file, else the first line."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror if err.filename is None else f"{err.strerror}: {err.filename}"
+    # Icechunk's messages carry a multi-line Rust context after the first line.
+    lines = str(err).strip().splitlines()
+    return lines[0].strip() if lines else type(err).__name__
+
+
+def _make_parents(target: Path) -> list[Path]:
+    """Create ``target``'s missing parent folders; the ones made, deepest first."""
+    missing = [p for p in target.parents if not p.exists()]
+    existing = next((p for p in target.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise WriteError(target, f"{existing} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(missing)
+        raise WriteError(target, failure_reason(err)) from err
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _remove(path: Path) -> None:
+    if _is_folder(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _sync_tree(path: Path) -> None:
+    """Flush every file and folder under ``path`` to disk, so a crash keeps it whole."""
+    if not _is_folder(path):
+        _sync_file(path)
+        return
+    for folder, _, files in os.walk(path):
+        for name in files:
+            _sync_file(Path(folder, name))
+        _sync_folder(Path(folder))
+
+
+def _sync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_folder(path: Path) -> None:
+    # A folder's entries (the renamed names) are durable only once the folder is
+    # synced; some systems cannot open a folder for that, and then skip it.
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

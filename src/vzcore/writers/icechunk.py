@@ -27,9 +27,10 @@ import numpy.typing as npt
 
 from vzcore.algebra import validate_compatible
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.errors import ShapeMismatch, VirtualizationError
+from vzcore.errors import ShapeMismatch, VirtualizationError, WriteError
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.metadata import ArrayMetadata
+from vzcore.writers._atomic import failure_reason
 from vzcore.zarr_documents import array_document, group_document
 
 __all__ = ["write_icechunk"]
@@ -87,6 +88,10 @@ def write_icechunk(
         appended array that does not match the stored one (dtype, codecs, chunk
         shape, fill value, CF encoding, other dimensions, partial last chunk), or a
         URL no virtual chunk container covers.
+    WriteError
+        Storage failed while writing (a full disk, no access). If the session had no
+        uncommitted changes before the call, its changes are discarded, so it is as it
+        was; committing nothing leaves the repository's branch where it was.
     """
     mode = _check_arguments(group, group_path, append_dim, mode, last_updated_at)
     prefix = (group_path or "").strip("/")
@@ -103,6 +108,40 @@ def write_icechunk(
         _check_containers(store, virtual, prefix)
     checksums = _Checksums(group.sources, last_updated_at)
     # ---- nothing was written above; everything is written below ----
+    session: Any = getattr(store, "session", None)
+    clean = session is not None and not session.has_uncommitted_changes
+    try:
+        _write_plan(store, group, plan, mode, prefix, checksums)
+    except BaseException as err:
+        if clean:
+            # The session held nothing before this call: it is put back exactly so.
+            session.discard_changes()
+        if _is_storage_failure(err):
+            kept = "the session is as it was" if clean else "discard the session's changes"
+            raise WriteError(
+                f"Icechunk group {'/' + prefix!r}", f"{failure_reason(err)}; {kept}"
+            ) from err
+        raise
+
+
+def _is_storage_failure(err: BaseException) -> bool:
+    """An OSError, or Icechunk's report of a storage failure (a full disk, no access)."""
+    if isinstance(err, OSError):
+        return True
+    import icechunk
+
+    return isinstance(err, icechunk.IcechunkError) and not isinstance(err, VirtualizationError)
+
+
+def _write_plan(
+    store: Any,
+    group: VirtualGroup,
+    plan: list[_Step],
+    mode: IcechunkMode,
+    prefix: str,
+    checksums: _Checksums,
+) -> None:
+    """Write the checked plan: group documents, array documents, references and values."""
     if mode == "w" and prefix:
         _run(store.delete_dir(prefix))
     elif mode == "w":

@@ -7,7 +7,8 @@ chunks under ``inline_threshold``; missing chunks are left out.
 
 JSON and parquet are built column-wise with Arrow (keys, URLs and numbers are
 formatted as string columns, never one Python object per reference) and written
-atomically: to a temporary sibling, then renamed into place.
+atomically (`vzcore.writers._atomic`): to a temporary sibling, flushed to disk, then
+renamed into place; a failure leaves the previous output, or nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import base64
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from vzcore.errors import UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
-from vzcore.writers._atomic import replace_path
+from vzcore.writers._atomic import local_target, staged_output
 
 __all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
 
@@ -277,37 +276,37 @@ def write_kerchunk_json(
     inline_threshold: int = 0,
     registry: ObjectStoreRegistry | None = None,
 ) -> Path:
-    """Write version 1 Kerchunk JSON references at ``path`` (atomically)."""
+    """Write version 1 Kerchunk JSON references at ``path`` (atomically).
+
+    Raises
+    ------
+    WriteError
+        The file could not be written (a full disk, no permission); what was at
+        ``path`` before is still there.
+    """
     _check_inline(inline_threshold, registry)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(b'{"version":1,"refs":{')
-            first = True
-            for key, value in _metadata_entries(group).items():
-                out.write((b"" if first else b",") + _json_pair(key, json.dumps(value)))
-                first = False
-            for array_path, array in group.walk_arrays():
-                inline = _inline_entries(array, inline_threshold, registry, fills=False)
-                for key, text in inline.items():
-                    out.write(b"," + _json_pair(f"{array_path}/{key}", text))
-                if isinstance(array, VirtualArray):
-                    for batch in _fill_json_entries(array_path, array):
-                        out.write(b"," + batch[:-1])
-                    skip = (
-                        {int(r) for r in _small_chunk_rows(array, inline_threshold)}
-                        if inline and inline_threshold
-                        else set()
-                    )
-                    for batch in _json_entries(array_path, array, skip):
-                        out.write(b"," + batch[:-1])
-            out.write(b"}}")
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    target = local_target(path)
+    with staged_output(target) as built, built.open("wb") as out:
+        out.write(b'{"version":1,"refs":{')
+        first = True
+        for key, value in _metadata_entries(group).items():
+            out.write((b"" if first else b",") + _json_pair(key, json.dumps(value)))
+            first = False
+        for array_path, array in group.walk_arrays():
+            inline = _inline_entries(array, inline_threshold, registry, fills=False)
+            for key, text in inline.items():
+                out.write(b"," + _json_pair(f"{array_path}/{key}", text))
+            if isinstance(array, VirtualArray):
+                for batch in _fill_json_entries(array_path, array):
+                    out.write(b"," + batch[:-1])
+                skip = (
+                    {int(r) for r in _small_chunk_rows(array, inline_threshold)}
+                    if inline and inline_threshold
+                    else set()
+                )
+                for batch in _json_entries(array_path, array, skip):
+                    out.write(b"," + batch[:-1])
+        out.write(b"}}")
     return target
 
 
@@ -373,24 +372,24 @@ def write_kerchunk_parquet(
     array has ``<path>/<array>/refs.K.parq`` files of exactly ``record_size`` rows
     (chunk n in file n // record_size, row n % record_size; padding rows and
     missing chunks have null ``path`` and ``raw``).
+
+    Raises
+    ------
+    WriteError
+        The folder could not be written (a full disk, no permission); what was at
+        ``path`` before is still there.
     """
     if record_size < 1:
         raise VirtualizationError(f"record_size must be positive, got {record_size}")
     _check_inline(inline_threshold, registry)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        built = staging / "refs"
+    target = local_target(path)
+    with staged_output(target) as built:
         built.mkdir()
         zmetadata = {"metadata": _metadata_entries(group), "record_size": record_size}
         (built / ".zmetadata").write_text(json.dumps(zmetadata))
         for array_path, array in group.walk_arrays():
             table = _array_table(array, inline_threshold, registry)
             _write_records(table, built / array_path, record_size)
-        replace_path(built, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,7 +12,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, array_to_table, group_document
-from vzcore.writers._atomic import replace_path
+from vzcore.writers._atomic import local_target, staged_output
 
 __all__ = ["write_manifest_parquet"]
 
@@ -28,7 +26,13 @@ def write_manifest_parquet(x: AnyArray | VirtualGroup, path: str | os.PathLike[s
     """Save an array (one ``.parquet`` file) or a group (a directory) at ``path``.
 
     The output appears whole or not at all: it is written beside ``path`` and
-    renamed into place, replacing what was there.
+    renamed into place, replacing what was there (see `vzcore.writers._atomic`).
+
+    Raises
+    ------
+    WriteError
+        The output could not be written (a full disk, no permission); what was at
+        ``path`` before is still there.
 
     >>> import tempfile, vzcore as vc
     >>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a", "offset": 0, "length": 8}})
@@ -37,21 +41,14 @@ def write_manifest_parquet(x: AnyArray | VirtualGroup, path: str | os.PathLike[s
     >>> vc.read_manifest_parquet(out) == a
     True
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    target = local_target(path)
+    if not isinstance(x, VirtualGroup | VirtualArray | LoadedArray):
+        raise TypeError(f"expected an array or a VirtualGroup, got {type(x).__name__}")
+    with staged_output(target) as built:
         if isinstance(x, VirtualGroup):
-            built = staging / "group"
-            _write_group(x, built)
-        elif isinstance(x, VirtualArray | LoadedArray):
-            built = staging / "array.parquet"
-            _write_array(x, built)
+            _write_group(x, built, target)
         else:
-            raise TypeError(f"expected an array or a VirtualGroup, got {type(x).__name__}")
-        replace_path(built, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            _write_array(x, built)
     return target
 
 
@@ -70,14 +67,15 @@ def _write_array(array: AnyArray, path: Path) -> None:
         pq.write_table(table, path, compression="zstd")
 
 
-def _write_group(group: VirtualGroup, directory: Path) -> None:
+def _write_group(group: VirtualGroup, directory: Path, shown: Path) -> None:
+    """Write ``group`` into ``directory``; errors name ``shown``, where it will end up."""
     clashes = sorted(
         {f"{name}.parquet" for name in group.arrays} & set(group.groups)
         | ({GROUP_DOCUMENT} & set(group.groups))
     )
     if clashes:
         raise VirtualizationError(
-            f"cannot save group {str(directory)!r}: subgroup names {clashes} collide with "
+            f"cannot save group {str(shown)!r}: subgroup names {clashes} collide with "
             "the layout's file names"
         )
     directory.mkdir()
@@ -91,4 +89,4 @@ def _write_group(group: VirtualGroup, directory: Path) -> None:
     for name, array in group.arrays.items():
         _write_array(array, directory / f"{name}.parquet")
     for name, subgroup in group.groups.items():
-        _write_group(subgroup, directory / name)
+        _write_group(subgroup, directory / name, shown / name)

@@ -690,3 +690,21 @@ def test_the_second_line_of_defence_reads_no_target_even_if_asked_to_traverse(
         for name in (b"ext_values", b"ext_root", b"ext_sub"):
             with pytest.raises(KeyError, match="file signature not found"):
                 h5py.h5o.open(f.id, name, lapl=walker.lapl)
+
+
+def test_a_shared_group_counts_its_own_depth_where_it_is_linked_again(
+    tmp_path: Path, local: Callable[[str], Parent]
+) -> None:
+    """``/a`` holds a 200-deep chain; linked again 100 groups down, the tree is 301 deep."""
+    with h5py.File(tmp_path / "deep_share.h5", "w") as f:
+        chain = "a/" + "/".join(["g"] * 200)
+        f[f"{chain}/data"] = np.arange(3)
+        low = "b/" + "/".join(["h"] * 99)
+        f.create_group(low)
+        f[f"{low}/again"] = f["a"]
+    url, registry = local("deep_share.h5")
+    with within(60), pytest.raises(HDF5LimitError) as info:
+        HDFParser()(url, registry)
+    assert info.value.path == "/" + low + "/again"
+    group = HDFParser(drop_variables=("again",))(url, registry)
+    assert {p for p, _ in group.walk_arrays()} == {f"{chain}/data"}

@@ -13,7 +13,7 @@ import math
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -189,13 +189,11 @@ class HDFParser:
                 reraise_source_error(err)
                 message = f"{url}: cannot open group {self.group or '/'!r}: {err}"
                 raise HDF5FormatError(message) from err
-            group, _ = self._group(root, path, walk, ancestors)
-        return group.evolve(sources={url: seen})
+            tree = self._group(root, path, walk, ancestors)
+        return tree.group.evolve(sources={url: seen})
 
-    def _group(
-        self, h5group: Any, path: str, walk: _Walk, ancestors: dict[int, str]
-    ) -> tuple[VirtualGroup, int]:
-        """The group at ``path`` and how many arrays and groups its tree holds.
+    def _group(self, h5group: Any, path: str, walk: _Walk, ancestors: dict[int, str]) -> _Tree:
+        """The group at ``path``, how many arrays and groups its tree holds, how deep it is.
 
         ``ancestors`` maps the address of each group from the walk's root down to this
         one to its path: a member group found there is a cycle.
@@ -217,12 +215,14 @@ class HDFParser:
         except _H5PY_ERRORS as err:
             reraise_source_error(err)
             raise HDF5FormatError(f"{url}: cannot read group {path!r}: {err}") from err
-        count = 0
+        count = height = 0
         for member in members:
             node = member.node
             if isinstance(node, h5py.Group):
-                groups[member.name], size = self._subgroup(node, member.path, walk, ancestors)
-                count += 1 + size
+                sub = self._subgroup(node, member.path, walk, ancestors)
+                groups[member.name] = sub.group
+                count += 1 + sub.size
+                height = max(height, 1 + sub.height)
             elif isinstance(node, h5py.Dataset):
                 where = f"{url}: variable {member.path!r}"
                 try:
@@ -244,13 +244,12 @@ class HDFParser:
                     limit=MAX_MEMBERS,
                 )
         try:
-            return VirtualGroup(arrays=arrays, groups=groups, attributes=attributes), count
+            group = VirtualGroup(arrays=arrays, groups=groups, attributes=attributes)
         except VirtualizationError as err:
             raise HDF5FormatError(f"{url}: group {path!r}: {err}") from err
+        return _Tree(group, count, height)
 
-    def _subgroup(
-        self, node: Any, path: str, walk: _Walk, ancestors: dict[int, str]
-    ) -> tuple[VirtualGroup, int]:
+    def _subgroup(self, node: Any, path: str, walk: _Walk, ancestors: dict[int, str]) -> _Tree:
         """A member group, walked once however many names link to it (and never in a cycle)."""
         url = walk.url
         try:
@@ -266,20 +265,23 @@ class HDFParser:
                 link=path,
                 target=ancestors[address],
             )
-        if len(ancestors) > MAX_GROUP_DEPTH:
+        # The same group under another name is the same value, unless a drop or a load
+        # names a path inside it.
+        key = (address, self._paths_below(path))
+        tree = walk.groups.get(key)
+        # len(ancestors) is this group's depth below the walk's root; a group walked
+        # before brings its own height.
+        if len(ancestors) + (0 if tree is None else tree.height) > MAX_GROUP_DEPTH:
             raise HDF5LimitError(
-                f"{url}: group {path!r} is nested more than {MAX_GROUP_DEPTH} groups deep; "
-                "vz reads no deeper",
+                f"{url}: group {path!r} is, or holds groups, nested more than "
+                f"{MAX_GROUP_DEPTH} groups deep; vz reads no deeper",
                 url=url,
                 path=path,
                 limit=MAX_GROUP_DEPTH,
             )
-        # The same group under another name is the same value, unless a drop or a load
-        # names a path inside it.
-        key = (address, self._paths_below(path))
-        if key not in walk.groups:
-            walk.groups[key] = self._group(node, path, walk, {**ancestors, address: path})
-        return walk.groups[key]
+        if tree is None:
+            tree = walk.groups[key] = self._group(node, path, walk, {**ancestors, address: path})
+        return tree
 
     def _wanted(self, name: str, path: str) -> bool:
         return not _named(name, path, self.drop_variables)
@@ -469,6 +471,14 @@ class _PhonyDimensions:
         return self._names.setdefault((length, occurrence), f"phony_dim_{len(self._names)}")
 
 
+class _Tree(NamedTuple):
+    """A walked group, the arrays and groups its tree holds, and its height (0: no subgroups)."""
+
+    group: VirtualGroup
+    size: int
+    height: int
+
+
 @attrs.define
 class _Walk:
     """What one parse carries through the file: its URL, its links, the names given so far."""
@@ -477,9 +487,7 @@ class _Walk:
     links: Walker
     phony: _PhonyDimensions = attrs.Factory(_PhonyDimensions)
     # (address, paths dropped/loaded below) -> the group and the size of its tree.
-    groups: dict[tuple[int, tuple[tuple[str, ...], tuple[str, ...]]], tuple[VirtualGroup, int]] = (
-        attrs.Factory(dict)
-    )
+    groups: dict[tuple[int, tuple[tuple[str, ...], tuple[str, ...]]], _Tree] = attrs.Factory(dict)
 
 
 def _dimensions(

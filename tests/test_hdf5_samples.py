@@ -33,7 +33,8 @@ from vzcore.parsers import HDFParser
 SITE_PACKAGES = [Path(p) for p in site.getsitepackages()]
 SAMPLES = real_sample_files(SITE_PACKAGES)
 NETCDF_DIMENSION_ONLY = b"This is a netCDF dimension but not a netCDF variable"
-_VARIABLE = re.compile(r"variable '([^']*)'")
+# A refusal names the variable, or the link that vz does not follow.
+_VARIABLE = re.compile(r"(?:variable|link) '([^']*)'")
 
 
 @attrs.frozen
@@ -74,11 +75,14 @@ def outcome(path: Path) -> Outcome:
 
 
 def _datasets(f: h5py.File) -> list[str]:
-    """Every dataset reachable from the root, through links too, as the parser walks them."""
+    """Every dataset reachable from the root, through links inside the file, as the parser
+    walks them (never through an external link: vz does not leave the file)."""
     found: list[str] = []
 
     def walk(group: h5py.Group, prefix: str) -> None:
         for name in group:
+            if group.id.links.get_info(name.encode()).type == h5py.h5l.TYPE_EXTERNAL:
+                continue
             node = group.get(name)
             if isinstance(node, h5py.Group):
                 walk(node, f"{prefix}{name}/")

@@ -16,7 +16,18 @@ from vzcore.parsers.detect import (
     detect_parser,
     parser_plugins,
 )
-from vzcore.parsers.hdf5 import HDF5FormatError, HDF5GroupError, HDF5UnsupportedError, HDFParser
+from vzcore.parsers.hdf5 import (
+    ExternalLinkError,
+    ExternalStorageError,
+    HDF5FormatError,
+    HDF5GroupError,
+    HDF5LimitError,
+    HDF5UnsupportedError,
+    HDFParser,
+    LinkCycleError,
+    SkippedLinkWarning,
+    VirtualDatasetError,
+)
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
@@ -27,13 +38,17 @@ __all__ = [
     "BUILTIN_PARSERS",
     "ENTRY_POINT_GROUP",
     "HEAD_BYTES",
+    "ExternalLinkError",
+    "ExternalStorageError",
     "HDF5FormatError",
     "HDF5GroupError",
+    "HDF5LimitError",
     "HDF5UnsupportedError",
     "HDFParser",
     "KerchunkFormatError",
     "KerchunkJSONParser",
     "KerchunkParquetParser",
+    "LinkCycleError",
     "ManifestParquetParser",
     "NetCDF3FormatError",
     "NetCDF3Parser",
@@ -42,7 +57,9 @@ __all__ = [
     "ParserPluginWarning",
     "Probe",
     "ProbeError",
+    "SkippedLinkWarning",
     "UnknownFormatError",
+    "VirtualDatasetError",
     "ZarrFormatError",
     "ZarrParser",
     "detect_parser",

@@ -3,6 +3,8 @@
 Chunk locations come from HDF5's own chunk index, read in bulk (`chunk_iter`),
 then turned into the manifest with numpy. Local files are opened by path; any
 other store through a buffered file-like object over the registry's ranged reads.
+The walk never leaves the file (`vzcore.parsers.hdf5_links`): external links,
+virtual datasets and external raw storage are refused or, on request, left out.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -25,6 +27,21 @@ from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
+from vzcore.parsers.hdf5_links import (
+    MAX_GROUP_DEPTH,
+    MAX_MEMBERS,
+    ExternalLinkError,
+    ExternalLinks,
+    ExternalStorageError,
+    HDF5LimitError,
+    LinkCycleError,
+    SkippedLinkWarning,
+    VirtualDatasetError,
+    Walker,
+    object_address,
+    outside_storage,
+    refuse_storage,
+)
 from vzcore.parsers.hdf5_types import (
     ElementType,
     element_type,
@@ -36,7 +53,18 @@ from vzcore.parsers.hdf5_types import (
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 
-__all__ = ["HDF5FormatError", "HDF5GroupError", "HDF5UnsupportedError", "HDFParser"]
+__all__ = [
+    "ExternalLinkError",
+    "ExternalStorageError",
+    "HDF5FormatError",
+    "HDF5GroupError",
+    "HDF5LimitError",
+    "HDF5UnsupportedError",
+    "HDFParser",
+    "LinkCycleError",
+    "SkippedLinkWarning",
+    "VirtualDatasetError",
+]
 
 # Attributes that describe HDF5/netCDF-4 plumbing, not the data.
 _INTERNAL_ATTRIBUTES = frozenset(
@@ -105,6 +133,15 @@ class HDFParser:
     inline_threshold
         Datasets whose stored size is at most this many bytes are read into
         memory as `LoadedArray` instead of being referenced.
+    external_links
+        What to do with members whose values are in other files, which vz never
+        opens: external links, virtual datasets and external raw storage.
+        ``"error"`` (the default) raises `ExternalLinkError`, `VirtualDatasetError`
+        or `ExternalStorageError`; ``"skip"`` leaves them out with a
+        `SkippedLinkWarning`. Soft and hard links inside the file are followed (a
+        member linked under two names appears under both); a link back to an
+        enclosing group raises `LinkCycleError`, and a dangling soft link is left
+        out with a `SkippedLinkWarning`.
 
     Examples
     --------
@@ -118,6 +155,9 @@ class HDFParser:
         default=None, converter=attrs.converters.optional(tuple)
     )
     inline_threshold: int = 0
+    external_links: ExternalLinks = attrs.field(
+        default="error", validator=attrs.validators.in_(("error", "skip"))
+    )
 
     priority = -60  # last of the built-ins: a user block past the probe's head costs reads
 
@@ -139,67 +179,147 @@ class HDFParser:
         url = file.url
         seen = file.fingerprint()
         with _open_file(file, seen.size) as handle:
-            root = _root_group(handle, self.group, url)
-            phony = _PhonyDimensions()
-            group = self._group(root, url, phony)
-        return group.evolve(sources={url: seen})
+            try:
+                walk = _Walk(url=url, links=Walker(handle, url, self.external_links))
+                path, root = _root_group(walk.links, self.group, url)
+                ancestors = {object_address(root): path}
+            except VirtualizationError:
+                raise
+            except _H5PY_ERRORS as err:
+                reraise_source_error(err)
+                message = f"{url}: cannot open group {self.group or '/'!r}: {err}"
+                raise HDF5FormatError(message) from err
+            tree = self._group(root, path, walk, ancestors)
+        return tree.group.evolve(sources={url: seen})
 
-    def _group(self, h5group: Any, url: str, phony: _PhonyDimensions) -> VirtualGroup:
+    def _group(self, h5group: Any, path: str, walk: _Walk, ancestors: dict[int, str]) -> _Tree:
+        """The group at ``path``, how many arrays and groups its tree holds, how deep it is.
+
+        ``ancestors`` maps the address of each group from the walk's root down to this
+        one to its path: a member group found there is a cycle.
+        """
         import h5py
 
+        url = walk.url
         arrays: dict[str, AnyArray] = {}
         groups: dict[str, VirtualGroup] = {}
         try:
-            members = [(name, h5group.get(name)) for name in h5group]
+            members = walk.links.members(h5group, path, self._wanted)
             attributes = _attributes(h5group.attrs)
+        except VirtualizationError:
+            raise
+        except UnicodeDecodeError as err:
+            raise HDF5FormatError(
+                f"{url}: group {path!r} has a member whose name is not text: {err.object!r}"
+            ) from err
         except _H5PY_ERRORS as err:
             reraise_source_error(err)
-            raise HDF5FormatError(f"{url}: cannot read group {h5group.name!r}: {err}") from err
-        for name, node in members:
-            if not isinstance(name, str):
-                raise HDF5FormatError(
-                    f"{url}: group {h5group.name!r} has a member whose name is not text: {name!r}"
-                )
-            if _named(node, name, self.drop_variables):
-                continue
+            raise HDF5FormatError(f"{url}: cannot read group {path!r}: {err}") from err
+        count = height = 0
+        for member in members:
+            node = member.node
             if isinstance(node, h5py.Group):
-                groups[name] = self._group(node, url, phony)
+                sub = self._subgroup(node, member.path, walk, ancestors)
+                groups[member.name] = sub.group
+                count += 1 + sub.size
+                height = max(height, 1 + sub.height)
             elif isinstance(node, h5py.Dataset):
-                where = f"{url}: variable {node.name!r}"
+                where = f"{url}: variable {member.path!r}"
                 try:
-                    array = self._array(node, where, url, phony)
+                    array = self._array(node, member.path, where, walk)
                 except VirtualizationError:
                     raise
                 except _H5PY_ERRORS as err:
                     reraise_source_error(err)
                     raise HDF5FormatError(f"{where}: cannot read the dataset: {err}") from err
                 if array is not None:
-                    arrays[name] = array
+                    arrays[member.name] = array
+                    count += 1
+            if count > MAX_MEMBERS:
+                raise HDF5LimitError(
+                    f"{url}: group {path!r} holds more than {MAX_MEMBERS} arrays and groups "
+                    "(counting each name a shared group is linked under); vz reads no more",
+                    url=url,
+                    path=path,
+                    limit=MAX_MEMBERS,
+                )
         try:
-            return VirtualGroup(arrays=arrays, groups=groups, attributes=attributes)
+            group = VirtualGroup(arrays=arrays, groups=groups, attributes=attributes)
         except VirtualizationError as err:
-            raise HDF5FormatError(f"{url}: group {h5group.name!r}: {err}") from err
+            raise HDF5FormatError(f"{url}: group {path!r}: {err}") from err
+        return _Tree(group, count, height)
 
-    def _loads(self, dataset: Any) -> bool:
+    def _subgroup(self, node: Any, path: str, walk: _Walk, ancestors: dict[int, str]) -> _Tree:
+        """A member group, walked once however many names link to it (and never in a cycle)."""
+        url = walk.url
+        try:
+            address = object_address(node)
+        except _H5PY_ERRORS as err:
+            reraise_source_error(err)
+            raise HDF5FormatError(f"{url}: cannot read group {path!r}: {err}") from err
+        if address in ancestors:
+            raise LinkCycleError(
+                f"{url}: {path!r} links back to {ancestors[address]!r}, a group that contains "
+                "it, so the group tree would be infinite; drop it (drop_variables=)",
+                url=url,
+                link=path,
+                target=ancestors[address],
+            )
+        # The same group under another name is the same value, unless a drop or a load
+        # names a path inside it.
+        key = (address, self._paths_below(path))
+        tree = walk.groups.get(key)
+        # len(ancestors) is this group's depth below the walk's root; a group walked
+        # before brings its own height.
+        if len(ancestors) + (0 if tree is None else tree.height) > MAX_GROUP_DEPTH:
+            raise HDF5LimitError(
+                f"{url}: group {path!r} is, or holds groups, nested more than "
+                f"{MAX_GROUP_DEPTH} groups deep; vz reads no deeper",
+                url=url,
+                path=path,
+                limit=MAX_GROUP_DEPTH,
+            )
+        if tree is None:
+            tree = walk.groups[key] = self._group(node, path, walk, {**ancestors, address: path})
+        return tree
+
+    def _wanted(self, name: str, path: str) -> bool:
+        return not _named(name, path, self.drop_variables)
+
+    def _paths_below(self, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The dropped and the loaded paths inside the group at ``path``, relative to it."""
+        prefix = path.rstrip("/") + "/"
+
+        def below(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(sorted(p[len(prefix) :] for p in names if p.startswith(prefix)))
+
+        return below(self.drop_variables), below(self.loadable_variables or ())
+
+    def _loads(self, dataset: Any, path: str) -> bool:
         """Whether the caller asked to load ``dataset`` (by default: a dimension coordinate)."""
         if self.loadable_variables is None:
             return bool(dataset.is_scale and dataset.ndim == 1)
-        return _named(dataset, posixpath.basename(dataset.name), self.loadable_variables)
+        return _named(posixpath.basename(path), path, self.loadable_variables)
 
-    def _array(
-        self, dataset: Any, where: str, url: str, phony: _PhonyDimensions
-    ) -> AnyArray | None:
+    def _array(self, dataset: Any, path: str, where: str, walk: _Walk) -> AnyArray | None:
         import h5py
 
+        # Before anything reads values: those of these datasets are in other files.
+        outside = outside_storage(dataset, walk.url, path)
+        if outside is not None:
+            refuse_storage(outside, self.external_links)
+            return None
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None
         element = element_type(dataset, where)
-        dims, dimension_lengths = _dimensions(dataset, phony, element.extra_shape)
+        dims, dimension_lengths = _dimensions(
+            dataset, posixpath.basename(path), walk.phony, element.extra_shape, where
+        )
         attributes = _attributes(dataset.attrs)
         if element.loader == "fixed_strings":
             return load_strings(dataset, dims, attributes, where)
         if element.loader is not None:
-            if not self._loads(dataset):
+            if not self._loads(dataset, path):
                 raise HDF5UnsupportedError(
                     f"{where}: {element.refusal}; pass it in loadable_variables= to read "
                     "it into memory, or drop it (drop_variables=)"
@@ -208,14 +328,10 @@ class HDFParser:
             return load(dataset, dims, attributes, where)
         plist = dataset.id.get_create_plist()
         layout = plist.get_layout()
-        if layout == h5py.h5d.VIRTUAL or plist.get_external_count() > 0:
-            raise HDF5UnsupportedError(
-                f"{where}: virtual or external HDF5 storage is not supported"
-            )
         try:
             fill_value = _fill_value(dataset, plist, attributes, where)
         except HDF5UnsupportedError:
-            if not self._loads(dataset):
+            if not self._loads(dataset, path):
                 raise
             return self._load(dataset, dims, attributes, None, where)
         if layout == h5py.h5d.COMPACT or (
@@ -227,7 +343,7 @@ class HDFParser:
                 fill_value=fill_value, attributes=attributes
             )
         except InvalidMetadataError as err:
-            if self._loads(dataset):
+            if self._loads(dataset, path):
                 return self._load(dataset, dims, attributes, fill_value, where)
             hint = (
                 "pass it in loadable_variables= to read it into memory, or drop it"
@@ -236,9 +352,9 @@ class HDFParser:
             )
             raise HDF5UnsupportedError(f"{where}: {err}; {hint} (drop_variables=)") from err
         if layout == h5py.h5d.CHUNKED:
-            manifest = _chunked_manifest(dataset, metadata, url, where)
+            manifest = _chunked_manifest(dataset, metadata, walk.url, where)
         else:
-            manifest = _contiguous_manifest(dataset, metadata, url)
+            manifest = _contiguous_manifest(dataset, metadata, walk.url)
         return VirtualArray(metadata, manifest)
 
     def _load(
@@ -291,9 +407,9 @@ def _metadata(
     )
 
 
-def _named(node: Any, name: str, names: tuple[str, ...]) -> bool:
-    """Whether ``names`` lists the node by its name or by its full path."""
-    return name in names or getattr(node, "name", None) in names
+def _named(name: str, path: str, names: tuple[str, ...]) -> bool:
+    """Whether ``names`` lists a member by its name or by its full path."""
+    return name in names or path in names
 
 
 def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -323,24 +439,22 @@ def _prefix_chunk_shape(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) ->
     return tuple(trimmed)
 
 
-def _root_group(handle: Any, group: str | None, url: str) -> Any:
-    """The h5py group ``group`` names (the file's root when None), or a typed error."""
+def _root_group(links: Walker, group: str | None, url: str) -> tuple[str, Any]:
+    """The path and h5py group ``group`` names (the file's root when None), or a typed error."""
     import h5py
 
-    if not group:
-        return handle
     try:
-        node = handle[group]
+        path, node = links.open_path(group or "/")
     except KeyError as err:
         raise HDF5GroupError(f"{url}: no group {group!r}") from err
     if not isinstance(node, h5py.Group):
         kind = "a dataset" if isinstance(node, h5py.Dataset) else f"a {type(node).__name__}"
-        parent = posixpath.dirname(node.name.rstrip("/")) or "/"
+        parent = posixpath.dirname(path) or "/"
         raise HDF5GroupError(
             f"{url}: {group!r} is {kind}, not a group; group= names the group whose "
             f"datasets become the variables (here {parent!r})"
         )
-    return node
+    return path, node
 
 
 class _PhonyDimensions:
@@ -357,8 +471,27 @@ class _PhonyDimensions:
         return self._names.setdefault((length, occurrence), f"phony_dim_{len(self._names)}")
 
 
+class _Tree(NamedTuple):
+    """A walked group, the arrays and groups its tree holds, and its height (0: no subgroups)."""
+
+    group: VirtualGroup
+    size: int
+    height: int
+
+
+@attrs.define
+class _Walk:
+    """What one parse carries through the file: its URL, its links, the names given so far."""
+
+    url: str
+    links: Walker
+    phony: _PhonyDimensions = attrs.Factory(_PhonyDimensions)
+    # (address, paths dropped/loaded below) -> the group and the size of its tree.
+    groups: dict[tuple[int, tuple[tuple[str, ...], tuple[str, ...]]], _Tree] = attrs.Factory(dict)
+
+
 def _dimensions(
-    dataset: Any, phony: _PhonyDimensions, extra_shape: tuple[int, ...]
+    dataset: Any, name: str, phony: _PhonyDimensions, extra_shape: tuple[int, ...], where: str
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Dimension names, and each dimension's length (a scale may be longer than the data).
 
@@ -368,21 +501,29 @@ def _dimensions(
     lengths: list[int] = []
     seen: dict[int, int] = {}
     for axis, length in enumerate(dataset.shape):
-        scales = dataset.dims[axis]
-        if len(scales):
-            scale = scales[0]
+        try:
+            scales = dataset.dims[axis]
+            scale = scales[0] if len(scales) else None
+        except _H5PY_ERRORS as err:
+            reraise_source_error(err)
+            # Object references resolve in this file only: a scale attached from another
+            # file (through an external link) points at nothing here.
+            raise HDF5FormatError(
+                f"{where}: the dimension scale of axis {axis} does not resolve in this file "
+                f"(attached from another file?): {err}"
+            ) from err
+        if scale is not None:
             names.append(posixpath.basename(scale.name))
             lengths.append(max(length, scale.shape[0] if scale.shape else length))
         elif axis == 0 and dataset.is_scale:
-            names.append(posixpath.basename(dataset.name))
+            names.append(name)
             lengths.append(length)
         else:
             occurrence = seen.get(length, 0)
             seen[length] = occurrence + 1
             names.append(phony.name(length, occurrence))
             lengths.append(length)
-    base = posixpath.basename(dataset.name)
-    names.extend(f"{base}_dim_{dataset.ndim + i}" for i in range(len(extra_shape)))
+    names.extend(f"{name}_dim_{dataset.ndim + i}" for i in range(len(extra_shape)))
     return tuple(names), tuple(lengths)
 
 

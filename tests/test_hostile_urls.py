@@ -287,3 +287,24 @@ def test_one_manifest_store_serves_many_event_loops(tmp_path: Path) -> None:
     for buffers in results.values():
         got = np.concatenate([np.frombuffer(b.to_bytes(), "<f8") for b in buffers])
         np.testing.assert_array_equal(got, values)
+
+
+def test_kerchunk_references_name_odd_files_as_fsspec_reads_them(folders: Folders) -> None:
+    """fsspec reads a ``file://`` path literally: the references hold the unescaped path."""
+    import xarray as xr
+
+    odd = folders.data / "we?ird#50%"
+    odd.mkdir()
+    with h5py.File(odd / "f%41.h5", "w") as f:
+        f.create_dataset("v", data=np.arange(4.0), chunks=(2,))
+    registry = vc.ObjectStoreRegistry.for_urls([str(odd / "f%41.h5")])
+    dataset = vx.open_virtual_dataset(str(odd / "f%41.h5"), registry=registry)
+    out = folders.base / "refs.json"
+    dataset.vz.to_kerchunk(out, format="json")
+    assert json.loads(out.read_text())["refs"]["v/0"][0] == f"file://{odd}/f%41.h5"
+    opened = xr.open_dataset(
+        "reference://",
+        engine="zarr",
+        backend_kwargs={"consolidated": False, "storage_options": {"fo": str(out)}},
+    )
+    np.testing.assert_array_equal(opened["v"].values, np.arange(4.0))

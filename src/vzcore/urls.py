@@ -29,6 +29,8 @@ from vzcore.errors import VirtualizationError
 __all__ = [
     "UnregisteredURLError",
     "UnsafeURLError",
+    "from_fsspec_url",
+    "fsspec_url",
     "is_url",
     "normalize_url",
     "quote_path",
@@ -137,6 +139,44 @@ def normalize_url(url: str) -> str:
     _refuse_unsafe(decoded, url)
     cleaned = quote_path(_clean_path(decoded)) if decoded else ""
     return f"{scheme}://{netloc}{cleaned}{query}"
+
+
+def fsspec_url(url: str) -> str:
+    """A canonical URL as fsspec reads it (Kerchunk references): paths are not escaped.
+
+    fsspec reads a ``file://`` or ``s3://`` path literally (``%3F`` is three characters
+    of a file's name), so the escapes of the canonical form are undone; ``http(s)://``
+    URLs are URLs to fsspec too and stay as they are.
+
+    >>> fsspec_url("file:///data/x%3F/50%25.nc")
+    'file:///data/x?/50%.nc'
+    """
+    found = _SCHEME.match(url)
+    if found is None or found.group(1).lower() in _QUERY_SCHEMES:
+        return url
+    rest = url[found.end() :]
+    slash = rest.find("/")
+    if slash < 0:
+        return url
+    return url[: found.end() + slash] + unquote(rest[slash:])
+
+
+def from_fsspec_url(text: str) -> str:
+    """The canonical URL of a URL or path as fsspec means it (`fsspec_url` inverted).
+
+    >>> from_fsspec_url("file:///data/x?/f%41.nc")
+    'file:///data/x%3F/f%2541.nc'
+    """
+    found = _SCHEME.match(text)
+    if found is None:
+        return normalize_url(text)  # a plain path is literal already
+    if found.group(1).lower() in _QUERY_SCHEMES:
+        return normalize_url(text)
+    rest = text[found.end() :]
+    slash = rest.find("/")
+    if slash < 0:
+        return normalize_url(text)
+    return normalize_url(text[: found.end() + slash] + quote_path(rest[slash:]))
 
 
 def url_path(normalized: str) -> str:

@@ -33,8 +33,10 @@ from vzcore.byteranges import read_references
 from vzcore.cf import zarr_v2_fill_value
 from vzcore.errors import UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.manifest import ChunkManifest
 from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
+from vzcore.urls import fsspec_url
 from vzcore.writers._atomic import local_target, staged_output
 
 __all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
@@ -200,7 +202,7 @@ def kerchunk_refs(
             indices, offsets, lengths = array.manifest.to_numpy_columns()
             rows = np.flatnonzero(indices >= 0)
             keys = _chunk_keys(array.manifest.grid, rows).to_pylist()
-            urls = array.manifest.dictionary.to_pylist()
+            urls = _fsspec_urls(array.manifest)
             triples = zip(
                 indices[rows].tolist(), offsets[rows].tolist(), lengths[rows].tolist(), strict=True
             )
@@ -213,15 +215,27 @@ def kerchunk_refs(
     return {"version": 1, "refs": refs}
 
 
+def _fsspec_urls(manifest: ChunkManifest) -> list[str]:
+    """The manifest's URLs as Kerchunk writes them: the form fsspec reads (`fsspec_url`)."""
+    return [fsspec_url(url) for url in manifest.dictionary.to_pylist()]
+
+
+def _fsspec_paths(paths: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column of URLs with `fsspec_url` applied to its dictionaries."""
+    chunks = []
+    for chunk in paths.chunks:
+        urls = [fsspec_url(url) for url in chunk.dictionary.to_pylist()]
+        chunks.append(pa.DictionaryArray.from_arrays(chunk.indices, pa.array(urls, pa.string())))
+    return pa.chunked_array(chunks, paths.type)
+
+
 # ---- JSON ---------------------------------------------------------------------------------
 
 
 def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[bytes]:
     """``"key":["url",offset,length],`` texts of the array's references, in batches."""
     indices, offsets, lengths = array.manifest.to_numpy_columns()
-    escaped = pa.array(
-        [json.dumps(u) for u in array.manifest.dictionary.to_pylist()], pa.large_string()
-    )
+    escaped = pa.array([json.dumps(u) for u in _fsspec_urls(array.manifest)], pa.large_string())
     present = np.flatnonzero(indices >= 0)
     if skip:
         present = present[~np.isin(present, np.fromiter(skip, np.int64, len(skip)))]
@@ -412,7 +426,7 @@ def _array_table(
             schema=_PARQUET_SCHEMA,
         )
     manifest = array.manifest
-    path = manifest.paths
+    path = _fsspec_paths(manifest.paths)
     offsets = manifest.table.column("offset").cast(pa.int64())
     sizes = manifest.table.column("length").cast(pa.int64())
     raw: pa.ChunkedArray | pa.Array = pa.nulls(manifest.n_chunks, pa.binary())

@@ -76,10 +76,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return Corpus(tmp_path_factory.mktemp("icechunk-parser-corpus"))
 
 
-def make_repository(folder: Path, where: Path) -> icechunk.Repository:
-    """A local repository at ``where`` allowed to read virtual chunks under ``folder``."""
+def make_repository(folder: Path, where: Path, *, inline: bool = True) -> icechunk.Repository:
+    """A local repository at ``where`` allowed to read virtual chunks under ``folder``.
+
+    ``inline=False`` makes Icechunk store every chunk it writes as an object of its own.
+    """
     prefix = f"file://{folder}/"
     config = icechunk.RepositoryConfig.default()
+    if not inline:
+        config.inline_chunk_threshold_bytes = 0
     config.set_virtual_chunk_container(
         icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(folder)))
     )
@@ -311,6 +316,44 @@ def test_inline_chunks_beside_virtual_ones_are_refused(corpus: Corpus, tmp_path:
     )
     with pytest.raises(IcechunkFormatError, match=r"'sparse': 1 of its chunks are stored inline"):
         IcechunkParser()(str(where), repository_registry(corpus, where))
+
+
+def test_native_chunks_beside_virtual_ones_are_references(corpus: Corpus, tmp_path: Path) -> None:
+    where = tmp_path / "repository"
+    repository = make_repository(corpus.folder, where, inline=False)
+
+    def write(store: Any) -> None:
+        write_icechunk(corpus.group("nc4_basic.nc"), store)
+        zarr.open_array(store, path="sparse", mode="r+")[2:4, 0:2] = 7.0
+
+    commit(repository, write)
+    assert repository.readonly_session("main").chunk_type("/sparse", [1, 0]) == (
+        icechunk.ChunkType.native
+    )
+    registry = repository_registry(corpus, where)
+    sparse = IcechunkParser()(str(where), registry)["sparse"]
+    assert isinstance(sparse, vc.VirtualArray)
+    paths = sorted(sparse.manifest.dictionary.to_pylist())
+    assert paths[0] == corpus.url("nc4_basic.nc")
+    assert len(paths) == 2
+    assert paths[1].startswith(f"file://{where}/chunks/")
+    expected = icechunk_values(repository, "sparse")
+    assert (expected[2:4, 0:2] == 7.0).all()
+    assert equal_values(
+        read_back(IcechunkParser()(str(where), registry), registry, "sparse"), expected
+    )
+
+
+def test_dropped_variables(corpus: Corpus, tmp_path: Path) -> None:
+    where = tmp_path / "repository"
+    commit(
+        make_repository(corpus.folder, where),
+        lambda store: write_icechunk(corpus.group("nc4_groups.nc"), store),
+    )
+    parsed = IcechunkParser(drop_variables=["y", "top"])(
+        str(where), repository_registry(corpus, where)
+    )
+    assert sorted(path for path, _ in parsed.walk_arrays()) == ["obs/deep/counts", "obs/grid", "x"]
 
 
 def test_an_array_without_chunks_is_virtual_and_empty(corpus: Corpus, tmp_path: Path) -> None:

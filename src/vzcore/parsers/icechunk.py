@@ -92,8 +92,10 @@ class IcechunkParser:
         from the registry's store for the URL (a local folder or an S3 bucket). The
         URL must be registered either way: native chunks are read through it.
     max_loaded_bytes
-        Arrays without virtual chunks up to this size (decoded) are read into
-        `LoadedArray`\\ s; larger ones reference the repository's chunk objects.
+        Arrays without virtual chunks up to this size (decoded) are read into memory
+        as `LoadedArray`; larger ones reference the repository's chunk objects.
+    drop_variables
+        Arrays left out (by name, in any group), e.g. one whose metadata vz cannot hold.
     fingerprint_sources
         Record the size, last-modified time and ETag of every referenced file (one
         HEAD each): Icechunk keeps its checksums where its Python API cannot read them.
@@ -110,6 +112,7 @@ class IcechunkParser:
     group: str | None = None
     storage: Any = attrs.field(default=None, eq=False)
     max_loaded_bytes: int = attrs.field(default=64 * 2**20, validator=_check_limit)
+    drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     fingerprint_sources: bool = False
 
     priority = -15  # one object with a magic number: as specific as a vz manifest
@@ -137,7 +140,12 @@ class IcechunkParser:
         session = self._session(storage, repository_url)
         prefix = (self.group or "").strip("/")
         where = f"{repository_url} ({self.version})"
-        documents = _node_documents(session.store, prefix, where)
+        documents = {
+            path: document
+            for path, document in _node_documents(session.store, prefix, where).items()
+            if document.get("node_type") != "array"
+            or posixpath.basename(path) not in self.drop_variables
+        }
         arrays: dict[str, AnyArray] = {}
         batches = _chunk_batches(
             session.store,

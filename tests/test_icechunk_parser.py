@@ -600,3 +600,30 @@ def test_100k_chunk_references_are_listed_in_bulk(tmp_path: Path) -> None:
     urls = np.array(manifest.dictionary.to_pylist(), dtype=object)
     np.testing.assert_array_equal(urls[indices[present]], locations[present])
     assert elapsed < 30, f"parsing 100k references took {elapsed:.1f} s"
+
+
+def test_vz_info_reads_a_version(
+    corpus: Corpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = tmp_path / "repository"
+    repository = make_repository(corpus.folder, where)
+    first = commit(repository, lambda store: write_icechunk(corpus.group(PARTS[0]), store))
+    repository.create_tag("v1", first)
+    commit(
+        repository,
+        lambda store: write_icechunk(corpus.group(PARTS[1]), store, append_dim="time"),
+    )
+    for flags, version, length in (
+        ([], "branch 'main'", 8),
+        (["--tag", "v1"], "tag 'v1'", 4),
+        (["--snapshot", first], f"snapshot {first!r}", 4),
+    ):
+        assert vz_main(["info", str(where), *flags]) == 0
+        printed = capsys.readouterr().out
+        assert printed.startswith(f"file://{where} (Icechunk repository, {version})\n"), flags
+        assert f"tas: float32 ({length}, 3)" in printed, flags
+    assert vz_main(["info", str(where), "--branch", "nope"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"vz: error: file://{where}: cannot read branch 'nope'")
+    assert vz_main(["info", str(corpus.paths[PARTS[0]]), "--tag", "v1"]) == 1
+    assert "choose a version of an Icechunk repository" in capsys.readouterr().err

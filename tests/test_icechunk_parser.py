@@ -627,3 +627,61 @@ def test_vz_info_reads_a_version(
     assert error.startswith(f"vz: error: file://{where}: cannot read branch 'nope'")
     assert vz_main(["info", str(corpus.paths[PARTS[0]]), "--tag", "v1"]) == 1
     assert "choose a version of an Icechunk repository" in capsys.readouterr().err
+
+
+def test_a_shrunk_array_keeps_only_its_chunks(corpus: Corpus, tmp_path: Path) -> None:
+    where = tmp_path / "repository"
+    repository = make_repository(corpus.folder, where)
+    commit(repository, lambda store: write_icechunk(corpus.group(PARTS[0]), store))
+    commit(repository, lambda store: zarr.open_array(store, path="tas", mode="r+").resize((2, 3)))
+    registry = repository_registry(corpus, where)
+    tas = IcechunkParser()(str(where), registry)["tas"]
+    assert isinstance(tas, vc.VirtualArray)
+    assert tas.shape == (2, 3)
+    assert (
+        tas.manifest
+        == vc.select_chunks(
+            corpus.group(PARTS[0])["tas"],  # type: ignore[arg-type]
+            [slice(0, 2), slice(None)],
+        ).manifest
+    )
+    np.testing.assert_array_equal(
+        read_back(IcechunkParser()(str(where), registry), registry, "tas"),
+        icechunk_values(repository, "tas"),
+    )
+
+
+def test_a_native_chunk_id_that_is_a_path_is_refused() -> None:
+    from vzcore.parsers.icechunk import _Chunks
+
+    batch = (
+        np.array([[0], [1]], dtype=np.uint32),
+        np.array([1, 1], dtype=np.uint8),
+        ["ABCDEF0123", "../../../etc/passwd"],
+        np.zeros(2, np.uint64),
+        np.full(2, 8, np.uint64),
+        {},
+    )
+    chunks = _Chunks.concatenate([batch], 1)
+    with pytest.raises(IcechunkFormatError, match=r"x: native chunk id '../../../etc/passwd'"):
+        chunks.manifest((2,), "file:///repo", "x")
+    good = _Chunks.concatenate([(*batch[:2], ["ABCDEF0123", "XYZ"], *batch[3:])], 1)
+    assert good.manifest((2,), "file:///repo", "x").dictionary.to_pylist() == [
+        "file:///repo/chunks/ABCDEF0123",
+        "file:///repo/chunks/XYZ",
+    ]
+
+
+def test_chunks_outside_the_grid_are_not_the_arrays() -> None:
+    from vzcore.parsers.icechunk import _Chunks
+
+    batch = (
+        np.array([[0], [5]], dtype=np.uint32),
+        np.array([2, 2], dtype=np.uint8),
+        ["file:///a.nc", "file:///b.nc"],
+        np.array([10, 20], np.uint64),
+        np.full(2, 8, np.uint64),
+        {},
+    )
+    manifest = _Chunks.concatenate([batch], 1).manifest((2,), "file:///repo", "x")
+    assert manifest.to_entries() == {"0": {"path": "file:///a.nc", "offset": 10, "length": 8}}

@@ -219,7 +219,10 @@ class IcechunkParser:
                 "inline in Icechunk's manifests beside virtual ones; a vz manifest cannot "
                 "hold inline chunks yet"
             )
-        return VirtualArray(metadata, chunks.manifest(metadata.grid_shape, repository_url))
+        return VirtualArray(
+            metadata,
+            chunks.manifest(metadata.grid_shape, repository_url, f"{where}: array {path!r}"),
+        )
 
 
 @attrs.frozen
@@ -250,11 +253,33 @@ class _Chunks:
             np.concatenate([np.asarray(b[4], np.uint64) for b in batches]),
         )
 
-    def manifest(self, grid: tuple[int, ...], repository_url: str) -> ChunkManifest:
-        """The references on the array's grid; native chunks point into the repository."""
-        locations = self.locations
-        native = self.kinds == _NATIVE
+    def select(self, rows: npt.NDArray[np.bool_]) -> _Chunks:
+        """The chunks where ``rows`` is true."""
+        return _Chunks(
+            self.coords[rows],
+            self.kinds[rows],
+            pc.filter(self.locations, pa.array(rows)),
+            self.offsets[rows],
+            self.lengths[rows],
+        )
+
+    def manifest(self, grid: tuple[int, ...], repository_url: str, where: str) -> ChunkManifest:
+        """The references on the array's grid; native chunks point into the repository.
+
+        Chunks outside the grid (left by a shrinking resize) are not part of the array.
+        """
+        inside = np.all(self.coords < np.asarray(grid, dtype=np.int64), axis=1)
+        chunks = self if inside.all() else self.select(inside)
+        locations = chunks.locations
+        native = chunks.kinds == _NATIVE
         if native.any():
+            ids = pc.filter(locations, pa.array(native))
+            odd = pc.invert(pc.match_substring_regex(ids, "^[0-9A-Za-z]+$"))
+            if pc.any(odd).as_py():
+                raise IcechunkFormatError(
+                    f"{where}: native chunk id {pc.filter(ids, odd)[0].as_py()!r} is not "
+                    "an Icechunk chunk id (letters and digits)"
+                )
             in_repository = pc.binary_join_element_wise(
                 pa.scalar(f"{repository_url}/chunks/"), locations, ""
             )
@@ -262,16 +287,16 @@ class _Chunks:
         encoded = locations.dictionary_encode()
         n_chunks = int(np.prod(grid))
         rows = (
-            np.ravel_multi_index(tuple(self.coords.T), grid)
+            np.ravel_multi_index(tuple(chunks.coords.T), grid)
             if grid
-            else np.zeros(len(self.kinds), np.int64)
+            else np.zeros(len(chunks.kinds), np.int64)
         )
         indices = np.full(n_chunks, -1, dtype=np.int32)
         offsets = np.zeros(n_chunks, dtype=np.uint64)
         lengths = np.zeros(n_chunks, dtype=np.uint64)
         indices[rows] = encoded.indices.to_numpy(zero_copy_only=False)
-        offsets[rows] = self.offsets
-        lengths[rows] = self.lengths
+        offsets[rows] = chunks.offsets
+        lengths[rows] = chunks.lengths
         return ChunkManifest.from_numpy_columns(
             grid, dictionary=encoded.dictionary, indices=indices, offsets=offsets, lengths=lengths
         )

@@ -207,7 +207,7 @@ def test_another_failure_is_one_line_with_its_type(
 ) -> None:
     from vzxarray import cli
 
-    def broken(store: str) -> None:
+    def broken(store: str, **version: str | None) -> None:
         raise RuntimeError("something unforeseen\nwith a second line")
 
     monkeypatch.setattr(cli, "_info", broken)
@@ -221,7 +221,7 @@ def test_ctrl_c_exits_130_quietly(
 ) -> None:
     from vzxarray import cli
 
-    def interrupted(store: str) -> None:
+    def interrupted(store: str, **version: str | None) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_info", interrupted)

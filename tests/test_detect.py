@@ -401,6 +401,7 @@ def test_builtins_are_asked_most_specific_first() -> None:
     builtins = [p for p in parser_plugins() if p.target in BUILTIN_PARSERS.values()]
     assert [p.name for p in builtins] == [
         "vz_manifest",
+        "icechunk",
         "kerchunk_parquet",
         "zarr",
         "netcdf3",

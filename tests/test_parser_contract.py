@@ -18,12 +18,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import zarr
-from tests.parser_contract import ParserContract, Values
+from tests.parser_contract import (
+    MEMORY_PREFIX,
+    ParserContract,
+    Values,
+    local_registry,
+    memory_copy,
+    read_back,
+)
 from tests.s3_server import S3Bucket
 
 import vzcore as vc
 from vzcore.parsers import (
     HDFParser,
+    IcechunkFormatError,
+    IcechunkParser,
     KerchunkJSONParser,
     KerchunkParquetParser,
     ManifestParquetParser,
@@ -214,3 +223,46 @@ class TestManifestParquetContract(ParserContract):
 
     def reference(self, source: Path) -> Values:
         return read_hdf5(source.parent / NETCDF4_NAME)
+
+
+class TestIcechunkContract(ParserContract):
+    parser = IcechunkParser(fingerprint_sources=True)
+    source_name = "repo.icechunk"
+
+    def make_sample(self, folder: Path) -> None:
+        import icechunk
+
+        from vzcore.writers import write_icechunk
+
+        group = netcdf4_group(folder)
+        prefix = f"file://{folder}/"
+        config = icechunk.RepositoryConfig.default()
+        config.set_virtual_chunk_container(
+            icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(folder)))
+        )
+        repository = icechunk.Repository.create(
+            icechunk.local_filesystem_storage(str(folder / self.source_name)), config
+        )
+        session = repository.writable_session("main")
+        write_icechunk(group, session.store)
+        session.commit("contract sample")
+
+    def reference(self, source: Path) -> Values:
+        return read_hdf5(source.parent / NETCDF4_NAME)
+
+    def test_local_memory_and_s3_agree(self, sample: Path, s3_bucket: S3Bucket) -> None:
+        """Local and S3 agree; Icechunk cannot open a repository held in a MemoryStore.
+
+        The references into the netCDF4 file are absolute ``file://`` URLs (Icechunk
+        keeps no relative ones), so they read from the local folder in both cases.
+        """
+        local = self.parse_local(sample)
+        s3_url = s3_bucket.put_tree("sample", sample) + "/" + self.source_name
+        registry = local_registry(sample).register(s3_bucket.url, s3_bucket.store())
+        assert self.parser(s3_url, registry).evolve(sources={}) == local.evolve(sources={})
+        for path, values in self.reference(sample / self.source_name).items():
+            np.testing.assert_array_equal(read_back(local, registry, path), values, path)
+        memory = local_registry(sample).register(MEMORY_PREFIX, memory_copy(sample))
+        with pytest.raises(IcechunkFormatError, match="not from a MemoryStore") as info:
+            self.parser(MEMORY_PREFIX + self.source_name, memory)
+        assert MEMORY_PREFIX + self.source_name in str(info.value)

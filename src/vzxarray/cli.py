@@ -60,7 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     info = commands.add_parser("info", parents=[debug], help="describe a store vz can read")
-    info.add_argument("store", help="a file, a reference store, or a Zarr/manifest store")
+    info.add_argument(
+        "store", help="a file, a reference store, a Zarr/manifest store or an Icechunk repository"
+    )
+    version = info.add_mutually_exclusive_group()
+    version.add_argument("--branch", help="an Icechunk repository's branch (default main)")
+    version.add_argument("--tag", help="an Icechunk repository's tag")
+    version.add_argument("--snapshot", help="an Icechunk repository's snapshot id")
 
     demo = commands.add_parser(
         "demo",
@@ -80,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "virtualize":
             _virtualize(args)
         elif args.command == "info":
-            _info(args.store)
+            _info(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
         else:
             from vzxarray.demo import run_demo
 
@@ -257,13 +263,28 @@ def _declare_containers(config: Any, registry: vc.ObjectStoreRegistry) -> dict[s
     return result
 
 
-def _info(store: str) -> None:
-    from vzcore.parsers import detect_parser
+def _info(
+    store: str,
+    *,
+    branch: str | None = None,
+    tag: str | None = None,
+    snapshot_id: str | None = None,
+) -> None:
+    from vzcore.parsers import IcechunkParser, detect_parser
 
     url = vc.registry.normalize_url(store)
     registry = vc.ObjectStoreRegistry.for_urls([url])
-    group = detect_parser(url, registry)(url, registry)
-    print(describe_group(group, url))
+    parser = detect_parser(url, registry)
+    title = url
+    if isinstance(parser, IcechunkParser):
+        parser = IcechunkParser(branch=branch, tag=tag, snapshot_id=snapshot_id)
+        title = f"{url} (Icechunk repository, {parser.version})"
+    elif branch is not None or tag is not None or snapshot_id is not None:
+        raise vc.VirtualizationError(
+            f"{url}: --branch, --tag and --snapshot choose a version of an Icechunk "
+            f"repository; this store is read by {type(parser).__name__}"
+        )
+    print(describe_group(parser(url, registry), title))
 
 
 def describe_group(group: vc.VirtualGroup, title: str) -> str:

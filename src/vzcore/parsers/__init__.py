@@ -28,6 +28,7 @@ from vzcore.parsers.hdf5 import (
     SkippedLinkWarning,
     VirtualDatasetError,
 )
+from vzcore.parsers.icechunk import IcechunkFormatError, IcechunkParser, icechunk_storage
 from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, KerchunkParquetParser
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
@@ -45,6 +46,8 @@ __all__ = [
     "HDF5LimitError",
     "HDF5UnsupportedError",
     "HDFParser",
+    "IcechunkFormatError",
+    "IcechunkParser",
     "KerchunkFormatError",
     "KerchunkJSONParser",
     "KerchunkParquetParser",
@@ -63,6 +66,7 @@ __all__ = [
     "ZarrFormatError",
     "ZarrParser",
     "detect_parser",
+    "icechunk_storage",
     "parser_plugins",
     "read_manifest_parquet",
 ]

@@ -11,10 +11,10 @@ package metadata (a source checkout on ``sys.path``).
 
 The order parsers are asked in is deterministic: descending ``priority`` (a
 class attribute; 0 when a parser does not set one), then entry point name. vz's
-built-ins have negative priorities, most specific test first (a vz manifest
-before a Kerchunk parquet directory before a Zarr store; netCDF3's magic before
-Kerchunk JSON's brace; HDF5 last, because looking for a user block past the first
-`HEAD_BYTES` costs reads), so a plug-in is asked first unless it sets a negative
+built-ins have negative priorities, most specific test first (a vz manifest,
+then an Icechunk repository's ``repo`` object, before a Kerchunk parquet directory
+before a Zarr store; netCDF3's magic before Kerchunk JSON's brace; HDF5 last,
+because looking for a user block past the first `HEAD_BYTES` costs reads), so a plug-in is asked first unless it sets a negative
 priority itself.
 """
 
@@ -48,6 +48,7 @@ ENTRY_POINT_GROUP = "vz.parsers"
 
 BUILTIN_PARSERS: dict[str, str] = {
     "hdf5": "vzcore.parsers.hdf5:HDFParser",
+    "icechunk": "vzcore.parsers.icechunk:IcechunkParser",
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",
     "kerchunk_parquet": "vzcore.parsers.kerchunk:KerchunkParquetParser",
     "netcdf3": "vzcore.parsers.netcdf3:NetCDF3Parser",

@@ -47,6 +47,10 @@ EXPECTED = {
     "UnregisteredURLError",
     "ChunkDecodeError",
     "ChunkFetchError",
+    "LimitExceededError",
+    "Limits",
+    "current_limits",
+    "limits",
 }
 
 VZXARRAY = {

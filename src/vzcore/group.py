@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 
@@ -12,7 +13,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
 from vzcore.urls import is_url, normalize_url
 
-__all__ = ["SourceFingerprint", "VirtualGroup", "nest_arrays"]
+__all__ = ["SourceFingerprint", "VirtualGroup", "name_problem", "nest_arrays"]
 
 
 @attrs.frozen(kw_only=True)
@@ -61,9 +62,34 @@ def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:
     return frozen
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an array or a group, or None if it can.
+
+    A name is one path segment, as it is once a writer or a store makes it part of
+    a path or URL: not empty, not ``.`` or ``..``, without ``/``, ``\\`` or NUL, also
+    once percent-decoded (``%2e%2e`` is ``..`` to a URL).
+
+    >>> name_problem("temperature") is None
+    True
+    >>> name_problem("%2E%2E")
+    "'%2E%2E' (percent-decoded '..'): a name must be one path segment, not '', '.' or '..'"
+    """
+    if not isinstance(name, str):
+        return f"a name must be a string, got {type(name).__name__}"
+    decoded = unquote(name)
+    for form in dict.fromkeys((name, decoded)):
+        said = repr(name) + ("" if form == name else f" (percent-decoded {form!r})")
+        bad = sorted({c for c in "/\\\x00" if c in form})
+        if form in ("", ".", "..") or bad:
+            holds = f" holds {', '.join(map(repr, bad))}" if bad else ""
+            return f"{said}{holds}: a name must be one path segment, not '', '.' or '..'"
+    return None
+
+
 def _check_name(name: str, kind: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise VirtualizationError(f"invalid {kind} name {name!r}: a non-empty name without '/'")
+    problem = name_problem(name)
+    if problem is not None:
+        raise VirtualizationError(f"invalid {kind} name: {problem}")
 
 
 @attrs.frozen(kw_only=True)

@@ -11,9 +11,10 @@ import attrs
 from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
+from vzcore.limits import check_limit
 from vzcore.urls import is_url, normalize_url
 
-__all__ = ["SourceFingerprint", "VirtualGroup", "name_problem", "nest_arrays"]
+__all__ = ["SourceFingerprint", "VirtualGroup", "check_node_path", "name_problem", "nest_arrays"]
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +85,29 @@ def name_problem(name: object) -> str | None:
             holds = f" holds {', '.join(map(repr, bad))}" if bad else ""
             return f"{said}{holds}: a name must be one path segment, not '', '.' or '..'"
     return None
+
+
+def check_node_path(
+    path: str, *, where: str, error: type[VirtualizationError] = VirtualizationError
+) -> None:
+    """Refuse a ``/``-separated array or group path a parser found, before reading by it.
+
+    Every segment must be a name (`name_problem`) and the path at most
+    ``max_group_depth`` deep.
+
+    Raises
+    ------
+    VirtualizationError
+        Of class ``error``, naming ``where`` and the path, for a segment that is no name.
+    LimitExceededError
+        For a path deeper than the current ``max_group_depth``.
+    """
+    segments = path.split("/")
+    check_limit("max_group_depth", len(segments), where, f"the depth of the path {path[:80]!r}")
+    for segment in segments:
+        problem = name_problem(segment)
+        if problem is not None:
+            raise error(f"{where}: path {path!r}: {problem}")
 
 
 def _check_name(name: str, kind: str) -> None:

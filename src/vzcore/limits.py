@@ -93,6 +93,9 @@ class Limits:
     max_reference_files
         Parquet reference files (``refs.K.parq``) one array of Kerchunk parquet
         references may need. Default 10**5.
+    max_group_depth
+        Levels of nested groups (the ``/``-separated segments of an array's path).
+        Default 128.
     """
 
     max_chunks: int = _limit(10**8, "chunks of one array")
@@ -102,9 +105,14 @@ class Limits:
     max_template_bytes: int = _limit(64 << 10, "characters of one rendered template")
     max_inline_bytes: int = _limit(256 << 20, "decoded bytes of an inline array")
     max_reference_files: int = _limit(10**5, "parquet reference files of one array")
+    max_group_depth: int = _limit(128, "levels of nested groups")
 
 
-_CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("vz_limits", default=Limits())
+# Limits is frozen: a shared default cannot be changed in place.
+_CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar(
+    "vz_limits",
+    default=Limits(),  # noqa: B039
+)
 
 
 def current_limits() -> Limits:

@@ -24,8 +24,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzcore.errors import InvalidManifestError
-from vzcore.grid import GridShape
+from vzcore.errors import InvalidManifestError, InvalidMetadataError
+from vzcore.grid import GridShape, integer_tuple
 from vzcore.urls import is_url, normalize_url
 
 __all__ = ["MANIFEST_SCHEMA", "ChunkEntry", "ChunkKey", "ChunkManifest"]
@@ -50,7 +50,13 @@ _CHUNK_KEY = re.compile(r"[0-9]{1,19}(?:[./][0-9]{1,19})*")
 
 
 def _to_grid(value: Iterable[int]) -> GridShape:
-    return tuple(int(v) for v in value)
+    try:
+        grid = integer_tuple(value, "chunk grid")
+    except InvalidMetadataError as err:
+        raise InvalidManifestError(str(err)) from err
+    if any(g < 0 for g in grid):
+        raise InvalidManifestError(f"chunk grid {grid} has a negative length")
+    return grid
 
 
 def _readonly[T: np.generic](array: npt.NDArray[T]) -> npt.NDArray[T]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from zarr.core.dtype.wrapper import ZDType
     from zarr.core.metadata.v3 import ArrayV3Metadata
 
-__all__ = ["ArrayMetadata", "byte_order", "checked_grid", "check_in_memory_size"]
+__all__ = ["ArrayMetadata", "byte_order", "check_in_memory_size", "checked_grid"]
 
 DimensionNames = tuple[str | None, ...] | None
 

@@ -28,7 +28,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import SourceReadError, fingerprints, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import LimitExceededError, VirtualizationError
-from vzcore.group import VirtualGroup, name_problem, nest_arrays
+from vzcore.group import VirtualGroup, check_node_path, nest_arrays
 from vzcore.limits import (
     check_count,
     check_limit,
@@ -247,7 +247,7 @@ def _references(document: Any, where: str) -> dict[str, Any]:
     if not isinstance(generators, list):
         raise KerchunkFormatError(f"{where}: 'gen' must be a list of objects")
     budget = _Budget(where)
-    refs = dict(refs)
+    refs = dict[str, Any](refs)
     for generator in generators:
         refs.update(_expand_generator(generator, templates, budget))
     if templates:
@@ -375,9 +375,12 @@ def _evaluate(expression: str, names: Mapping[str, Any], limit: int) -> Any:
     def walk(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
             return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | str):
-            if not isinstance(node.value, bool):
-                return node.value
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, int | str)
+            and not isinstance(node.value, bool)
+        ):
+            return node.value
         if isinstance(node, ast.Name) and node.id in names:
             return names[node.id]
         if isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS):
@@ -423,7 +426,9 @@ def _axis_values(name: Any, spec: Any, where: str) -> range | list[Any]:
             f"got {spec.get(wrong[0], 1)!r}"
         )
     if step <= 0:
-        raise KerchunkFormatError(f"{where}: dimension {name!r}: 'step' must be positive, got {step}")
+        raise KerchunkFormatError(
+            f"{where}: dimension {name!r}: 'step' must be positive, got {step}"
+        )
     # len(range) overflows for more than sys.maxsize values: count arithmetically.
     check_limit(
         "max_generated_keys",
@@ -538,10 +543,7 @@ def _check_paths(array_paths: Iterable[str], where: str) -> None:
     Before anything is read: the parquet layout reads ``<root>/<path>/refs.K.parq``.
     """
     for path in array_paths:
-        for segment in path.split("/"):
-            problem = name_problem(segment)
-            if problem is not None:
-                raise KerchunkFormatError(f"{where}: array path {path!r}: {problem}")
+        check_node_path(path, where=where, error=KerchunkFormatError)
 
 
 def _split_chunk_key(key: str, arrays: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -681,6 +683,7 @@ def _nest(arrays: Mapping[str, AnyArray], metadata: Mapping[str, Any], where: st
         return _as_document(metadata.get(key, "{}"), key, where)
 
     empty_groups = [k[: -len("/.zgroup")] for k in metadata if k.endswith("/.zgroup")]
+    _check_paths(empty_groups, where)
     return nest_arrays(arrays, attributes_of, group_paths=empty_groups)
 
 
@@ -737,7 +740,7 @@ class KerchunkParquetParser:
         record_size = zmetadata.get("record_size") if isinstance(zmetadata, dict) else None
         if not isinstance(metadata, dict):
             raise KerchunkFormatError(f"{where}: malformed .zmetadata: no 'metadata' object")
-        if not _is_int(record_size) or record_size < 1:
+        if not isinstance(record_size, int) or isinstance(record_size, bool) or record_size < 1:
             raise KerchunkFormatError(
                 f"{where}: malformed .zmetadata: 'record_size' must be a positive integer, "
                 f"got {record_size!r}"
@@ -774,9 +777,7 @@ class KerchunkParquetParser:
             place,
             f"the number of parquet reference files ({n_chunks} chunks, {record_size} per file)",
         )
-        tables = [
-            self._record(root, path, k, record_size, registry, place) for k in range(n_files)
-        ]
+        tables = [self._record(root, path, k, record_size, registry, place) for k in range(n_files)]
         if not tables:
             return VirtualArray(array_metadata, ChunkManifest.empty(grid))
         table = pa.concat_tables(tables, promote_options="permissive").slice(0, n_chunks)

@@ -279,20 +279,28 @@ def _templates(value: Any, where: str) -> dict[str, str]:
 class _Budget:
     """Counts what templates and ``gen`` render, against the limits (one references file)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, rendered: list[int] | None = None) -> None:
         self.where = where
-        self.rendered = 0
-        self._limits = current_limits()
+        self.limits = current_limits()
+        self._rendered = [0] if rendered is None else rendered
+
+    def about(self, where: str) -> _Budget:
+        """The same budget, naming ``where`` (a ``gen`` entry) in its refusals."""
+        return _Budget(where, self._rendered)
+
+    def string(self, size: int, what: str) -> None:
+        """Refuse a string of ``size`` characters above ``max_template_bytes``, unbuilt."""
+        if size > self.limits.max_template_bytes:
+            check_limit("max_template_bytes", size, self.where, what)
 
     def text(self, value: str, what: str) -> str:
         """``value``, counted; refused if one string or all of them grow past the limits."""
-        if len(value) > self._limits.max_template_bytes:
-            check_limit("max_template_bytes", len(value), self.where, what)
-        self.rendered += len(value)
-        if self.rendered > self._limits.max_document_bytes:
+        self.string(len(value), what)
+        self._rendered[0] += len(value)
+        if self._rendered[0] > self.limits.max_document_bytes:
             check_limit(
                 "max_document_bytes",
-                self.rendered,
+                self._rendered[0],
                 self.where,
                 "the characters the templates and 'gen' entries render",
             )
@@ -328,7 +336,7 @@ def _is_int(value: Any) -> bool:
 _MAX_INTEGER_BITS = 128  # offsets and lengths are 64-bit: anything far beyond is nonsense
 
 
-def _arithmetic(op: ast.operator, left: Any, right: Any, limit: int) -> Any:
+def _arithmetic(op: ast.operator, left: Any, right: Any, budget: _Budget) -> Any:
     """One operation of a template expression, refused before it could build a huge value."""
     if _is_int(left) and _is_int(right):
         if isinstance(op, ast.Add):
@@ -353,24 +361,19 @@ def _arithmetic(op: ast.operator, left: Any, right: Any, limit: int) -> Any:
         raise KerchunkFormatError(
             f"{type(op).__name__} of {type(left).__name__} and {type(right).__name__}"
         )
-    if size > limit:
-        raise KerchunkFormatError(
-            f"a string of {size} characters, above the limit max_template_bytes={limit} "
-            "(raise it with vzcore.limits(max_template_bytes=...) if the input is trusted)"
-        )
+    budget.string(size, "the length of a string a template expression builds")
     return left + right if isinstance(op, ast.Add) else left * right
 
 
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
 
 
-def _evaluate(expression: str, names: Mapping[str, Any], limit: int) -> Any:
+def _evaluate(expression: str, names: Mapping[str, Any], budget: _Budget) -> Any:
     """Integer arithmetic on template variables (``i * 1000 + 8``), nothing else.
 
-    Strings may be joined (``+``) and repeated (``*``) up to ``limit`` characters.
+    Strings may be joined (``+``) and repeated (``*``) up to ``max_template_bytes``.
     """
-    if len(expression) > limit:
-        raise KerchunkFormatError(f"an expression of {len(expression)} characters")
+    budget.string(len(expression), "the length of a template expression")
 
     def walk(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -384,7 +387,7 @@ def _evaluate(expression: str, names: Mapping[str, Any], limit: int) -> Any:
         if isinstance(node, ast.Name) and node.id in names:
             return names[node.id]
         if isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS):
-            return _arithmetic(node.op, walk(node.left), walk(node.right), limit)
+            return _arithmetic(node.op, walk(node.left), walk(node.right), budget)
         raise KerchunkFormatError(f"unsupported template expression {expression!r}")
 
     try:
@@ -393,13 +396,13 @@ def _evaluate(expression: str, names: Mapping[str, Any], limit: int) -> Any:
         raise KerchunkFormatError(f"template expression nested too deeply: {err}") from err
 
 
-def _render(template: Any, names: Mapping[str, Any], limit: int) -> Any:
+def _render(template: Any, names: Mapping[str, Any], budget: _Budget) -> Any:
     if not isinstance(template, str):
         return template
     whole = _TEMPLATE.fullmatch(template.strip())
     if whole:
-        return _evaluate(whole.group(1).strip(), names, limit)
-    return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1).strip(), names, limit)), template)
+        return _evaluate(whole.group(1).strip(), names, budget)
+    return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1).strip(), names, budget)), template)
 
 
 def _axis_values(name: Any, spec: Any, where: str) -> range | list[Any]:
@@ -462,7 +465,7 @@ def _expand_generator(
         "the number of references it generates",
     )
     try:
-        return _generated_refs(generator, axes, templates, budget)
+        return _generated_refs(generator, axes, templates, budget.about(place))
     except LimitExceededError:
         raise
     except (KerchunkFormatError, SyntaxError, TypeError, ValueError, ZeroDivisionError) as err:
@@ -475,18 +478,17 @@ def _generated_refs(
     templates: Mapping[str, str],
     budget: _Budget,
 ) -> dict[str, Any]:
-    limit = current_limits().max_template_bytes
     refs = {}
     for combination in itertools.product(*(values for _, values in axes)):
         # Templates first, so that a dimension of the same name wins (as in fsspec).
         names = {**templates, **dict(zip((name for name, _ in axes), combination, strict=True))}
-        url = budget.text(str(_render(generator["url"], names, limit)), "a generated URL")
-        key = budget.text(str(_render(generator["key"], names, limit)), "a generated key")
+        url = budget.text(str(_render(generator["url"], names, budget)), "a generated URL")
+        key = budget.text(str(_render(generator["key"], names, budget)), "a generated key")
         if "offset" in generator or "length" in generator:
             refs[key] = [
                 url,
-                _integer(_render(generator.get("offset", 0), names, limit), "offset"),
-                _integer(_render(generator.get("length", 0), names, limit), "length"),
+                _integer(_render(generator.get("offset", 0), names, budget), "offset"),
+                _integer(_render(generator.get("length", 0), names, budget), "length"),
             ]
         else:
             refs[key] = [url]
@@ -819,6 +821,18 @@ class KerchunkParquetParser:
 def _record_columns(table: pa.Table) -> pa.Table:
     # Paths stay dictionary-encoded: decoding them would copy every URL once per chunk.
     path_column = table.column("path")
+    value_type = (
+        path_column.type.value_type
+        if pa.types.is_dictionary(path_column.type)
+        else path_column.type
+    )
+    if not (
+        pa.types.is_string(value_type)
+        or pa.types.is_large_string(value_type)
+        or pa.types.is_null(value_type)
+    ):
+        # Numbers would become relative paths ("1") that look like references.
+        raise pa.ArrowInvalid(f"column 'path' must hold strings, not {path_column.type}")
     if not pa.types.is_dictionary(path_column.type):
         path_column = path_column.cast(pa.string()).dictionary_encode()
     columns = {

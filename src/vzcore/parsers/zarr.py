@@ -180,6 +180,9 @@ class _Documents:
                 consolidated = None
             if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
                 self._consolidated = consolidated["metadata"]
+                where = f"{root_url}/.zmetadata"
+                for key in self._consolidated:
+                    check_node_path(key, where=where, error=ZarrFormatError)
 
     def _fetch(self, key: str) -> Any:
         where = f"{self._root_url}/{key}"

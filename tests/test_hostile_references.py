@@ -403,7 +403,11 @@ KERCHUNK_MALFORMED: dict[str, tuple[Callable[[Folder], Any], tuple[str, ...]]] =
         lambda f: _refs(f, x__99999999999999999999=[f.data_url, 0, 20]),
         ("array 'x'", "'99999999999999999999'"),
     ),
-    "chunk key v/-1": (lambda f: _refs(f, **{"x__-1": [f.data_url, 0, 20]}), ("'-1'",)),
+    "chunk key v/-1": (
+        lambda f: _refs(f, **{"x__-1": [f.data_url, 0, 20]}),
+        ("array 'x'", "outside the grid"),
+    ),
+    "chunk key v/+1": (lambda f: _refs(f, **{"x__+1": [f.data_url, 0, 20]}), ("'+1'",)),
     "chunk key v/a.b": (lambda f: _refs(f, **{"x__a.b": [f.data_url, 0, 20]}), ("'a.b'",)),
     "chunk key v/1_0 (int() reads 10)": (
         lambda f: _refs(f, x__1_0=[f.data_url, 0, 20]),

@@ -76,7 +76,7 @@ def name_problem(name: object) -> str | None:
     "'%2E%2E' (percent-decoded '..'): a name must be one path segment, not '', '.' or '..'"
     """
     if not isinstance(name, str):
-        return f"a name must be a string, got {type(name).__name__}"
+        return f"{name!r} is not a string but {type(name).__name__}: a name must be a string"
     decoded = unquote(name)
     for form in dict.fromkeys((name, decoded)):
         said = repr(name) + ("" if form == name else f" (percent-decoded {form!r})")
@@ -113,7 +113,7 @@ def check_node_path(
 def _check_name(name: str, kind: str) -> None:
     problem = name_problem(name)
     if problem is not None:
-        raise VirtualizationError(f"invalid {kind} name: {problem}")
+        raise VirtualizationError(f"invalid {kind} name {problem}")
 
 
 @attrs.frozen(kw_only=True)

@@ -45,8 +45,9 @@ type ChunkEntry = Mapping[str, Any]
 """``{"path": str, "offset": int, "length": int}``."""
 
 _KEY_SEPARATORS = re.compile(r"[./]")
-# ASCII digits only: int() also takes "-1", " 1", "1_0" and other scripts' digits.
-_CHUNK_KEY = re.compile(r"[0-9]{1,19}(?:[./][0-9]{1,19})*")
+# ASCII digits only: int() also takes " 1", "+1", "1_0" and other scripts' digits. A
+# negative index is well formed, and outside every grid.
+_CHUNK_KEY = re.compile(r"-?[0-9]{1,19}(?:[./]-?[0-9]{1,19})*")
 
 
 def _to_grid(value: Iterable[int]) -> GridShape:

@@ -37,18 +37,23 @@ def tree(make_virtual: Factory) -> VirtualGroup:
     )
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "/", ".", ".."])
+BAD_NAMES = ["", "a/b", "/", ".", "..", "a\\b", "a\x00b", "%2e%2e", "x%2Fy"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
 def test_array_names_are_validated(make_virtual: Factory, name: str) -> None:
     with pytest.raises(VirtualizationError) as info:
         VirtualGroup(arrays={name: make_virtual((2,), (2,))})
-    assert str(info.value) == f"invalid array name {name!r}: a non-empty name without '/'"
+    assert str(info.value).startswith(f"invalid array name {name!r}")
+    assert str(info.value).endswith("a name must be one path segment, not '', '.' or '..'")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", ".", ".."])
+@pytest.mark.parametrize("name", BAD_NAMES)
 def test_group_names_are_validated(name: str) -> None:
     with pytest.raises(VirtualizationError) as info:
         VirtualGroup(groups={name: VirtualGroup()})
-    assert str(info.value) == f"invalid group name {name!r}: a non-empty name without '/'"
+    assert str(info.value).startswith(f"invalid group name {name!r}")
+    assert str(info.value).endswith("a name must be one path segment, not '', '.' or '..'")
 
 
 def test_names_must_be_strings() -> None:

@@ -48,6 +48,10 @@ EXPECTED = {
     "ChunkDecodeError",
     "ChunkFetchError",
     "WriteError",
+    "LimitExceededError",
+    "Limits",
+    "current_limits",
+    "limits",
 }
 
 VZXARRAY = {

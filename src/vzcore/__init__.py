@@ -32,6 +32,7 @@ from vzcore.errors import (
     FillValueMismatch,
     InvalidManifestError,
     InvalidMetadataError,
+    LimitExceededError,
     ManifestFormatError,
     MissingChunkError,
     PartialChunkError,
@@ -43,6 +44,7 @@ from vzcore.errors import (
 from vzcore.format_codecs import register_format_codecs
 from vzcore.grid import RegularChunkGrid
 from vzcore.group import SourceFingerprint, VirtualGroup
+from vzcore.limits import Limits, current_limits, limits
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.manifest_parquet import read_manifest_parquet
@@ -70,6 +72,8 @@ __all__ = [
     "FillValueMismatch",
     "InvalidManifestError",
     "InvalidMetadataError",
+    "LimitExceededError",
+    "Limits",
     "LoadedArray",
     "ManifestFormatError",
     "ManifestStore",
@@ -90,7 +94,9 @@ __all__ = [
     "WriteError",
     "broadcast_to",
     "concat",
+    "current_limits",
     "expand_dims",
+    "limits",
     "read_array",
     "read_manifest_parquet",
     "rename_paths",

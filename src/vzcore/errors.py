@@ -17,6 +17,7 @@ __all__ = [
     "FillValueMismatch",
     "InvalidManifestError",
     "InvalidMetadataError",
+    "LimitExceededError",
     "ManifestFormatError",
     "MissingChunkError",
     "PartialChunkError",
@@ -52,6 +53,20 @@ class UnsupportedCodecError(VirtualizationError):
 
 class ChunkDecodeError(VirtualizationError):
     """A chunk's bytes do not decode as its codec says (corrupt or mislabelled data)."""
+
+
+class LimitExceededError(VirtualizationError):
+    """An input declares more work than a limit of `vzcore.limits` allows.
+
+    ``limit`` names the limit, ``value`` is its current setting and ``needed`` what
+    the input asks for; ``vzcore.limits(**{limit: ...})`` raises it.
+    """
+
+    def __init__(self, message: str, *, limit: str, value: int, needed: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.needed = needed
 
 
 class ManifestFormatError(VirtualizationError):

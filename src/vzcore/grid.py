@@ -7,6 +7,8 @@ can be added without touching the callers.
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -14,14 +16,45 @@ import numpy as np
 
 from vzcore.errors import InvalidMetadataError
 
-__all__ = ["ChunkGrid", "GridShape", "RegularChunkGrid"]
+__all__ = ["ChunkGrid", "GridShape", "RegularChunkGrid", "integer_tuple"]
 
 GridShape: TypeAlias = tuple[int, ...]
 """Number of chunks along each axis."""
 
 
+_MAX_NDIM = 64  # numpy's limit on dimensions
+_SHORT = reprlib.Repr(maxlist=8, maxtuple=8, maxstring=40, maxother=40)
+
+
+def integer_tuple(value: Any, what: str) -> tuple[int, ...]:
+    """``value`` (a sequence of integers) as a tuple of Python ints.
+
+    A string, a float, a bool or a nested list is refused rather than converted:
+    ``int(2.5)`` or ``tuple("12")`` would give a wrong shape, silently.
+
+    >>> integer_tuple([3, np.int64(4)], "shape")
+    (3, 4)
+
+    Raises
+    ------
+    InvalidMetadataError
+        If ``value`` is not a sequence of at most 64 integers.
+    """
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidMetadataError(f"{what} must be a list of integers, got {_SHORT.repr(value)}")
+    items = tuple(value)
+    wrong = [v for v in items if isinstance(v, bool) or not isinstance(v, int | np.integer)]
+    if wrong:
+        raise InvalidMetadataError(
+            f"{what} {_SHORT.repr(value)} must hold integers, found {_SHORT.repr(wrong[0])}"
+        )
+    if len(items) > _MAX_NDIM:
+        raise InvalidMetadataError(f"{what} has {len(items)} axes, more than {_MAX_NDIM}")
+    return tuple(int(v) for v in items)
+
+
 def _to_shape(value: Any) -> tuple[int, ...]:
-    return tuple(int(v) for v in value)
+    return integer_tuple(value, "chunk shape")
 
 
 @attrs.frozen

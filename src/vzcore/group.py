@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
+from vzcore.limits import check_limit
 from vzcore.urls import is_url, normalize_url
 
-__all__ = ["SourceFingerprint", "VirtualGroup", "nest_arrays"]
+__all__ = ["SourceFingerprint", "VirtualGroup", "check_node_path", "name_problem", "nest_arrays"]
 
 
 @attrs.frozen(kw_only=True)
@@ -61,9 +63,57 @@ def _to_attributes(value: Mapping[str, Any] | None) -> FrozenDict[str, JSON]:
     return frozen
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an array or a group, or None if it can.
+
+    A name is one path segment, as it is once a writer or a store makes it part of
+    a path or URL: not empty, not ``.`` or ``..``, without ``/``, ``\\`` or NUL, also
+    once percent-decoded (``%2e%2e`` is ``..`` to a URL).
+
+    >>> name_problem("temperature") is None
+    True
+    >>> name_problem("%2E%2E")
+    "'%2E%2E' (percent-decoded '..'): a name must be one path segment, not '', '.' or '..'"
+    """
+    if not isinstance(name, str):
+        return f"{name!r} is not a string but {type(name).__name__}: a name must be a string"
+    decoded = unquote(name)
+    for form in dict.fromkeys((name, decoded)):
+        said = repr(name) + ("" if form == name else f" (percent-decoded {form!r})")
+        bad = sorted({c for c in "/\\\x00" if c in form})
+        if form in ("", ".", "..") or bad:
+            holds = f" holds {', '.join(map(repr, bad))}" if bad else ""
+            return f"{said}{holds}: a name must be one path segment, not '', '.' or '..'"
+    return None
+
+
+def check_node_path(
+    path: str, *, where: str, error: type[VirtualizationError] = VirtualizationError
+) -> None:
+    """Refuse a ``/``-separated array or group path a parser found, before reading by it.
+
+    Every segment must be a name (`name_problem`) and the path at most
+    ``max_group_depth`` deep.
+
+    Raises
+    ------
+    VirtualizationError
+        Of class ``error``, naming ``where`` and the path, for a segment that is no name.
+    LimitExceededError
+        For a path deeper than the current ``max_group_depth``.
+    """
+    segments = path.split("/")
+    check_limit("max_group_depth", len(segments), where, f"the depth of the path {path[:80]!r}")
+    for segment in segments:
+        problem = name_problem(segment)
+        if problem is not None:
+            raise error(f"{where}: path {path!r}: {problem}")
+
+
 def _check_name(name: str, kind: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise VirtualizationError(f"invalid {kind} name {name!r}: a non-empty name without '/'")
+    problem = name_problem(name)
+    if problem is not None:
+        raise VirtualizationError(f"invalid {kind} name {problem}")
 
 
 @attrs.frozen(kw_only=True)

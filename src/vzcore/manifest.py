@@ -24,8 +24,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vzcore.errors import InvalidManifestError
-from vzcore.grid import GridShape
+from vzcore.errors import InvalidManifestError, InvalidMetadataError
+from vzcore.grid import GridShape, integer_tuple
 from vzcore.urls import is_url, normalize_url
 
 __all__ = ["MANIFEST_SCHEMA", "ChunkEntry", "ChunkKey", "ChunkManifest"]
@@ -45,10 +45,19 @@ type ChunkEntry = Mapping[str, Any]
 """``{"path": str, "offset": int, "length": int}``."""
 
 _KEY_SEPARATORS = re.compile(r"[./]")
+# ASCII digits only: int() also takes " 1", "+1", "1_0" and other scripts' digits. A
+# negative index is well formed, and outside every grid.
+_CHUNK_KEY = re.compile(r"-?[0-9]{1,19}(?:[./]-?[0-9]{1,19})*")
 
 
 def _to_grid(value: Iterable[int]) -> GridShape:
-    return tuple(int(v) for v in value)
+    try:
+        grid = integer_tuple(value, "chunk grid")
+    except InvalidMetadataError as err:
+        raise InvalidManifestError(str(err)) from err
+    if any(g < 0 for g in grid):
+        raise InvalidManifestError(f"chunk grid {grid} has a negative length")
+    return grid
 
 
 def _readonly[T: np.generic](array: npt.NDArray[T]) -> npt.NDArray[T]:
@@ -157,10 +166,12 @@ class ChunkManifest:
         largest key along each axis.
         """
         keys = list(entries)
-        try:
-            split = [[int(i) for i in _KEY_SEPARATORS.split(k)] for k in keys]
-        except ValueError as err:
-            raise InvalidManifestError(f"chunk keys must be integers joined by '.': {err}") from err
+        malformed = [k for k in keys if not isinstance(k, str) or not _CHUNK_KEY.fullmatch(k)]
+        if malformed:
+            raise InvalidManifestError(
+                f"chunk keys must be integers joined by '.' or '/', got {str(malformed[0])[:60]!r}"
+            )
+        split = [[int(i) for i in _KEY_SEPARATORS.split(k)] for k in keys]
         if len({len(c) for c in split}) > 1:
             raise InvalidManifestError("chunk keys have different numbers of axes")
         grid_shape = _entries_grid(split, grid)
@@ -173,7 +184,10 @@ class ChunkManifest:
             raise InvalidManifestError(
                 f"chunk keys have {len(split[0])} axes, the grid {grid_shape} has {len(grid_shape)}"
             )
-        coords = np.array(split, dtype=np.int64).reshape(len(keys), len(grid_shape))
+        try:
+            coords = np.array(split, dtype=np.int64).reshape(len(keys), len(grid_shape))
+        except OverflowError as err:
+            raise InvalidManifestError(f"a chunk key lies outside the grid {grid_shape}") from err
         if len(keys) and ((coords < 0).any() or (coords >= np.array(grid_shape)).any()):
             raise InvalidManifestError(f"a chunk key lies outside the grid {grid_shape}")
         n_chunks = math.prod(grid_shape)
@@ -390,7 +404,11 @@ def _entries_grid(coords: list[list[int]], grid: Iterable[int] | None) -> GridSh
         return _to_grid(grid)
     if not coords:
         raise InvalidManifestError("cannot infer the grid of an empty manifest: pass grid=")
-    return tuple(int(v) + 1 for v in np.array(coords, dtype=np.int64).max(axis=0))
+    try:
+        largest = np.array(coords, dtype=np.int64).max(axis=0)
+    except OverflowError as err:
+        raise InvalidManifestError("a chunk key is beyond 2**63 - 1") from err
+    return tuple(int(v) + 1 for v in largest)
 
 
 def _to_uint64(values: npt.NDArray[Any], name: str) -> pa.Array:

@@ -26,24 +26,35 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from vzcore._frozen import JSON, thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.errors import ManifestFormatError, VirtualizationError
-from vzcore.group import SourceFingerprint
+from vzcore.errors import (
+    InvalidMetadataError,
+    LimitExceededError,
+    ManifestFormatError,
+    VirtualizationError,
+)
+from vzcore.group import SourceFingerprint, name_problem
+from vzcore.limits import load_json
 from vzcore.manifest import ChunkManifest
-from vzcore.metadata import ArrayMetadata
+from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 __all__ = [
     "FORMAT",
     "GROUP_DOCUMENT",
     "VERSION",
     "array_to_table",
+    "check_manifest_metadata",
     "group_document",
     "is_manifest_metadata",
     "parse_group_document",
@@ -80,6 +91,49 @@ def is_manifest_metadata(metadata: Mapping[bytes, bytes] | None) -> bool:
     return (metadata or {}).get(_FORMAT_KEY) == FORMAT.encode()
 
 
+def check_manifest_metadata(footer: pq.FileMetaData, *, where: str) -> None:
+    """Check what a manifest file's footer declares before its pages are read.
+
+    A virtual array's grid must be within ``max_chunks`` and match the file's rows; a
+    loaded array must be within ``max_inline_bytes``.
+
+    Raises
+    ------
+    ManifestFormatError
+        If the declared grid and the rows disagree, or the metadata is malformed.
+    LimitExceededError
+        If the declared array is beyond the limits.
+    """
+    kv = footer.metadata or {}
+    if not is_manifest_metadata(kv) or _ZARR_KEY not in kv:
+        return  # table_to_array says what is wrong
+    metadata = _array_metadata(kv, where)
+    if kv.get(_KIND_KEY) == b"loaded":
+        check_in_memory_size(metadata, where)
+        return
+    grid = checked_grid(metadata, where)
+    if footer.num_rows != math.prod(grid):
+        raise ManifestFormatError(
+            f"{where}: {footer.num_rows} rows for the {math.prod(grid)} chunks of grid {grid}"
+        )
+
+
+def _json_value(raw: bytes, what: str, where: str) -> Any:
+    try:
+        return load_json(raw, where=where, what=what, error=ManifestFormatError)
+    except ManifestFormatError as err:
+        raise ManifestFormatError(
+            f"{where}: malformed manifest file: {what} is not valid JSON ({err.__cause__})"
+        ) from err
+
+
+def _array_metadata(kv: Mapping[bytes, bytes], where: str) -> ArrayMetadata:
+    try:
+        return ArrayMetadata.from_zarr_v3(_json_value(kv[_ZARR_KEY], "zarr.json", where))
+    except InvalidMetadataError as err:
+        raise ManifestFormatError(f"{where}: malformed manifest file: {err}") from err
+
+
 def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
     """Rebuild an array from its table; ``where`` names the file in error messages."""
     kv = table.schema.metadata or {}
@@ -89,14 +143,21 @@ def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
     if version != str(VERSION):
         raise ManifestFormatError(f"{where}: manifest layout version {version}, expected {VERSION}")
     try:
-        metadata = ArrayMetadata.from_zarr_v3(json.loads(kv[_ZARR_KEY]))
+        metadata = _array_metadata(kv, where)
         kind = kv.get(_KIND_KEY)
         if kind == b"virtual":
-            grid = json.loads(kv[_GRID_KEY])
+            grid = _json_value(kv[_GRID_KEY], "vz:grid", where)
+            if not isinstance(grid, list) or tuple(grid) != checked_grid(metadata, where):
+                raise ManifestFormatError(
+                    f"{where}: malformed manifest file: invalid chunk manifest: vz:grid "
+                    f"{str(grid)[:80]} is not the grid {metadata.grid_shape} of the array"
+                )
             return VirtualArray(metadata, ChunkManifest.from_arrow(table, grid=grid))
         if kind == b"loaded":
             data = np.load(io.BytesIO(table.column("npy")[0].as_py()), allow_pickle=False)
             return LoadedArray(metadata, data)
+    except (ManifestFormatError, LimitExceededError):
+        raise
     except (KeyError, ValueError, TypeError, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: malformed manifest file: {err}") from err
     raise ManifestFormatError(f"{where}: unknown array kind {kind!r}")
@@ -140,6 +201,15 @@ def parse_group_document(document: Any, *, where: str) -> dict[str, Any]:
             ("sources", dict),
         )
         if not isinstance(document.get(key), kind)
+    ]
+    if problems:
+        raise ManifestFormatError(f"{where}: " + "; ".join(problems), problems=problems)
+    # Names become file names: one that is no single segment could reach outside.
+    problems = [
+        f"{key}: {problem}"
+        for key in ("arrays", "groups")
+        for name in document[key]
+        if (problem := name_problem(name)) is not None
     ]
     if problems:
         raise ManifestFormatError(f"{where}: " + "; ".join(problems), problems=problems)

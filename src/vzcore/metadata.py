@@ -7,8 +7,10 @@ on disk lives where zarr v3 puts it, in the ``bytes`` codec.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
@@ -20,13 +22,14 @@ from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
 from vzcore.cf import encoding_conflicts, normalize_encoding, split_attributes, stored_attributes
 from vzcore.codecs import CodecSpec, normalize_codec, v2_codec_to_v3, v3_codec_to_v2
 from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
-from vzcore.grid import ChunkGrid, RegularChunkGrid
+from vzcore.grid import ChunkGrid, GridShape, RegularChunkGrid, integer_tuple
+from vzcore.limits import check_count
 
 if TYPE_CHECKING:
     from zarr.core.dtype.wrapper import ZDType
     from zarr.core.metadata.v3 import ArrayV3Metadata
 
-__all__ = ["ArrayMetadata", "byte_order"]
+__all__ = ["ArrayMetadata", "byte_order", "check_in_memory_size", "checked_grid"]
 
 DimensionNames = tuple[str | None, ...] | None
 
@@ -38,8 +41,11 @@ def _zdtype(dtype: np.dtype[Any]) -> ZDType[Any, Any]:
     return parse_data_type(dtype, zarr_format=3)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _to_shape(value: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(v) for v in value)
+    return integer_tuple(value, "shape")
 
 
 def _to_grid(value: ChunkGrid | Sequence[int]) -> ChunkGrid:
@@ -190,7 +196,11 @@ def _is_array_to_bytes(name: str) -> bool:
 
 def _to_dimension_names(value: Sequence[str | None] | None) -> DimensionNames:
     # A 0-d array has no dimensions to name: "no names" and "()" are one value.
-    if value is None or len(value) == 0:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise InvalidMetadataError(f"dimension names must be a list, got {value!r}"[:200])
+    if len(value) == 0:
         return None
     return tuple(None if v is None else str(v) for v in value)
 
@@ -235,6 +245,10 @@ class ArrayMetadata:
         problems = self._settle_encoding()
         if any(s < 0 for s in self.shape):
             problems.append(f"shape {self.shape} has a negative length")
+        elif math.prod(self.shape) > _INT64_MAX:
+            problems.append(f"shape {self.shape} has more than 2**63 - 1 elements")
+        if any(c > _INT64_MAX for c in self.chunk_shape):
+            problems.append(f"chunk shape {self.chunk_shape} has a length above 2**63 - 1")
         if self.chunk_grid.ndim != len(self.shape):
             problems.append(
                 f"chunk shape {self.chunk_grid.chunk_shape} has {self.chunk_grid.ndim} axes, "
@@ -363,6 +377,11 @@ class ArrayMetadata:
         Every problem found is reported at once in one `InvalidMetadataError`.
         """
         doc: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else metadata.to_dict()
+        with _malformed("invalid zarr v3 metadata"):
+            return cls._from_zarr_v3(doc)
+
+    @classmethod
+    def _from_zarr_v3(cls, doc: Mapping[str, Any]) -> Self:
         required = ("shape", "data_type", "chunk_grid", "codecs")
         problems = [f"missing {key!r}" for key in required if key not in doc]
         if problems:
@@ -371,6 +390,15 @@ class ArrayMetadata:
             )
         dtype = _parse_v3_dtype(doc["data_type"], problems)
         chunk_shape = _parse_v3_grid(doc["chunk_grid"], problems)
+        problems += _type_problems(
+            doc,
+            (
+                ("shape", list, False),
+                ("codecs", list, False),
+                ("dimension_names", list, True),
+                ("attributes", dict, True),
+            ),
+        )
         if problems or dtype is None or chunk_shape is None:
             raise InvalidMetadataError(
                 "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
@@ -438,8 +466,32 @@ class ArrayMetadata:
     def from_zarr_v2(
         cls, zarray: Mapping[str, Any], zattrs: Mapping[str, Any] | None = None
     ) -> Self:
-        """Parse a ``.zarray`` (and ``.zattrs``) into metadata with a zarr v3 codec pipeline."""
+        """Parse a ``.zarray`` (and ``.zattrs``) into metadata with a zarr v3 codec pipeline.
+
+        Every problem of the document's structure is reported at once in one
+        `InvalidMetadataError`.
+        """
+        with _malformed("invalid .zarray"):
+            return cls._from_zarr_v2(zarray, zattrs)
+
+    @classmethod
+    def _from_zarr_v2(cls, zarray: Mapping[str, Any], zattrs: Mapping[str, Any] | None) -> Self:
         problems = [f"missing {k!r}" for k in ("shape", "chunks", "dtype") if k not in zarray]
+        problems += _type_problems(
+            zarray,
+            (
+                ("shape", list, False),
+                ("chunks", list, False),
+                ("filters", list, True),
+                ("compressor", dict, True),
+            ),
+        )
+        if zarray.get("order", "C") not in ("C", "F"):
+            problems.append(f"order must be 'C' or 'F', got {zarray['order']!r}")
+        if zarray.get("dimension_separator", ".") not in (".", "/", None):
+            problems.append(
+                f"dimension_separator must be '.' or '/', got {zarray['dimension_separator']!r}"
+            )
         if problems:
             raise InvalidMetadataError("invalid .zarray: " + "; ".join(problems), problems=problems)
         from zarr.core.dtype import get_data_type_from_json
@@ -476,6 +528,77 @@ class ArrayMetadata:
         )
 
 
+_JSON_KINDS: dict[type, tuple[str, tuple[type, ...]]] = {
+    list: ("a list", (list, tuple)),
+    dict: ("an object", (Mapping,)),
+}
+
+
+def _type_problems(
+    document: Mapping[str, Any], expected: Sequence[tuple[str, type, bool]]
+) -> list[str]:
+    """Keys of ``document`` whose value is not of the JSON type expected (None allowed if so)."""
+    problems = []
+    for key, kind, nullable in expected:
+        if key not in document or (nullable and document[key] is None):
+            continue
+        label, accepted = _JSON_KINDS[kind]
+        if not isinstance(document[key], accepted):
+            problems.append(
+                f"{key!r} must be {label}{' or null' if nullable else ''}, "
+                f"got {type(document[key]).__name__}"
+            )
+    return problems
+
+
+@contextmanager
+def _malformed(what: str) -> Iterator[None]:
+    """Whatever a malformed document makes the parsing code trip on, as `InvalidMetadataError`.
+
+    The checks before it name most problems; this catches the shapes of nonsense
+    they did not foresee (a codec list of numbers, a dict where a list belongs).
+    """
+    try:
+        yield
+    except InvalidMetadataError:
+        raise
+    except UnsupportedCodecError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as err:
+        raise InvalidMetadataError(f"{what}: {type(err).__name__}: {err}") from err
+
+
+def checked_grid(metadata: ArrayMetadata, where: str) -> GridShape:
+    """The grid shape of ``metadata``, refused if it has more chunks than ``max_chunks``.
+
+    Parsers call it before building a manifest, which holds a row per chunk.
+
+    Raises
+    ------
+    LimitExceededError
+        If the grid has more chunks than the current ``max_chunks``.
+    """
+    grid = metadata.grid_shape
+    check_count("max_chunks", grid, where, f"the chunk grid {grid}'s number of chunks")
+    return grid
+
+
+def check_in_memory_size(metadata: ArrayMetadata, where: str) -> None:
+    """Refuse an array, or one chunk of it, larger than ``max_inline_bytes`` decoded.
+
+    For arrays vz would build in memory (inline chunks, loaded arrays) before it
+    decodes anything.
+    """
+    itemsize = metadata.dtype.itemsize
+    check_count(
+        "max_inline_bytes",
+        (itemsize, max(math.prod(metadata.shape), math.prod(metadata.chunk_shape))),
+        where,
+        f"the decoded size of the array (shape {metadata.shape}, chunks "
+        f"{metadata.chunk_shape}, {metadata.dtype})",
+    )
+
+
 def _v2_object_codec_id(zarray: Mapping[str, Any]) -> str | None:
     """The codec that stores the items of an object (``|O``) array, as zarr finds it."""
     from zarr.core.metadata.v2 import get_object_codec_id
@@ -507,11 +630,16 @@ def _parse_v3_grid(value: JSON, problems: list[str]) -> tuple[int, ...] | None:
     if not isinstance(value, Mapping) or value.get("name") != "regular":
         problems.append(f"unsupported chunk_grid {value!r} (only 'regular' is supported)")
         return None
-    chunk_shape = value.get("configuration", {}).get("chunk_shape")
-    if not isinstance(chunk_shape, Sequence):
-        problems.append(f"chunk_grid has no chunk_shape: {value!r}")
+    configuration = value.get("configuration", {})
+    chunk_shape = configuration.get("chunk_shape") if isinstance(configuration, Mapping) else None
+    if not isinstance(chunk_shape, list | tuple):
+        problems.append(f"chunk_grid has no chunk_shape list: {value!r}")
         return None
-    return tuple(int(c) for c in chunk_shape)
+    try:
+        return integer_tuple(chunk_shape, "chunk_shape")
+    except InvalidMetadataError as err:
+        problems.append(str(err))
+        return None
 
 
 def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[CodecSpec]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import ast
 import base64
+import binascii
 import itertools
-import json
 import math
-import operator
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -28,16 +27,26 @@ import pyarrow.parquet as pq
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import SourceReadError, fingerprints, source
 from vzcore.cf import attributes_from_zarr_v2
-from vzcore.errors import VirtualizationError
-from vzcore.group import VirtualGroup, nest_arrays
+from vzcore.errors import LimitExceededError, VirtualizationError
+from vzcore.group import VirtualGroup, check_node_path, nest_arrays
+from vzcore.limits import (
+    check_count,
+    check_limit,
+    check_parquet_size,
+    current_limits,
+    load_json,
+    read_document,
+)
 from vzcore.manifest import ChunkManifest
-from vzcore.metadata import ArrayMetadata
+from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry, normalize_url
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
-_TEMPLATE = re.compile(r"{{\s*([^{}]+?)\s*}}")
+# No brace inside, so a failed match backtracks only over the text up to the next
+# brace: linear in the string (a lazy ``\s*(.+?)\s*`` is cubic on ``"{{ " + spaces``).
+_TEMPLATE = re.compile(r"{{([^{}]+)}}")
 # Top-level keys of version 1 references, or metadata keys of version 0 ones.
 _KERCHUNK_KEY = re.compile(
     rb'"(version|refs|templates|gen|\.zgroup|\.zattrs|[^"]*\.zarray|[^"]*zarr\.json)"\s*:'
@@ -52,13 +61,8 @@ class KerchunkFormatError(VirtualizationError):
 
 
 def _as_document(value: Any, key: str, where: str) -> dict[str, Any]:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as err:
-            raise KerchunkFormatError(f"{where}: {key} is not valid JSON: {err}") from err
+    if isinstance(value, str | bytes):
+        value = load_json(value, where=where, what=key, error=KerchunkFormatError)
     if not isinstance(value, dict):
         raise KerchunkFormatError(
             f"{where}: {key} must be a JSON object, got {type(value).__name__}"
@@ -117,12 +121,21 @@ def _is_skipped(path: str, skip: frozenset[str]) -> bool:
     return path in skip or path.rsplit("/", 1)[-1] in skip
 
 
-def _inline_bytes(value: str | bytes) -> bytes:
+def _inline_bytes(value: str | bytes, chunk_key: str, where: str) -> bytes:
+    check_limit("max_inline_bytes", len(value), f"{where}: chunk {chunk_key!r}", "inline data")
     if isinstance(value, bytes):
         return value
     if value.startswith("base64:"):
-        return base64.b64decode(value[len("base64:") :])
-    return value.encode()
+        try:
+            return base64.b64decode(value[len("base64:") :])
+        except (binascii.Error, ValueError) as err:
+            raise KerchunkFormatError(
+                f"{where}: chunk {chunk_key!r} is not valid base64: {err}"
+            ) from err
+    try:
+        return value.encode()
+    except UnicodeEncodeError as err:  # a lone surrogate from a \ud800 escape
+        raise KerchunkFormatError(f"{where}: chunk {chunk_key!r} is not text: {err}") from err
 
 
 def _decode_inline(
@@ -196,11 +209,8 @@ class KerchunkJSONParser:
         return text.startswith(b"{") and _KERCHUNK_KEY.search(text) is not None
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
-        text = source(registry, url).read()
-        try:
-            document = json.loads(bytes(text))
-        except ValueError as err:
-            raise KerchunkFormatError(f"{url}: not valid JSON: {err}") from err
+        text = read_document(source(registry, url), where=url)
+        document = load_json(text, where=url, error=KerchunkFormatError)
         refs = _references(document, url)
         group = _group_from_refs(
             refs, registry, url, base=self.fs_root or url, skip=self.skip_variables
@@ -226,101 +236,272 @@ def _references(document: Any, where: str) -> dict[str, Any]:
         raise KerchunkFormatError(f"{where}: references must be a JSON object")
     if "version" not in document:
         return document  # version 0: the refs themselves
-    if document["version"] != 1:
-        raise KerchunkFormatError(
-            f"{where}: unsupported references version {document['version']!r}"
-        )
+    version = document["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version != 1:
+        raise KerchunkFormatError(f"{where}: unsupported references version {version!r}")
     refs = document.get("refs", {})
     if not isinstance(refs, dict):
         raise KerchunkFormatError(f"{where}: 'refs' must be a JSON object")
-    templates = document.get("templates") or {}
-    refs = dict(refs)
-    for generator in document.get("gen") or []:
-        refs.update(_expand_generator(generator, templates, where))
+    templates = _templates(document.get("templates"), where)
+    generators = document.get("gen") or []
+    if not isinstance(generators, list):
+        raise KerchunkFormatError(f"{where}: 'gen' must be a list of objects")
+    budget = _Budget(where)
+    refs = dict[str, Any](refs)
+    for generator in generators:
+        refs.update(_expand_generator(generator, templates, budget))
     if templates:
-        refs = {k: _apply_templates(v, templates) for k, v in refs.items()}
+        refs = _apply_templates(refs, templates, budget)
     return refs
 
 
-def _apply_templates(value: Any, templates: Mapping[str, str]) -> Any:
-    if isinstance(value, list) and value and isinstance(value[0], str) and "{{" in value[0]:
-        url = _TEMPLATE.sub(lambda m: str(templates.get(m.group(1), m.group(0))), value[0])
-        return [url, *value[1:]]
-    return value
+def _templates(value: Any, where: str) -> dict[str, str]:
+    """The ``templates`` object, checked: names to strings (numbers become their text)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise KerchunkFormatError(
+            f"{where}: 'templates' must be an object of names to strings, "
+            f"got {type(value).__name__}"
+        )
+    wrong = [
+        name
+        for name, text in value.items()
+        if not isinstance(text, str | int | float) or isinstance(text, bool)
+    ]
+    if wrong:
+        raise KerchunkFormatError(
+            f"{where}: template {wrong[0]!r} must be a string, got {type(value[wrong[0]]).__name__}"
+        )
+    return {name: str(text) for name, text in value.items()}
 
 
-_OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-}
+class _Budget:
+    """Counts what templates and ``gen`` render, against the limits (one references file)."""
+
+    def __init__(self, where: str, rendered: list[int] | None = None) -> None:
+        self.where = where
+        self.limits = current_limits()
+        self._rendered = [0] if rendered is None else rendered
+
+    def about(self, where: str) -> _Budget:
+        """The same budget, naming ``where`` (a ``gen`` entry) in its refusals."""
+        return _Budget(where, self._rendered)
+
+    def string(self, size: int, what: str) -> None:
+        """Refuse a string of ``size`` characters above ``max_template_bytes``, unbuilt."""
+        if size > self.limits.max_template_bytes:
+            check_limit("max_template_bytes", size, self.where, what)
+
+    def text(self, value: str, what: str) -> str:
+        """``value``, counted; refused if one string or all of them grow past the limits."""
+        self.string(len(value), what)
+        self._rendered[0] += len(value)
+        if self._rendered[0] > self.limits.max_document_bytes:
+            check_limit(
+                "max_document_bytes",
+                self._rendered[0],
+                self.where,
+                "the characters the templates and 'gen' entries render",
+            )
+        return value
 
 
-def _evaluate(expression: str, names: Mapping[str, Any]) -> Any:
-    """Integer arithmetic on template variables (``i * 1000 + 8``), nothing else."""
+def _apply_templates(
+    refs: dict[str, Any], templates: Mapping[str, str], budget: _Budget
+) -> dict[str, Any]:
+    """``refs`` with ``{{name}}`` in reference URLs replaced (each distinct URL rendered once)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        return templates.get(match.group(1).strip(), match.group(0))
+
+    rendered: dict[str, str] = {}
+    result = {}
+    for key, value in refs.items():
+        if isinstance(value, list) and value and isinstance(value[0], str) and "{{" in value[0]:
+            url = rendered.get(value[0])
+            if url is None:
+                url = rendered[value[0]] = budget.text(
+                    _TEMPLATE.sub(substitute, value[0]), f"the URL of {key!r} once rendered"
+                )
+            value = [url, *value[1:]]
+        result[key] = value
+    return result
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_MAX_INTEGER_BITS = 128  # offsets and lengths are 64-bit: anything far beyond is nonsense
+
+
+def _arithmetic(op: ast.operator, left: Any, right: Any, budget: _Budget) -> Any:
+    """One operation of a template expression, refused before it could build a huge value."""
+    if _is_int(left) and _is_int(right):
+        if isinstance(op, ast.Add):
+            value = left + right
+        elif isinstance(op, ast.Sub):
+            value = left - right
+        elif isinstance(op, ast.Mult):
+            value = left * right
+        elif isinstance(op, ast.FloorDiv):
+            value = left // right
+        else:
+            value = left % right
+        if value.bit_length() > _MAX_INTEGER_BITS:
+            raise KerchunkFormatError(f"an integer above 2**{_MAX_INTEGER_BITS}")
+        return value
+    if isinstance(op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+        size = len(left) + len(right)
+    elif isinstance(op, ast.Mult) and {type(left), type(right)} == {str, int}:
+        text, count = (left, right) if isinstance(left, str) else (right, left)
+        size = len(text) * max(count, 0)
+    else:
+        raise KerchunkFormatError(
+            f"{type(op).__name__} of {type(left).__name__} and {type(right).__name__}"
+        )
+    budget.string(size, "the length of a string a template expression builds")
+    return left + right if isinstance(op, ast.Add) else left * right
+
+
+_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+
+
+def _evaluate(expression: str, names: Mapping[str, Any], budget: _Budget) -> Any:
+    """Integer arithmetic on template variables (``i * 1000 + 8``), nothing else.
+
+    Strings may be joined (``+``) and repeated (``*``) up to ``max_template_bytes``.
+    """
+    budget.string(len(expression), "the length of a template expression")
 
     def walk(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
             return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | str):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, int | str)
+            and not isinstance(node.value, bool)
+        ):
             return node.value
         if isinstance(node, ast.Name) and node.id in names:
             return names[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-            return _OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _OPERATORS):
+            return _arithmetic(node.op, walk(node.left), walk(node.right), budget)
         raise KerchunkFormatError(f"unsupported template expression {expression!r}")
 
-    return walk(ast.parse(expression, mode="eval"))
+    try:
+        return walk(ast.parse(expression, mode="eval"))
+    except RecursionError as err:
+        raise KerchunkFormatError(f"template expression nested too deeply: {err}") from err
 
 
-def _render(template: Any, names: Mapping[str, Any]) -> Any:
+def _render(template: Any, names: Mapping[str, Any], budget: _Budget) -> Any:
     if not isinstance(template, str):
         return template
     whole = _TEMPLATE.fullmatch(template.strip())
     if whole:
-        return _evaluate(whole.group(1), names)
-    return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1), names)), template)
+        return _evaluate(whole.group(1).strip(), names, budget)
+    return _TEMPLATE.sub(lambda m: str(_evaluate(m.group(1).strip(), names, budget)), template)
 
 
-def _expand_generator(generator: Any, templates: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _axis_values(name: Any, spec: Any, where: str) -> range | list[Any]:
+    """The values of one ``gen`` dimension: a ``{start, stop, step}`` range or a list."""
+    if isinstance(spec, list):
+        bad = [v for v in spec if not isinstance(v, int | str) or isinstance(v, bool)]
+        if bad:
+            raise KerchunkFormatError(
+                f"{where}: dimension {name!r} lists {bad[0]!r}; values must be integers or strings"
+            )
+        return spec
+    if not isinstance(spec, dict):
+        raise KerchunkFormatError(
+            f"{where}: dimension {name!r} must be a list of values or an object with "
+            f"'start', 'stop' and 'step', got {type(spec).__name__}"
+        )
+    if "stop" not in spec:
+        raise KerchunkFormatError(f"{where}: dimension {name!r} has no 'stop'")
+    start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
+    wrong = [k for k, v in (("start", start), ("stop", stop), ("step", step)) if not _is_int(v)]
+    if wrong:
+        raise KerchunkFormatError(
+            f"{where}: dimension {name!r}: {wrong[0]!r} must be an integer, "
+            f"got {spec.get(wrong[0], 1)!r}"
+        )
+    if step <= 0:
+        raise KerchunkFormatError(
+            f"{where}: dimension {name!r}: 'step' must be positive, got {step}"
+        )
+    # len(range) overflows for more than sys.maxsize values: count arithmetically.
+    check_limit(
+        "max_generated_keys",
+        max(-(-(stop - start) // step), 0),
+        where,
+        f"the number of values of dimension {name!r}",
+    )
+    return range(start, stop, step)
+
+
+def _expand_generator(
+    generator: Any, templates: Mapping[str, str], budget: _Budget
+) -> dict[str, Any]:
+    where = budget.where
     if not isinstance(generator, dict) or not {"key", "url", "dimensions"} <= set(generator):
         raise KerchunkFormatError(f"{where}: a 'gen' entry needs 'key', 'url' and 'dimensions'")
-    axes = []
-    for name, spec in generator["dimensions"].items():
-        if isinstance(spec, dict):
-            values = list(
-                range(int(spec.get("start", 0)), int(spec["stop"]), int(spec.get("step", 1)))
-            )
-        else:
-            values = list(spec)  # an explicit list of values
-        axes.append((name, values))
+    place = f"{where}: 'gen' entry {generator['key']!r}"
+    if not isinstance(generator["key"], str) or not isinstance(generator["url"], str):
+        raise KerchunkFormatError(f"{place}: 'key' and 'url' must be strings")
+    for field in ("offset", "length"):
+        if field in generator and not isinstance(generator[field], str | int):
+            raise KerchunkFormatError(f"{place}: {field!r} must be a string or an integer")
+    dimensions = generator["dimensions"]
+    if not isinstance(dimensions, dict):
+        raise KerchunkFormatError(f"{place}: 'dimensions' must be an object of names to ranges")
+    axes = [(name, _axis_values(name, spec, place)) for name, spec in dimensions.items()]
+    check_count(
+        "max_generated_keys",
+        (len(values) for _, values in axes),
+        place,
+        "the number of references it generates",
+    )
     try:
-        return _generated_refs(generator, axes, templates)
+        return _generated_refs(generator, axes, templates, budget.about(place))
+    except LimitExceededError:
+        raise
     except (KerchunkFormatError, SyntaxError, TypeError, ValueError, ZeroDivisionError) as err:
-        raise KerchunkFormatError(
-            f"{where}: bad 'gen' entry {generator.get('key')!r}: {err}"
-        ) from err
+        raise KerchunkFormatError(f"{where}: bad 'gen' entry {generator['key']!r}: {err}") from err
 
 
 def _generated_refs(
-    generator: dict[str, Any], axes: list[tuple[str, list[Any]]], templates: Mapping[str, Any]
+    generator: dict[str, Any],
+    axes: list[tuple[str, range | list[Any]]],
+    templates: Mapping[str, str],
+    budget: _Budget,
 ) -> dict[str, Any]:
     refs = {}
     for combination in itertools.product(*(values for _, values in axes)):
         # Templates first, so that a dimension of the same name wins (as in fsspec).
         names = {**templates, **dict(zip((name for name, _ in axes), combination, strict=True))}
-        url = _render(generator["url"], names)
+        url = budget.text(str(_render(generator["url"], names, budget)), "a generated URL")
+        key = budget.text(str(_render(generator["key"], names, budget)), "a generated key")
         if "offset" in generator or "length" in generator:
-            refs[str(_render(generator["key"], names))] = [
+            refs[key] = [
                 url,
-                int(_render(generator.get("offset", 0), names)),
-                int(_render(generator.get("length", 0), names)),
+                _integer(_render(generator.get("offset", 0), names, budget), "offset"),
+                _integer(_render(generator.get("length", 0), names, budget), "length"),
             ]
         else:
-            refs[str(_render(generator["key"], names))] = [url]
+            refs[key] = [url]
     return refs
+
+
+def _integer(value: Any, field: str) -> int:
+    """A rendered ``offset`` or ``length``: an integer, or the text of one."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,20}", value.strip()):
+        return int(value)
+    raise KerchunkFormatError(f"{field} {str(value)[:40]!r} is not an integer")
 
 
 def _group_from_refs(
@@ -339,6 +520,7 @@ def _group_from_refs(
     array_paths = [k[: -len("/.zarray")] for k in refs if k.endswith("/.zarray")]
     if ".zarray" in refs:
         raise KerchunkFormatError(f"{where}: a root array (no group) is not supported")
+    _check_paths(array_paths, where)
     chunk_refs: dict[str, list[tuple[str, Any]]] = {p: [] for p in array_paths}
     for key, value in refs.items():
         if key.rsplit("/", 1)[-1].startswith(".z"):
@@ -355,6 +537,15 @@ def _group_from_refs(
         if not _is_skipped(path, skip)
     }
     return _nest(arrays, refs, where)
+
+
+def _check_paths(array_paths: Iterable[str], where: str) -> None:
+    """Refuse array paths with a segment that is no name (``..``, empty, ``%2e%2e``...).
+
+    Before anything is read: the parquet layout reads ``<root>/<path>/refs.K.parq``.
+    """
+    for path in array_paths:
+        check_node_path(path, where=where, error=KerchunkFormatError)
 
 
 def _split_chunk_key(key: str, arrays: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -382,12 +573,12 @@ def _array_from_refs(
     zarray = _as_document(refs[f"{path}/.zarray"], f"{path}/.zarray", where)
     zattrs = _as_document(refs.get(f"{path}/.zattrs", "{}"), f"{path}/.zattrs", where)
     metadata = _array_metadata(zarray, zattrs, place)
-    grid = metadata.grid_shape
+    grid = checked_grid(metadata, place)
     inline: dict[tuple[int, ...], bytes] = {}
     keys, urls, offsets, lengths = [], [], [], []
     for chunk_key, value in entries:
         if isinstance(value, str | bytes):
-            inline[_coords(chunk_key, len(grid), place)] = _inline_bytes(value)
+            inline[_coords(chunk_key, grid, place)] = _inline_bytes(value, chunk_key, place)
             continue
         if not isinstance(value, list) or len(value) not in (1, 3) or not isinstance(value[0], str):
             raise KerchunkFormatError(
@@ -401,6 +592,7 @@ def _array_from_refs(
         metadata = _missing_chunks_fill(metadata, set(inline.values()), place)
         inline = {}
     if inline:
+        check_in_memory_size(metadata, place)
         return _decode_inline(metadata, inline, place)
     return VirtualArray(metadata, _manifest(keys, urls, offsets, lengths, grid, registry, place))
 
@@ -419,6 +611,7 @@ def _missing_chunks_fill(metadata: ArrayMetadata, inline: set[bytes], where: str
     if len(inline) != 1:
         raise refusal
     one_chunk = metadata.evolve(shape=metadata.chunk_shape)
+    check_in_memory_size(one_chunk, where)
     try:
         values = _decode_inline(one_chunk, {(0,) * metadata.ndim: next(iter(inline))}, where).data
     except KerchunkFormatError as err:
@@ -430,12 +623,23 @@ def _missing_chunks_fill(metadata: ArrayMetadata, inline: set[bytes], where: str
     return metadata.evolve(fill_value=flat[0])
 
 
-def _coords(chunk_key: str, ndim: int, where: str) -> tuple[int, ...]:
-    try:
-        coords = tuple(int(c) for c in chunk_key.split("."))
-    except ValueError as err:
-        raise KerchunkFormatError(f"{where}: bad chunk key {chunk_key!r}") from err
-    return coords if ndim else ()
+_CHUNK_KEY = re.compile(r"[0-9]{1,19}(?:\.[0-9]{1,19})*")
+
+
+def _coords(chunk_key: str, grid: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The grid coordinates of an inline chunk's key, checked against the grid."""
+    if not _CHUNK_KEY.fullmatch(chunk_key):
+        raise KerchunkFormatError(f"{where}: bad chunk key {chunk_key[:60]!r}")
+    coords = tuple(int(c) for c in chunk_key.split("."))
+    if not grid:
+        if coords != (0,):
+            raise KerchunkFormatError(f"{where}: a 0-d array has one chunk, '0', not {chunk_key!r}")
+        return ()
+    if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
+        raise KerchunkFormatError(
+            f"{where}: chunk key {chunk_key[:60]!r} lies outside the chunk grid {grid}"
+        )
+    return coords
 
 
 def _manifest(
@@ -481,6 +685,7 @@ def _nest(arrays: Mapping[str, AnyArray], metadata: Mapping[str, Any], where: st
         return _as_document(metadata.get(key, "{}"), key, where)
 
     empty_groups = [k[: -len("/.zgroup")] for k in metadata if k.endswith("/.zgroup")]
+    _check_paths(empty_groups, where)
     return nest_arrays(arrays, attributes_of, group_paths=empty_groups)
 
 
@@ -527,21 +732,28 @@ class KerchunkParquetParser:
 
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         root = url.rstrip("/")
-        document = source(registry, root + "/.zmetadata").read()
+        where = f"{root}/.zmetadata"
+        document = read_document(source(registry, where), where=where)
         try:
-            zmetadata = json.loads(bytes(document))
-            metadata = zmetadata["metadata"]
-            record_size = int(zmetadata["record_size"])
-        except (ValueError, KeyError, TypeError) as err:
+            zmetadata = load_json(document, where=where, error=KerchunkFormatError)
+        except KerchunkFormatError as err:
             raise KerchunkFormatError(f"{url}: malformed .zmetadata: {err}") from err
-        if not isinstance(metadata, dict) or record_size < 1:
-            raise KerchunkFormatError(f"{url}: malformed .zmetadata")
+        metadata = zmetadata.get("metadata") if isinstance(zmetadata, dict) else None
+        record_size = zmetadata.get("record_size") if isinstance(zmetadata, dict) else None
+        if not isinstance(metadata, dict):
+            raise KerchunkFormatError(f"{where}: malformed .zmetadata: no 'metadata' object")
+        if not isinstance(record_size, int) or isinstance(record_size, bool) or record_size < 1:
+            raise KerchunkFormatError(
+                f"{where}: malformed .zmetadata: 'record_size' must be a positive integer, "
+                f"got {record_size!r}"
+            )
         array_paths = [
             k[: -len("/.zarray")]
             for k in metadata
             if k.endswith("/.zarray")
             and not _is_skipped(k[: -len("/.zarray")], self.skip_variables)
         ]
+        _check_paths(array_paths, where)
         arrays = {p: self._array(root, p, metadata, record_size, registry) for p in array_paths}
         group = _nest(arrays, metadata, url)
         return _fingerprinted(group, registry) if self.fingerprint_sources else group
@@ -558,12 +770,16 @@ class KerchunkParquetParser:
         zarray = _as_document(metadata[f"{path}/.zarray"], f"{path}/.zarray", root)
         zattrs = _as_document(metadata.get(f"{path}/.zattrs", {}), f"{path}/.zattrs", root)
         array_metadata = _array_metadata(zarray, zattrs, place)
-        grid = array_metadata.grid_shape
+        grid = checked_grid(array_metadata, place)
         n_chunks = math.prod(grid)
-        tables = [
-            self._record(root, path, k, registry, place)
-            for k in range(max(math.ceil(n_chunks / record_size), 1) if n_chunks else 0)
-        ]
+        n_files = -(-n_chunks // record_size)
+        check_limit(
+            "max_reference_files",
+            n_files,
+            place,
+            f"the number of parquet reference files ({n_chunks} chunks, {record_size} per file)",
+        )
+        tables = [self._record(root, path, k, record_size, registry, place) for k in range(n_files)]
         if not tables:
             return VirtualArray(array_metadata, ChunkManifest.empty(grid))
         table = pa.concat_tables(tables, promote_options="permissive").slice(0, n_chunks)
@@ -574,7 +790,7 @@ class KerchunkParquetParser:
 
     @staticmethod
     def _record(
-        root: str, path: str, k: int, registry: ObjectStoreRegistry, place: str
+        root: str, path: str, k: int, record_size: int, registry: ObjectStoreRegistry, place: str
     ) -> pa.Table:
         url = f"{root}/{path}/refs.{k}.parq"
         try:
@@ -582,6 +798,14 @@ class KerchunkParquetParser:
         except SourceReadError as err:
             raise err.about(f"{place}: cannot read {url}") from err
         try:
+            footer = pq.ParquetFile(pa.BufferReader(data)).metadata
+            # What the footer declares, before anything is decompressed.
+            if footer.num_rows > record_size:
+                raise KerchunkFormatError(
+                    f"{place}: {url} has {footer.num_rows} rows, more than the record size "
+                    f"{record_size}"
+                )
+            check_parquet_size(footer, url)
             table = pq.read_table(pa.BufferReader(data), read_dictionary=["path"])
         except (OSError, pa.ArrowException) as err:
             raise KerchunkFormatError(f"{place}: cannot read {url}: {err}") from err
@@ -590,13 +814,25 @@ class KerchunkParquetParser:
             raise KerchunkFormatError(f"{place}: {url} lacks columns {sorted(missing)}")
         try:
             return _record_columns(table)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        except pa.ArrowException as err:
             raise KerchunkFormatError(f"{place}: {url} has malformed columns: {err}") from err
 
 
 def _record_columns(table: pa.Table) -> pa.Table:
     # Paths stay dictionary-encoded: decoding them would copy every URL once per chunk.
     path_column = table.column("path")
+    value_type = (
+        path_column.type.value_type
+        if pa.types.is_dictionary(path_column.type)
+        else path_column.type
+    )
+    if not (
+        pa.types.is_string(value_type)
+        or pa.types.is_large_string(value_type)
+        or pa.types.is_null(value_type)
+    ):
+        # Numbers would become relative paths ("1") that look like references.
+        raise pa.ArrowInvalid(f"column 'path' must hold strings, not {path_column.type}")
     if not pa.types.is_dictionary(path_column.type):
         path_column = path_column.cast(pa.string()).dictionary_encode()
     columns = {
@@ -626,6 +862,7 @@ def _array_from_table(
                 table.schema.get_field_index("raw"), "raw", pa.nulls(len(raw), pa.binary())
             )
             return _array_from_table(metadata, table, registry, base, place)
+        check_in_memory_size(metadata, place)
         rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
         grid = metadata.grid_shape
         chunks = {
@@ -645,10 +882,13 @@ def _array_from_table(
         size_of = pa.array([lengths[_resolve_url(u, base)] for u in distinct], pa.int64())
         looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
         sizes = pc.if_else(whole, looked_up, sizes)
-    manifest = ChunkManifest.from_arrow(
-        pa.table({"path": _absolute_paths(paths, base), "offset": offsets, "length": sizes}),
-        grid=metadata.grid_shape,
-    )
+    try:
+        manifest = ChunkManifest.from_arrow(
+            pa.table({"path": _absolute_paths(paths, base), "offset": offsets, "length": sizes}),
+            grid=metadata.grid_shape,
+        )
+    except VirtualizationError as err:
+        raise KerchunkFormatError(f"{place}: {err}") from err
     return VirtualArray(metadata, manifest)
 
 

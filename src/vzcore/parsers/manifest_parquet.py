@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections.abc import Callable
@@ -14,10 +13,12 @@ import pyarrow.parquet as pq
 
 from vzcore.array import AnyArray
 from vzcore.byteranges import SourceReadError, source
-from vzcore.errors import ManifestFormatError, VirtualizationError
+from vzcore.errors import LimitExceededError, ManifestFormatError, VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.limits import check_limit, check_parquet_size, load_json
 from vzcore.manifest_layout import (
     GROUP_DOCUMENT,
+    check_manifest_metadata,
     is_manifest_metadata,
     parse_group_document,
     table_to_array,
@@ -39,9 +40,17 @@ def read_manifest_parquet(path: str | os.PathLike[str]) -> AnyArray | VirtualGro
         If ``path`` is missing, unreadable, or not in the vz manifest layout.
     """
     source = Path(path)
+
+    def fetch(name: str) -> bytes:
+        file = source / name if name else source
+        check_limit(
+            "max_document_bytes", file.stat().st_size, str(file), "the file's size in bytes"
+        )
+        return file.read_bytes()
+
     if source.is_dir():
-        return _read_group(lambda name: (source / name).read_bytes(), "", str(source))
-    return _read_array(lambda name: source.read_bytes(), "", str(source))
+        return _read_group(fetch, "", str(source))
+    return _read_array(fetch, "", str(source))
 
 
 @attrs.frozen
@@ -78,7 +87,9 @@ class ManifestParquetParser:
         root = source(registry, url)
 
         def fetch(name: str) -> bytes | memoryview:
-            return (root.relative(name) if name else root).read()
+            file = root.relative(name) if name else root
+            check_limit("max_document_bytes", file.size(), file.url, "the file's size in bytes")
+            return file.read()
 
         if url.rstrip("/").endswith(".parquet"):
             stem = posixpath.basename(url.rstrip("/")).removesuffix(".parquet")
@@ -88,23 +99,31 @@ class ManifestParquetParser:
 
 def _read_array(fetch: Fetch, name: str, where: str) -> AnyArray:
     try:
-        table = pq.read_table(pa.BufferReader(fetch(name)))
-    except SourceReadError:
+        data = pa.BufferReader(fetch(name))
+        # The footer first: what it declares is checked before any page is decompressed.
+        footer = pq.ParquetFile(data).metadata
+        check_parquet_size(footer, where)
+        check_manifest_metadata(footer, where=where)
+        table = pq.read_table(data)
+    except (SourceReadError, LimitExceededError, ManifestFormatError):
         raise
     except (OSError, pa.ArrowException, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: cannot read manifest parquet: {err}") from err
     return table_to_array(table, where=where)
 
 
-def _read_group(fetch: Fetch, prefix: str, where: str) -> VirtualGroup:
+def _read_group(fetch: Fetch, prefix: str, where: str, depth: int = 1) -> VirtualGroup:
     document_name = posixpath.join(prefix, GROUP_DOCUMENT)
     location = f"{where}/{document_name}"
+    check_limit("max_group_depth", depth, location, "the depth of nested groups")
     try:
-        raw = json.loads(bytes(fetch(document_name)))
-    except SourceReadError:
+        raw = load_json(fetch(document_name), where=location, error=ManifestFormatError)
+    except (SourceReadError, LimitExceededError):
         raise
-    except (OSError, ValueError, VirtualizationError) as err:
+    except (OSError, VirtualizationError) as err:
         raise ManifestFormatError(f"{location}: cannot read group document: {err}") from err
+    # Checks every name before anything is read by one: a name such as "../x" could
+    # otherwise read, or tell whether there is, a file outside the group.
     document = parse_group_document(raw, where=location)
     arrays = {
         name: _read_array(
@@ -115,7 +134,8 @@ def _read_group(fetch: Fetch, prefix: str, where: str) -> VirtualGroup:
         for name in document["arrays"]
     }
     groups = {
-        name: _read_group(fetch, posixpath.join(prefix, name), where) for name in document["groups"]
+        name: _read_group(fetch, posixpath.join(prefix, name), where, depth + 1)
+        for name in document["groups"]
     }
     return VirtualGroup(
         arrays=arrays, groups=groups, attributes=document["attributes"], sources=document["sources"]

@@ -7,7 +7,6 @@ turned into grid coordinates with Arrow string kernels, not one by one.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Mapping
@@ -22,9 +21,10 @@ from vzcore.array import AnyArray, VirtualArray
 from vzcore.byteranges import Source, SourceNotFoundError, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import VirtualizationError
-from vzcore.group import VirtualGroup, nest_arrays
+from vzcore.group import VirtualGroup, check_node_path, nest_arrays
+from vzcore.limits import check_limit, load_json
 from vzcore.manifest import ChunkManifest
-from vzcore.metadata import ArrayMetadata
+from vzcore.metadata import ArrayMetadata, checked_grid
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import normalize_url, quote_paths
@@ -72,13 +72,16 @@ class ZarrParser:
         relative = pc.utf8_slice_codeunits(listing.column("path"), len(root))
         objects = pa.table({"key": relative, "size": listing.column("size")})
         keys = set(objects.column("key").to_pylist()) if objects.num_rows < 100_000 else None
-        documents = _Documents(folder, root_url, keys)
+        documents = _Documents(folder, root_url, keys, _document_sizes(objects))
         markers = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
         if keys is not None and not any(m in keys for m in markers):
             raise ZarrFormatError(
                 f"{url}: not a Zarr store (no zarr.json, .zgroup, .zarray or .zmetadata at its root)"
             )
         metadata_paths = _metadata_paths(objects)
+        for path in metadata_paths:
+            if path:
+                check_node_path(path, where=root_url, error=ZarrFormatError)
         arrays = {}
         for path, kind in metadata_paths.items():
             if posixpath.basename(path) in self.drop_variables:
@@ -109,12 +112,7 @@ class ZarrParser:
                 metadata = ArrayMetadata.from_zarr_v3(document)
             except VirtualizationError as err:
                 raise ZarrFormatError(f"{where}: {err}") from err
-            encoding = document.get("chunk_key_encoding") or {"name": "default"}
-            default = encoding.get("name", "default") == "default"
-            separator = (encoding.get("configuration") or {}).get(
-                "separator", "/" if default else "."
-            )
-            layout = ("c" + separator, separator, "c") if default else ("", separator, "0")
+            layout = _v3_key_layout(document.get("chunk_key_encoding"), where)
         else:
             zarray = documents.read(_join(path, ".zarray"))
             zattrs = documents.read(_join(path, ".zattrs"), missing_ok=True)
@@ -127,6 +125,20 @@ class ZarrParser:
             layout = ("", separator, "0")
         manifest = _chunk_manifest(path, metadata, objects, layout, root_url)
         return VirtualArray(metadata, manifest)
+
+
+def _v3_key_layout(encoding: Any, where: str) -> tuple[str, str, str]:
+    """(key prefix, separator, 0-d key) of a v3 ``chunk_key_encoding``."""
+    encoding = encoding or {"name": "default"}
+    configuration = encoding.get("configuration") or {} if isinstance(encoding, dict) else None
+    name = encoding.get("name", "default") if isinstance(encoding, dict) else None
+    if not isinstance(configuration, dict) or name not in ("default", "v2"):
+        raise ZarrFormatError(f"{where}: unsupported chunk_key_encoding {encoding!r}")
+    default = name == "default"
+    separator = configuration.get("separator", "/" if default else ".")
+    if separator not in ("/", "."):
+        raise ZarrFormatError(f"{where}: chunk key separator must be '/' or '.', got {separator!r}")
+    return ("c" + separator, separator, "c") if default else ("", separator, "0")
 
 
 def _v3_document_problems(document: Mapping[str, Any]) -> list[str]:
@@ -156,8 +168,10 @@ def _v3_document_problems(document: Mapping[str, Any]) -> list[str]:
 class _Documents:
     """Reads (and caches) metadata documents, from .zmetadata when the store has one."""
 
-    def __init__(self, folder: Source, root_url: str, keys: set[str] | None) -> None:
-        self._folder, self._root_url, self._keys = folder, root_url, keys
+    def __init__(
+        self, folder: Source, root_url: str, keys: set[str] | None, sizes: Mapping[str, int]
+    ) -> None:
+        self._folder, self._root_url, self._keys, self._sizes = folder, root_url, keys, sizes
         self._consolidated: dict[str, Any] = {}
         if keys is None or ".zmetadata" in keys:
             try:
@@ -166,13 +180,19 @@ class _Documents:
                 consolidated = None
             if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
                 self._consolidated = consolidated["metadata"]
+                where = f"{root_url}/.zmetadata"
+                for key in self._consolidated:
+                    check_node_path(key, where=where, error=ZarrFormatError)
 
     def _fetch(self, key: str) -> Any:
+        where = f"{self._root_url}/{key}"
+        if key in self._sizes:  # the listing's size, before reading
+            check_limit("max_document_bytes", self._sizes[key], where, "the document's size")
         data = self._folder.relative(key).read()
         try:
-            return json.loads(bytes(data))
-        except ValueError as err:
-            raise ZarrFormatError(f"{self._root_url}/{key}: cannot read: {err}") from err
+            return load_json(data, where=where, error=ZarrFormatError)
+        except ZarrFormatError as err:
+            raise ZarrFormatError(f"{where}: cannot read: {err}") from err
 
     def read(self, key: str, *, missing_ok: bool = False) -> dict[str, Any]:
         if key in self._consolidated:
@@ -208,6 +228,18 @@ def _metadata_paths(objects: pa.Table) -> dict[str, str]:
     return found
 
 
+_DOCUMENT_NAMES = r"(^|/)(\.zarray|\.zattrs|\.zgroup|\.zmetadata|zarr\.json)$"
+
+
+def _document_sizes(objects: pa.Table) -> dict[str, int]:
+    """The listed size of each metadata document (found with one vectorised match)."""
+    chosen = objects.filter(pc.match_substring_regex(objects.column("key"), _DOCUMENT_NAMES))
+    sizes: dict[str, int] = dict(
+        zip(chosen.column("key").to_pylist(), chosen.column("size").to_pylist(), strict=True)
+    )
+    return sizes
+
+
 def _metadata_keys(objects: pa.Table) -> list[str]:
     mask = pc.match_substring_regex(objects.column("key"), r"(^|/)(\.zarray|zarr\.json)$")
     keys: list[str] = pc.filter(objects.column("key"), mask).to_pylist()
@@ -223,10 +255,11 @@ def _chunk_manifest(
 ) -> ChunkManifest:
     """Manifest of the chunk objects of one array; ``layout`` = (key prefix, separator, 0-d key)."""
     key_prefix, separator, scalar_key = layout
-    grid = metadata.grid_shape
+    grid = checked_grid(metadata, f"{root_url}: array {path!r}")
     base = f"{path}/" if path else ""
     if grid:
-        digits = re.escape(separator).join([r"\d+"] * len(grid))
+        # At most 18 digits: every index fits int64 (and the grid is far smaller).
+        digits = re.escape(separator).join(["[0-9]{1,18}"] * len(grid))
         pattern = "^" + re.escape(base + key_prefix) + digits + "$"
     else:
         pattern = "^" + re.escape(base + scalar_key) + "$"

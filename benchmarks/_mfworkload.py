@@ -77,10 +77,12 @@ def write_file(path: Path, index: int, shape: tuple[int, int, int]) -> None:
     os.replace(partial, path)
 
 
-def ensure_files(folder: Path) -> tuple[int, float]:
-    """Write whichever files are missing; how many were written, in how many seconds."""
+def ensure_files(folder: Path, *, small: bool = True) -> tuple[int, float]:
+    """Write whichever files are missing (the scaling ones only if ``small``);
+    how many were written, in how many seconds."""
     wanted = [(p, i, SHAPE) for i, p in enumerate(file_paths(folder))]
-    wanted += [(p, i, SMALL_SHAPE) for i, p in enumerate(small_paths(folder))]
+    if small:
+        wanted += [(p, i, SMALL_SHAPE) for i, p in enumerate(small_paths(folder))]
     start = time.perf_counter()
     written = 0
     for path, index, shape in wanted:

@@ -13,13 +13,17 @@ CF time ("days since 2000-01-01"), lat and lon; and 2,000 files of 24 x 18 x 36 
    reopened with xarray, beside ``xr.open_mfdataset`` of the originals (in the peers'
    venv if vz's has no dask). Warm, best of 3. Goal: >= 20x faster. The reopened values
    are checked against the original files.
+2b. computing: ``vx.open_mfdataset`` (virtualize + combine + an ordinary lazy dask Dataset
+   over a ManifestStore, nothing saved) beside ``xr.open_mfdataset`` of the same files:
+   both open times (warm, best of 3) and a check that every value, coordinate and
+   attribute is equal (the whole of ``tas``, compared chunk by chunk with dask).
 3. scaling: vz's time per file for 200 to 2,000 files, serial and threads. Goal: flat
    (serial: <= 1.25x at 2,000; the threads' figure varies with lock contention).
 
 The peers run in their own venv (``VZ_PEER_PYTHON``, or ../shared/peers/setup-venv.sh's
 /tmp/vz-peers; ``--peers`` builds it) as benchmarks/peer_mfdataset.py, in the same run.
 
-    python benchmarks/mfdataset.py [--folder DIR] [--peers] [--no-peers]
+    python benchmarks/mfdataset.py [--folder DIR] [--peers] [--no-peers] [--only-lazy]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import icechunk
 import numpy as np
@@ -254,6 +259,91 @@ def print_reopen(out: dict[str, float], problems: list[str]) -> bool:
     return ok and not problems
 
 
+# ---- 2b. computing on virtual data, nothing saved ------------------------------------------
+
+MF_OPTIONS: dict[str, Any] = {
+    "combine": "by_coords",
+    "data_vars": "minimal",
+    "coords": "minimal",
+    "compat": "override",
+    "join": "outer",
+    "combine_attrs": "override",
+}
+"""What open_virtual_mfdataset does by default, spelled out for xarray."""
+
+
+def lazy_figures(folder: Path) -> tuple[dict[str, float], list[str]]:
+    """Open times of vx.open_mfdataset and xr.open_mfdataset, and their differences."""
+    if importlib.util.find_spec("dask") is None:
+        raise RuntimeError("vx.open_mfdataset and xr.open_mfdataset need dask: pip install dask")
+    paths = [str(p) for p in file_paths(folder)]
+    out = {
+        "vx_threads_s": warm_best(
+            lambda: vx.open_mfdataset(paths, parallel="threads", progress=False)
+        ),
+        "vx_serial_s": warm_best(lambda: vx.open_mfdataset(paths, progress=False)),
+        "xr_s": warm_best(lambda: xr.open_mfdataset(paths, **MF_OPTIONS).close()),
+    }
+    start = time.perf_counter()
+    with xr.open_mfdataset(paths, **MF_OPTIONS) as theirs:
+        ours = vx.open_mfdataset(paths, parallel="threads", progress=False)
+        problems = lazy_differences(ours, theirs)
+    out["check_s"] = time.perf_counter() - start
+    return out, problems
+
+
+def lazy_differences(ours: xr.Dataset, theirs: xr.Dataset) -> list[str]:
+    """Every difference of two lazy datasets; data variables compared by dask, chunk by chunk."""
+    import dask.array as da  # vz's venv may lack dask: then lazy_figures said so
+
+    problems = []
+    if list(ours.variables) != list(theirs.variables) or list(ours.coords) != list(theirs.coords):
+        problems.append(f"variables {list(ours.variables)} != {list(theirs.variables)}")
+    if ours.attrs != theirs.attrs:
+        problems.append(f"global attributes {ours.attrs} != {theirs.attrs}")
+    for name, theirs_variable in theirs.variables.items():
+        if name not in ours.variables:
+            continue
+        mine = ours.variables[name]
+        if mine.dims != theirs_variable.dims or mine.dtype != theirs_variable.dtype:
+            problems.append(f"{name}: {mine.dims} {mine.dtype} != {theirs_variable.dims} ...")
+            continue
+        if mine.attrs != theirs_variable.attrs:
+            problems.append(f"{name}: attributes {mine.attrs} != {theirs_variable.attrs}")
+        same = (mine == theirs_variable) | (mine.isnull() & theirs_variable.isnull())
+        if not bool(same.all().compute()):
+            problems.append(f"{name}: values differ")
+    if not isinstance(ours["tas"].data, da.Array) or ours["tas"].chunks != theirs["tas"].chunks:
+        problems.append("tas: not a dask array in the source chunks")
+    return problems
+
+
+def print_lazy(out: dict[str, float], problems: list[str]) -> bool:
+    header = (
+        f"{'lazy dask Dataset of the 200 files, nothing saved (s)':58} {'open':>7} {'vs mf':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    rows = [
+        ('xr.open_mfdataset(combine="by_coords")', "xr_s"),
+        ('vx.open_mfdataset (lazy, computable), parallel="threads"', "vx_threads_s"),
+        ("vx.open_mfdataset (lazy, computable), serial", "vx_serial_s"),
+    ]
+    for label, key in rows:
+        ratio = f"{out[key] / out['xr_s']:.2f}x" if key != "xr_s" else ""
+        print(f"{label:58} {_fmt(out[key]):>7} {ratio:>7}")
+    print("(vs mf: vz's open time over xr.open_mfdataset's; below 1 is faster)")
+    if problems:
+        for problem in problems:
+            print(f"CHECK FAILED: {problem}")
+    else:
+        print(
+            "check: vx.open_mfdataset equals xr.open_mfdataset: every value of tas, time, lat "
+            f"and lon, every attribute, the dask chunks ({out['check_s']:.1f} s)"
+        )
+    return not problems
+
+
 # ---- 3. scaling ---------------------------------------------------------------------------
 
 
@@ -310,18 +400,37 @@ def print_scaling(table: dict[int, dict[str, float]], full: dict[str, float]) ->
 # ---- main ---------------------------------------------------------------------------------
 
 
+def run_all(folder: Path, work: Path, args: argparse.Namespace) -> list[bool]:
+    ours = combine_figures(folder)
+    python = None if args.no_peers else find_peer_python(args.peers)
+    theirs, notes = peer_figures(python, folder) if python else ({}, [])
+    for note in notes:
+        print(f"({note})")
+    results = [print_combine(ours, theirs)]
+    print()
+    results.append(print_reopen(*reopen_figures(folder, work, python)))
+    print()
+    results.append(print_lazy(*lazy_figures(folder)))
+    print()
+    results.append(print_scaling(scaling_figures(folder), ours))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, help="keep the files here (reused if present)")
     parser.add_argument("--peers", action="store_true", help="build the peers' venv if absent")
     parser.add_argument("--no-peers", action="store_true", help="measure vz only")
+    parser.add_argument(
+        "--only-lazy", action="store_true", help="only 2b: vx.open_mfdataset vs xr.open_mfdataset"
+    )
     args = parser.parse_args()
     icechunk.set_logs_filter("error")
     started = time.perf_counter()
     folder: Path = args.folder or Path(tempfile.mkdtemp(prefix="vz-bench-mf-"))
     work = Path(tempfile.mkdtemp(prefix="vz-bench-mf-out-"))
     try:
-        written, seconds = ensure_files(folder)
+        written, seconds = ensure_files(folder, small=not args.only_lazy)
         print(
             f"workload: {N_FILES} netCDF4 files of tas {SHAPE} float32, chunks "
             f"(1, {SHAPE[1]}, {SHAPE[2]}), zlib, CF time/lat/lon; scaling: "
@@ -329,16 +438,10 @@ def main() -> None:
             f"{written} files written in {seconds:.1f} s ({folder})."
         )
         print("Warm, best of 3 (one timed run after the warm-up when a run takes >= 20 s).\n")
-        ours = combine_figures(folder)
-        python = None if args.no_peers else find_peer_python(args.peers)
-        theirs, notes = peer_figures(python, folder) if python else ({}, [])
-        for note in notes:
-            print(f"({note})")
-        results = [print_combine(ours, theirs)]
-        print()
-        results.append(print_reopen(*reopen_figures(folder, work, python)))
-        print()
-        results.append(print_scaling(scaling_figures(folder), ours))
+        if args.only_lazy:
+            results = [print_lazy(*lazy_figures(folder))]
+        else:
+            results = run_all(folder, work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.folder is None:

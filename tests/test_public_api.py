@@ -69,6 +69,8 @@ VZXARRAY = {
     "open_virtual_datatree",
     "open_virtual_mfdataset",
     "MultiFileError",
+    "lazy_dataset_from_group",
+    "open_mfdataset",
 }
 
 

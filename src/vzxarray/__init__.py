@@ -1,14 +1,20 @@
 """vzxarray: the xarray adapter over vzcore.
 
-``ManifestArray`` duck arrays, ``open_virtual_dataset`` / ``open_virtual_datatree``,
-and the ``.vz`` accessor on Dataset and DataTree (registered on import).
+``ManifestArray`` duck arrays, ``open_virtual_dataset`` / ``open_virtual_datatree`` /
+``open_virtual_mfdataset``, ``open_mfdataset`` (an ordinary lazy Dataset reading through
+a ``ManifestStore``) and the ``.vz`` accessor on Dataset and DataTree (registered on import).
 """
 
 from vzcore import ManifestStore, ObjectStoreRegistry, VirtualGroup
 from vzxarray.accessor import VirtualDatasetAccessor, VirtualDataTreeAccessor
-from vzxarray.dataset import dataset_from_group, default_loadable_variables, group_from_dataset
+from vzxarray.dataset import (
+    dataset_from_group,
+    default_loadable_variables,
+    group_from_dataset,
+    lazy_dataset_from_group,
+)
 from vzxarray.manifest_array import ManifestArray, VirtualValuesError
-from vzxarray.mfdataset import MultiFileError, open_virtual_mfdataset
+from vzxarray.mfdataset import MultiFileError, open_mfdataset, open_virtual_mfdataset
 from vzxarray.open import open_virtual_dataset, open_virtual_datatree
 
 __all__ = [
@@ -23,6 +29,8 @@ __all__ = [
     "dataset_from_group",
     "default_loadable_variables",
     "group_from_dataset",
+    "lazy_dataset_from_group",
+    "open_mfdataset",
     "open_virtual_dataset",
     "open_virtual_datatree",
     "open_virtual_mfdataset",

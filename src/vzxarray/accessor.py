@@ -20,7 +20,7 @@ from vzcore.writers import (
     write_kerchunk_parquet,
 )
 from vzcore.writers.icechunk import IcechunkMode
-from vzxarray.dataset import group_from_dataset
+from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.manifest_array import ManifestArray
 
 __all__ = ["VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
@@ -128,6 +128,31 @@ class VirtualDatasetAccessor(_SavingMixin):
     def to_virtual_group(self) -> vc.VirtualGroup:
         """The dataset as a core `VirtualGroup` (virtual and loaded variables)."""
         return group_from_dataset(self._ds)
+
+    def to_dataset(
+        self,
+        *,
+        registry: vc.ObjectStoreRegistry | None = None,
+        chunks: Chunks = None,
+        decode_times: bool | None = None,
+        **open_options: Any,
+    ) -> xr.Dataset:
+        """An ordinary lazy Dataset (dask arrays) reading this virtual dataset's chunks.
+
+        Nothing is written: xarray opens a `ManifestStore` of `to_virtual_group()`,
+        so values are decoded as `xr.open_dataset` decodes the files. This, not
+        ``ds.chunk()``, is how to compute on a virtual dataset. ``registry`` says
+        where the files are read (by default built for the referenced URLs);
+        ``chunks`` are dask chunks (by default the source chunks); see
+        `vzxarray.lazy_dataset_from_group`.
+        """
+        return lazy_dataset_from_group(
+            self.to_virtual_group(),
+            registry=registry,
+            chunks=chunks,
+            decode_times=decode_times,
+            **open_options,
+        )
 
     def rename_paths(self, new: PathRenamer) -> xr.Dataset:
         """A new dataset whose chunk references point at renamed files.

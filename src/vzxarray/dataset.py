@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import xarray as xr
@@ -11,11 +11,21 @@ from xarray.backends.zarr import encode_zarr_variable
 
 import vzcore as vc
 from vzcore._frozen import thaw_json
+from vzcore.algebra import referenced_paths
 from vzcore.cf import is_encoding_key
 from vzcore.read import read_array
 from vzxarray.manifest_array import ManifestArray
 
-__all__ = ["dataset_from_group", "default_loadable_variables", "group_from_dataset"]
+__all__ = [
+    "Chunks",
+    "dataset_from_group",
+    "default_loadable_variables",
+    "group_from_dataset",
+    "lazy_dataset_from_group",
+]
+
+Chunks: TypeAlias = int | Mapping[str, Any] | Literal["auto"] | None
+"""Dask chunks as `xarray.open_zarr` takes them; None means the source chunks (``{}``)."""
 
 
 def _dims(name: str, array: vc.AnyArray) -> tuple[str, ...]:
@@ -95,6 +105,68 @@ def dataset_from_group(
     coords = xr.Coordinates(ordered, indexes=dict(indexes))
     data_vars = {n: v for n, v in variables.items() if n not in coord_names}
     return xr.Dataset(data_vars, coords=coords, attrs=attributes)
+
+
+def lazy_dataset_from_group(
+    group: vc.VirtualGroup,
+    *,
+    registry: vc.ObjectStoreRegistry | None = None,
+    chunks: Chunks = None,
+    decode_times: bool | None = None,
+    **open_options: Any,
+) -> xr.Dataset:
+    """An ordinary lazy Dataset of one group: dask arrays reading through a `ManifestStore`.
+
+    xarray opens the store as it opens any zarr store (``xr.open_zarr``), so CF
+    decoding (masks, packing, times) is xarray's own; in-memory arrays of the group
+    (loaded coordinates) are read into numpy at once, as they cost no I/O.
+
+    Parameters
+    ----------
+    group
+        The group to open (its subgroups are ignored).
+    registry
+        Where the chunks are read; by default `ObjectStoreRegistry.for_urls` of the
+        referenced files (local files, and cloud or HTTP URLs with default credentials).
+    chunks
+        Dask chunks; None (the default) gives the source chunks, as `xr.open_mfdataset` does.
+    decode_times
+        As in `xarray.open_zarr` (True when None).
+    **open_options
+        Passed to `xarray.open_zarr` (``mask_and_scale``, ``decode_timedelta``, ...).
+
+    Raises
+    ------
+    UnregisteredURLError
+        If a referenced file is under no prefix of ``registry`` (or, without one,
+        no store can be built for it).
+    """
+    if registry is None:
+        registry = _registry_for(group)
+    store = vc.ManifestStore(group.evolve(groups={}), registry=registry)
+    dataset: xr.Dataset = xr.open_zarr(
+        store,
+        consolidated=False,
+        zarr_format=3,
+        chunks={} if chunks is None else dict(chunks) if isinstance(chunks, Mapping) else chunks,
+        decode_times=True if decode_times is None else decode_times,
+        **open_options,
+    )
+    in_memory = [
+        name
+        for name, array in group.arrays.items()
+        if isinstance(array, vc.LoadedArray) and name in dataset.variables
+    ]
+    for name in in_memory:
+        dataset.variables[name].load()
+    return dataset
+
+
+def _registry_for(group: vc.VirtualGroup) -> vc.ObjectStoreRegistry:
+    try:
+        return vc.ObjectStoreRegistry.for_urls(referenced_paths(group))
+    except vc.UnregisteredURLError as err:
+        raise vc.UnregisteredURLError(f"{err}; pass registry= to say where to read") from err
 
 
 def _check_names(group: vc.VirtualGroup, names: set[str], option: str) -> None:

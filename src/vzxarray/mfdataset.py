@@ -8,18 +8,32 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 import xarray as xr
 
 import vzcore as vc
 from vzcore.parsers import Parser, detect_parser
+from vzxarray._tree_reduce import tree_combine
+from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.open import open_virtual_dataset
 
-__all__ = ["FileFailure", "MultiFileError", "expand_paths", "open_virtual_mfdataset"]
+if TYPE_CHECKING:
+    from distributed import Client
 
-Parallel = None | Literal[False, "threads", "processes", "dask"] | Executor | type[Executor]
+__all__ = [
+    "FileFailure",
+    "MultiFileError",
+    "expand_paths",
+    "open_mfdataset",
+    "open_virtual_mfdataset",
+]
+
+Parallel: TypeAlias = (
+    "Literal[False, 'threads', 'processes', 'dask'] | Executor | type[Executor] | Client | None"
+)
+Reduce: TypeAlias = Literal["client", "tree"]
 
 
 @attrs.frozen
@@ -106,6 +120,7 @@ def open_virtual_mfdataset(
     decode_times: bool | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     progress: bool | None = None,
+    reduce: Reduce = "client",
 ) -> xr.Dataset:
     """Open many files as one virtual dataset, as `xarray.open_mfdataset` would.
 
@@ -125,14 +140,28 @@ def open_virtual_mfdataset(
         current dask scheduler), any `concurrent.futures.Executor` (used, left
         running), or an Executor class such as ``ThreadPoolExecutor`` (created with
         its defaults, used and shut down; a `ProcessPoolExecutor` class starts its
-        workers with "spawn", as ``"processes"`` does). Workers return only the
-        small per-file datasets.
+        workers with "spawn", as ``"processes"`` does), or a `distributed.Client`.
+        Workers return only the small per-file datasets.
     on_error
         ``"raise"``: every failing file is reported together (`MultiFileError`) and
         nothing is combined; ``"skip"``: failing files are left out and listed in
         ``ds.attrs["vz_skipped_files"]``.
     progress
-        Show a progress bar (tqdm) — by default when stderr is a terminal.
+        Show a progress bar (tqdm) — by default when stderr is a terminal (not
+        with ``reduce="tree"``).
+    reduce
+        Where the per-file datasets are combined: ``"client"`` (here, the default)
+        or ``"tree"``: on the workers of ``parallel=<distributed.Client>``, in a
+        tree of partial combines, so the client receives one dataset; the result
+        is the same.
+
+    Raises
+    ------
+    MultiFileError
+        Listing every file that could not be opened (``on_error="raise"``).
+    VirtualizationError
+        For bad arguments, files that do not combine, ``reduce="tree"`` without a
+        `distributed.Client`.
     """
     urls = expand_paths(paths)
     registry = registry if registry is not None else vc.ObjectStoreRegistry.for_urls(urls)
@@ -144,11 +173,6 @@ def open_virtual_mfdataset(
         decode_times=decode_times,
         preprocess=preprocess,
     )
-    results = _run_all(task, urls, parallel, _show_progress(progress))
-    failures = [r for r in results if isinstance(r, FileFailure)]
-    datasets = [r for r in results if isinstance(r, xr.Dataset)]
-    if failures and (on_error == "raise" or not datasets):
-        raise MultiFileError(failures)
     options: dict[str, Any] = {
         "compat": compat,
         "coords": coords,
@@ -156,18 +180,123 @@ def open_virtual_mfdataset(
         "join": join,
         "combine_attrs": combine_attrs,
     }
+    if combine == "nested" and concat_dim is None:
+        raise vc.VirtualizationError('combine="nested" needs concat_dim=')
+    if reduce == "tree":
+        client = _client_of(parallel)
+        tree = tree_combine(
+            client,
+            task,
+            urls,
+            combine=combine,
+            concat_dim=concat_dim,
+            options=options,
+            stop_on_failure=on_error == "raise",
+        )
+        failures = list(tree.failures)
+        if tree.combined is None:
+            raise MultiFileError(failures)
+        combined: xr.Dataset = tree.combined
+    elif reduce == "client":
+        results = _run_all(task, urls, parallel, _show_progress(progress))
+        failures = [r for r in results if isinstance(r, FileFailure)]
+        datasets = [r for r in results if isinstance(r, xr.Dataset)]
+        if failures and (on_error == "raise" or not datasets):
+            raise MultiFileError(failures)
+        combined = _combine(datasets, combine, concat_dim, options)
+    else:
+        raise vc.VirtualizationError(f"reduce={reduce!r}: use 'client' or 'tree'")
+    if failures:
+        combined.attrs["vz_skipped_files"] = [f.url for f in failures]
+    return combined
+
+
+def open_mfdataset(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    registry: vc.ObjectStoreRegistry | None = None,
+    parser: Parser | None = None,
+    concat_dim: str | Sequence[str | None] | None = None,
+    combine: Literal["by_coords", "nested"] = "by_coords",
+    compat: str = "override",
+    coords: str = "minimal",
+    data_vars: str = "minimal",
+    join: str = "outer",
+    combine_attrs: str = "override",
+    preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+    parallel: Parallel = None,
+    loadable_variables: Iterable[str] | None = None,
+    drop_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    progress: bool | None = None,
+    reduce: Reduce = "client",
+    chunks: Chunks = None,
+) -> xr.Dataset:
+    """Many files as one ordinary lazy Dataset (dask arrays), nothing saved.
+
+    The files are virtualized and combined by `open_virtual_mfdataset` (same
+    arguments), then opened by xarray through a `ManifestStore`: values decode as
+    `xarray.open_mfdataset` decodes them, and each dask chunk reads its bytes from
+    the original file. ``chunks`` are dask chunks (by default the source chunks,
+    as ``xr.open_mfdataset``); ``decode_times`` applies to every variable.
+
+    >>> import vzxarray as vx
+    >>> ds = vx.open_mfdataset("data/tas_*.nc", parallel="threads")  # doctest: +SKIP
+    >>> ds["tas"].mean("time").compute()  # doctest: +SKIP
+    """
+    urls = expand_paths(paths)
+    registry = registry if registry is not None else vc.ObjectStoreRegistry.for_urls(urls)
+    virtual = open_virtual_mfdataset(
+        urls,
+        registry=registry,
+        parser=parser,
+        concat_dim=concat_dim,
+        combine=combine,
+        compat=compat,
+        coords=coords,
+        data_vars=data_vars,
+        join=join,
+        combine_attrs=combine_attrs,
+        preprocess=preprocess,
+        parallel=parallel,
+        loadable_variables=loadable_variables,
+        drop_variables=drop_variables,
+        decode_times=decode_times,
+        on_error=on_error,
+        progress=progress,
+        reduce=reduce,
+    )
+    return lazy_dataset_from_group(
+        group_from_dataset(virtual), registry=registry, chunks=chunks, decode_times=decode_times
+    )
+
+
+def _combine(
+    datasets: list[xr.Dataset],
+    combine: Literal["by_coords", "nested"],
+    concat_dim: str | Sequence[str | None] | None,
+    options: dict[str, Any],
+) -> xr.Dataset:
     combined: xr.Dataset | xr.DataArray
     if combine == "nested":
-        if concat_dim is None:
-            raise vc.VirtualizationError('combine="nested" needs concat_dim=')
         combined = xr.combine_nested(datasets, concat_dim=concat_dim, **options)
     else:
         combined = xr.combine_by_coords(datasets, **options)
     if not isinstance(combined, xr.Dataset):
         raise vc.VirtualizationError("the files did not combine into one dataset")
-    if failures:
-        combined.attrs["vz_skipped_files"] = [f.url for f in failures]
     return combined
+
+
+def _client_of(parallel: Parallel) -> Client:
+    distributed = sys.modules.get("distributed")
+    if distributed is None or not isinstance(parallel, distributed.Client):
+        raise vc.VirtualizationError(
+            f'reduce="tree" combines on dask.distributed workers: it needs '
+            f"parallel=<distributed.Client>, not parallel={parallel!r}"
+        )
+    client: Client = parallel
+    return client
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -181,6 +310,12 @@ def _run_all(
         return list(_progress(map(task, urls), len(urls), progress))
     if parallel == "dask":
         return _run_dask(task, urls)
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and isinstance(parallel, distributed.Client):
+        gathered: list[xr.Dataset | FileFailure] = parallel.gather(
+            parallel.map(task, urls, pure=False)
+        )
+        return gathered
     if parallel == "threads":
         parallel = ThreadPoolExecutor
     if parallel == "processes":
@@ -192,7 +327,7 @@ def _run_all(
         return list(_progress(parallel.map(task, urls), len(urls), progress))
     raise vc.VirtualizationError(
         f"parallel={parallel!r}: use None or False, 'threads', 'processes', 'dask', "
-        "an Executor or an Executor class"
+        "an Executor, an Executor class or a distributed.Client"
     )
 
 

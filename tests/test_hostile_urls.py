@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import threading
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,8 @@ def test_one_manifest_store_serves_many_event_loops(tmp_path: Path) -> None:
     for buffers in results.values():
         got = np.concatenate([np.frombuffer(b.to_bytes(), "<f8") for b in buffers])
         np.testing.assert_array_equal(got, values)
+    copy = pickle.loads(pickle.dumps(store))  # after use, as dask.distributed ships it
+    np.testing.assert_array_equal(zarr.open_array(copy, path="v", mode="r")[...], values)
 
 
 def test_kerchunk_references_name_odd_files_as_fsspec_reads_them(folders: Folders) -> None:

@@ -434,6 +434,12 @@ class RangeBatcher:
         )
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"policy": self._policy}  # batches in flight belong to this process's loops
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["policy"])  # type: ignore[misc]
+
     def _batch(self, loop: asyncio.AbstractEventLoop) -> _LoopBatch:
         batch = self._loops.get(loop)
         if batch is None:

@@ -40,7 +40,7 @@ from vzcore.limits import (
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
 from vzcore.parsers.protocol import Probe
-from vzcore.registry import ObjectStoreRegistry, normalize_url
+from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError, normalize_url
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
@@ -160,6 +160,8 @@ def _whole_file_lengths(
             sizes[url] = source(registry, url).size()
         except SourceReadError as err:
             raise err.about(f"{where}: cannot size the referenced file {url!r}") from err
+        except UnregisteredURLError as err:  # outside the registry, or an unsafe URL
+            raise type(err)(f"{where}: {err}") from err
     return sizes
 
 

@@ -35,13 +35,14 @@ from vzcore.errors import (
     ManifestFormatError,
     MissingChunkError,
     PartialChunkError,
+    RectilinearGridError,
     ShapeMismatch,
     UnsupportedCodecError,
     VirtualizationError,
     WriteError,
 )
 from vzcore.format_codecs import register_format_codecs
-from vzcore.grid import RegularChunkGrid
+from vzcore.grid import ChunkGrid, RectilinearChunkGrid, RegularChunkGrid
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
@@ -60,6 +61,7 @@ __all__ = [
     "BroadcastError",
     "ChunkDecodeError",
     "ChunkFetchError",
+    "ChunkGrid",
     "ChunkManifest",
     "ChunkShapeMismatch",
     "CodecMismatch",
@@ -76,6 +78,8 @@ __all__ = [
     "MissingChunkError",
     "ObjectStoreRegistry",
     "PartialChunkError",
+    "RectilinearChunkGrid",
+    "RectilinearGridError",
     "RegularChunkGrid",
     "ShapeMismatch",
     "ShortReadError",

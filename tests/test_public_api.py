@@ -48,6 +48,10 @@ EXPECTED = {
     "ChunkDecodeError",
     "ChunkFetchError",
     "WriteError",
+    "ChunkGrid",
+    "RectilinearChunkGrid",
+    "RectilinearGridError",
+    "regularize",
 }
 
 VZXARRAY = {

@@ -30,6 +30,7 @@ from vzcore.errors import (
     FillValueMismatch,
     InvalidManifestError,
     PartialChunkError,
+    RectilinearGridError,
     ShapeMismatch,
     VirtualizationError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "concat",
     "expand_dims",
     "referenced_paths",
+    "regularize",
     "rename_paths",
     "select_chunks",
     "single_path_renamer",
@@ -611,6 +613,62 @@ def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
         ),
     )
     return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
+
+
+@overload
+def regularize(x: VirtualArray) -> VirtualArray: ...
+@overload
+def regularize(x: LoadedArray) -> LoadedArray: ...
+@overload
+def regularize(x: VirtualGroup) -> VirtualGroup: ...
+def regularize(x: AnyArray | VirtualGroup) -> AnyArray | VirtualGroup:
+    """``x`` with a regular chunk grid, for outputs and readers that need one (zarr v2, Kerchunk).
+
+    A grid whose chunks all have one length along each axis (the last may hang over
+    the end) is regular already: `ArrayMetadata` keeps it so. Any other grid would need
+    its chunks merged or split, which rewrites their bytes; this is refused.
+
+    Raises
+    ------
+    RectilinearGridError
+        If an array's chunks have different lengths along an axis; the message says
+        which, and names the way out.
+    """
+    if isinstance(x, VirtualGroup):
+        problems: list[str] = []
+        for path, array in x.walk_arrays():
+            try:
+                regularize(array)
+            except RectilinearGridError as err:
+                problems.append(f"{path!r}: {err}")
+        if problems:
+            raise RectilinearGridError("; ".join(problems), problems=problems)
+        return x
+    meta = x.metadata
+    if isinstance(x, LoadedArray) or meta.is_regular:
+        return x
+    varying = [
+        f"axis {axis} has chunks of {_lengths_text(spec)}"
+        for axis, spec in enumerate(meta.chunk_grid.chunk_lengths)
+        if not isinstance(spec, int)
+    ]
+    advice = (
+        "; its chunks are stored raw, so cutting them into equal pieces is possible "
+        "without copying (vzcore.subchunk)"
+        if [c.name for c in meta.codecs] == ["bytes"]
+        else ""
+    )
+    raise RectilinearGridError(
+        f"cannot make the chunk grid of {source_label(x) or 'the array'} regular: "
+        f"{', '.join(varying)}; a regular grid has one chunk length per axis, and merging "
+        f"or splitting stored chunks would rewrite their bytes{advice}. Icechunk and "
+        "manifest parquet store rectilinear grids as they are"
+    )
+
+
+def _lengths_text(lengths: Sequence[int]) -> str:
+    shown = ", ".join(map(str, lengths[:6])) + (", ..." if len(lengths) > 6 else "")
+    return f"lengths {shown} ({len(lengths)} chunks)"
 
 
 # ---- paths --------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ class RegularChunkGrid(_GridQueries):
         chunks[axis] = chunk_length
         return as_chunk_grid(chunks)
 
-    def to_zarr_v3(self) -> dict[str, Any]:
+    def to_zarr_v3(self, shape: Sequence[int] | None = None) -> dict[str, Any]:
+        """zarr's ``regular`` document (``shape`` is not needed; see the rectilinear one)."""
         return {"name": "regular", "configuration": {"chunk_shape": list(self.chunk_shape)}}
 
 
@@ -223,12 +224,22 @@ class RectilinearChunkGrid(_GridQueries):
         chunks[axis] = _to_axis(chunk_length)
         return as_chunk_grid(chunks)
 
-    def to_zarr_v3(self) -> dict[str, Any]:
-        """zarr's ``rectilinear`` document; runs of equal lengths are ``[length, count]``."""
-        shapes: list[Any] = [
-            spec if isinstance(spec, int) else _run_length_encoded(spec)
-            for spec in self.chunk_lengths
-        ]
+    def to_zarr_v3(self, shape: Sequence[int] | None = None) -> dict[str, Any]:
+        """zarr's ``rectilinear`` document; runs of equal lengths are ``[length, count]``.
+
+        With the array's ``shape``, a regular axis is written as the run of its chunks
+        rather than zarr's bare-integer shorthand, which Icechunk 2.3 does not read.
+
+        >>> RectilinearChunkGrid(((31, 28, 31, 31), 90)).to_zarr_v3((121, 180))["configuration"]
+        {'kind': 'inline', 'chunk_shapes': [[31, 28, [31, 2]], [[90, 2]]]}
+        """
+        shapes: list[Any] = []
+        for axis, spec in enumerate(self.chunk_lengths):
+            if isinstance(spec, int) and shape is not None:
+                count = max(len(_axis_lengths(spec, int(shape[axis]))), 1)
+                shapes.append([[spec, count]] if count > 1 else [spec])
+            else:
+                shapes.append(spec if isinstance(spec, int) else _run_length_encoded(spec))
         return {"name": "rectilinear", "configuration": {"kind": "inline", "chunk_shapes": shapes}}
 
 

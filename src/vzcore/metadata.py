@@ -378,7 +378,7 @@ class ArrayMetadata:
             "node_type": "array",
             "shape": list(self.shape),
             "data_type": zdtype.to_json(zarr_format=3),
-            "chunk_grid": self.chunk_grid.to_zarr_v3(),
+            "chunk_grid": self.chunk_grid.to_zarr_v3(self.shape),
             "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
             "fill_value": zdtype.to_json_scalar(self.fill_value, zarr_format=3),
             "codecs": [c.to_dict() for c in self.codecs],

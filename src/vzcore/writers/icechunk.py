@@ -293,7 +293,7 @@ def _appended_document(step: _Step) -> dict[str, Any]:
             ]
         )
         grid = stored.chunk_grid.replace_axis(axis, tuple(lengths.tolist()) or 1)
-        document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).chunk_grid.to_zarr_v3()
+        document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).to_zarr_v3()["chunk_grid"]
     return document
 
 

@@ -32,9 +32,7 @@ PARTIAL = (
     "{chunk}: its last chunk there is stored for {chunk} elements and holds {held}, and {reason}; "
     "only the last array may end in a partial chunk"
 )
-ENCODED = (
-    "it is encoded (bytes, numcodecs.zlib), so the part it holds cannot be cut out as a shorter chunk"
-)
+ENCODED = "it is encoded (bytes, numcodecs.zlib), so the part it holds cannot be cut out as a shorter chunk"
 ZLIB = [{"name": "numcodecs.zlib", "configuration": {"level": 1}}]
 
 

@@ -232,9 +232,7 @@ def test_a_raw_partial_chunk_inside_becomes_a_shorter_chunk(tmp_path: Path) -> N
     first = _steps(tmp_path / "a.h5", 0, 10)
     second = _steps(tmp_path / "b.h5", 10, 8)
     registry = vc.ObjectStoreRegistry.for_urls([str(tmp_path / "a.h5")])
-    arrays = [
-        HDFParser()(str(tmp_path / name), registry)["v"] for name in ("a.h5", "b.h5")
-    ]
+    arrays = [HDFParser()(str(tmp_path / name), registry)["v"] for name in ("a.h5", "b.h5")]
     assert arrays[0].metadata.chunk_grid == vc.RegularChunkGrid((4, 2, 3))
     joined = vc.concat(arrays, axis=0)  # type: ignore[type-var]
     assert joined.metadata.chunk_grid == vc.RectilinearChunkGrid(((4, 4, 2, 4, 4), 2, 3))
@@ -249,9 +247,7 @@ def test_a_compressed_partial_chunk_inside_is_refused(tmp_path: Path) -> None:
     _steps(tmp_path / "a.h5", 0, 10, compression="gzip")
     _steps(tmp_path / "b.h5", 10, 8, compression="gzip")
     registry = vc.ObjectStoreRegistry.for_urls([str(tmp_path / "a.h5")])
-    arrays = [
-        HDFParser()(str(tmp_path / name), registry)["v"] for name in ("a.h5", "b.h5")
-    ]
+    arrays = [HDFParser()(str(tmp_path / name), registry)["v"] for name in ("a.h5", "b.h5")]
     with pytest.raises(vc.PartialChunkError) as info:
         vc.concat(arrays, axis=0)  # type: ignore[type-var]
     message = str(info.value)

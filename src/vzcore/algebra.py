@@ -398,9 +398,7 @@ def _trim_partial_chunk(array: VirtualArray, axis: int) -> VirtualArray:
             f"{int(wanted[short][0])} its {held} elements need"
         )
     new_lengths[last] = np.where(present, wanted, slab)
-    new_grid = grid.replace_axis(
-        axis, (*grid.axis_lengths(meta.shape, axis)[:-1].tolist(), held)
-    )
+    new_grid = grid.replace_axis(axis, (*grid.axis_lengths(meta.shape, axis)[:-1].tolist(), held))
     trimmed = ChunkManifest.from_numpy_columns(
         manifest.grid,
         dictionary=manifest.dictionary,
@@ -505,7 +503,7 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
     extra = len(target) - meta.ndim
     if extra < 0:
         raise BroadcastError(f"cannot broadcast shape {meta.shape} to fewer dimensions {target}")
-    chunks: list[AxisChunks] = [1] * extra + list(meta.chunk_grid.chunk_lengths)
+    chunks: list[AxisChunks] = [*([1] * extra), *meta.chunk_grid.chunk_lengths]
     padded = (1,) * extra + meta.shape
     for axis, (have, want) in enumerate(zip(padded, target, strict=True)):
         if have == want:

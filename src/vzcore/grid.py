@@ -197,8 +197,7 @@ class RectilinearChunkGrid(_GridQueries):
             lengths = (spec,) if isinstance(spec, int) else spec
             if not lengths or min(lengths) < 1:
                 raise InvalidMetadataError(
-                    f"chunk lengths along axis {axis} must be positive and at least one, "
-                    f"got {spec}"
+                    f"chunk lengths along axis {axis} must be positive and at least one, got {spec}"
                 )
 
     @property
@@ -284,8 +283,7 @@ def canonical_grid(grid: ChunkGrid, shape: Sequence[int]) -> ChunkGrid:
         covered = sum(spec)
         if covered < extent:
             raise InvalidMetadataError(
-                f"chunk lengths along axis {axis} cover {covered} elements, "
-                f"the array has {extent}"
+                f"chunk lengths along axis {axis} cover {covered} elements, the array has {extent}"
             )
         lengths = _axis_lengths(spec, int(extent)) if extent else np.asarray(spec[:1])
         if int(lengths.min()) == int(lengths.max()):
@@ -314,7 +312,7 @@ def _run_length_encoded(lengths: Sequence[int]) -> list[Any]:
     starts = np.flatnonzero(np.diff(values, prepend=values[0] - 1))
     counts = np.diff(np.append(starts, len(values)))
     if len(starts) >= len(values):
-        return values.tolist()  # type: ignore[no-any-return]
+        return list(values.tolist())
     return [
         int(v) if int(c) == 1 else [int(v), int(c)]
         for v, c in zip(values[starts].tolist(), counts.tolist(), strict=True)

@@ -153,12 +153,9 @@ def _write_plan(
             _set_document(store, _join(prefix, path, "zarr.json"), group_document(node))
     for step in plan:
         full = _join(prefix, step.path)
-        if step.stored is None:
-            document = array_document(step.array)
-        else:
-            # Appending keeps the stored array's document (codecs, attributes); the
-            # shape grows, and the chunk grid gains the new array's chunks along the axis.
-            document = _appended_document(step)
+        # Appending keeps the stored array's document (codecs, attributes); the
+        # shape grows, and the chunk grid gains the new array's chunks along the axis.
+        document = array_document(step.array) if step.stored is None else _appended_document(step)
         _set_document(store, _join(full, "zarr.json"), document)
         if isinstance(step.array, VirtualArray):
             chunk_offset = _chunk_offset(step)
@@ -279,7 +276,8 @@ def _chunk_offset(step: _Step) -> tuple[int, ...] | None:
 
 def _appended_document(step: _Step) -> dict[str, Any]:
     """The stored ``zarr.json`` with the shape and chunk grid of stored + appended."""
-    assert step.stored is not None and step.offset is not None
+    assert step.stored is not None
+    assert step.offset is not None
     axis, start = step.offset
     stored = ArrayMetadata.from_zarr_v3(step.stored)
     shape = tuple(start + n if i == axis else n for i, n in enumerate(step.array.shape))
@@ -293,7 +291,9 @@ def _appended_document(step: _Step) -> dict[str, Any]:
             ]
         )
         grid = stored.chunk_grid.replace_axis(axis, tuple(lengths.tolist()) or 1)
-        document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).to_zarr_v3()["chunk_grid"]
+        document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).to_zarr_v3()[
+            "chunk_grid"
+        ]
     return document
 
 
@@ -462,8 +462,7 @@ def _set_values(store: Any, path: str, array: LoadedArray, offset: tuple[int, in
             return
         axis, start = offset
         region = tuple(
-            slice(start, start + n) if i == axis else slice(None)
-            for i, n in enumerate(array.shape)
+            slice(start, start + n) if i == axis else slice(None) for i, n in enumerate(array.shape)
         )
         target[region] = array.data
 

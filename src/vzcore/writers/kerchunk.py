@@ -116,8 +116,9 @@ def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
             zarray, zattrs = _v2_documents(array)
         except UnsupportedCodecError as err:
             advice = (
-                "" if isinstance(err, RectilinearGridError) else
-                "; write it to Icechunk or a manifest parquet, or load it"
+                ""
+                if isinstance(err, RectilinearGridError)
+                else "; write it to Icechunk or a manifest parquet, or load it"
             )
             raise type(err)(
                 f"variable {path!r} cannot be written as Kerchunk references (zarr v2): "

@@ -6,6 +6,7 @@ a real file; every law that reads values compares them with the model.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_split_at_chunk_boundaries_then_concat_is_identity(
     points = sorted({bounds[min(c, len(bounds) - 1)] for c in cuts} | {0, array.shape[0]})
     pieces = [
         vc.select_chunks(array, [slice(a, b), slice(None)])
-        for a, b in zip(points, points[1:], strict=False)
+        for a, b in itertools.pairwise(points)
     ]
     assert vc.concat(pieces, axis=0) == array
 

@@ -46,8 +46,7 @@ def test_split_at_chunk_boundaries_then_concat_is_identity(
     bounds = array.metadata.chunk_grid.chunk_boundaries(array.shape, 0).tolist()
     points = sorted({bounds[min(c, len(bounds) - 1)] for c in cuts} | {0, array.shape[0]})
     pieces = [
-        vc.select_chunks(array, [slice(a, b), slice(None)])
-        for a, b in itertools.pairwise(points)
+        vc.select_chunks(array, [slice(a, b), slice(None)]) for a, b in itertools.pairwise(points)
     ]
     assert vc.concat(pieces, axis=0) == array
 

@@ -361,7 +361,9 @@ def _joined_metadata(
 ) -> ArrayMetadata:
     first = arrays[0].metadata
     lengths = np.concatenate([a.metadata.chunk_grid.axis_lengths(a.shape, axis) for a in arrays])
-    grid = first.chunk_grid.replace_axis(axis, tuple(lengths.tolist()) or 1)
+    if not len(lengths):
+        return first.evolve(shape=shape)  # no chunk along the axis: its length stays
+    grid = first.chunk_grid.replace_axis(axis, tuple(lengths.tolist()))
     return first.evolve(shape=shape, chunk_grid=grid)
 
 

@@ -290,7 +290,11 @@ def _appended_document(step: _Step) -> dict[str, Any]:
                 step.array.metadata.chunk_grid.axis_lengths(step.array.shape, axis),
             ]
         )
-        grid = stored.chunk_grid.replace_axis(axis, tuple(lengths.tolist()) or 1)
+        grid = (
+            stored.chunk_grid.replace_axis(axis, tuple(lengths.tolist()))
+            if len(lengths)
+            else stored.chunk_grid
+        )
         document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).to_zarr_v3()[
             "chunk_grid"
         ]

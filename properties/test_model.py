@@ -250,6 +250,13 @@ class AlgebraAgainstNumpy(RuleBasedStateMachine):
             return self._remember(array, self._model(array))
         axis = data.draw(st.integers(-array.ndim, array.ndim - 1), label="axis")
         aligned = array.shape[axis] % array.chunk_shape[axis] == 0
+        raw_prefix = [c.name for c in array.metadata.codecs] == ["bytes"] and all(
+            c == 1 for c in array.chunk_shape[: axis % array.ndim]
+        )
+        if not aligned and raw_prefix:
+            # The partial chunk becomes a shorter one: a rectilinear grid (its own laws).
+            assert not vc.concat([array, array], axis=axis).metadata.is_regular
+            return self._remember(array, self._model(array))
         if not aligned:
             with pytest.raises(vc.PartialChunkError, match=r"array 0 (\([^)]*\) )?has length"):
                 vc.concat([array, array], axis=axis)

@@ -29,8 +29,11 @@ type Factory = Callable[..., vc.VirtualArray]
 
 PARTIAL = (
     "array {index} (file:///data.nc) has length {length} along axis {axis}, not a multiple of its chunk length "
-    "{chunk}: only the last array may end in a partial chunk"
+    "{chunk}: its last chunk there is stored for {chunk} elements and holds {held}, and {reason}; "
+    "only the last array may end in a partial chunk"
 )
+ENCODED = "it is encoded (bytes, numcodecs.zlib), so the part it holds cannot be cut out as a shorter chunk"
+ZLIB = [{"name": "numcodecs.zlib", "configuration": {"level": 1}}]
 
 
 def _dense(array: vc.VirtualArray) -> tuple[npt.NDArray[Any], ...]:
@@ -145,9 +148,25 @@ def test_dimension_names_are_only_compared_when_all_arrays_have_them(
 
 def test_a_partial_chunk_inside_the_result_is_refused(make_virtual: Factory) -> None:
     with pytest.raises(PartialChunkError) as info:
-        vc.concat([make_virtual((3, 4), (2, 4)), make_virtual((2, 4), (2, 4))], axis=0)
-    message = PARTIAL.format(index=0, length=3, axis=0, chunk=2)
+        vc.concat(
+            [make_virtual((3, 4), (2, 4), codecs=ZLIB), make_virtual((2, 4), (2, 4), codecs=ZLIB)],
+            axis=0,
+        )
+    message = PARTIAL.format(index=0, length=3, axis=0, chunk=2, held=1, reason=ENCODED)
     assert str(info.value) == f"cannot concatenate: {message}"
+
+
+def test_a_raw_partial_chunk_inside_the_result_becomes_a_shorter_chunk(
+    make_virtual: Factory,
+) -> None:
+    """Raw bytes, cut along the leading axis: the part held is the chunk's first bytes."""
+    first = make_virtual((3, 4), (2, 4), chunk_nbytes=32, paths="file:///a.nc")
+    last = make_virtual((2, 4), (2, 4), chunk_nbytes=32, paths="file:///b.nc")
+    result = vc.concat([first, last], axis=0)
+    assert result.shape == (5, 4)
+    assert result.metadata.chunk_grid == vc.RectilinearChunkGrid(((2, 1, 2), 4))
+    assert result.manifest.to_numpy_columns()[2].tolist() == [32, 16, 32]
+    assert result.manifest.to_numpy_columns()[1].tolist() == [0, 32, 0]
 
 
 def test_a_partial_chunk_at_the_end_is_allowed(make_virtual: Factory) -> None:
@@ -163,8 +182,12 @@ def test_every_partial_chunk_is_reported(make_virtual: Factory) -> None:
     arrays = [make_virtual((2, 3), (2, 2)) for _ in range(3)] + [make_virtual((2, 3), (2, 2))]
     with pytest.raises(PartialChunkError) as info:
         vc.concat(arrays, axis=-1)
+    reason = (
+        "the part it holds is not a prefix of its bytes (the axes before it have chunk "
+        "lengths (2,), not 1)"
+    )
     assert info.value.problems == tuple(
-        PARTIAL.format(index=i, length=3, axis=1, chunk=2) for i in range(3)
+        PARTIAL.format(index=i, length=3, axis=1, chunk=2, held=1, reason=reason) for i in range(3)
     )
 
 

@@ -21,7 +21,7 @@ def test_virtual_array_refuses_a_manifest_on_another_grid() -> None:
     with pytest.raises(InvalidManifestError) as info:
         vc.VirtualArray(meta, ChunkManifest.empty((2, 3)))
     assert str(info.value) == (
-        "manifest grid (2, 3) does not match shape (4, 6) in chunks of (2, 3) (grid (2, 2))"
+        "manifest grid (2, 3) does not match shape (4, 6) in chunk shape (2, 3) (grid (2, 2))"
     )
 
 

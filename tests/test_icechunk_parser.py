@@ -559,7 +559,7 @@ def test_vz_info_reads_what_vz_virtualize_wrote(
     assert vz_main(["info", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"file://{out}" in printed
-    assert "tas: float32 (12, 3) dims (time, lon) chunks (2, 3)" in printed
+    assert "tas: float32 (12, 3) dims (time, lon) chunk shape (2, 3)" in printed
     assert "in 3 file(s)" in printed
     assert "time: int32 (12,)" in printed
     assert "in memory" in printed

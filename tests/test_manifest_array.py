@@ -152,15 +152,27 @@ def test_combining_with_numpy_values_is_refused() -> None:
 
 
 def test_incompatible_arrays_raise_the_core_errors() -> None:
-    a, b = manifest_array((4,), (2,)), manifest_array((4,), (4,))
+    a, b = manifest_array((4, 4), (2, 2)), manifest_array((4, 4), (2, 4))
     with pytest.raises(vc.ChunkShapeMismatch) as info:
         np.concatenate([a, b])
     assert str(info.value) == (
-        "cannot concatenate: array 1 (file:///data/a.nc) has chunk shape (4,), "
-        "array 0 (file:///data/a.nc) has (2,)"
+        "cannot concatenate: array 1 (file:///data/a.nc) has chunk shape (2, 4), "
+        "array 0 (file:///data/a.nc) has (2, 2)"
     )
     with pytest.raises(vc.PartialChunkError):
-        np.concatenate([manifest_array((3,), (2,)), a])
+        np.concatenate([manifest_array((4, 3), (2, 2)), a], axis=1)
+
+
+def test_chunk_lengths_along_the_axis_may_differ() -> None:
+    a, b = manifest_array((4, 4), (2, 2)), manifest_array((4, 4), (4, 2))
+    joined = np.concatenate([a, b])
+    assert joined.metadata.chunk_grid == vc.RectilinearChunkGrid(((2, 2, 4), 2))
+    assert joined[2:8].metadata.chunk_grid == vc.RectilinearChunkGrid(((2, 4), 2))
+    with pytest.raises(vc.PartialChunkError, match="chunk boundaries"):
+        joined[3:]
+    same = joined == np.concatenate([a, b])
+    assert same.shape == (8, 4)
+    assert same.all()
 
 
 # ---- indexing -----------------------------------------------------------------------------

@@ -415,7 +415,7 @@ def test_from_zarr_v3_reports_bad_data_type_and_chunk_grid_together() -> None:
     document = {
         "shape": [4],
         "data_type": "bogus",
-        "chunk_grid": {"name": "rectilinear"},
+        "chunk_grid": {"name": "hexagonal"},
         "codecs": [LITTLE],
     }
     with pytest.raises(InvalidMetadataError) as info:
@@ -423,7 +423,8 @@ def test_from_zarr_v3_reports_bad_data_type_and_chunk_grid_together() -> None:
     assert len(info.value.problems) == 2
     assert info.value.problems[0].startswith("unknown data_type 'bogus'")
     assert info.value.problems[1] == (
-        "unsupported chunk_grid {'name': 'rectilinear'} (only 'regular' is supported)"
+        "unsupported chunk_grid {'name': 'hexagonal'} "
+        "(only 'regular' and 'rectilinear' are supported)"
     )
 
 

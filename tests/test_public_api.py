@@ -52,6 +52,10 @@ EXPECTED = {
     "Limits",
     "current_limits",
     "limits",
+    "ChunkGrid",
+    "RectilinearChunkGrid",
+    "RectilinearGridError",
+    "regularize",
 }
 
 VZXARRAY = {

@@ -77,7 +77,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
         "pr": write_tile(folder, "pr.zarr", variables=("pr",)),
         "two": write_tile(folder, "two.zarr", variables=("a", "b")),
         "copy": write_tile(folder, "copy.zarr"),
-        "chunks": write_tile(folder, "chunks.zarr", time_start=4, chunks=(1, 3, 2)),
+        "chunks": write_tile(folder, "chunks.zarr", time_start=4, chunks=(2, 3, 1)),
         "codecs": write_tile(folder, "codecs.zarr", time_start=4, compressors=GzipCodec()),
         "dtype": write_tile(folder, "dtype.zarr", time_start=4, dtype="f8"),
         "short": write_tile(folder, "short.zarr", n_time=3),
@@ -363,7 +363,7 @@ def test_combine_by_coords_orders_shuffled_files(files: Files) -> None:
             vc.ChunkShapeMismatch,
             [
                 "cannot concatenate: array 1 (",
-                "has chunk shape (1, 3, 2), array 0 (",
+                "has chunk shape (2, 3, 1), array 0 (",
                 "has (2, 3, 2)",
             ],
         ),

@@ -222,7 +222,7 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     for index in range(3):
         paths[f"part{index}.nc"] = write_part(folder / f"part{index}.nc", start=4 * index)
     mismatched: dict[str, dict[str, Any]] = {
-        "bad_chunks.nc": {"chunks": (1, 3)},
+        "bad_chunks.nc": {"chunks": (2, 1)},
         "bad_dtype.nc": {"dtype": "f8"},
         "bad_codecs.nc": {"zlib": False},
         "bad_lon.nc": {"n_lon": 5, "chunks": (2, 5)},

@@ -11,6 +11,7 @@ from vzcore.algebra import (
     broadcast_to,
     concat,
     expand_dims,
+    regularize,
     rename_paths,
     select_chunks,
     squeeze,
@@ -36,13 +37,14 @@ from vzcore.errors import (
     ManifestFormatError,
     MissingChunkError,
     PartialChunkError,
+    RectilinearGridError,
     ShapeMismatch,
     UnsupportedCodecError,
     VirtualizationError,
     WriteError,
 )
 from vzcore.format_codecs import register_format_codecs
-from vzcore.grid import RegularChunkGrid
+from vzcore.grid import ChunkGrid, RectilinearChunkGrid, RegularChunkGrid
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.limits import Limits, current_limits, limits
 from vzcore.manifest import ChunkManifest
@@ -62,6 +64,7 @@ __all__ = [
     "BroadcastError",
     "ChunkDecodeError",
     "ChunkFetchError",
+    "ChunkGrid",
     "ChunkManifest",
     "ChunkShapeMismatch",
     "CodecMismatch",
@@ -80,6 +83,8 @@ __all__ = [
     "MissingChunkError",
     "ObjectStoreRegistry",
     "PartialChunkError",
+    "RectilinearChunkGrid",
+    "RectilinearGridError",
     "RegularChunkGrid",
     "ShapeMismatch",
     "ShortReadError",
@@ -99,6 +104,7 @@ __all__ = [
     "limits",
     "read_array",
     "read_manifest_parquet",
+    "regularize",
     "rename_paths",
     "select_chunks",
     "squeeze",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,9 +30,11 @@ from vzcore.errors import (
     FillValueMismatch,
     InvalidManifestError,
     PartialChunkError,
+    RectilinearGridError,
     ShapeMismatch,
     VirtualizationError,
 )
+from vzcore.grid import AxisChunks, ChunkGrid, RegularChunkGrid, as_chunk_grid, describe_grid
 from vzcore.group import VirtualGroup
 from vzcore.manifest import (
     MANIFEST_SCHEMA,
@@ -49,6 +52,7 @@ __all__ = [
     "concat",
     "expand_dims",
     "referenced_paths",
+    "regularize",
     "rename_paths",
     "select_chunks",
     "single_path_renamer",
@@ -151,6 +155,7 @@ def validate_compatible(
     axis: int,
     operation: str = "concatenate",
     check_storage: bool = True,
+    trim_partial: bool = True,
 ) -> None:
     """Check that ``arrays`` can be joined along ``axis``; report every problem at once.
 
@@ -159,14 +164,20 @@ def validate_compatible(
     `DimensionNameMismatch`, `PartialChunkError`) with all problems in its message.
     ``check_storage=False`` checks only what in-memory values need (shapes, dtype).
 
-    >>> a = VirtualArray(ArrayMetadata(shape=(4,), chunk_grid=(2,), dtype="i4"),
-    ...                  ChunkManifest.empty((2,)))
-    >>> b = VirtualArray(ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="i4"),
-    ...                  ChunkManifest.empty((1,)))
+    Chunk lengths along ``axis`` may differ (the result's grid is then rectilinear);
+    along the other axes they must match. An input other than the last may end in a
+    partial chunk along ``axis`` only when its chunks are stored uncompressed and the
+    part is a prefix of the bytes (see `concat`); ``trim_partial=False`` refuses every
+    partial chunk there.
+
+    >>> a = VirtualArray(ArrayMetadata(shape=(4, 4), chunk_grid=(2, 2), dtype="i4"),
+    ...                  ChunkManifest.empty((2, 2)))
+    >>> b = VirtualArray(ArrayMetadata(shape=(4, 4), chunk_grid=(4, 4), dtype="i4"),
+    ...                  ChunkManifest.empty((1, 1)))
     >>> validate_compatible([a, b], axis=0)
     Traceback (most recent call last):
     ...
-    vzcore.errors.ChunkShapeMismatch: cannot concatenate: array 1 has chunk shape (4,), array 0 has (2,)
+    vzcore.errors.ChunkShapeMismatch: cannot concatenate: array 1 has chunk shape (4, 4), array 0 has (2, 2)
     """
     if not arrays:
         raise VirtualizationError(f"cannot {operation}: no arrays given")
@@ -195,7 +206,12 @@ def validate_compatible(
         check(DtypeMismatch, [m.dtype for m in metas], "dtype", key=str)
         check(EncodingMismatch, [m.encoding for m in metas], "CF encoding", key=canonical_json)
         if check_storage:
-            check(ChunkShapeMismatch, [m.chunk_shape for m in metas], "chunk shape")
+            check(
+                ChunkShapeMismatch,
+                [_GridShown(m.chunk_grid, axis) for m in metas],
+                "chunk shape",
+                key=lambda shown: shown.other_axes,
+            )
             check(CodecMismatch, [m.codecs for m in metas], "codecs")
             if len({m.dtype for m in metas}) == 1:
                 check(FillValueMismatch, [m.fill_value for m in metas], "fill value", key=_fill_key)
@@ -203,30 +219,77 @@ def validate_compatible(
         if all(n is not None for n in named):
             check(DimensionNameMismatch, named, "dimension names")
         if not problems and check_storage:
-            problems.extend(_partial_chunk_problems(metas, axis, files))
+            problems.extend(_partial_chunk_problems(metas, axis, files, trim_partial))
     if problems:
         messages = [m for _, m in problems]
         raise problems[0][0](f"cannot {operation}: " + "; ".join(messages), problems=messages)
 
 
+class _GridShown:
+    """A grid as a concatenation compares it (its other axes) and as messages show it."""
+
+    def __init__(self, grid: ChunkGrid, axis: int) -> None:
+        self.grid = grid
+        self.other_axes = tuple(c for i, c in enumerate(grid.chunk_lengths) if i != axis)
+
+    def __str__(self) -> str:
+        if isinstance(self.grid, RegularChunkGrid):
+            return str(self.grid.chunk_shape)
+        return describe_grid(self.grid).removeprefix("chunk lengths ")
+
+
 def _partial_chunk_problems(
-    metas: Sequence[ArrayMetadata], axis: int, files: Sequence[str]
+    metas: Sequence[ArrayMetadata], axis: int, files: Sequence[str], trim_partial: bool
 ) -> list[tuple[type[VirtualizationError], str]]:
     problems: list[tuple[type[VirtualizationError], str]] = []
     for index, meta in enumerate(metas[:-1]):
-        if not meta.chunk_grid.is_aligned(meta.shape[axis], axis):
-            problems.append(
+        if meta.chunk_grid.is_aligned(meta.shape[axis], axis):
+            continue
+        reason = _untrimmable(meta, axis) if trim_partial else "stored chunks are not rewritten"
+        if reason is None:
+            continue
+        lengths = meta.chunk_grid.axis_lengths(meta.shape, axis)
+        bounds = meta.chunk_grid.chunk_boundaries(meta.shape, axis)
+        held = int(bounds[-1] - bounds[-2])
+        problems.append(
+            (
+                PartialChunkError,
                 (
-                    PartialChunkError,
-                    (
-                        f"{_format_indices([index], files)} has length {meta.shape[axis]} "
-                        f"along axis {axis}, not a "
-                        f"multiple of its chunk length {meta.chunk_shape[axis]}: only the last "
-                        "array may end in a partial chunk"
-                    ),
-                )
+                    f"{_format_indices([index], files)} has length {meta.shape[axis]} "
+                    f"along axis {axis}, not a multiple of its chunk length "
+                    f"{_chunk_length_text(meta.chunk_grid, axis)}: its last chunk there is "
+                    f"stored for {int(lengths[-1])} elements and holds {held}, and {reason}; "
+                    "only the last array may end in a partial chunk"
+                ),
             )
+        )
     return problems
+
+
+def _chunk_length_text(grid: ChunkGrid, axis: int) -> str:
+    spec = grid.chunk_lengths[axis]
+    return str(spec) if isinstance(spec, int) else f"(chunks {spec})"
+
+
+def _untrimmable(meta: ArrayMetadata, axis: int) -> str | None:
+    """Why a partial last chunk along ``axis`` cannot become a shorter chunk (None if it can).
+
+    Its first bytes are the part the array holds when the chunk is stored raw (the
+    ``bytes`` codec alone) and every axis before ``axis`` has chunk length 1 (C order).
+    """
+    if [c.name for c in meta.codecs] != ["bytes"]:
+        return (
+            f"it is encoded ({', '.join(c.name for c in meta.codecs)}), so the part it holds "
+            "cannot be cut "
+            "out as a shorter chunk"
+        )
+    leading = meta.chunk_grid.chunk_lengths[:axis]
+    if any(spec != 1 for spec in leading):
+        return (
+            "the part it holds is not a prefix of its bytes (the axes before it have chunk "
+            f"lengths {leading}, not 1)"
+        )
+    return None
 
 
 # ---- concat and friends -------------------------------------------------------------------
@@ -242,6 +305,12 @@ def concat(arrays: Sequence[AnyArray], *, axis: int) -> AnyArray:
     Along the leading axis (or any axis before which the grid has one chunk) the
     per-chunk columns are appended without a copy; along other axes one vectorised
     gather builds the result.
+
+    The chunk lengths along ``axis`` may differ between the arrays: the result then
+    has a rectilinear grid (12 monthly files of daily data, one chunk per file, give
+    chunks of 31, 28, 31, ... days). An array other than the last that ends in a
+    partial chunk is accepted when that chunk is stored raw and the part it holds is a
+    prefix of its bytes: the reference is shortened to that prefix, a shorter chunk.
 
     >>> def one(path):
     ...     meta = ArrayMetadata(shape=(2, 3), chunk_grid=(2, 3), dtype="f8")
@@ -266,6 +335,7 @@ def _concat(arrays: Sequence[AnyArray], *, axis: int, operation: str) -> AnyArra
             "load them all (loadable_variables=) or none"
         )
     virtual = [a for a in arrays if isinstance(a, VirtualArray)]
+    virtual = [_trim_partial_chunk(a, axis) for a in virtual[:-1]] + virtual[-1:]
     shape = list(virtual[0].shape)
     shape[axis] = sum(a.shape[axis] for a in virtual)
     metadata = _joined_metadata(virtual, axis, tuple(shape))
@@ -289,7 +359,56 @@ def _concat_loaded(arrays: Sequence[LoadedArray], axis: int, operation: str) -> 
 def _joined_metadata(
     arrays: Sequence[AnyArray], axis: int, shape: tuple[int, ...]
 ) -> ArrayMetadata:
-    return arrays[0].metadata.evolve(shape=shape)
+    first = arrays[0].metadata
+    lengths = np.concatenate([a.metadata.chunk_grid.axis_lengths(a.shape, axis) for a in arrays])
+    if not len(lengths):
+        return first.evolve(shape=shape)  # no chunk along the axis: its length stays
+    grid = first.chunk_grid.replace_axis(axis, tuple(lengths.tolist()))
+    return first.evolve(shape=shape, chunk_grid=grid)
+
+
+def _trim_partial_chunk(array: VirtualArray, axis: int) -> VirtualArray:
+    """``array`` with its partial last chunk along ``axis`` made a shorter chunk of its own.
+
+    Only called once `_untrimmable` has found nothing against it: the chunks are raw and
+    the part held is the first bytes of each chunk in that slab.
+    """
+    meta = array.metadata
+    grid = meta.chunk_grid
+    if grid.is_aligned(meta.shape[axis], axis):
+        return array
+    per_axis = [grid.axis_lengths(meta.shape, i) for i in range(meta.ndim)]
+    bounds = grid.chunk_boundaries(meta.shape, axis)
+    held = int(bounds[-1] - bounds[-2])
+    per_axis[axis] = np.array([held], dtype=np.int64)
+    # Bytes of the shortened chunks in the last slab: the product of their lengths.
+    prefix = np.full((1,) * meta.ndim, meta.dtype.itemsize, dtype=np.int64)
+    for i, lengths in enumerate(per_axis):
+        prefix = prefix * lengths.reshape([-1 if j == i else 1 for j in range(meta.ndim)])
+    manifest = array.manifest
+    indices, offsets, lengths_column = manifest.to_numpy_columns()
+    new_lengths = np.array(lengths_column, dtype=np.uint64).reshape(manifest.grid)
+    last = tuple(slice(-1, None) if i == axis else slice(None) for i in range(meta.ndim))
+    slab = new_lengths[last]
+    present = indices.reshape(manifest.grid)[last] >= 0
+    wanted = np.broadcast_to(prefix, slab.shape).astype(np.uint64)
+    short = present & (slab < wanted)
+    if short.any():
+        raise PartialChunkError(
+            f"cannot shorten the last chunk of {source_label(array)} along axis {axis}: "
+            f"a reference there has {int(slab[short][0])} bytes, fewer than the "
+            f"{int(wanted[short][0])} its {held} elements need"
+        )
+    new_lengths[last] = np.where(present, wanted, slab)
+    new_grid = grid.replace_axis(axis, (*grid.axis_lengths(meta.shape, axis)[:-1].tolist(), held))
+    trimmed = ChunkManifest.from_numpy_columns(
+        manifest.grid,
+        dictionary=manifest.dictionary,
+        indices=indices,
+        offsets=offsets,
+        lengths=new_lengths.ravel(),
+    )
+    return VirtualArray(meta.evolve(chunk_grid=new_grid), trimmed)
 
 
 def _append_tables(manifests: Sequence[ChunkManifest]) -> pa.Table:
@@ -386,7 +505,7 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
     extra = len(target) - meta.ndim
     if extra < 0:
         raise BroadcastError(f"cannot broadcast shape {meta.shape} to fewer dimensions {target}")
-    chunks = [1] * extra + list(meta.chunk_shape)
+    chunks: list[AxisChunks] = [*([1] * extra), *meta.chunk_grid.chunk_lengths]
     padded = (1,) * extra + meta.shape
     for axis, (have, want) in enumerate(zip(padded, target, strict=True)):
         if have == want:
@@ -406,7 +525,7 @@ def broadcast_to(array: VirtualArray, shape: Sequence[int]) -> VirtualArray:
     axes = [None] * extra + list(range(meta.ndim))
     new_meta = meta.evolve(
         shape=target,
-        chunk_grid=tuple(chunks),
+        chunk_grid=as_chunk_grid(chunks),
         dimension_names=names,
         codecs=codecs_with_axes(meta.codecs, axes, ndim=meta.ndim, operation="broadcast"),
     )
@@ -434,30 +553,38 @@ def select_chunks(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
     meta = array.metadata
     if len(selection) != meta.ndim:
         raise ShapeMismatch(f"selection has {len(selection)} slices for a {meta.ndim}-d array")
-    starts, stops = [], []
-    for axis, (item, length, chunk) in enumerate(
-        zip(selection, meta.shape, meta.chunk_shape, strict=True)
-    ):
+    grid = meta.chunk_grid
+    ranges: list[npt.NDArray[np.int64]] = []
+    axes: list[AxisChunks] = []
+    shape: list[int] = []
+    for axis, (item, length) in enumerate(zip(selection, meta.shape, strict=True)):
         start, stop, step = item.indices(length)
         stop = max(stop, start)
-        if step != 1 or start % chunk or (stop % chunk and stop != length):
+        bounds = grid.chunk_boundaries(meta.shape, axis)
+        first, end = (int(i) for i in np.searchsorted(bounds, [start, stop]))
+        if step != 1 or bounds[first] != start or bounds[end] != stop:
+            spec = grid.chunk_lengths[axis]
+            where = f"multiples of {spec}" if isinstance(spec, int) else _shown_boundaries(bounds)
             raise PartialChunkError(
                 f"cannot select {item} along axis {axis}: virtual arrays can only be cut on "
-                f"chunk boundaries (multiples of {chunk}, or the end {length}); load the "
+                f"chunk boundaries ({where}, or the end {length}); load the "
                 "variable to select arbitrary elements"
             )
-        starts.append(start)
-        stops.append(stop)
-    shape = tuple(b - a for a, b in zip(starts, stops, strict=True))
-    new_meta = meta.evolve(shape=shape)
-    if shape == meta.shape:
+        ranges.append(np.arange(first, end, dtype=np.int64))
+        lengths = grid.axis_lengths(meta.shape, axis)[first:end]
+        spec = grid.chunk_lengths[axis]
+        axes.append(spec if isinstance(spec, int) or not len(lengths) else tuple(lengths.tolist()))
+        shape.append(stop - start)
+    if tuple(shape) == meta.shape:
         return array
-    ranges = [
-        np.arange(a // c, -(-b // c), dtype=np.int64)
-        for a, b, c in zip(starts, stops, meta.chunk_shape, strict=True)
-    ]
+    new_meta = meta.evolve(shape=tuple(shape), chunk_grid=as_chunk_grid(axes))
     rows = np.ravel_multi_index(np.ix_(*ranges), array.manifest.grid).ravel()
     return VirtualArray(new_meta, array.manifest.take(rows, grid=new_meta.grid_shape))
+
+
+def _shown_boundaries(bounds: npt.NDArray[np.int64]) -> str:
+    values = bounds[:-1].tolist()
+    return "at " + ", ".join(map(str, values[:6])) + (", ..." if len(values) > 6 else "")
 
 
 def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
@@ -469,22 +596,79 @@ def squeeze(array: VirtualArray, *, axis: int) -> VirtualArray:
     if not -meta.ndim <= axis < meta.ndim:
         raise ShapeMismatch(f"cannot squeeze: axis {axis} is out of range for {meta.ndim}-d arrays")
     axis %= meta.ndim
-    if meta.shape[axis] != 1 or meta.chunk_shape[axis] != 1:
+    chunk_lengths = meta.chunk_grid.chunk_lengths
+    if meta.shape[axis] != 1 or chunk_lengths[axis] != 1:
         raise ShapeMismatch(
             f"cannot squeeze axis {axis}: it has length {meta.shape[axis]} and chunk length "
-            f"{meta.chunk_shape[axis]} (both must be 1)"
+            f"{chunk_lengths[axis]} (both must be 1)"
         )
     drop = [i for i in range(meta.ndim) if i != axis]
     names = meta.dimension_names
     new_meta = meta.evolve(
         shape=tuple(meta.shape[i] for i in drop),
-        chunk_grid=tuple(meta.chunk_shape[i] for i in drop),
+        chunk_grid=as_chunk_grid([chunk_lengths[i] for i in drop]),
         dimension_names=None if names is None else tuple(names[i] for i in drop),
         codecs=codecs_with_axes(
             meta.codecs, drop, ndim=meta.ndim, operation=f"squeeze axis {axis}"
         ),
     )
     return VirtualArray(new_meta, array.manifest.reshape(new_meta.grid_shape))
+
+
+@overload
+def regularize(x: VirtualArray) -> VirtualArray: ...
+@overload
+def regularize(x: LoadedArray) -> LoadedArray: ...
+@overload
+def regularize(x: VirtualGroup) -> VirtualGroup: ...
+def regularize(x: AnyArray | VirtualGroup) -> AnyArray | VirtualGroup:
+    """``x`` with a regular chunk grid, for outputs and readers that need one (zarr v2, Kerchunk).
+
+    A grid whose chunks all have one length along each axis (the last may hang over
+    the end) is regular already: `ArrayMetadata` keeps it so. Any other grid would need
+    its chunks merged or split, which rewrites their bytes; this is refused.
+
+    Raises
+    ------
+    RectilinearGridError
+        If an array's chunks have different lengths along an axis; the message says
+        which, and names the way out.
+    """
+    if isinstance(x, VirtualGroup):
+        problems: list[str] = []
+        for path, array in x.walk_arrays():
+            try:
+                regularize(array)
+            except RectilinearGridError as err:
+                problems.append(f"{path!r}: {err}")
+        if problems:
+            raise RectilinearGridError("; ".join(problems), problems=problems)
+        return x
+    meta = x.metadata
+    if isinstance(x, LoadedArray) or meta.is_regular:
+        return x
+    varying = [
+        f"axis {axis} has chunks of {_lengths_text(spec)}"
+        for axis, spec in enumerate(meta.chunk_grid.chunk_lengths)
+        if not isinstance(spec, int)
+    ]
+    advice = (
+        "; its chunks are stored raw, so cutting them into equal pieces is possible "
+        "without copying (vzcore.subchunk)"
+        if [c.name for c in meta.codecs] == ["bytes"]
+        else ""
+    )
+    raise RectilinearGridError(
+        f"cannot make the chunk grid of {source_label(x) or 'the array'} regular: "
+        f"{', '.join(varying)}; a regular grid has one chunk length per axis, and merging "
+        f"or splitting stored chunks would rewrite their bytes{advice}. Icechunk and "
+        "manifest parquet store rectilinear grids as they are"
+    )
+
+
+def _lengths_text(lengths: Sequence[int]) -> str:
+    shown = ", ".join(map(str, lengths[:6])) + (", ..." if len(lengths) > 6 else "")
+    return f"lengths {shown} ({len(lengths)} chunks)"
 
 
 # ---- paths --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -9,10 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from vzcore.errors import InvalidManifestError, InvalidMetadataError
+from vzcore.grid import ChunkGrid, describe_grid
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 
-__all__ = ["AnyArray", "LoadedArray", "VirtualArray", "encode_chunk"]
+__all__ = ["AnyArray", "LoadedArray", "VirtualArray", "chunk_selection", "encode_chunk"]
 
 
 @attrs.frozen
@@ -33,7 +35,7 @@ class VirtualArray:
         if self.manifest.grid != self.metadata.grid_shape:
             raise InvalidManifestError(
                 f"manifest grid {self.manifest.grid} does not match shape {self.metadata.shape} "
-                f"in chunks of {self.metadata.chunk_shape} (grid {self.metadata.grid_shape})"
+                f"in {describe_grid(self.metadata.chunk_grid)} (grid {self.metadata.grid_shape})"
             )
 
     @property
@@ -135,11 +137,9 @@ AnyArray = VirtualArray | LoadedArray
 
 def encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
     """One chunk of a loaded array as stored bytes: little-endian, edges padded with fill."""
-    chunk_shape = array.metadata.chunk_shape
-    selection = tuple(
-        slice(c * n, min((c + 1) * n, s))
-        for c, n, s in zip(coords, chunk_shape, array.shape, strict=True)
-    )
+    grid = array.metadata.chunk_grid
+    chunk_shape = grid.chunk_shape_at(coords)
+    selection = chunk_selection(grid, array.shape, coords)
     little = array.dtype.newbyteorder("<")
     part = array.data[selection]
     if part.shape != chunk_shape:
@@ -147,3 +147,14 @@ def encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:
         padded[tuple(slice(0, n) for n in part.shape)] = part
         part = padded
     return np.ascontiguousarray(part, dtype=little).tobytes()
+
+
+def chunk_selection(
+    grid: ChunkGrid, shape: tuple[int, ...], coords: Sequence[int]
+) -> tuple[slice, ...]:
+    """The part of an array of ``shape`` that the chunk at grid ``coords`` holds."""
+    selection = []
+    for axis, c in enumerate(coords):
+        bounds = grid.chunk_boundaries(shape, axis)
+        selection.append(slice(int(bounds[c]), int(bounds[c + 1])))
+    return tuple(selection)

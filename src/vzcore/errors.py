@@ -21,6 +21,7 @@ __all__ = [
     "ManifestFormatError",
     "MissingChunkError",
     "PartialChunkError",
+    "RectilinearGridError",
     "ShapeMismatch",
     "UnsupportedCodecError",
     "VirtualizationError",
@@ -49,6 +50,14 @@ class InvalidMetadataError(VirtualizationError):
 
 class UnsupportedCodecError(VirtualizationError):
     """A codec pipeline cannot be expressed in the requested format (e.g. zarr v2)."""
+
+
+class RectilinearGridError(UnsupportedCodecError):
+    """An output, reader or operation needs a regular chunk grid and the array's is rectilinear.
+
+    Zarr v2 and Kerchunk store only regular grids; Icechunk and manifest parquet
+    store rectilinear ones (see `vzcore.regularize` for arrays that are regular in fact).
+    """
 
 
 class ChunkDecodeError(VirtualizationError):

@@ -21,8 +21,17 @@ from numpy.lib.recfunctions import repack_fields
 from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
 from vzcore.cf import encoding_conflicts, normalize_encoding, split_attributes, stored_attributes
 from vzcore.codecs import CodecSpec, normalize_codec, v2_codec_to_v3, v3_codec_to_v2
-from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
-from vzcore.grid import ChunkGrid, GridShape, RegularChunkGrid, integer_tuple
+from vzcore.errors import InvalidMetadataError, RectilinearGridError, UnsupportedCodecError
+from vzcore.grid import (
+    ChunkGrid,
+    GridShape,
+    RegularChunkGrid,
+    as_chunk_grid,
+    canonical_grid,
+    describe_grid,
+    expand_run_lengths,
+    integer_tuple,
+)
 from vzcore.limits import check_count
 
 if TYPE_CHECKING:
@@ -48,8 +57,13 @@ def _to_shape(value: Sequence[int]) -> tuple[int, ...]:
     return integer_tuple(value, "shape")
 
 
-def _to_grid(value: ChunkGrid | Sequence[int]) -> ChunkGrid:
-    return value if isinstance(value, RegularChunkGrid) else RegularChunkGrid(_to_shape(value))
+def _to_grid(value: ChunkGrid | Sequence[int | Sequence[int]]) -> ChunkGrid:
+    try:
+        return as_chunk_grid(value)
+    except InvalidMetadataError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise InvalidMetadataError(f"invalid chunk grid {value!r}: {err}") from err
 
 
 def _to_dtype(value: npt.DTypeLike) -> np.dtype[Any]:
@@ -247,13 +261,22 @@ class ArrayMetadata:
             problems.append(f"shape {self.shape} has a negative length")
         elif math.prod(self.shape) > _INT64_MAX:
             problems.append(f"shape {self.shape} has more than 2**63 - 1 elements")
-        if any(c > _INT64_MAX for c in self.chunk_shape):
-            problems.append(f"chunk shape {self.chunk_shape} has a length above 2**63 - 1")
+        if any(c > _INT64_MAX for c in self.chunk_grid.max_chunk_shape()):
+            problems.append(f"{describe_grid(self.chunk_grid)} has a length above 2**63 - 1")
         if self.chunk_grid.ndim != len(self.shape):
             problems.append(
-                f"chunk shape {self.chunk_grid.chunk_shape} has {self.chunk_grid.ndim} axes, "
+                f"{describe_grid(self.chunk_grid)} has {self.chunk_grid.ndim} axes, "
                 f"shape {self.shape} has {len(self.shape)}"
             )
+        elif not any(s < 0 for s in self.shape):
+            try:
+                grid = canonical_grid(self.chunk_grid, self.shape)
+            except InvalidMetadataError as err:
+                problems.append(str(err))
+            else:
+                if grid != self.chunk_grid:
+                    # Constructor-time normalisation: one value per grid, so equality works.
+                    object.__setattr__(self, "chunk_grid", grid)
         if self.dimension_names is not None and len(self.dimension_names) != len(self.shape):
             problems.append(
                 f"dimension names {self.dimension_names} do not match shape {self.shape}"
@@ -289,7 +312,7 @@ class ArrayMetadata:
         cls,
         *,
         shape: Sequence[int],
-        chunk_shape: Sequence[int],
+        chunk_shape: Sequence[int | Sequence[int]] | ChunkGrid,
         dtype: npt.DTypeLike,
         fill_value: object = None,
         codecs: Sequence[CodecSpec | Mapping[str, Any] | str] | None = None,
@@ -329,7 +352,19 @@ class ArrayMetadata:
 
     @property
     def chunk_shape(self) -> tuple[int, ...]:
+        """The shape of every chunk of a regular grid.
+
+        Raises
+        ------
+        RectilinearGridError
+            If the grid is rectilinear (ask ``chunk_grid`` for the chunks' lengths).
+        """
         return self.chunk_grid.chunk_shape
+
+    @property
+    def is_regular(self) -> bool:
+        """Whether every chunk has one shape (the grid is a `RegularChunkGrid`)."""
+        return isinstance(self.chunk_grid, RegularChunkGrid)
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -359,7 +394,7 @@ class ArrayMetadata:
             "node_type": "array",
             "shape": list(self.shape),
             "data_type": zdtype.to_json(zarr_format=3),
-            "chunk_grid": self.chunk_grid.to_zarr_v3(),
+            "chunk_grid": self.chunk_grid.to_zarr_v3(self.shape),
             "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
             "fill_value": zdtype.to_json_scalar(self.fill_value, zarr_format=3),
             "codecs": [c.to_dict() for c in self.codecs],
@@ -389,7 +424,7 @@ class ArrayMetadata:
                 "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
             )
         dtype = _parse_v3_dtype(doc["data_type"], problems)
-        chunk_shape = _parse_v3_grid(doc["chunk_grid"], problems)
+        chunk_grid = _parse_v3_grid(doc["chunk_grid"], problems)
         problems += _type_problems(
             doc,
             (
@@ -399,14 +434,14 @@ class ArrayMetadata:
                 ("attributes", dict, True),
             ),
         )
-        if problems or dtype is None or chunk_shape is None:
+        if problems or dtype is None or chunk_grid is None:
             raise InvalidMetadataError(
                 "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems
             )
         fill = _parse_fill(doc.get("fill_value"), dtype, 3)
         return cls(
             shape=doc["shape"],
-            chunk_grid=chunk_shape,
+            chunk_grid=chunk_grid,
             dtype=dtype,
             fill_value=fill,
             codecs=doc["codecs"],
@@ -425,6 +460,12 @@ class ArrayMetadata:
             If the codec pipeline has no zarr v2 form (no ``bytes`` codec, a codec
             numcodecs lacks, a transpose other than a full reversal).
         """
+        if not isinstance(self.chunk_grid, RegularChunkGrid):
+            raise RectilinearGridError(
+                f"the array has a rectilinear chunk grid ({describe_grid(self.chunk_grid)}): "
+                "zarr v2 (and Kerchunk) store only regular grids; write it to Icechunk or "
+                "manifest parquet, or make the grid regular (vzcore.regularize)"
+            )
         names = [c.name for c in self.codecs]
         if "bytes" not in names:
             raise UnsupportedCodecError(
@@ -520,7 +561,7 @@ class ArrayMetadata:
 
     def __repr__(self) -> str:
         return (
-            f"ArrayMetadata(shape={self.shape}, chunk_shape={self.chunk_shape}, dtype={self.dtype}, "
+            f"ArrayMetadata(shape={self.shape}, {_grid_text(self.chunk_grid)}, dtype={self.dtype}, "
             f"fill_value={self.fill_value!r}, codecs=[{', '.join(map(str, self.codecs))}], "
             f"dimension_names={self.dimension_names}"
             + (f", encoding={dict(self.encoding)}" if self.encoding else "")
@@ -592,10 +633,13 @@ def check_in_memory_size(metadata: ArrayMetadata, where: str) -> None:
     itemsize = metadata.dtype.itemsize
     check_count(
         "max_inline_bytes",
-        (itemsize, max(math.prod(metadata.shape), math.prod(metadata.chunk_shape))),
+        (
+            itemsize,
+            max(math.prod(metadata.shape), math.prod(metadata.chunk_grid.max_chunk_shape())),
+        ),
         where,
-        f"the decoded size of the array (shape {metadata.shape}, chunks "
-        f"{metadata.chunk_shape}, {metadata.dtype})",
+        f"the decoded size of the array (shape {metadata.shape}, "
+        f"{describe_grid(metadata.chunk_grid)}, {metadata.dtype})",
     )
 
 
@@ -626,20 +670,59 @@ def _parse_v3_dtype(value: JSON, problems: list[str]) -> np.dtype[Any] | None:
         return None
 
 
-def _parse_v3_grid(value: JSON, problems: list[str]) -> tuple[int, ...] | None:
-    if not isinstance(value, Mapping) or value.get("name") != "regular":
-        problems.append(f"unsupported chunk_grid {value!r} (only 'regular' is supported)")
+def _grid_text(grid: ChunkGrid) -> str:
+    if isinstance(grid, RegularChunkGrid):
+        return f"chunk_shape={grid.chunk_shape}"
+    return "chunk_lengths=" + describe_grid(grid).removeprefix("chunk lengths ")
+
+
+def _parse_v3_grid(value: JSON, problems: list[str]) -> ChunkGrid | None:
+    name = value.get("name") if isinstance(value, Mapping) else None
+    configuration = value.get("configuration", {}) if isinstance(value, Mapping) else {}
+    if name == "rectilinear" and isinstance(configuration, Mapping):
+        return _parse_rectilinear(value, configuration, problems)
+    if name != "regular" or not isinstance(configuration, Mapping):
+        problems.append(
+            f"unsupported chunk_grid {value!r} (only 'regular' and 'rectilinear' are supported)"
+        )
         return None
-    configuration = value.get("configuration", {})
-    chunk_shape = configuration.get("chunk_shape") if isinstance(configuration, Mapping) else None
+    chunk_shape = configuration.get("chunk_shape")
     if not isinstance(chunk_shape, list | tuple):
         problems.append(f"chunk_grid has no chunk_shape list: {value!r}")
         return None
     try:
-        return integer_tuple(chunk_shape, "chunk_shape")
+        return RegularChunkGrid(integer_tuple(chunk_shape, "chunk_shape"))
     except InvalidMetadataError as err:
         problems.append(str(err))
         return None
+
+
+def _parse_rectilinear(
+    value: JSON, configuration: Mapping[str, Any], problems: list[str]
+) -> ChunkGrid | None:
+    """zarr's rectilinear grid: per axis a regular length, or lengths with ``[length, count]`` runs."""
+    if configuration.get("kind") != "inline":
+        problems.append(f"rectilinear chunk_grid kind must be 'inline': {value!r}")
+        return None
+    shapes = configuration.get("chunk_shapes")
+    if not isinstance(shapes, Sequence) or isinstance(shapes, str):
+        problems.append(f"rectilinear chunk_grid has no chunk_shapes list: {value!r}")
+        return None
+    axes: list[int | tuple[int, ...]] = []
+    for axis, spec in enumerate(shapes):
+        try:
+            if isinstance(spec, Sequence) and not isinstance(spec, str):
+                axes.append(expand_run_lengths(spec, axis))
+            elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 1:
+                axes.append(spec)
+            else:
+                raise InvalidMetadataError(
+                    f"chunk_shapes entry {spec!r} along axis {axis} is neither a positive "
+                    "integer nor a list of chunk lengths"
+                )
+        except InvalidMetadataError as err:
+            problems.append(str(err))
+    return None if len(axes) != len(shapes) else as_chunk_grid(axes)
 
 
 def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[CodecSpec]:

@@ -7,20 +7,21 @@ through zarr and a `ManifestStore`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.array import AnyArray, LoadedArray, VirtualArray, chunk_selection
 from vzcore.byteranges import read_references
 from vzcore.errors import ChunkDecodeError, UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.metadata import ArrayMetadata
 from vzcore.registry import ObjectStoreRegistry
 
-__all__ = ["decode_chunks", "read_array"]
+__all__ = ["decode_chunks", "read_array", "rectilinear_chunks_enabled"]
 
 
 def read_array(array: AnyArray, registry: ObjectStoreRegistry | None = None) -> npt.NDArray[Any]:
@@ -56,8 +57,7 @@ def decode_chunks(
     for coords, data in chunks.items():
         if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
             raise VirtualizationError(f"chunk {coords} lies outside the grid {grid}")
-        row = int(np.ravel_multi_index(coords, grid)) if grid else 0
-        _place(out, decode(data), row, metadata.chunk_shape, grid)
+        _place(out, decode(data, metadata.chunk_grid.chunk_shape_at(coords)), coords, metadata)
     return out
 
 
@@ -76,7 +76,8 @@ def _decode_with_zarr(
         key = "/".join(["c", *map(str, coords)])
         contents[key] = cpu.Buffer.from_bytes(data)
     store = zarr.storage.MemoryStore(contents)
-    values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, mode="r")[...])
+    with rectilinear_chunks_enabled():
+        values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, mode="r")[...])
     return values
 
 
@@ -84,6 +85,9 @@ def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[An
     """The zarr v2 form of the pipeline: numcodecs codecs, stored dtype, memory order."""
     import numcodecs
 
+    if not metadata.is_regular:
+        # The codecs alone matter here: any regular stand-in grid gives their v2 form.
+        metadata = metadata.evolve(chunk_grid=metadata.chunk_grid.max_chunk_shape())
     zarray, _ = metadata.to_zarr_v2()
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
     pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
@@ -97,7 +101,8 @@ def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[An
 def encode_fill_chunk(metadata: ArrayMetadata) -> bytes:
     """One chunk holding only the fill value, encoded with the array's codecs (zarr v2 form).
 
-    A constant chunk is the same in C and Fortran order, so either order works.
+    A constant chunk is the same in C and Fortran order, so either order works. The
+    grid must be regular (every chunk one shape).
 
     Raises
     ------
@@ -115,9 +120,8 @@ def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
     pipeline, stored, order = _numcodecs_pipeline(metadata)
     if order != "C":
         raise UnsupportedCodecError("Fortran-ordered chunks are read through zarr")
-    shape = metadata.chunk_shape
 
-    def decode(raw: bytes | memoryview) -> npt.NDArray[Any]:
+    def decode(raw: bytes | memoryview, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         data: Any = raw
         for codec in reversed(pipeline):
             data = codec.decode(data)
@@ -142,32 +146,28 @@ def _read_chunks(
         lengths[rows],
     )
     urls = array.manifest.dictionary.to_pylist()
+    grid = array.manifest.grid
     for row, buffer in zip(rows.tolist(), buffers, strict=True):
+        coords = tuple(int(c) for c in np.unravel_index(row, grid)) if grid else ()
         try:
-            values = decode(buffer)
+            values = decode(buffer, meta.chunk_grid.chunk_shape_at(coords))
         except Exception as err:  # whatever the codec raises, said with where the chunk is
-            coords = tuple(int(c) for c in np.unravel_index(row, array.manifest.grid))
             start = int(offsets[row])
             raise ChunkDecodeError(
                 f"{urls[int(indices[row])]}: chunk {coords} (bytes {start}-"
                 f"{start + int(lengths[row])}) does not decode: {err}"
             ) from err
-        _place(out, values, row, meta.chunk_shape, array.manifest.grid)
+        _place(out, values, coords, meta)
     return out
 
 
 def _place(
     out: npt.NDArray[Any],
     chunk: npt.NDArray[Any],
-    row: int,
-    chunk_shape: tuple[int, ...],
-    grid: tuple[int, ...],
+    coords: tuple[int, ...],
+    metadata: ArrayMetadata,
 ) -> None:
-    coords = np.unravel_index(row, grid) if grid else ()
-    target = tuple(
-        slice(c * n, min((c + 1) * n, s))
-        for c, n, s in zip(coords, chunk_shape, out.shape, strict=True)
-    )
+    target = chunk_selection(metadata.chunk_grid, metadata.shape, coords)
     out[target] = chunk[tuple(slice(0, t.stop - t.start) for t in target)]
 
 
@@ -177,5 +177,22 @@ def _read_with_zarr(array: VirtualArray, registry: ObjectStoreRegistry) -> npt.N
     from vzcore.store import ManifestStore
 
     store = ManifestStore(VirtualGroup(arrays={"a": array}), registry=registry)
-    values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, path="a", mode="r")[...])
+    with rectilinear_chunks_enabled():
+        values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, path="a", mode="r")[...])
     return values
+
+
+@contextlib.contextmanager
+def rectilinear_chunks_enabled() -> Iterator[None]:
+    """zarr's ``array.rectilinear_chunks`` setting switched on within the block.
+
+    zarr 3.4 reads (and writes) arrays with a rectilinear chunk grid only with this
+    setting on; vz switches it on wherever it opens arrays itself. A process that
+    opens a vz store with zarr or xarray directly sets it itself::
+
+        zarr.config.set({"array.rectilinear_chunks": True})
+    """
+    import zarr
+
+    with zarr.config.set({"array.rectilinear_chunks": True}):
+        yield

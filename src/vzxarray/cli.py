@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import vzcore as vc
+from vzcore.grid import describe_grid
 from vzcore.writers import WriteError, failure_reason, local_target, staged_output
 
 __all__ = ["main"]
@@ -295,7 +296,7 @@ def describe_group(group: vc.VirtualGroup, title: str) -> str:
     for path, array in group.walk_arrays():
         meta = array.metadata
         dims = ", ".join(str(d) for d in meta.dimension_names or ()) or "-"
-        head = f"  {path}: {meta.dtype} {meta.shape} dims ({dims}) chunks {meta.chunk_shape}"
+        head = f"  {path}: {meta.dtype} {meta.shape} dims ({dims}) {describe_grid(meta.chunk_grid)}"
         if isinstance(array, vc.LoadedArray):
             lines.append(f"{head} in memory ({array.nbytes} bytes)")
             continue

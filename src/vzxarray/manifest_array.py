@@ -21,6 +21,7 @@ import vzcore as vc
 import vzcore.algebra
 from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
+from vzcore.grid import describe_grid
 
 __all__ = ["ManifestArray", "NullMask", "VirtualValuesError"]
 
@@ -156,12 +157,12 @@ class ManifestArray:
     def __repr__(self) -> str:
         m = self.metadata
         return (
-            f"ManifestArray<shape={m.shape}, dtype={m.dtype}, chunks={m.chunk_shape}, "
+            f"ManifestArray<shape={m.shape}, dtype={m.dtype}, chunks={_chunks_text(m)}, "
             f"{self.manifest.n_chunks - self.manifest.n_missing} chunk refs>"
         )
 
     def _repr_inline_(self, max_width: int) -> str:
-        text = f"ManifestArray<chunks={self.metadata.chunk_shape}, refs={self.manifest.n_chunks}>"
+        text = f"ManifestArray<chunks={_chunks_text(self.metadata)}, refs={self.manifest.n_chunks}>"
         return text if len(text) <= max_width else text[: max(max_width - 3, 0)] + "..."
 
     # ---- numpy protocols -----------------------------------------------------------------
@@ -241,8 +242,9 @@ class ManifestArray:
         if other.metadata != self.metadata:
             return np.zeros(self.shape, dtype=bool)
         same = _same_references(self.manifest, other.manifest)
-        for axis, chunk in enumerate(self.metadata.chunk_shape):
-            same = np.repeat(same, chunk, axis=axis)
+        grid = self.metadata.chunk_grid
+        for axis in range(self.ndim):
+            same = np.repeat(same, grid.axis_lengths(self.shape, axis), axis=axis)
         return same[tuple(slice(0, s) for s in self.shape)]
 
     __hash__ = None  # type: ignore[assignment]
@@ -468,6 +470,13 @@ def _virtual(x: Any) -> vc.VirtualArray:
         f"cannot combine a virtual array with {type(x).__name__}: load every variable that is "
         "combined with in-memory values (loadable_variables=)"
     )
+
+
+def _chunks_text(metadata: vc.ArrayMetadata) -> str:
+    """The chunk shape, or a rectilinear grid's chunk lengths."""
+    if metadata.is_regular:
+        return str(metadata.chunk_shape)
+    return describe_grid(metadata.chunk_grid).removeprefix("chunk lengths ")
 
 
 def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:

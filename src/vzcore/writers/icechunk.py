@@ -30,6 +30,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import ShapeMismatch, VirtualizationError, WriteError
 from vzcore.group import SourceFingerprint, VirtualGroup
 from vzcore.metadata import ArrayMetadata
+from vzcore.read import rectilinear_chunks_enabled
 from vzcore.writers._atomic import failure_reason
 from vzcore.zarr_documents import array_document, group_document
 
@@ -152,18 +153,12 @@ def _write_plan(
             _set_document(store, _join(prefix, path, "zarr.json"), group_document(node))
     for step in plan:
         full = _join(prefix, step.path)
-        if step.stored is None:
-            document = array_document(step.array)
-        else:
-            # Appending keeps the stored array's document (chunking, codecs, attributes).
-            axis, start = step.offset or (0, 0)
-            document = dict(step.stored)
-            document["shape"] = [
-                start + n if i == axis else n for i, n in enumerate(step.array.shape)
-            ]
+        # Appending keeps the stored array's document (codecs, attributes); the
+        # shape grows, and the chunk grid gains the new array's chunks along the axis.
+        document = array_document(step.array) if step.stored is None else _appended_document(step)
         _set_document(store, _join(full, "zarr.json"), document)
         if isinstance(step.array, VirtualArray):
-            chunk_offset = _chunk_offset(step.array, step.offset)
+            chunk_offset = _chunk_offset(step)
             _set_references(store, full, step.array, chunk_offset, checksums)
         else:
             _set_values(store, full, step.array, step.offset)
@@ -269,13 +264,41 @@ def _get_document(store: Any, key: str) -> dict[str, Any] | None:
     return document
 
 
-def _chunk_offset(array: AnyArray, offset: tuple[int, int] | None) -> tuple[int, ...] | None:
-    if offset is None:
+def _chunk_offset(step: _Step) -> tuple[int, ...] | None:
+    """Where an appended array's chunks start in the grid: after the stored chunks."""
+    if step.offset is None or step.stored is None:
         return None
-    axis, length = offset
-    chunks = [0] * array.ndim
-    chunks[axis] = length // array.metadata.chunk_shape[axis]
+    axis, _ = step.offset
+    chunks = [0] * step.array.ndim
+    chunks[axis] = ArrayMetadata.from_zarr_v3(step.stored).grid_shape[axis]
     return tuple(chunks)
+
+
+def _appended_document(step: _Step) -> dict[str, Any]:
+    """The stored ``zarr.json`` with the shape and chunk grid of stored + appended."""
+    assert step.stored is not None
+    assert step.offset is not None
+    axis, start = step.offset
+    stored = ArrayMetadata.from_zarr_v3(step.stored)
+    shape = tuple(start + n if i == axis else n for i, n in enumerate(step.array.shape))
+    document = dict(step.stored)
+    document["shape"] = list(shape)
+    if isinstance(step.array, VirtualArray):
+        lengths = np.concatenate(
+            [
+                stored.chunk_grid.axis_lengths(stored.shape, axis),
+                step.array.metadata.chunk_grid.axis_lengths(step.array.shape, axis),
+            ]
+        )
+        grid = (
+            stored.chunk_grid.replace_axis(axis, tuple(lengths.tolist()))
+            if len(lengths)
+            else stored.chunk_grid
+        )
+        document["chunk_grid"] = stored.evolve(shape=shape, chunk_grid=grid).to_zarr_v3()[
+            "chunk_grid"
+        ]
+    return document
 
 
 class _Checksums:
@@ -436,15 +459,16 @@ def _check_containers(store: Any, steps: list[_Step], prefix: str) -> None:
 def _set_values(store: Any, path: str, array: LoadedArray, offset: tuple[int, int] | None) -> None:
     import zarr
 
-    target = zarr.open_array(store, path=path, mode="r+")
-    if offset is None:
-        target[...] = array.data
-        return
-    axis, start = offset
-    region = tuple(
-        slice(start, start + n) if i == axis else slice(None) for i, n in enumerate(array.shape)
-    )
-    target[region] = array.data
+    with rectilinear_chunks_enabled():
+        target = zarr.open_array(store, path=path, mode="r+")
+        if offset is None:
+            target[...] = array.data
+            return
+        axis, start = offset
+        region = tuple(
+            slice(start, start + n) if i == axis else slice(None) for i, n in enumerate(array.shape)
+        )
+        target[region] = array.data
 
 
 def _append_plan(group: VirtualGroup, store: Any, prefix: str, append_dim: str) -> list[_Step]:
@@ -501,7 +525,10 @@ def _check_appendable(stored: ArrayMetadata, array: AnyArray, axis: int, path: s
     comparable = array.metadata.evolve(attributes=stored.attributes)
     try:
         validate_compatible(
-            [existing, VirtualArray(comparable, array.manifest)], axis=axis, operation="append"
+            [existing, VirtualArray(comparable, array.manifest)],
+            axis=axis,
+            operation="append",
+            trim_partial=False,
         )
     except VirtualizationError as err:
         problems = [

@@ -31,7 +31,7 @@ from vzcore._frozen import JSON, thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.byteranges import read_references
 from vzcore.cf import zarr_v2_fill_value
-from vzcore.errors import UnsupportedCodecError, VirtualizationError
+from vzcore.errors import RectilinearGridError, UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.read import encode_fill_chunk
@@ -117,9 +117,14 @@ def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
         try:
             zarray, zattrs = _v2_documents(array)
         except UnsupportedCodecError as err:
-            raise UnsupportedCodecError(
-                f"variable {path!r} cannot be written as Kerchunk references (zarr v2): {err}; "
-                "write it to Icechunk or a manifest parquet, or load it"
+            advice = (
+                ""
+                if isinstance(err, RectilinearGridError)
+                else "; write it to Icechunk or a manifest parquet, or load it"
+            )
+            raise type(err)(
+                f"variable {path!r} cannot be written as Kerchunk references (zarr v2): "
+                f"{err}{advice}"
             ) from err
         entries[f"{path}/.zarray"] = zarray
         entries[f"{path}/.zattrs"] = zattrs

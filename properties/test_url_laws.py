@@ -14,13 +14,16 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from obstore.store import LocalStore
 
 import vzcore as vc
 from vzcore.byteranges import source
+from vzcore.parsers import KerchunkJSONParser
 from vzcore.urls import normalize_url, url_path
+from vzcore.writers.kerchunk import write_kerchunk_json
 
 ROOT = "/data/root"
 SEGMENTS = st.sampled_from(
@@ -145,3 +148,26 @@ def test_local_reads_never_leave_the_real_root(parts: list[str]) -> None:
     assert local is not None
     real = os.path.realpath(local)
     assert real.startswith(os.path.realpath(TREE_ROOT) + "/")
+
+
+@given(st.lists(SEGMENTS, min_size=1, max_size=6))
+def test_kerchunk_references_keep_the_file_they_name(parts: list[str]) -> None:
+    """Writing Kerchunk JSON and parsing it back names the same file (fsspec-literal paths)."""
+    try:
+        url = normalize_url(f"file://{ROOT}/" + "/".join(parts))
+        REGISTRY.resolve(url)
+    except vc.UnregisteredURLError:
+        return
+    metadata = vc.ArrayMetadata.create(shape=(4,), chunk_shape=(4,), dtype="<i4")
+    manifest = vc.ChunkManifest.from_arrays(
+        paths=np.array([url]), offsets=np.array([0]), lengths=np.array([16])
+    )
+    group = vc.VirtualGroup(arrays={"x": vc.VirtualArray(metadata, manifest)})
+    folder = Path(tempfile.mkdtemp(prefix="vz-url-refs-"))
+    path = write_kerchunk_json(group, folder / "refs.json")
+    registry = vc.ObjectStoreRegistry(
+        {f"file://{ROOT}/": PathEcho(), f"file://{folder}/": LocalStore(str(folder))}
+    )
+    parsed = KerchunkJSONParser()(f"file://{path}", registry)["x"]
+    assert isinstance(parsed, vc.VirtualArray)
+    assert parsed.manifest.paths.to_pylist() == [url]

@@ -708,3 +708,18 @@ def test_a_shared_group_counts_its_own_depth_where_it_is_linked_again(
     assert info.value.path == "/" + low + "/again"
     group = HDFParser(drop_variables=("again",))(url, registry)
     assert {p for p, _ in group.walk_arrays()} == {f"{chain}/data"}
+
+
+def test_a_huge_unwritten_chunk_grid_is_refused_before_any_allocation(tmp_path: Path) -> None:
+    """An HDF5 dataset may declare 2**40 chunks and store none; the manifest would be 20 TB."""
+    path = tmp_path / "huge_grid.h5"
+    with h5py.File(path, "w") as file:
+        file.create_dataset("huge", shape=(2**40,), chunks=(1,), dtype="u1")
+        file.create_dataset("small", data=np.arange(4))
+    registry = vc.ObjectStoreRegistry.for_urls([str(path)])
+    with pytest.raises(vc.LimitExceededError) as info:
+        HDFParser()(str(path), registry)
+    assert "huge" in str(info.value)
+    assert "max_chunks" in str(info.value)
+    parsed = HDFParser(drop_variables=["huge"])(str(path), registry)
+    np.testing.assert_array_equal(vc.read_array(parsed["small"], registry), np.arange(4))  # type: ignore[arg-type]

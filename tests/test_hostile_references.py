@@ -531,8 +531,10 @@ KERCHUNK_MALFORMED: dict[str, tuple[Callable[[Folder], Any], tuple[str, ...]]] =
         lambda f: _refs(f, x__0=[5, 0, 20]),
         ("malformed reference",),
     ),
-    "[url] with a query": (lambda f: _refs(f, x__0=[f.data_url + "?x=1"]), ("data.bin?x=1",)),
-    "[url] with %00": (lambda f: _refs(f, x__0=[f.data_url + "%00"]), ("data.bin%00",)),
+    # Reference URLs are literal, as fsspec reads them: no such files.
+    "[url] with a query": (lambda f: _refs(f, x__0=[f.data_url + "?x=1"]), ("data.bin%3Fx=1",)),
+    "[url] with %00": (lambda f: _refs(f, x__0=[f.data_url + "%00"]), ("data.bin%2500",)),
+    "[url] with NUL": (lambda f: _refs(f, x__0=[f.data_url + "\x00"]), ("control character",)),
     "refs a list": (lambda f: {"version": 1, "refs": [1]}, ("'refs' must be a JSON object",)),
     "version true": (lambda f: {**_refs(f), "version": True}, ("unsupported references version",)),
     "version '1'": (lambda f: {**_refs(f), "version": "1"}, ("unsupported references version",)),

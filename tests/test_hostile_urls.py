@@ -146,8 +146,24 @@ def test_the_question_mark_folder_does_not_escape(folders: Folders) -> None:
 
 
 def test_nul_and_backslash_in_references_are_typed_errors(folders: Folders) -> None:
-    for url in (f"file://{folders.data}/a%00.bin", f"file://{folders.data}/..\\outside"):
-        _every_read_is_refused(folders, url, UnsafeURLError)
+    for url in (f"file://{folders.data}/a\x00.bin", f"file://{folders.data}/..\\outside"):
+        refs = folders.refs(url)
+        with pytest.raises(UnsafeURLError) as info:
+            KerchunkJSONParser()(refs, folders.registry)
+        assert str(info.value).startswith(f"{refs}: array 'x'"), info.value
+
+
+def test_percent_escapes_in_references_are_literal_as_fsspec_reads_them(
+    folders: Folders,
+) -> None:
+    """``a%00.bin`` in a Kerchunk reference names a file of that name, never a NUL."""
+    (folders.data / "a%00.bin").write_bytes(np.arange(8, dtype="<i4").tobytes())
+    group = KerchunkJSONParser()(folders.refs(f"file://{folders.data}/a%00.bin"), folders.registry)
+    array = group["x"]
+    assert isinstance(array, vc.VirtualArray)
+    assert array.manifest.paths.to_pylist()[0].endswith("/a%2500.bin")
+    values = vc.read_array(array, folders.registry)
+    assert values.tobytes() == np.arange(8, dtype="<i4").tobytes()
 
 
 def test_files_named_with_url_characters_read_back(folders: Folders) -> None:

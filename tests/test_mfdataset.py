@@ -128,3 +128,14 @@ def test_progress_bar_can_be_shown_or_not(
     assert "virtualizing" in capsys.readouterr().err
     vx.open_virtual_mfdataset([str(p) for p in year[:2]], progress=False)
     assert "virtualizing" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parallel", [None, "threads", ThreadPoolExecutor])
+def test_the_callers_limits_hold_in_every_worker(year: list[Path], parallel: str | None) -> None:
+    """Limits are a context variable; pool threads and dask tasks get the caller's."""
+    pattern = str(year[0].parent / "tas_*.nc")
+    with vc.limits(max_chunks=1), pytest.raises(vx.MultiFileError) as info:
+        vx.open_virtual_mfdataset(pattern, parallel=parallel, progress=False)  # type: ignore[arg-type]
+    assert len(info.value.failures) == len(year)
+    assert all(isinstance(f.error, vc.LimitExceededError) for f in info.value.failures)
+    assert "max_chunks" in str(info.value.failures[0].error)

@@ -61,11 +61,11 @@ def _refuse_unsafe(text: str, given: str) -> None:
     found = _UNSAFE.search(text)
     if found is not None:
         char = found.group()
-        what = "a backslash" if char == "\\" else f"the control character {char!r}"
-        raise UnsafeURLError(
-            f"URL {given!r} holds {what}; vz reads no source named with one "
-            "(use '/' as the separator)"
-        )
+        if char == "\\":
+            reason = "a backslash; vz reads no source named with one (use '/' as the separator)"
+        else:
+            reason = f"the control character {char!r}; vz reads no source named with one"
+        raise UnsafeURLError(f"URL {given!r} holds {reason}")
 
 
 _ESCAPES = (("%", "%25"), ("?", "%3F"), ("#", "%23"))

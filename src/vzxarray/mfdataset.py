@@ -76,7 +76,11 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
 
 @attrs.frozen
 class _OpenOne:
-    """The per-file task; a small picklable value so any executor can run it."""
+    """The per-file task; a small picklable value so any executor can run it.
+
+    It carries the submitter's `vzcore.limits` (a context variable, which worker
+    threads, processes and dask workers do not inherit) and applies them.
+    """
 
     registry: vc.ObjectStoreRegistry
     parser: Parser | None
@@ -84,21 +88,26 @@ class _OpenOne:
     drop_variables: tuple[str, ...] | None
     decode_times: bool | None
     preprocess: Callable[[xr.Dataset], xr.Dataset] | None
+    limits: vc.Limits = attrs.field(factory=vc.current_limits)
 
     def __call__(self, url: str) -> xr.Dataset | FileFailure:
         try:
-            parser = self.parser or detect_parser(url, self.registry)
-            dataset = open_virtual_dataset(
-                url,
-                registry=self.registry,
-                parser=parser,
-                loadable_variables=self.loadable_variables,
-                drop_variables=self.drop_variables,
-                decode_times=self.decode_times,
-            )
-            return self.preprocess(dataset) if self.preprocess else dataset
+            with vc.limits(self.limits):
+                return self._open(url)
         except Exception as err:  # noqa: BLE001 (collected and reported per file)
             return FileFailure(url, err)
+
+    def _open(self, url: str) -> xr.Dataset:
+        parser = self.parser or detect_parser(url, self.registry)
+        dataset = open_virtual_dataset(
+            url,
+            registry=self.registry,
+            parser=parser,
+            loadable_variables=self.loadable_variables,
+            drop_variables=self.drop_variables,
+            decode_times=self.decode_times,
+        )
+        return self.preprocess(dataset) if self.preprocess else dataset
 
 
 def open_virtual_mfdataset(

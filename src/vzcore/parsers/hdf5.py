@@ -25,7 +25,7 @@ from vzcore.byteranges import Source, SourceReadError, open_file, reraise_source
 from vzcore.errors import InvalidMetadataError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
-from vzcore.metadata import ArrayMetadata
+from vzcore.metadata import ArrayMetadata, checked_grid
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
 from vzcore.parsers.hdf5_links import (
     MAX_GROUP_DEPTH,
@@ -354,7 +354,7 @@ class HDFParser:
         if layout == h5py.h5d.CHUNKED:
             manifest = _chunked_manifest(dataset, metadata, walk.url, where)
         else:
-            manifest = _contiguous_manifest(dataset, metadata, walk.url)
+            manifest = _contiguous_manifest(dataset, metadata, walk.url, where)
         return VirtualArray(metadata, manifest)
 
     def _load(
@@ -562,8 +562,10 @@ def _fill_value(dataset: Any, plist: Any, attributes: dict[str, Any], where: str
     return value
 
 
-def _contiguous_manifest(dataset: Any, metadata: ArrayMetadata, url: str) -> ChunkManifest:
-    grid = metadata.grid_shape
+def _contiguous_manifest(
+    dataset: Any, metadata: ArrayMetadata, url: str, where: str
+) -> ChunkManifest:
+    grid = checked_grid(metadata, where)
     offset = dataset.id.get_offset()
     if offset is None or 0 in grid:
         return ChunkManifest.empty(grid)
@@ -578,7 +580,7 @@ def _contiguous_manifest(dataset: Any, metadata: ArrayMetadata, url: str) -> Chu
 
 
 def _chunked_manifest(dataset: Any, metadata: ArrayMetadata, url: str, where: str) -> ChunkManifest:
-    grid = metadata.grid_shape
+    grid = checked_grid(metadata, where)
     if 0 in grid or dataset.id.get_storage_size() == 0:
         return ChunkManifest.empty(grid)
     infos: list[Any] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import functools
 import itertools
 import math
 import posixpath
@@ -41,6 +42,7 @@ from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError, normalize_url
+from vzcore.urls import from_fsspec_url, quote_path
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
@@ -83,16 +85,25 @@ def _array_metadata(zarray: dict[str, Any], zattrs: dict[str, Any], where: str) 
     return metadata
 
 
-def _resolve_url(url: str, base: str) -> str:
+def _resolve_url(url: str, base: str, where: str) -> str:
     """Absolute URL of a reference: a relative one is relative to ``base``'s folder.
 
-    ``base`` is the references file, or ``fs_root`` as a folder (ending in ``/``);
-    ``.`` and ``..`` are resolved in URLs, where object stores would take them
-    literally.
+    ``base`` is the references file, or ``fs_root`` as a folder (ending in ``/``), as
+    a canonical URL; ``url`` is literal, as fsspec reads it (``%41`` names the three
+    characters). ``.`` and ``..`` are resolved in URLs, where object stores would
+    take them literally. ``where`` (the references file and array) prefixes a refusal.
     """
+    try:
+        return _resolved(url, base)
+    except UnregisteredURLError as err:  # an unsafe URL: a NUL, a backslash
+        raise type(err)(f"{where}: {err}") from err
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(url: str, base: str) -> str:
     if "://" in url or url.startswith("/"):
-        return url
-    joined = posixpath.join(posixpath.dirname(base), url)
+        return from_fsspec_url(url)
+    joined = posixpath.join(posixpath.dirname(base), quote_path(url))
     return normalize_url(joined) if "://" in joined else joined
 
 
@@ -587,7 +598,7 @@ def _array_from_refs(
                 f"{place}: chunk {chunk_key!r} has a malformed reference {value!r}"
             )
         keys.append(chunk_key)
-        urls.append(_resolve_url(value[0], base))
+        urls.append(_resolve_url(value[0], base, place))
         offsets.append(value[1] if len(value) == 3 else 0)
         lengths.append(value[2] if len(value) == 3 else -1)
     if inline and keys:
@@ -880,13 +891,17 @@ def _array_from_table(
     whole = pc.and_(pc.is_valid(paths), pc.and_(pc.equal(offsets, 0), pc.equal(sizes, 0)))
     if pc.any(whole).as_py():
         distinct = pc.unique(pc.filter(paths, whole)).to_pylist()
-        lengths = _whole_file_lengths([_resolve_url(u, base) for u in distinct], registry, place)
-        size_of = pa.array([lengths[_resolve_url(u, base)] for u in distinct], pa.int64())
+        lengths = _whole_file_lengths(
+            [_resolve_url(u, base, place) for u in distinct], registry, place
+        )
+        size_of = pa.array([lengths[_resolve_url(u, base, place)] for u in distinct], pa.int64())
         looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
         sizes = pc.if_else(whole, looked_up, sizes)
     try:
         manifest = ChunkManifest.from_arrow(
-            pa.table({"path": _absolute_paths(paths, base), "offset": offsets, "length": sizes}),
+            pa.table(
+                {"path": _absolute_paths(paths, base, place), "offset": offsets, "length": sizes}
+            ),
             grid=metadata.grid_shape,
         )
     except VirtualizationError as err:
@@ -894,7 +909,7 @@ def _array_from_table(
     return VirtualArray(metadata, manifest)
 
 
-def _absolute_paths(paths: pa.ChunkedArray, base: str) -> pa.ChunkedArray:
+def _absolute_paths(paths: pa.ChunkedArray, base: str, where: str) -> pa.ChunkedArray:
     """The dictionary-encoded ``path`` column with relative paths resolved against ``base``.
 
     Before the manifest is built, which would take a relative path as a local one.
@@ -902,7 +917,7 @@ def _absolute_paths(paths: pa.ChunkedArray, base: str) -> pa.ChunkedArray:
     chunks = []
     for chunk in paths.chunks:
         resolved = pa.array(
-            [_resolve_url(u, base) for u in chunk.dictionary.to_pylist()], pa.string()
+            [_resolve_url(u, base, where) for u in chunk.dictionary.to_pylist()], pa.string()
         ).dictionary_encode()
         chunks.append(
             pa.DictionaryArray.from_arrays(

@@ -27,6 +27,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import Source, SourceReadError, source
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.protocol import Probe
@@ -349,6 +350,8 @@ def _chunk_offsets(
 
 
 def _virtual_array(var: _Variable, numrecs: int, recsize: int, url: str) -> VirtualArray:
+    if var.is_record:
+        check_limit("max_chunks", numrecs, f"{url}: variable {var.name!r}", "records (chunks)")
     shape, offsets = _chunk_offsets(var, numrecs, recsize)
     fill = _fill_value(var)
     metadata = ArrayMetadata.create(

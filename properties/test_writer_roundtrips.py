@@ -31,9 +31,10 @@ URLS: tuple[str, ...] = (
     "file:///data/sub/b.h5",
     "s3://bucket/key/c.nc",
     "https://example.org/d.nc?version=2",
-    'file:///data/odd "name" with spaces é ü \\ .nc',
+    'file:///data/odd "name" with spaces é ü %2541 %3F.nc',
 )
-"""Absolute URLs only (relative ones are resolved on parsing); one needs JSON escaping."""
+"""Absolute canonical URLs only (relative ones are resolved on parsing); one needs JSON
+escaping and names a file ``... %41 ?.nc`` (literal in the references, as fsspec reads them)."""
 
 NAMES = ("tas", "a", "x1", "lon")
 

@@ -597,3 +597,31 @@ def test_an_array_without_references_reads_as_its_fill(fmt: str, tmp_path: Path)
     reread = parser(f"file://{refs}", local_registry(tmp_path))["never_written"]
     assert isinstance(reread, vc.LoadedArray)
     np.testing.assert_array_equal(reread.data, np.full((3, 2), -999.0))
+
+
+@pytest.mark.parametrize("fmt", ["dict", "json", "parquet-3"])
+def test_a_fill_chunk_the_codecs_cannot_encode_is_refused_before_output(
+    fmt: str, tmp_path: Path
+) -> None:
+    """Shuffle after zlib cannot encode a fill chunk whose compressed length is odd."""
+    codecs = [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "numcodecs.zlib", "configuration": {"level": 1}},
+        {"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}},
+    ]
+    metadata = vc.ArrayMetadata.create(
+        shape=(8,), chunk_shape=(4,), dtype="<i4", fill_value=5, codecs=codecs
+    )
+    manifest = vc.ChunkManifest.from_arrays(
+        paths=np.array([f"file://{tmp_path}/a.bin", ""]),
+        offsets=np.array([0, 0]),
+        lengths=np.array([12, 0]),
+    )
+    group = vc.VirtualGroup(arrays={"odd": vc.VirtualArray(metadata, manifest)})
+    with pytest.raises(vc.UnsupportedCodecError) as info:
+        write_refs(group, fmt, tmp_path)
+    message = str(info.value)
+    assert message.startswith("variable 'odd' cannot be written as Kerchunk references")
+    assert "Shuffle" in message
+    assert "fill value 5" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

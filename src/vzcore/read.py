@@ -112,7 +112,13 @@ def encode_fill_chunk(metadata: ArrayMetadata) -> bytes:
     pipeline, stored, _ = _numcodecs_pipeline(metadata)
     data: Any = np.full(metadata.chunk_shape, metadata.fill_value, dtype=stored).tobytes()
     for codec in pipeline:
-        data = codec.encode(data)
+        try:
+            data = codec.encode(data)
+        except Exception as err:  # numcodecs raises whatever each library raises
+            raise UnsupportedCodecError(
+                f"the codec {codec!r} cannot encode a chunk of the fill value "
+                f"{metadata.fill_value.item()!r} after the codecs before it: {err}"
+            ) from err
     return bytes(memoryview(data).cast("B"))
 
 

@@ -116,6 +116,8 @@ def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
     for path, array in group.walk_arrays():
         try:
             zarray, zattrs = _v2_documents(array)
+            if isinstance(array, VirtualArray):
+                _fill_chunk(array)  # refused here, before any output, if it cannot encode
         except UnsupportedCodecError as err:
             advice = (
                 ""

@@ -183,6 +183,24 @@ def test_group_path(corpus: Corpus, repository: icechunk.Repository) -> None:
     )
 
 
+def test_the_groups_above_a_group_path_are_written(
+    corpus: Corpus, repository: icechunk.Repository
+) -> None:
+    """Into an empty repository, ``group_path="a/b"`` makes ``/`` and ``/a`` groups too."""
+    committed(
+        repository,
+        lambda store: write_icechunk(corpus.group("nc3_records.nc"), store, group_path="a/b"),
+    )
+    store = repository.readonly_session("main").store
+    root = zarr.open_group(store, mode="r")
+    assert [name for name, _ in root.groups()] == ["a"]
+    assert zarr.open_group(store, path="a", mode="r").attrs.asdict() == {}
+    tree = xr.open_datatree(store, engine="zarr", consolidated=False)
+    assert_same_values(
+        tree["/a/b"].to_dataset().load(), expected_dataset(corpus.paths["nc3_records.nc"])
+    )
+
+
 def test_attributes_are_written(corpus: Corpus, repository: icechunk.Repository) -> None:
     committed(repository, lambda store: write_icechunk(corpus.group("nc4_basic.nc"), store))
     root = zarr.open_group(repository.readonly_session("main").store, mode="r")

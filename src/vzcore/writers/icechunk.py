@@ -149,6 +149,12 @@ def _write_plan(
         for key in _run_list(store.list_dir("")):
             _run(store.delete_dir(key.rstrip("/")) if key != "zarr.json" else store.delete(key))
     if mode != "a":
+        parts = prefix.split("/") if prefix else []
+        for depth in range(len(parts)):
+            # The groups above ``group_path`` exist, so zarr and xarray can walk to it.
+            key = _join(*parts[:depth], "zarr.json")
+            if not _run(store.exists(key)):
+                _set_document(store, key, group_document(VirtualGroup()))
         for path, node in group.walk_groups():
             _set_document(store, _join(prefix, path, "zarr.json"), group_document(node))
     for step in plan:

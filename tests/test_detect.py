@@ -30,6 +30,7 @@ from vzcore.parsers import (
     BUILTIN_PARSERS,
     ENTRY_POINT_GROUP,
     HEAD_BYTES,
+    DMRPPParser,
     HDFParser,
     KerchunkJSONParser,
     KerchunkParquetParser,
@@ -267,8 +268,6 @@ DMRPP = (
         ("FITS", b"SIMPLE  =                    T / conforms to FITS standard".ljust(2880)),
         ("GRIB", b"GRIB\x00\x00\x00\x02" + b"\x00" * 64),
         ("HDF4", b"\x0e\x03\x13\x01\x00\xc8" + b"\x00" * 64),
-        ("DMR++", DMRPP),
-        ("DMR++", b"\n  " + DMRPP.replace(b"ISO-8859-1", b"UTF-8")),
     ],
 )
 def test_known_formats_without_a_parser_are_named(tmp_path: Path, name: str, data: bytes) -> None:
@@ -405,6 +404,7 @@ def test_builtins_are_asked_most_specific_first() -> None:
         "kerchunk_parquet",
         "zarr",
         "netcdf3",
+        "dmrpp",
         "kerchunk_json",
         "hdf5",
     ]
@@ -549,8 +549,11 @@ def _netcdf3(folder: Path) -> tuple[Path, str]:
 def test_a_plugin_claims_dmrpp(
     tmp_path: Path, install_plugin: Callable[[str, dict[str, str]], None]
 ) -> None:
+    """A plug-in (priority 0) is asked before the built-in DMR++ parser, so it can replace it."""
     (tmp_path / "s.dmrpp").write_bytes(DMRPP)
-    assert "looks like DMR++" in refusal(tmp_path, "s.dmrpp")
+    for data in (DMRPP, b"\n  " + DMRPP.replace(b"ISO-8859-1", b"UTF-8")):
+        (tmp_path / "b.dmrpp").write_bytes(data)
+        assert detected(tmp_path, "b.dmrpp") is DMRPPParser
     install_plugin("vz_fake_format", {"dmrpp": "vz_fake_format:FakeDMRPPParser"})
     registry = local_registry(tmp_path)
     url = f"file://{tmp_path}/s.dmrpp"

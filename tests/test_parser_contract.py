@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import zarr
+from tests.dmrpp_maker import make_dmrpp
 from tests.parser_contract import (
     MEMORY_PREFIX,
     ParserContract,
@@ -30,6 +31,7 @@ from tests.s3_server import S3Bucket
 
 import vzcore as vc
 from vzcore.parsers import (
+    DMRPPParser,
     HDFParser,
     IcechunkFormatError,
     IcechunkParser,
@@ -180,6 +182,28 @@ def relative_to_folder(column: pa.ChunkedArray, folder: Path, prefix: str) -> pa
     """A Kerchunk parquet ``path`` column with ``file://<folder>/`` replaced by ``prefix``."""
     plain = column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
     return pc.replace_substring(plain, f"file://{folder}/", prefix)
+
+
+class TestDMRPPContract(ParserContract):
+    parser = DMRPPParser()
+    source_name = "plain.h5.dmrpp"
+
+    def make_sample(self, folder: Path) -> None:
+        import h5py
+
+        with h5py.File(folder / "plain.h5", "w") as f:
+            f.attrs["title"] = "contract"
+            f.create_dataset("temp", data=np.arange(24.0).reshape(4, 6), chunks=(3, 4),
+                             compression="gzip", shuffle=True)  # fmt: skip
+            f.create_dataset("flag", data=np.array([0, 1, 0], dtype=">i2"))
+            sparse = f.create_dataset("sparse", shape=(8,), dtype="i4", chunks=(2,), fillvalue=-1)
+            sparse[0:2] = [5, 6]
+            f.create_dataset("sub/x", data=np.arange(5, dtype="u1"), chunks=(2,))
+        # The data file is the document's URL without .dmrpp: the folder moves whole.
+        (folder / self.source_name).write_bytes(make_dmrpp(folder / "plain.h5"))
+
+    def reference(self, source: Path) -> Values:
+        return read_hdf5(source.parent / "plain.h5")
 
 
 class TestKerchunkJSONContract(ParserContract):

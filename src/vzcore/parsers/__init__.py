@@ -16,6 +16,7 @@ from vzcore.parsers.detect import (
     detect_parser,
     parser_plugins,
 )
+from vzcore.parsers.dmrpp import DMRPPFormatError, DMRPPParser, DMRPPUnsupportedError
 from vzcore.parsers.hdf5 import (
     ExternalLinkError,
     ExternalStorageError,
@@ -39,6 +40,9 @@ __all__ = [
     "BUILTIN_PARSERS",
     "ENTRY_POINT_GROUP",
     "HEAD_BYTES",
+    "DMRPPFormatError",
+    "DMRPPParser",
+    "DMRPPUnsupportedError",
     "ExternalLinkError",
     "ExternalStorageError",
     "HDF5FormatError",

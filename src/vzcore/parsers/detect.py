@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import attrs
 
 from vzcore.errors import VirtualizationError
+from vzcore.parsers.dmrpp import XML_START
 from vzcore.parsers.protocol import Parser, Probe
 from vzcore.registry import ObjectStoreRegistry
 
@@ -47,6 +47,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "vz.parsers"
 
 BUILTIN_PARSERS: dict[str, str] = {
+    "dmrpp": "vzcore.parsers.dmrpp:DMRPPParser",
     "hdf5": "vzcore.parsers.hdf5:HDFParser",
     "icechunk": "vzcore.parsers.icechunk:IcechunkParser",
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",
@@ -229,23 +230,11 @@ def _looks_like(probe: Probe) -> str | None:
     return None
 
 
-_XML_START = re.compile(rb"\A(\xef\xbb\xbf)?\s*<")
-
-
-def _is_dmrpp(head: bytes) -> bool:
-    return (
-        _XML_START.match(head) is not None
-        and b"http://xml.opendap.org/ns/DAP/4.0#" in head
-        and b"dmrpp" in head
-    )
-
-
 _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("TIFF", lambda head: head[:4] in (b"II*\x00", b"MM\x00*")),
     ("BigTIFF", lambda head: head[:4] in (b"II+\x00", b"MM\x00+")),
     ("FITS", lambda head: head.startswith(b"SIMPLE  =")),
     ("GRIB", lambda head: head.startswith(b"GRIB")),
     ("HDF4", lambda head: head.startswith(b"\x0e\x03\x13\x01")),
-    ("DMR++ (OPeNDAP DAP4 XML with dmrpp byte ranges)", _is_dmrpp),
-    ("XML", lambda head: _XML_START.match(head) is not None),
+    ("XML", lambda head: XML_START.match(head) is not None),
 )

@@ -426,3 +426,28 @@ def test_a_data_file_outside_the_registry_is_refused(tmp_path: Path) -> None:
         DMRPPParser()(str(path), registry)
     assert str(info.value).startswith(f"file://{path}: data file")
     assert "s3://elsewhere/f.h5" in str(info.value)
+
+
+def test_data_held_in_the_document_is_loaded(tmp_path: Path) -> None:
+    """``<dmrpp:compact>`` is base64 of the values; ``<dmrpp:missingdata>`` is zlib'd first."""
+    import base64
+    import zlib
+
+    values = (np.arange(12).reshape(3, 4) / 7).astype(">f8")
+    compact = base64.b64encode(values.tobytes()).decode()
+    missing = base64.b64encode(zlib.compress(values.tobytes())).decode()
+    dims = '<Dim size="3"/><Dim size="4"/>'
+    body = (
+        f'<Float64 name="a">{dims}<dmrpp:chunks byteOrder="BE"/>'
+        f"<dmrpp:compact>{compact}</dmrpp:compact></Float64>"
+        f'<Float64 name="b">{dims}<dmrpp:chunks byteOrder="BE"/>'
+        f"<dmrpp:missingdata>{missing}</dmrpp:missingdata></Float64>"
+    )
+    (tmp_path / "f.h5.dmrpp").write_text(f"{HEAD}{body}</Dataset>")
+    registry = vc.ObjectStoreRegistry.for_urls([str(tmp_path)])
+    group = DMRPPParser()(str(tmp_path / "f.h5.dmrpp"), registry)
+    for name in ("a", "b"):
+        array = group[name]
+        assert isinstance(array, vc.LoadedArray)
+        np.testing.assert_array_equal(array.data, values)
+        assert array.metadata.dimension_names == ("phony_dim_0", "phony_dim_1")

@@ -507,7 +507,7 @@ def _loaded(
         dimension_names=names,
         attributes=attributes,
     )
-    return LoadedArray(metadata, values)
+    return LoadedArray(metadata, values.astype(metadata.dtype))
 
 
 def _fingerprints(context: _Context) -> dict[str, SourceFingerprint]:

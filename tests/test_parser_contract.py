@@ -32,6 +32,7 @@ from tests.s3_server import S3Bucket
 import vzcore as vc
 from vzcore.parsers import (
     DMRPPParser,
+    GRIBParser,
     HDFParser,
     IcechunkFormatError,
     IcechunkParser,
@@ -204,6 +205,29 @@ class TestDMRPPContract(ParserContract):
 
     def reference(self, source: Path) -> Values:
         return read_hdf5(source.parent / "plain.h5")
+
+
+class TestGRIBContract(ParserContract):
+    parser = GRIBParser()
+    source_name = "sample.grib2"
+
+    def make_sample(self, folder: Path) -> None:
+        import eccodes
+
+        messages = []
+        for step in (0, 6, 12):
+            handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+            eccodes.codes_set(handle, "step", step)
+            eccodes.codes_set_values(handle, np.linspace(250, 300 + step, 16 * 31))
+            messages.append(bytes(eccodes.codes_get_message(handle)))
+            eccodes.codes_release(handle)
+        (folder / self.source_name).write_bytes(b"".join(messages))
+
+    def reference(self, source: Path) -> Values:
+        import xarray as xr
+
+        with xr.open_dataset(source, engine="cfgrib", indexpath="", decode_times=False) as ds:
+            return {name: ds[name].values for name in ("t", "latitude", "longitude")}
 
 
 class TestKerchunkJSONContract(ParserContract):

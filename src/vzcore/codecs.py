@@ -183,6 +183,7 @@ _AXIS_FREE = frozenset(
         "numcodecs.quantize",
         "numcodecs.zfpy",
         "vz.simple_packing",
+        "vz.grib",
     }
 )
 

@@ -18,7 +18,8 @@ Bytes to bytes:
 
 Array to array: ``vz.delta``, differences along one axis (TIFF predictor 2).
 
-Array to bytes: ``vz.simple_packing``, GRIB2 simple packing (data template 5.0).
+Array to bytes: ``vz.simple_packing``, GRIB2 simple packing (data template 5.0);
+``vz.grib``, a whole GRIB message decoded by ecCodes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "DecodeOnlyArrayBytesCodec",
     "DecodeOnlyBytesBytesCodec",
     "DeltaCodec",
+    "GRIBCodec",
     "LZ4H5Codec",
     "LZFCodec",
     "SZIPCodec",
@@ -426,6 +428,57 @@ class SimplePackingCodec(DecodeOnlyArrayBytesCodec):
         return decoded
 
 
+# ---- GRIB -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GRIBCodec(DecodeOnlyArrayBytesCodec):
+    """A whole GRIB message (edition 1 or 2) decoded by ecCodes to its grid's values.
+
+    Every packing ecCodes reads works (simple, complex, spatial differencing, JPEG,
+    CCSDS, IEEE, PNG); points the bitmap marks missing decode as NaN. Needs the
+    ``eccodes`` package (the ``grib`` extra).
+    """
+
+    name: ClassVar[str] = "vz.grib"
+
+    def validate(
+        self,
+        *,
+        shape: tuple[int, ...],
+        dtype: ZDType[TBaseDType, TBaseScalar],
+        chunk_grid: ChunkGridMetadata,
+    ) -> None:
+        _require_kind(self.name, dtype, "f", "decodes to floats")
+
+    def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        try:
+            import eccodes
+        except ImportError as err:
+            raise ChunkDecodeError(
+                f"codec {self.name}: decoding GRIB needs the eccodes package"
+            ) from err
+        try:
+            handle = eccodes.codes_new_from_message(bytes(data))
+        except Exception as err:  # ecCodes raises its own error family
+            raise ChunkDecodeError(f"codec {self.name}: not a GRIB message: {err}") from err
+        try:
+            values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
+            if eccodes.codes_is_defined(handle, "bitmapPresent") and eccodes.codes_get(
+                handle, "bitmapPresent"
+            ):
+                values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+        except Exception as err:
+            raise ChunkDecodeError(f"codec {self.name}: ecCodes cannot decode: {err}") from err
+        finally:
+            eccodes.codes_release(handle)
+        if values.size != count:
+            raise ChunkDecodeError(
+                f"codec {self.name}: the message holds {values.size} values, the chunk {count}"
+            )
+        return values.astype(dtype)
+
+
 FORMAT_CODECS: tuple[type[Any], ...] = (
     LZFCodec,
     SZIPCodec,
@@ -434,6 +487,7 @@ FORMAT_CODECS: tuple[type[Any], ...] = (
     Blosc2Codec,
     DeltaCodec,
     SimplePackingCodec,
+    GRIBCodec,
 )
 """Every ``vz.`` codec; each has a ``zarr.codecs`` entry point in pyproject.toml."""
 

@@ -17,6 +17,7 @@ from vzcore.parsers.detect import (
     parser_plugins,
 )
 from vzcore.parsers.dmrpp import DMRPPFormatError, DMRPPParser, DMRPPUnsupportedError
+from vzcore.parsers.grib import GRIBFormatError, GRIBParser
 from vzcore.parsers.hdf5 import (
     ExternalLinkError,
     ExternalStorageError,
@@ -45,6 +46,8 @@ __all__ = [
     "DMRPPUnsupportedError",
     "ExternalLinkError",
     "ExternalStorageError",
+    "GRIBFormatError",
+    "GRIBParser",
     "HDF5FormatError",
     "HDF5GroupError",
     "HDF5LimitError",

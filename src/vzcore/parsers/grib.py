@@ -1,0 +1,456 @@
+"""GRIB editions 1 and 2: one chunk per message, hypercubes assembled as cfgrib does.
+
+The file is scanned for messages (``GRIB`` and the message length in section 0)
+through ranged reads; each message's keys are read with ecCodes (the ``eccodes``
+package, whose wheels carry the library). Messages are grouped into hypercubes,
+one per level type, step type and grid: an array per variable (named as cfgrib
+names it, ``cfVarName`` or else ``shortName``) with the
+dimensions cfgrib gives (``number``, ``time``, ``step``, the level type, then
+``latitude``/``longitude`` for regular grids, ``y``/``x`` for other grids with
+rows and columns, ``values`` for reduced grids); a key with one value across a
+hypercube is a scalar coordinate. Every message is one chunk of its array, its
+whole byte range, decoded by the ``vz.grib`` codec (ecCodes again, so every packing
+it reads works; points missing in the bitmap read as NaN). A coordinate
+combination no message has is a missing chunk (NaN), never a shifted cube.
+
+One hypercube is the root group; several are subgroups named
+``<typeOfLevel>_<stepType>`` (and the grid when grids differ), which
+`open_virtual_datatree` shows as a tree. ``filter_by_keys`` selects messages as in
+cfgrib.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from vzcore._frozen import JSON
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import Source, source
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.limits import check_limit
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata
+from vzcore.parsers.protocol import Probe
+from vzcore.registry import ObjectStoreRegistry
+
+__all__ = ["GRIBFormatError", "GRIBParser"]
+
+_BLOCK = 1 << 20
+_ATTRIBUTE_KEYS = (
+    "paramId", "shortName", "units", "name", "cfName", "cfVarName", "dataType", "gridType",
+    "typeOfLevel", "stepType", "stepUnits", "numberOfPoints", "NV", "missingValue", "edition",
+)  # fmt: skip
+_GEOGRAPHY = ("regular_ll", "regular_gg")
+_DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
+
+
+class GRIBFormatError(VirtualizationError):
+    """A GRIB file vz cannot read: no message, a truncated or corrupt message."""
+
+
+def _eccodes() -> Any:
+    try:
+        import eccodes
+    except ImportError as err:  # pragma: no cover - the grib extra is missing
+        raise VirtualizationError(
+            "reading GRIB needs the eccodes package (pip install 'vz[grib]')"
+        ) from err
+    return eccodes
+
+
+@attrs.frozen
+class _Message:
+    offset: int
+    length: int
+    keys: Mapping[str, Any]
+
+
+def scan_messages(file: Source, size: int) -> Iterator[tuple[int, int, bytes]]:
+    """``(offset, length, bytes)`` of every message, read in blocks of at least 1 MiB.
+
+    Bytes between messages (padding, a GRIB1 file's trailing zeros) are skipped.
+    """
+    start, buffer = 0, b""
+    position = 0
+    while position < size:
+        if position + 16 > start + len(buffer):
+            start, buffer = position, _read(file, position, min(size, position + _BLOCK))
+        found = buffer.find(b"GRIB", position - start)
+        if found < 0:
+            if start + len(buffer) >= size:
+                return
+            position = start + len(buffer) - 3
+            continue
+        offset = start + found
+        if offset + 16 > start + len(buffer):
+            start, buffer = offset, _read(file, offset, min(size, offset + _BLOCK))
+            found = 0
+        head = buffer[offset - start : offset - start + 16]
+        if len(head) < 16:
+            raise GRIBFormatError(f"{file.url}: a message at byte {offset} is truncated")
+        edition = head[7]
+        if edition == 2:
+            length = int.from_bytes(head[8:16], "big")
+        elif edition == 1:
+            length = int.from_bytes(head[4:7], "big")
+        else:
+            raise GRIBFormatError(f"{file.url}: GRIB edition {edition} at byte {offset}")
+        if length < 16 or offset + length > size:
+            raise GRIBFormatError(
+                f"{file.url}: the message at byte {offset} declares {length} bytes; "
+                f"the file has {size - offset} from there (truncated or corrupt)"
+            )
+        if offset + length <= start + len(buffer):
+            data = buffer[offset - start : offset - start + length]
+        else:
+            data = _read(file, offset, offset + length)
+        if data[-4:] != b"7777":
+            raise GRIBFormatError(
+                f"{file.url}: the message at byte {offset} does not end in 7777 (corrupt)"
+            )
+        yield offset, length, data
+        position = offset + length
+
+
+def _read(file: Source, start: int, end: int) -> bytes:
+    return bytes(file.read_ranges([start], [end])[0])
+
+
+def _keys(data: bytes, where: str) -> dict[str, Any]:
+    codes = _eccodes()
+    try:
+        handle = codes.codes_new_from_message(data)
+    except Exception as err:  # ecCodes raises its own GribInternalError family
+        raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
+    try:
+        keys: dict[str, Any] = {}
+        wanted = (*_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step")
+        for key in wanted:
+            if codes.codes_is_defined(handle, key) and not codes.codes_is_missing(handle, key):
+                try:
+                    keys[key] = codes.codes_get(handle, key)
+                except codes.GribInternalError:  # defined, but this template cannot compute it
+                    keys.pop(key, None)
+        keys["_grid"] = _grid(codes, handle, keys)
+        return keys
+    finally:
+        codes.codes_release(handle)
+
+
+def _grid(codes: Any, handle: Any, keys: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The grid's identity: its type, point count and the first/last points."""
+    extra = tuple(
+        codes.codes_get(handle, k) if codes.codes_is_defined(handle, k) else None
+        for k in (
+            "latitudeOfFirstGridPointInDegrees",
+            "longitudeOfFirstGridPointInDegrees",
+            "latitudeOfLastGridPointInDegrees",
+            "longitudeOfLastGridPointInDegrees",
+        )
+    )
+    return (
+        keys.get("gridType"),
+        keys.get("numberOfPoints"),
+        keys.get("Ni"),
+        keys.get("Nj"),
+        *extra,
+    )
+
+
+def _matches(keys: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(keys.get(k) == v for k, v in wanted.items())
+
+
+@attrs.frozen(kw_only=True)
+class GRIBParser:
+    """Parser for GRIB files (editions 1 and 2, also mixed in one file).
+
+    Attributes
+    ----------
+    filter_by_keys
+        Keep only messages whose ecCodes keys have these values, as cfgrib's
+        ``filter_by_keys`` (``{"typeOfLevel": "isobaricInhPa"}``).
+    """
+
+    filter_by_keys: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+
+    priority = -35
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """The magic ``GRIB`` and edition 1 or 2 in section 0."""
+        head = probe.head
+        return head is not None and head[:4] == b"GRIB" and len(head) >= 8 and head[7] in (1, 2)
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        """Build the virtual group (one hypercube) or tree (several) of one GRIB file.
+
+        Raises
+        ------
+        GRIBFormatError
+            If the file holds no message, or a message is truncated or corrupt.
+        UnregisteredURLError
+            If ``url`` lies under no registered prefix.
+        """
+        file = source(registry, url)
+        seen = file.fingerprint()
+        size = seen.size if seen.size is not None else file.size()
+        messages: list[_Message] = []
+        first_bytes: dict[tuple[Any, ...], bytes] = {}
+        for offset, length, data in scan_messages(file, size):
+            check_limit("max_chunks", len(messages) + 1, file.url, "GRIB messages")
+            keys = _keys(data, f"{file.url}: message at byte {offset}")
+            if not _matches(keys, self.filter_by_keys):
+                continue
+            messages.append(_Message(offset, length, keys))
+            first_bytes.setdefault(keys["_grid"], data)
+        if not messages:
+            raise GRIBFormatError(
+                f"{file.url}: no GRIB message"
+                + (f" matches filter_by_keys={self.filter_by_keys}" if self.filter_by_keys else "")
+            )
+        cubes: dict[tuple[Any, ...], list[_Message]] = defaultdict(list)
+        for message in messages:
+            k = message.keys
+            cubes[(k.get("typeOfLevel"), k.get("stepType"), k["_grid"])].append(message)
+        grids = {key[2] for key in cubes}
+        groups: dict[str, VirtualGroup] = {}
+        for (level_type, step_type, grid), members in cubes.items():
+            name = f"{level_type}_{step_type}"
+            if len(grids) > 1:
+                name += f"_{grid[0]}_{grid[1]}"
+            where = f"{file.url}: hypercube {name!r}"
+            groups[name] = _hypercube(members, first_bytes[grid], file.url, where)
+        attributes: dict[str, JSON] = {
+            "GRIB_edition": max(int(m.keys.get("edition", 0)) for m in messages),
+            "Conventions": "CF-1.7",
+        }
+        sources = {file.url: seen}
+        if len(groups) == 1:
+            only = next(iter(groups.values()))
+            return attrs.evolve(only, attributes={**attributes}, sources=sources)
+        return VirtualGroup(groups=groups, attributes=attributes, sources=sources)
+
+
+# ---- hypercubes ---------------------------------------------------------------------------
+
+
+def _time(keys: Mapping[str, Any]) -> int:
+    """The reference time in seconds since 1970 (``dataDate`` YYYYMMDD, ``dataTime`` HHMM)."""
+    date, hhmm = int(keys.get("dataDate", 19700101)), int(keys.get("dataTime", 0))
+    day = np.datetime64(f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}")
+    seconds = day.astype("datetime64[s]").astype(np.int64)
+    return int(seconds) + (hhmm // 100) * 3600 + (hhmm % 100) * 60
+
+
+def _header_axes(members: list[_Message]) -> list[tuple[str, npt.NDArray[Any], dict[str, JSON]]]:
+    """``(name, values, attributes)`` of each header key, in cfgrib's order."""
+    level_type = str(members[0].keys.get("typeOfLevel", "level"))
+    columns = {
+        "number": np.array([int(m.keys.get("number", 0)) for m in members]),
+        "time": np.array([_time(m.keys) for m in members], dtype=np.int64),
+        "step": np.array([float(m.keys.get("step", 0)) for m in members]),
+        level_type: np.array([float(m.keys.get("level", 0)) for m in members]),
+    }
+    attributes: dict[str, dict[str, JSON]] = {
+        "number": {"long_name": "ensemble member numerical id", "standard_name": "realization"},
+        "time": {
+            "long_name": "initial time of forecast",
+            "standard_name": "forecast_reference_time",
+            "units": "seconds since 1970-01-01T00:00:00",
+            "calendar": "proleptic_gregorian",
+        },
+        "step": {
+            "long_name": "time since forecast_reference_time",
+            "standard_name": "forecast_period",
+            "units": "hours",
+        },
+        level_type: {
+            "long_name": level_type,
+            **(
+                {"units": _DECREASING[level_type], "positive": "down"}
+                if level_type in _DECREASING
+                else {}
+            ),
+        },
+    }
+    return [(name, values, attributes[name]) for name, values in columns.items()]
+
+
+def _hypercube(members: list[_Message], sample: bytes, url: str, where: str) -> VirtualGroup:
+    axes = _header_axes(members)
+    dims: list[str] = []
+    positions: list[npt.NDArray[np.int64]] = []
+    arrays: dict[str, AnyArray] = {}
+    for name, values, attributes in axes:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        if name in _DECREASING:  # pressure levels run downwards, as cfgrib stores them
+            distinct, inverse = distinct[::-1], len(distinct) - 1 - inverse
+        if len(distinct) > 1:
+            dims.append(name)
+            positions.append(inverse.astype(np.int64))
+            data = distinct
+        else:
+            data = distinct.reshape(())
+        arrays[name] = _loaded(data, (name,) if data.ndim else (), attributes)
+    grid_dims, grid_shape, geography = _geography(sample, members[0].keys, where)
+    arrays.update(geography)
+    header_shape = tuple(len(arrays[d].data) for d in dims)  # type: ignore[union-attr]
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for index, message in enumerate(members):
+        by_name[_variable_name(message.keys)].append(index)
+    for short_name, indices in by_name.items():
+        rows_of = np.asarray(indices)
+        coordinates = tuple(p[rows_of] for p in positions)
+        rows = (
+            np.ravel_multi_index(coordinates, header_shape)
+            if header_shape
+            else np.zeros(len(indices), np.int64)
+        )
+        if len(np.unique(rows)) != len(rows):
+            raise GRIBFormatError(
+                f"{where}: variable {short_name!r} has two messages for one "
+                f"({', '.join(dims)}) combination; select with filter_by_keys="
+            )
+        arrays[short_name] = _variable(
+            [members[i] for i in indices], rows, header_shape, dims, grid_dims, grid_shape, url
+        )
+    return VirtualGroup(arrays=arrays)
+
+
+def _variable_name(keys: Mapping[str, Any]) -> str:
+    """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``), else ``shortName``."""
+    for key in ("cfVarName", "shortName"):
+        value = str(keys.get(key, ""))
+        if value and value not in ("unknown", "~"):
+            return value
+    return f"param{keys.get('paramId', 0)}"
+
+
+def _loaded(
+    values: npt.NDArray[Any], dims: tuple[str, ...], attributes: Mapping[str, JSON]
+) -> LoadedArray:
+    metadata = ArrayMetadata.create(
+        shape=values.shape,
+        chunk_shape=tuple(max(s, 1) for s in values.shape),
+        dtype=values.dtype,
+        dimension_names=dims,
+        attributes=attributes,
+    )
+    return LoadedArray(metadata, values)
+
+
+def _geography(
+    sample: bytes, keys: Mapping[str, Any], where: str
+) -> tuple[tuple[str, ...], tuple[int, ...], dict[str, LoadedArray]]:
+    """The grid dimensions, shape and latitude/longitude coordinates of one message."""
+    codes = _eccodes()
+    handle = codes.codes_new_from_message(sample)
+    try:
+        latitudes = np.asarray(codes.codes_get_array(handle, "latitudes"), dtype=np.float64)
+        longitudes = np.asarray(codes.codes_get_array(handle, "longitudes"), dtype=np.float64)
+        ni, nj = keys.get("Ni"), keys.get("Nj")
+        if ni and nj and int(ni) * int(nj) != len(latitudes):
+            ni = nj = None  # not a grid of rows and columns (a reduced grid)
+        lat_attrs: dict[str, JSON] = {"units": "degrees_north", "standard_name": "latitude"}
+        lon_attrs: dict[str, JSON] = {"units": "degrees_east", "standard_name": "longitude"}
+        if keys.get("gridType") in _GEOGRAPHY and ni and nj and int(ni) > 0 and int(nj) > 0:
+            shape = (int(nj), int(ni))
+            lats = latitudes.reshape(shape)[:, 0].copy()
+            lons = longitudes.reshape(shape)[0, :].copy()
+            return (
+                ("latitude", "longitude"),
+                shape,
+                {
+                    "latitude": _loaded(lats, ("latitude",), lat_attrs),
+                    "longitude": _loaded(lons, ("longitude",), lon_attrs),
+                },
+            )
+        if ni and nj and int(ni) > 0 and int(nj) > 0:
+            shape = (int(nj), int(ni))
+            return (
+                ("y", "x"),
+                shape,
+                {
+                    "latitude": _loaded(latitudes.reshape(shape), ("y", "x"), lat_attrs),
+                    "longitude": _loaded(longitudes.reshape(shape), ("y", "x"), lon_attrs),
+                },
+            )
+        return (
+            ("values",),
+            (len(latitudes),),
+            {
+                "latitude": _loaded(latitudes, ("values",), lat_attrs),
+                "longitude": _loaded(longitudes, ("values",), lon_attrs),
+            },
+        )
+    except Exception as err:
+        if isinstance(err, VirtualizationError):
+            raise
+        raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
+    finally:
+        codes.codes_release(handle)
+
+
+def _variable(
+    members: list[_Message],
+    rows: npt.NDArray[np.int64],
+    header_shape: tuple[int, ...],
+    dims: list[str],
+    grid_dims: tuple[str, ...],
+    grid_shape: tuple[int, ...],
+    url: str,
+) -> VirtualArray:
+    keys = members[0].keys
+    attributes: dict[str, JSON] = {
+        f"GRIB_{k}": _json(keys[k]) for k in _ATTRIBUTE_KEYS if k in keys and k != "edition"
+    }
+    for source_key, cf_key in (
+        ("name", "long_name"),
+        ("units", "units"),
+        ("cfName", "standard_name"),
+    ):
+        value = keys.get(source_key)
+        if value not in (None, "unknown", "~"):
+            attributes[cf_key] = _json(value)
+    metadata = ArrayMetadata.create(
+        shape=(*header_shape, *grid_shape),
+        chunk_shape=(*(1 for _ in header_shape), *grid_shape),
+        dtype=np.float32,
+        fill_value=float("nan"),
+        codecs=[{"name": "vz.grib"}],
+        dimension_names=(*dims, *grid_dims),
+        attributes=attributes,
+    )
+    n_chunks = math.prod(header_shape)
+    indices = np.full(n_chunks, -1, dtype=np.int32)
+    offsets = np.zeros(n_chunks, dtype=np.uint64)
+    lengths = np.zeros(n_chunks, dtype=np.uint64)
+    indices[rows] = 0
+    offsets[rows] = [m.offset for m in members]
+    lengths[rows] = [m.length for m in members]
+    manifest = ChunkManifest.from_numpy_columns(
+        (*header_shape, *(1 for _ in grid_shape)),
+        dictionary=pa.array([url], pa.string()),
+        indices=indices,
+        offsets=offsets,
+        lengths=lengths,
+    )
+    return VirtualArray(metadata, manifest)
+
+
+def _json(value: Any) -> JSON:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, int | float | str | bool):
+        return value
+    return str(value)

@@ -1,0 +1,264 @@
+"""GRIBParser: hypercubes as cfgrib builds them, every packing ecCodes writes, holes, faults.
+
+Files are xarray's ``example.grib`` (written by ECMWF's tools, nobody here) and GRIB
+files made in the tests from ecCodes' own sample templates with ``codes_set``. Every
+array is read through `ManifestStore` and compared with cfgrib (xarray's ``cfgrib``
+engine) or with ecCodes' decoded values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import eccodes
+import numpy as np
+import pytest
+import xarray as xr
+from tests.s3_server import S3Bucket
+
+import vzcore as vc
+import vzxarray as vx
+from vzcore.parsers import GRIBFormatError, GRIBParser, detect_parser
+
+EXAMPLE = Path(xr.__file__).parent / "tests" / "data" / "example.grib"
+PACKINGS = ("grid_simple", "grid_ieee", "grid_ccsds", "grid_complex", "grid_second_order")
+
+
+def _message(sample: str, values: np.ndarray | None = None, **keys: Any) -> bytes:
+    handle = eccodes.codes_grib_new_from_samples(sample)
+    try:
+        for key, value in keys.items():
+            eccodes.codes_set(handle, key, value)
+        if values is not None:
+            eccodes.codes_set_values(handle, values.ravel())
+        return bytes(eccodes.codes_get_message(handle))
+    finally:
+        eccodes.codes_release(handle)
+
+
+def _field(seed: int) -> np.ndarray:
+    """A smooth field on the 16 x 31 grid of ``regular_ll_sfc_grib2``."""
+    lat, lon = np.meshgrid(np.linspace(0, 3, 31), np.linspace(0, 2, 16), indexing="ij")
+    return (280 + 10 * np.sin(lat + seed) * np.cos(lon)).ravel()
+
+
+def _write(path: Path, messages: Iterable[bytes]) -> Path:
+    path.write_bytes(b"".join(messages))
+    return path
+
+
+def _decoded(path: Path) -> list[np.ndarray]:
+    """Every message's values as ecCodes decodes them (missing points NaN)."""
+    out = []
+    with path.open("rb") as f:
+        while (handle := eccodes.codes_grib_new_from_file(f)) is not None:
+            values = eccodes.codes_get_values(handle).astype(np.float64)
+            if eccodes.codes_get(handle, "bitmapPresent"):
+                values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+            out.append(values)
+            eccodes.codes_release(handle)
+    return out
+
+
+def _virtual(path: Path | str, **options: Any) -> tuple[vc.VirtualGroup, vc.ObjectStoreRegistry]:
+    registry = vc.ObjectStoreRegistry.for_urls([str(path)])
+    return GRIBParser(**options)(str(path), registry), registry
+
+
+def _opened(group: vc.VirtualGroup, registry: vc.ObjectStoreRegistry) -> xr.Dataset:
+    store = vc.ManifestStore(group, registry=registry)
+    return xr.open_zarr(store, consolidated=False, decode_timedelta=True).load()
+
+
+def test_example_grib_equals_cfgrib() -> None:
+    group, registry = _virtual(EXAMPLE)
+    got = _opened(group, registry)
+    with xr.open_dataset(EXAMPLE, engine="cfgrib", indexpath="") as ref:
+        ref = ref.load()
+        assert got["t"].dims == ref["t"].dims
+        for name in ("t", "z", "number", "time", "isobaricInhPa", "latitude", "longitude", "step"):
+            np.testing.assert_array_equal(got[name].values, ref[name].values, name)
+        for key in ("GRIB_paramId", "GRIB_shortName", "units", "long_name", "standard_name"):
+            assert got["t"].attrs[key] == ref["t"].attrs[key], key
+    t = group["t"]
+    assert isinstance(t, vc.VirtualArray)
+    assert t.manifest.n_chunks == 12  # one chunk per message
+    assert [c.name for c in t.metadata.codecs] == ["vz.grib"]
+
+
+@pytest.mark.parametrize("packing", PACKINGS)
+def test_every_packing_decodes_as_eccodes(tmp_path: Path, packing: str) -> None:
+    messages = [
+        _message("regular_ll_sfc_grib2", _field(step), packingType=packing, step=step,
+                 bitsPerValue=16)
+        for step in (0, 6, 12)
+    ]  # fmt: skip
+    path = _write(tmp_path / f"{packing}.grib2", messages)
+    group, registry = _virtual(path)
+    name = next(n for n, a in group.arrays.items() if isinstance(a, vc.VirtualArray))
+    got = _opened(group, registry)[name]
+    assert got.dims == ("step", "latitude", "longitude")
+    expected = np.stack(_decoded(path)).astype(np.float32).reshape(got.shape)
+    np.testing.assert_array_equal(got.values, expected)
+
+
+def test_a_bitmap_reads_as_nan(tmp_path: Path) -> None:
+    values = _field(1)
+    values[::7] = 9999.0
+    message = _message("regular_ll_sfc_grib2", None, bitmapPresent=1, missingValue=9999.0)
+    handle = eccodes.codes_new_from_message(message)
+    eccodes.codes_set(handle, "missingValue", 9999.0)
+    eccodes.codes_set_values(handle, values)
+    data = bytes(eccodes.codes_get_message(handle))
+    eccodes.codes_release(handle)
+    path = _write(tmp_path / "bitmap.grib2", [data])
+    group, registry = _virtual(path)
+    got = _opened(group, registry)
+    name = next(n for n, a in group.arrays.items() if isinstance(a, vc.VirtualArray))
+    flat = got[name].values.ravel()
+    assert np.isnan(flat[::7]).all()
+    np.testing.assert_array_equal(flat, _decoded(path)[0].astype(np.float32))
+
+
+def test_holes_in_the_cube_are_missing_chunks(tmp_path: Path) -> None:
+    """Steps 0, 6, 12 of 2t and only 0, 12 of 2d: 2d's (d2m) step 6 is NaN, nothing shifts."""
+    messages = [
+        _message("regular_ll_sfc_grib2", _field(s + len(name)), shortName=name, step=s)
+        for name in ("2t", "2d")
+        for s in (0, 6, 12)
+        if not (name == "2d" and s == 6)
+    ]
+    path = _write(tmp_path / "holes.grib2", messages)
+    group, registry = _virtual(path)
+    got = _opened(group, registry)
+    assert group["d2m"].manifest.n_missing == 1  # type: ignore[union-attr]
+    assert group["t2m"].manifest.n_missing == 0  # type: ignore[union-attr]
+    assert np.isnan(got["d2m"].isel(step=1).values).all()
+    decoded = _decoded(path)  # 2t at 0, 6, 12, then 2d at 0, 12
+    for step, values in zip((0, 1, 2), decoded[:3], strict=True):
+        np.testing.assert_array_equal(
+            got["t2m"].isel(step=step).values.ravel(), values.astype("f4")
+        )
+    for step, values in zip((0, 2), decoded[3:], strict=True):
+        np.testing.assert_array_equal(
+            got["d2m"].isel(step=step).values.ravel(), values.astype("f4")
+        )
+
+
+def test_grib1_and_grib2_in_one_file_and_reduced_grids(tmp_path: Path) -> None:
+    grib1 = _message("GRIB1", None)
+    grib2 = _message("regular_ll_sfc_grib2", _field(0))
+    reduced = _message("reduced_gg_pl_32_grib2", None)
+    path = _write(tmp_path / "mixed.grib", [grib1, grib2, reduced])
+    group, registry = _virtual(path)
+    assert len(group.groups) == 3  # three grids, three hypercubes
+    decoded = _decoded(path)
+    store = vc.ManifestStore(group, registry=registry)
+    seen = []
+    for name, sub in group.groups.items():
+        ds = xr.open_zarr(store, group=name, consolidated=False, decode_timedelta=True).load()
+        (var,) = [v for v in ds.data_vars if isinstance(sub[v], vc.VirtualArray)]
+        seen.append(ds[var].values.ravel())
+        if "reduced" in name:
+            assert ds[var].dims == ("values",)
+            assert ds["latitude"].dims == ("values",)
+    for expected in decoded:
+        assert any(
+            len(s) == len(expected) and np.array_equal(s, expected.astype("f4"), equal_nan=True)
+            for s in seen
+        )
+    tree = vx.open_virtual_datatree(str(path), registry=registry)
+    assert set(tree.children) == set(group.groups)
+
+
+def test_filter_by_keys(tmp_path: Path) -> None:
+    messages = [
+        _message("regular_ll_sfc_grib2", _field(0), typeOfLevel="surface"),
+        _message("regular_ll_pl_grib2", None, typeOfLevel="isobaricInhPa", level=500),
+    ]
+    path = _write(tmp_path / "two.grib2", messages)
+    group, _ = _virtual(path)
+    assert len(group.groups) == 2
+    only, _ = _virtual(path, filter_by_keys={"typeOfLevel": "surface"})
+    assert not only.groups
+    assert "surface" not in only.arrays or only.arrays["surface"].shape == ()
+    with pytest.raises(GRIBFormatError, match="matches filter_by_keys"):
+        _virtual(path, filter_by_keys={"typeOfLevel": "nope"})
+
+
+def test_detected_and_read_from_s3(s3_bucket: S3Bucket) -> None:
+    url = s3_bucket.put("g/example.grib", EXAMPLE.read_bytes())
+    registry = s3_bucket.registry()
+    parser = detect_parser(url, registry)
+    assert isinstance(parser, GRIBParser)
+    got = _opened(parser(url, registry), registry)
+    with xr.open_dataset(EXAMPLE, engine="cfgrib", indexpath="") as ref:
+        np.testing.assert_array_equal(got["t"].values, ref["t"].values)
+
+
+CORRUPT: Mapping[str, tuple[bytes, str]] = {
+    "no message": (b"not a grib file at all" * 10, "no GRIB message"),
+    "truncated": (EXAMPLE.read_bytes()[:-100], "truncated or corrupt"),
+    "no 7777": (EXAMPLE.read_bytes()[:-4] + b"XXXX", "does not end in 7777"),
+    "edition 3": (b"GRIB\x00\x00\x10\x03" + b"\x00" * 8, "edition 3"),
+    "huge length": (b"GRIB\x00\x00\x00\x02" + (2**62).to_bytes(8, "big") + b"\0" * 8, "declares"),
+}
+
+
+@pytest.mark.parametrize("case", CORRUPT)
+def test_corrupt_files_are_typed_errors(tmp_path: Path, case: str) -> None:
+    data, needle = CORRUPT[case]
+    path = tmp_path / "bad.grib"
+    path.write_bytes(data)
+    with pytest.raises(GRIBFormatError) as info:
+        _virtual(path)
+    assert f"file://{path}" in str(info.value)
+    assert needle in str(info.value)
+
+
+def test_a_damaged_message_body_is_a_typed_error_on_parse_or_read(tmp_path: Path) -> None:
+    data = bytearray(EXAMPLE.read_bytes())
+    data[40:60] = b"\xff" * 20  # inside the first message's sections
+    path = tmp_path / "damaged.grib"
+    path.write_bytes(bytes(data))
+    try:
+        group, registry = _virtual(path)
+        _opened(group, registry)
+    except vc.VirtualizationError as err:
+        message = str(err)
+    else:
+        return  # ecCodes read the damaged sections as other valid values: nothing to refuse
+    assert "damaged.grib" in message or "vz.grib" in message
+
+
+def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -> None:
+    import icechunk
+    import zarr
+
+    from vzcore.writers import kerchunk_refs, write_icechunk
+
+    group, _ = _virtual(EXAMPLE)
+    with pytest.raises(vc.UnsupportedCodecError) as info:
+        kerchunk_refs(group)
+    assert "vz.grib" in str(info.value)
+    assert "Icechunk" in str(info.value)
+    prefix = f"file://{EXAMPLE.parent}/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(EXAMPLE.parent)))
+    )
+    repository = icechunk.Repository.create(
+        icechunk.in_memory_storage(),
+        config,
+        authorize_virtual_chunk_access=icechunk.containers_credentials(
+            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
+        ),
+    )
+    session = repository.writable_session("main")
+    write_icechunk(group, session.store)
+    session.commit("a GRIB file")
+    root = zarr.open_group(repository.readonly_session("main").store, mode="r")
+    with xr.open_dataset(EXAMPLE, engine="cfgrib", indexpath="") as ref:
+        np.testing.assert_array_equal(root["t"][...], ref["t"].values)

@@ -199,6 +199,51 @@ def test_vz_fill_chunks_still_read_as_missing_chunks(files: Files) -> None:
     assert parsed.metadata.fill_value == 7
 
 
+def test_a_constant_inline_chunk_beside_missing_chunks_is_kept_inline(files: Files) -> None:
+    """Only a reference set without absent chunks can be vz's fill stand-ins: here chunk 2
+    is absent and reads as zarr's default 0, while the constant inline chunk reads 5."""
+    zarray = {
+        "zarr_format": 2,
+        "shape": [6],
+        "chunks": [2],
+        "dtype": "<i2",
+        "compressor": None,
+        "filters": None,
+        "fill_value": None,
+        "order": "C",
+    }
+    path = files.paths["a"]
+    refs = kerchunk_refs(HDFParser()(f"file://{path}", files.registry))["refs"]
+    document = {
+        "version": 1,
+        "refs": {
+            ".zgroup": json.dumps({"zarr_format": 2}),
+            "v/.zarray": json.dumps(zarray),
+            "v/.zattrs": json.dumps({"_ARRAY_DIMENSIONS": ["t"]}),
+            "v/0": refs["u/0"],
+            "v/1": "base64:" + base64.b64encode(np.array([5, 5], "<i2").tobytes()).decode(),
+        },
+    }
+    target = files.folder / "constant.json"
+    target.write_text(json.dumps(document))
+    array = KerchunkJSONParser()(f"file://{target}", files.registry).arrays["v"]
+    assert isinstance(array, vc.VirtualArray)
+    assert array.manifest.n_inline == 1
+    assert array.manifest.n_missing == 1
+    expected = [*files.expected["a"]["u"][:2], 5, 5, 0, 0]
+    np.testing.assert_array_equal(read_array(array, files.registry), expected)
+    with xr.open_dataset(
+        "reference://",
+        engine="zarr",
+        mask_and_scale=False,
+        backend_kwargs={
+            "consolidated": False,
+            "storage_options": {"fo": str(target), "remote_protocol": "file"},
+        },
+    ) as ds:
+        np.testing.assert_array_equal(ds["v"].values, expected)
+
+
 # ---- combining and writing -------------------------------------------------------------------
 
 

@@ -138,9 +138,10 @@ class ChunkManifest:
         both = pc.sum(pc.and_(inline, pc.is_valid(self.paths))).as_py() or 0
         if both:
             problems.append(f"{both} row(s) have both a path and inline bytes")
+        zero = pa.scalar(0, pa.uint64())
         numbers = pc.or_(
-            pc.not_equal(self.table.column("offset"), 0),
-            pc.not_equal(self.table.column("length"), 0),
+            pc.not_equal(self.table.column("offset"), zero),
+            pc.not_equal(self.table.column("length"), zero),
         )
         nonzero = pc.sum(pc.and_(inline, numbers)).as_py() or 0
         if nonzero:

@@ -594,7 +594,8 @@ def _array_from_refs(
         offsets.append(value[1] if len(value) == 3 else 0)
         lengths.append(value[2] if len(value) == 3 else -1)
     if inline and keys:
-        fill = _missing_chunks_fill(metadata, zarray, set(inline.values()), place)
+        complete = len(keys) + len(inline) == math.prod(grid)
+        fill = _missing_chunks_fill(metadata, zarray, set(inline.values()), complete, place)
         if fill is not None:
             return VirtualArray(
                 fill, _manifest(keys, urls, offsets, lengths, grid, registry, place)
@@ -615,17 +616,22 @@ def _check_inline_total(total: int, where: str) -> None:
 
 
 def _missing_chunks_fill(
-    metadata: ArrayMetadata, zarray: Mapping[str, Any], inline: set[bytes], where: str
+    metadata: ArrayMetadata,
+    zarray: Mapping[str, Any],
+    inline: set[bytes],
+    complete: bool,
+    where: str,
 ) -> ArrayMetadata | None:
     """The metadata that reads vz's stand-ins for missing chunks as missing, or None.
 
     vz's Kerchunk writer materialises the missing chunks of an array without a CF
     ``_FillValue`` as inline chunks of one value, with a null ``fill_value`` (zarr
-    v2's ``fill_value`` would make xarray mask them): the array's fill value is
-    that value and the chunks are missing again. Any other mix of inline and
-    referenced chunks (None here) is kept as inline chunks in the manifest.
+    v2's ``fill_value`` would make xarray mask them) and no chunk left out
+    (``complete``): the array's fill value is that value and the chunks are missing
+    again, which reads the same values. Any other mix of inline and referenced
+    chunks (None here) is kept as inline chunks in the manifest.
     """
-    if len(inline) != 1 or zarray.get("fill_value") is not None:
+    if not complete or len(inline) != 1 or zarray.get("fill_value") is not None:
         return None
     if "_FillValue" in metadata.encoding:
         return None
@@ -883,8 +889,9 @@ def _array_from_table(
         if pc.any(pc.and_(has_path, pc.is_valid(raw))).as_py():
             raise KerchunkFormatError(f"{place}: a chunk has both a path and inline bytes")
         if pc.any(has_path).as_py():
+            complete = (pc.sum(pc.or_(has_path, pc.is_valid(raw))).as_py() or 0) == len(raw)
             fill = _missing_chunks_fill(
-                metadata, zarray, set(pc.unique(raw.drop_null()).to_pylist()), place
+                metadata, zarray, set(pc.unique(raw.drop_null()).to_pylist()), complete, place
             )
             if fill is not None:
                 table = table.set_column(

@@ -5,7 +5,7 @@ repositories and parsed back: virtual references equal the written ones exactly,
 values read through `ManifestStore` and through Icechunk's own store equal the
 files' (netCDF4 via xarray, h5py). The proof of the issue: write, parse, append,
 parse again. Native chunks become references into the repository's chunk objects
-or loaded arrays; inline chunks are loaded or refused; versions, groups, S3 and
+or loaded arrays; inline chunks are loaded or kept as inline rows; versions, groups, S3 and
 refusals are covered too.
 """
 
@@ -277,7 +277,7 @@ def test_big_native_arrays_reference_the_repository_chunks(corpus: Corpus, tmp_p
     assert parsed["tas"] == corpus.group("nc4_basic.nc")["tas"]
 
 
-def test_inline_chunks_are_loaded_or_refused(corpus: Corpus, tmp_path: Path) -> None:
+def test_inline_chunks_are_loaded_or_kept_inline(corpus: Corpus, tmp_path: Path) -> None:
     where = tmp_path / "repository"
     repository = make_repository(corpus.folder, where)
 
@@ -293,16 +293,18 @@ def test_inline_chunks_are_loaded_or_refused(corpus: Corpus, tmp_path: Path) -> 
     loaded = IcechunkParser()(str(where), registry)["small"]
     assert isinstance(loaded, vc.LoadedArray)
     np.testing.assert_array_equal(loaded.data, [1, 2, 3, 4, 5, 6])
-    with pytest.raises(IcechunkFormatError) as info:
+    # Too big to load: a virtual array of inline rows, the bytes Icechunk holds.
+    kept = IcechunkParser(max_loaded_bytes=8)(str(where), registry)["small"]
+    assert isinstance(kept, vc.VirtualArray)
+    assert kept.manifest.n_inline == 3
+    np.testing.assert_array_equal(vc.read.read_array(kept, registry), [1, 2, 3, 4, 5, 6])
+    with vc.limits(max_inline_bytes=23), pytest.raises(vc.LimitExceededError) as info:
         IcechunkParser(max_loaded_bytes=8)(str(where), registry)
-    message = str(info.value)
-    assert f"file://{where}" in message
-    assert "'small'" in message
-    assert "inline" in message
-    assert "max_loaded_bytes=8" in message
+    assert f"file://{where}" in str(info.value)
+    assert "'small'" in str(info.value)
 
 
-def test_inline_chunks_beside_virtual_ones_are_refused(corpus: Corpus, tmp_path: Path) -> None:
+def test_inline_chunks_beside_virtual_ones_are_inline_rows(corpus: Corpus, tmp_path: Path) -> None:
     where = tmp_path / "repository"
     repository = make_repository(corpus.folder, where)
 
@@ -314,8 +316,13 @@ def test_inline_chunks_beside_virtual_ones_are_refused(corpus: Corpus, tmp_path:
     assert repository.readonly_session("main").chunk_type("/sparse", [1, 0]) == (
         icechunk.ChunkType.inline
     )
-    with pytest.raises(IcechunkFormatError, match=r"'sparse': 1 of its chunks are stored inline"):
-        IcechunkParser()(str(where), repository_registry(corpus, where))
+    registry = repository_registry(corpus, where)
+    sparse = IcechunkParser()(str(where), registry)["sparse"]
+    assert isinstance(sparse, vc.VirtualArray)
+    assert sparse.manifest.n_inline == 1
+    np.testing.assert_array_equal(
+        vc.read.read_array(sparse, registry), icechunk_values(repository, "sparse")
+    )
 
 
 def test_native_chunks_beside_virtual_ones_are_references(corpus: Corpus, tmp_path: Path) -> None:

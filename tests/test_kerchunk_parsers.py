@@ -418,10 +418,10 @@ def test_skip_variables_are_not_parsed(hand: HandMade) -> None:
     refs = {
         **METADATA,
         **{f"x/{i}": hand.chunk(i) for i in range(4)},
-        # mixes inline (not one constant chunk) and referenced chunks: unreadable unless skipped
+        # a reference whose offset is no integer: unreadable unless skipped
         "bad/.zarray": json.dumps(bad),
         "bad/0": "base64:AAECAwQFBgc=",
-        "bad/1": hand.chunk(0),
+        "bad/1": [hand.data_url, "eight", 20],
         "sub/.zgroup": json.dumps({"zarr_format": 2}),
         "sub/x/.zarray": json.dumps(ZARRAY),
         **{f"sub/x/{i}": hand.chunk(i) for i in range(4)},
@@ -727,10 +727,6 @@ MALFORMED_JSON: dict[str, tuple[Any, str]] = {
         {"version": 1, "gen": [{"key": "x/{{i}}", "url": "file:///a"}], "refs": METADATA},
         "'gen' entry needs",
     ),
-    "inline and referenced chunks mixed": (
-        {"version": 1, "refs": {**METADATA, "x/0": "base64:AAAA", "x/1": ["file:///a", 8, 20]}},
-        "array 'x': mixes inline and referenced chunks",
-    ),
     ".zattrs not an object": (
         {"version": 1, "refs": {**METADATA, "x/.zattrs": "[]"}},
         "x/.zattrs must be a JSON object",
@@ -838,16 +834,16 @@ def test_malformed_parquet_names_the_folder_and_array(hand: HandMade) -> None:
             },
             r"x/\.zarray is not valid JSON",
         ),
-        "inline and referenced chunks mixed": (
+        "inline and referenced chunks in one row": (
             {
                 "table": _table(
-                    [None, url, url, url],
+                    [url, url, url, url],
                     [0, 28, 48, 68],
                     [0, 20, 20, 20],
                     raw=pa.array([bytes(range(20)), None, None, None], pa.binary()),
                 )
             },
-            "array 'x': mixes inline and referenced chunks",
+            "array 'x': a chunk has both a path and inline bytes",
         ),
     }
     for case, (options, message) in cases.items():

@@ -214,7 +214,9 @@ def test_from_entries_refuses_an_entry_without_a_field(field: str) -> None:
     del entry[field]
     with pytest.raises(InvalidManifestError) as info:
         ChunkManifest.from_entries({"0": entry})
-    assert str(info.value) == (f"each entry needs 'path', 'offset' and 'length': missing '{field}'")
+    assert str(info.value) == (
+        f"each entry needs 'path', 'offset' and 'length' (or 'data'): missing '{field}'"
+    )
 
 
 def test_from_entries_refuses_an_entry_that_is_not_a_mapping() -> None:

@@ -37,6 +37,8 @@ from vzcore.errors import (
 from vzcore.grid import AxisChunks, ChunkGrid, RegularChunkGrid, as_chunk_grid, describe_grid
 from vzcore.group import VirtualGroup
 from vzcore.manifest import (
+    INLINE_MANIFEST_SCHEMA,
+    INLINE_TYPE,
     MANIFEST_SCHEMA,
     ChunkManifest,
     _indices,
@@ -407,16 +409,64 @@ def _trim_partial_chunk(array: VirtualArray, axis: int) -> VirtualArray:
         indices=indices,
         offsets=offsets,
         lengths=new_lengths.ravel(),
+        data=_trimmed_inline(array, last, np.broadcast_to(prefix, slab.shape), axis, held),
     )
     return VirtualArray(meta.evolve(chunk_grid=new_grid), trimmed)
 
 
+def _trimmed_inline(
+    array: VirtualArray,
+    last: tuple[slice, ...],
+    wanted: npt.NDArray[np.int64],
+    axis: int,
+    held: int,
+) -> pa.Array | pa.ChunkedArray | None:
+    """The ``data`` column with the inline chunks of the last slab cut to their prefix.
+
+    One vectorised slice per distinct prefix length (a handful: the lengths along
+    the other axes), never one per chunk.
+    """
+    manifest = array.manifest
+    data = manifest.inline_data
+    if data is None:
+        return None
+    in_slab = manifest.inline_mask().reshape(manifest.grid)[last]
+    if not in_slab.any():
+        return data
+    rows = np.arange(manifest.n_chunks, dtype=np.int64).reshape(manifest.grid)[last][in_slab]
+    want = wanted[in_slab]
+    sizes = pc.binary_length(pc.take(data, pa.array(rows))).to_numpy(zero_copy_only=False)
+    short = sizes < want
+    if short.any():
+        raise PartialChunkError(
+            f"cannot shorten the last chunk of {source_label(array)} along axis {axis}: "
+            f"an inline chunk there has {int(sizes[short][0])} bytes, fewer than the "
+            f"{int(want[short][0])} its {held} elements need"
+        )
+    column = data.combine_chunks()
+    for length in np.unique(want).tolist():
+        mask = np.zeros(manifest.n_chunks, dtype=bool)
+        mask[rows[want == length]] = True
+        cut = pc.binary_slice(pc.filter(column, pa.array(mask)), 0, int(length))
+        column = pc.replace_with_mask(column, pa.array(mask), cut.cast(INLINE_TYPE))
+    return column
+
+
 def _append_tables(manifests: Sequence[ChunkManifest]) -> pa.Table:
-    table = pa.concat_tables([m.table for m in manifests])
+    """The manifests' tables end to end; a ``data`` column (null-filled) if any has one."""
+    if any(m.inline_data is not None for m in manifests):
+        tables, schema = [_with_inline_column(m) for m in manifests], INLINE_MANIFEST_SCHEMA
+    else:
+        tables, schema = [m.table for m in manifests], MANIFEST_SCHEMA
+    table = pa.concat_tables(tables)
     path = unify_dictionary(table.column("path"))
-    return pa.Table.from_arrays(
-        [path, table.column("offset"), table.column("length")], schema=MANIFEST_SCHEMA
-    )
+    return pa.Table.from_arrays([path, *table.columns[1:]], schema=schema)
+
+
+def _with_inline_column(manifest: ChunkManifest) -> pa.Table:
+    if manifest.inline_data is not None:
+        return manifest.table
+    return manifest.table.append_column("data", pa.nulls(manifest.n_chunks, INLINE_TYPE))
 
 
 def _gather_concat(
@@ -439,12 +489,24 @@ def _gather_concat(
         ]
         out = arrow_backed_empty(int(starts[-1]), parts[0].dtype)
         joined.append(np.concatenate(parts, axis=axis, out=out.reshape(grid)).ravel())
+    data = None
+    if "data" in appended.column_names:
+        # The same gather, as row numbers, applied to the inline bytes in one take.
+        order = np.concatenate(
+            [
+                np.arange(start, start + m.n_chunks, dtype=np.int64).reshape(m.grid)
+                for start, m in zip(starts.tolist(), manifests, strict=False)
+            ],
+            axis=axis,
+        ).ravel()
+        data = pc.take(appended.column("data"), pa.array(order))
     return ChunkManifest.from_numpy_columns(
         grid,
         dictionary=ChunkManifest((int(starts[-1]),), appended).dictionary,
         indices=joined[0],
         offsets=joined[1],
         lengths=joined[2],
+        data=data,
     )
 
 

@@ -89,7 +89,8 @@ class Limits:
         ``gen`` expression. Default 64 KiB.
     max_inline_bytes
         Decoded bytes of an array vz builds in memory from inline data (Kerchunk
-        inline chunks, a loaded array of a manifest parquet file). Default 256 MiB.
+        inline chunks, a loaded array of a manifest parquet file), and the bytes of
+        the inline chunks one manifest holds together. Default 256 MiB.
     max_reference_files
         Parquet reference files (``refs.K.parq``) one array of Kerchunk parquet
         references may need. Default 10**5.

@@ -9,6 +9,17 @@ One row per chunk in C order of the chunk grid, three columns:
 All chunks of the ``path`` column share one dictionary, so renaming files touches
 only the dictionary and never the per-chunk rows. Missing chunks have offset and
 length 0.
+
+A manifest may also hold *inline* chunks: the encoded bytes of a chunk kept in the
+table itself (Kerchunk inline data, Icechunk inline chunks), in a fourth column
+
+- ``data``: ``large_binary``, null except on inline rows.
+
+An inline row has a null ``path``, offset and length 0 and non-null ``data``; a
+missing chunk has a null ``path`` and null ``data``. A manifest without inline
+chunks has no ``data`` column at all (its table is exactly the three columns
+above, as small as ever): a ``data`` column of nulls only is dropped when the
+manifest is built.
 """
 
 from __future__ import annotations
@@ -26,9 +37,16 @@ import pyarrow.compute as pc
 
 from vzcore.errors import InvalidManifestError, InvalidMetadataError
 from vzcore.grid import GridShape, integer_tuple
+from vzcore.limits import check_limit
 from vzcore.urls import is_url, normalize_url
 
-__all__ = ["MANIFEST_SCHEMA", "ChunkEntry", "ChunkKey", "ChunkManifest"]
+__all__ = [
+    "INLINE_MANIFEST_SCHEMA",
+    "MANIFEST_SCHEMA",
+    "ChunkEntry",
+    "ChunkKey",
+    "ChunkManifest",
+]
 
 PATH_TYPE = pa.dictionary(pa.int32(), pa.string())
 MANIFEST_SCHEMA = pa.schema(
@@ -38,11 +56,13 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("length", pa.uint64(), nullable=False),
     ]
 )
+INLINE_TYPE = pa.large_binary()
+INLINE_MANIFEST_SCHEMA = MANIFEST_SCHEMA.append(pa.field("data", INLINE_TYPE))
 
 type ChunkKey = str
 """A chunk's grid coordinates joined by ``.``, e.g. ``"0.3.1"`` (``"0"`` for 0-d arrays)."""
 type ChunkEntry = Mapping[str, Any]
-"""``{"path": str, "offset": int, "length": int}``."""
+"""``{"path": str, "offset": int, "length": int}``, or ``{"data": bytes}`` for an inline chunk."""
 
 _KEY_SEPARATORS = re.compile(r"[./]")
 # ASCII digits only: int() also takes " 1", "+1", "1_0" and other scripts' digits. A
@@ -86,8 +106,11 @@ class ChunkManifest:
         problems = []
         if any(g < 0 for g in self.grid):
             problems.append(f"grid {self.grid} has a negative length")
-        if not self.table.schema.equals(MANIFEST_SCHEMA):
-            problems.append(f"table schema is {self.table.schema}, expected {MANIFEST_SCHEMA}")
+        schema = self.table.schema
+        if not (schema.equals(MANIFEST_SCHEMA) or schema.equals(INLINE_MANIFEST_SCHEMA)):
+            problems.append(f"table schema is {schema}, expected {MANIFEST_SCHEMA}")
+        elif schema.equals(INLINE_MANIFEST_SCHEMA):
+            problems.extend(self._check_inline())
         if self.table.num_rows != math.prod(self.grid):
             problems.append(
                 f"table has {self.table.num_rows} rows, grid {self.grid} has "
@@ -104,10 +127,39 @@ class ChunkManifest:
             urls = [p if is_url(p) else normalize_url(p) for p in dictionary.to_pylist()]
             object.__setattr__(self, "table", _with_dictionary(self.table, urls))
 
+    def _check_inline(self) -> list[str]:
+        """Problems of the ``data`` column; a column of nulls only is dropped (no inline rows)."""
+        data = self.table.column("data")
+        if data.null_count == len(data):
+            object.__setattr__(self, "table", self.table.drop_columns(["data"]))
+            return []
+        inline = pc.is_valid(data)
+        problems = []
+        both = pc.sum(pc.and_(inline, pc.is_valid(self.paths))).as_py() or 0
+        if both:
+            problems.append(f"{both} row(s) have both a path and inline bytes")
+        zero = pa.scalar(0, pa.uint64())
+        numbers = pc.or_(
+            pc.not_equal(self.table.column("offset"), zero),
+            pc.not_equal(self.table.column("length"), zero),
+        )
+        nonzero = pc.sum(pc.and_(inline, numbers)).as_py() or 0
+        if nonzero:
+            problems.append(f"{nonzero} inline row(s) have a non-zero offset or length")
+        if not problems:
+            check_limit(
+                "max_inline_bytes",
+                _binary_nbytes(data),
+                f"chunk manifest of grid {self.grid}",
+                "the total size of its inline chunks in bytes",
+            )
+        return problems
+
     def map_paths(self, new_path: Callable[[str], str]) -> ChunkManifest:
         """The manifest with each distinct path ``p`` replaced by ``new_path(p)``.
 
-        Only the dictionary is rewritten; paths that become equal are merged.
+        Only the dictionary is rewritten; paths that become equal are merged. Inline
+        rows have no path and are left as they are.
         """
         old = self.dictionary.to_pylist()
         if not old:
@@ -123,10 +175,13 @@ class ChunkManifest:
         paths: npt.ArrayLike,
         offsets: npt.ArrayLike,
         lengths: npt.ArrayLike,
+        data: npt.ArrayLike | None = None,
     ) -> Self:
         """Build from three numpy arrays shaped like the chunk grid.
 
-        A path of ``""`` or ``None`` marks a missing chunk.
+        A path of ``""`` or ``None`` marks a missing chunk. ``data``, an object array
+        of the same shape holding ``bytes`` or ``None``, gives inline chunks: a row
+        with bytes there has path ``""``, offset and length 0.
 
         >>> m = ChunkManifest.from_arrays(
         ...     paths=np.array([["s3://b/x.nc", ""]]), offsets=np.array([[8, 0]]),
@@ -145,16 +200,14 @@ class ChunkManifest:
         if flat_paths.dtype.kind not in "UOT":
             raise InvalidManifestError(f"paths must be strings, got dtype {flat_paths.dtype}")
         path_column = pa.array(flat_paths, type=pa.string())
-        return cls.from_arrow(
-            pa.table(
-                {
-                    "path": path_column,
-                    "offset": _to_uint64(offset_array.ravel(), "offsets"),
-                    "length": _to_uint64(length_array.ravel(), "lengths"),
-                }
-            ),
-            grid=path_array.shape,
-        )
+        columns = {
+            "path": path_column,
+            "offset": _to_uint64(offset_array.ravel(), "offsets"),
+            "length": _to_uint64(length_array.ravel(), "lengths"),
+        }
+        if data is not None:
+            columns["data"] = _inline_column(data, path_array.shape)
+        return cls.from_arrow(pa.table(columns), grid=path_array.shape)
 
     @classmethod
     def from_entries(
@@ -201,19 +254,38 @@ class ChunkManifest:
         paths = np.full(n_chunks, None, dtype=object)
         offsets = np.zeros(n_chunks, dtype=object)
         lengths = np.zeros(n_chunks, dtype=object)
+        values = list(entries.values())
+        is_inline = [isinstance(e, Mapping) and e.get("data") is not None for e in values]
+        both = [
+            k for k, e, flag in zip(keys, values, is_inline, strict=True) if flag and e.get("path")
+        ]
+        if both:
+            raise InvalidManifestError(
+                f"chunk {both[0]!r} has both a path and inline bytes ('data'); give one of them"
+            )
+        referenced = [e for e, flag in zip(values, is_inline, strict=True) if not flag]
+        referenced_rows = rows[~np.array(is_inline, dtype=bool)] if len(rows) else rows
         try:
-            values = list(entries.values())
-            paths[rows] = [e["path"] for e in values]
-            offsets[rows] = [e["offset"] for e in values]
-            lengths[rows] = [e["length"] for e in values]
+            paths[referenced_rows] = [e["path"] for e in referenced]
+            offsets[referenced_rows] = [e["offset"] for e in referenced]
+            lengths[referenced_rows] = [e["length"] for e in referenced]
         except (KeyError, TypeError) as err:
             raise InvalidManifestError(
-                f"each entry needs 'path', 'offset' and 'length': missing {err}"
+                f"each entry needs 'path', 'offset' and 'length' (or 'data'): missing {err}"
             ) from err
+        data = None
+        if any(is_inline):
+            data = np.full(n_chunks, None, dtype=object)
+            inline_rows = rows[np.array(is_inline, dtype=bool)]
+            data[inline_rows] = [
+                e["data"] for e, flag in zip(values, is_inline, strict=True) if flag
+            ]
+            data = data.reshape(grid_shape)
         return cls.from_arrays(
             paths=paths.reshape(grid_shape),
             offsets=offsets.reshape(grid_shape),
             lengths=lengths.reshape(grid_shape),
+            data=data,
         )
 
     @classmethod
@@ -221,7 +293,9 @@ class ChunkManifest:
         """Build from an Arrow table with ``path``, ``offset`` and ``length`` columns.
 
         Columns are cast to the manifest schema, ``""`` paths become missing chunks,
-        and the ``path`` chunks are given one shared dictionary.
+        and the ``path`` chunks are given one shared dictionary. An optional binary
+        ``data`` column holds inline chunks (non-null on their rows, whose path is
+        null or ``""``; their offset and length become 0).
         """
         missing = {"path", "offset", "length"} - set(table.column_names)
         if missing:
@@ -233,7 +307,13 @@ class ChunkManifest:
             present = pc.is_valid(path)
             offset = pc.if_else(present, offset, pa.scalar(0, pa.uint64()))
             length = pc.if_else(present, length, pa.scalar(0, pa.uint64()))
-        return cls(grid, pa.Table.from_arrays([path, offset, length], schema=MANIFEST_SCHEMA))
+        if "data" not in table.column_names:
+            return cls(grid, pa.Table.from_arrays([path, offset, length], schema=MANIFEST_SCHEMA))
+        data = _cast_inline(table.column("data"))
+        return cls(
+            grid,
+            pa.Table.from_arrays([path, offset, length, data], schema=INLINE_MANIFEST_SCHEMA),
+        )
 
     @classmethod
     def empty(cls, grid: Iterable[int]) -> Self:
@@ -258,8 +338,56 @@ class ChunkManifest:
 
     @property
     def n_missing(self) -> int:
+        """Chunks neither referenced nor inline (they read as the fill value)."""
         nulls: int = self.table.column("path").null_count
-        return nulls
+        return nulls - self.n_inline
+
+    @property
+    def inline_data(self) -> pa.ChunkedArray | None:
+        """The ``data`` column (null except on inline rows), or None without inline chunks."""
+        if "data" not in self.table.column_names:
+            return None
+        return self.table.column("data")
+
+    @property
+    def n_inline(self) -> int:
+        """Chunks whose encoded bytes are held in the manifest itself."""
+        data = self.inline_data
+        return 0 if data is None else len(data) - data.null_count
+
+    @property
+    def inline_nbytes(self) -> int:
+        """Sum of the sizes of the inline chunks."""
+        data = self.inline_data
+        return 0 if data is None else _binary_nbytes(data)
+
+    def inline_mask(self) -> npt.NDArray[np.bool_]:
+        """Read-only flat boolean array: which rows (C order) are inline chunks."""
+        data = self.inline_data
+        if data is None:
+            return _readonly(np.zeros(self.n_chunks, dtype=bool))
+        return _readonly(pc.is_valid(data).to_numpy(zero_copy_only=False))
+
+    def missing_mask(self) -> npt.NDArray[np.bool_]:
+        """Read-only flat boolean array: which rows are missing (neither referenced nor inline)."""
+        missing = pc.is_null(self.paths).to_numpy(zero_copy_only=False)
+        data = self.inline_data
+        if data is not None:
+            missing = missing & ~pc.is_valid(data).to_numpy(zero_copy_only=False)
+        return _readonly(np.asarray(missing, dtype=bool))
+
+    def inline_chunks(self, rows: npt.NDArray[np.integer[Any]]) -> list[bytes]:
+        """The inline bytes of the given rows (each must be an inline row)."""
+        data = self.inline_data
+        if data is None or not len(rows):
+            if len(rows):
+                raise InvalidManifestError(f"row {int(rows[0])} is not an inline chunk")
+            return []
+        taken = pc.take(data, pa.array(np.asarray(rows, dtype=np.int64)))
+        if taken.null_count:
+            raise InvalidManifestError(f"{taken.null_count} of the rows are not inline chunks")
+        values: list[bytes] = taken.to_pylist()
+        return values
 
     @property
     def paths(self) -> pa.ChunkedArray:
@@ -303,11 +431,16 @@ class ChunkManifest:
         return _readonly(string_paths), _readonly(offsets.copy()), _readonly(lengths.copy())
 
     def to_entries(self) -> dict[ChunkKey, dict[str, Any]]:
-        """Kerchunk-style ``{"i.j": {"path", "offset", "length"}}`` of the present chunks."""
+        """Kerchunk-style ``{"i.j": {"path", "offset", "length"}}`` of the present chunks.
+
+        Inline chunks are ``{"data": bytes}``.
+        """
         paths = self.paths.cast(pa.string()).to_pylist()
         offsets = self.table.column("offset").to_pylist()
         lengths = self.table.column("length").to_pylist()
-        present = np.flatnonzero(pc.is_valid(self.paths).to_numpy(zero_copy_only=False))
+        data = self.inline_data
+        inline = data.to_pylist() if data is not None else None
+        present = np.flatnonzero(~self.missing_mask())
         coords = np.unravel_index(present, self.grid) if self.grid else ()
         keys = (
             [".".join(map(str, c)) for c in zip(*coords, strict=True)]
@@ -315,7 +448,9 @@ class ChunkManifest:
             else ["0"] * len(present)
         )
         return {
-            key: {"path": paths[row], "offset": offsets[row], "length": lengths[row]}
+            key: {"data": inline[row]}
+            if inline is not None and inline[row] is not None
+            else {"path": paths[row], "offset": offsets[row], "length": lengths[row]}
             for key, row in zip(keys, present.tolist(), strict=True)
         }
 
@@ -332,15 +467,22 @@ class ChunkManifest:
             np.take(column, rows, out=arrow_backed_empty(len(rows), column.dtype))
             for column in columns
         ]
+        data = self.inline_data
         return ChunkManifest.from_numpy_columns(
-            grid, dictionary=self.dictionary, indices=taken[0], offsets=taken[1], lengths=taken[2]
+            grid,
+            dictionary=self.dictionary,
+            indices=taken[0],
+            offsets=taken[1],
+            lengths=taken[2],
+            data=None if data is None else pc.take(data, pa.array(rows)),
         )
 
     def to_numpy_columns(
         self,
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """Flat numpy columns: dictionary indices (-1 = missing), offsets, lengths.
+        """Flat numpy columns: dictionary indices (-1 = no path), offsets, lengths.
 
+        A row without a path is missing or inline (`inline_mask` tells them apart).
         Zero-copy where Arrow allows it (one chunk, no nulls); read-only either way.
         """
         return (
@@ -358,19 +500,23 @@ class ChunkManifest:
         indices: npt.NDArray[np.int32],
         offsets: npt.NDArray[np.uint64],
         lengths: npt.NDArray[np.uint64],
+        data: pa.Array | pa.ChunkedArray | None = None,
     ) -> Self:
-        """The inverse of `to_numpy_columns` (columns taken over without a copy)."""
+        """The inverse of `to_numpy_columns` (columns taken over without a copy).
+
+        ``data``, a binary column of one value per row, carries the inline chunks.
+        """
         missing = indices < 0
         mask = missing if missing.any() else None
         path = pa.DictionaryArray.from_arrays(
             pa.array(indices, type=pa.int32(), mask=mask), dictionary
         )
+        columns = [path, pa.array(offsets, pa.uint64()), pa.array(lengths, pa.uint64())]
+        if data is None:
+            return cls(grid, pa.Table.from_arrays(columns, schema=MANIFEST_SCHEMA))
         return cls(
             grid,
-            pa.Table.from_arrays(
-                [path, pa.array(offsets, pa.uint64()), pa.array(lengths, pa.uint64())],
-                schema=MANIFEST_SCHEMA,
-            ),
+            pa.Table.from_arrays([*columns, _cast_inline(data)], schema=INLINE_MANIFEST_SCHEMA),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -381,6 +527,11 @@ class ChunkManifest:
         for name in ("offset", "length"):
             if not self.table.column(name).equals(other.table.column(name)):
                 return False
+        data, other_data = self.inline_data, other.inline_data
+        if (data is None) != (other_data is None):
+            return False
+        if data is not None and not data.equals(other_data):
+            return False
         if (
             self.dictionary.equals(other.dictionary)
             and _single_dictionary(self.paths)
@@ -390,12 +541,13 @@ class ChunkManifest:
         return bool(self.paths.cast(pa.string()).equals(other.paths.cast(pa.string())))
 
     def __hash__(self) -> int:
-        return hash((self.grid, self.n_chunks, self.n_missing))
+        return hash((self.grid, self.n_chunks, self.n_missing, self.n_inline))
 
     def __repr__(self) -> str:
+        inline = f", n_inline={self.n_inline}" if self.n_inline else ""
         return (
-            f"ChunkManifest(grid={self.grid}, n_chunks={self.n_chunks}, n_missing={self.n_missing}, "
-            f"n_files={len(self.dictionary)})"
+            f"ChunkManifest(grid={self.grid}, n_chunks={self.n_chunks}, n_missing={self.n_missing}"
+            f"{inline}, n_files={len(self.dictionary)})"
         )
 
 
@@ -492,9 +644,34 @@ def _with_dictionary(table: pa.Table, paths: list[str]) -> pa.Table:
         indices = chunk.indices if remap is None else pc.take(remap, chunk.indices)
         chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
     path = pa.chunked_array(chunks, type=PATH_TYPE)
-    return pa.Table.from_arrays(
-        [path, table.column("offset"), table.column("length")], schema=MANIFEST_SCHEMA
-    )
+    return pa.Table.from_arrays([path, *table.columns[1:]], schema=table.schema)
+
+
+def _inline_column(data: npt.ArrayLike, grid: tuple[int, ...]) -> pa.Array:
+    """An object array of ``bytes`` / ``None`` in grid shape as the ``data`` column."""
+    values = np.asarray(data, dtype=object)
+    if values.shape != grid:
+        raise InvalidManifestError(f"data has shape {values.shape}, the paths {grid}")
+    try:
+        return pa.array(values.ravel(), type=INLINE_TYPE)
+    except (pa.ArrowException, TypeError) as err:
+        raise InvalidManifestError(f"data must hold bytes or None: {err}") from err
+
+
+def _cast_inline(column: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)) and not (
+        pa.types.is_null(column.type)
+    ):
+        raise InvalidManifestError(f"column 'data' must hold bytes, got {column.type}")
+    return column.cast(INLINE_TYPE)
+
+
+def _binary_nbytes(column: pa.ChunkedArray) -> int:
+    """Total bytes of the non-null values of a binary column."""
+    total = pc.sum(pc.binary_length(column)).as_py()
+    return int(total or 0)
 
 
 def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -1,16 +1,19 @@
-"""The native manifest interchange layout (version 1): Arrow tables in parquet files.
+"""The native manifest interchange layout (versions 1 and 2): Arrow tables in parquet files.
 
 One array is one parquet file. A virtual array's file holds the manifest table
 (``path`` dictionary<int32, string>, ``offset`` uint64, ``length`` uint64; one
-row per chunk in C order); a loaded array's file holds one row with one binary
-column ``npy``, the array in ``.npy`` format. The parquet key-value metadata says
-what the file is:
+row per chunk in C order; and ``data`` large_binary when the manifest holds inline
+chunks); a loaded array's file holds one row with one binary column ``npy``, the
+array in ``.npy`` format. A file with a ``data`` column says version 2, so that a
+reader of version 1 refuses it instead of reading its inline chunks as missing;
+every other file (and every group document) stays version 1. The parquet
+key-value metadata says what the file is:
 
 =================  ============================================================
 key                value
 =================  ============================================================
 ``vz:format``      ``vz-manifest``
-``vz:version``     ``1``
+``vz:version``     ``1``, or ``2`` for a manifest with inline chunks
 ``vz:kind``        ``virtual`` or ``loaded``
 ``vz:grid``        chunk grid shape as a JSON list (virtual arrays)
 ``zarr.json``      the array's zarr v3 metadata document (JSON)
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "GROUP_DOCUMENT",
+    "INLINE_VERSION",
     "VERSION",
     "array_to_table",
     "check_manifest_metadata",
@@ -63,6 +67,8 @@ __all__ = [
 
 FORMAT = "vz-manifest"
 VERSION = 1
+INLINE_VERSION = 2
+"""The layout version of an array file whose manifest has a ``data`` (inline chunks) column."""
 GROUP_DOCUMENT = "vz-group.json"
 _FORMAT_KEY, _VERSION_KEY, _KIND_KEY = b"vz:format", b"vz:version", b"vz:kind"
 _GRID_KEY, _ZARR_KEY = b"vz:grid", b"zarr.json"
@@ -76,6 +82,8 @@ def array_to_table(array: AnyArray) -> pa.Table:
         _ZARR_KEY: json.dumps(array.metadata.to_zarr_v3()).encode(),
     }
     if isinstance(array, VirtualArray):
+        if array.manifest.inline_data is not None:
+            metadata[_VERSION_KEY] = str(INLINE_VERSION).encode()
         metadata[_KIND_KEY] = b"virtual"
         metadata[_GRID_KEY] = json.dumps(list(array.manifest.grid)).encode()
         return array.manifest.table.replace_schema_metadata(metadata)
@@ -139,9 +147,15 @@ def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
     kv = table.schema.metadata or {}
     if not is_manifest_metadata(kv):
         raise ManifestFormatError(f"{where}: not a vz manifest file (no 'vz:format' key)")
-    version = kv.get(_VERSION_KEY, b"?").decode()
-    if version != str(VERSION):
-        raise ManifestFormatError(f"{where}: manifest layout version {version}, expected {VERSION}")
+    version = kv.get(_VERSION_KEY, b"?").decode(errors="replace")
+    if version not in (str(VERSION), str(INLINE_VERSION)):
+        raise ManifestFormatError(
+            f"{where}: manifest layout version {version}, expected {VERSION} or {INLINE_VERSION}"
+        )
+    if version == str(VERSION) and "data" in table.column_names:
+        raise ManifestFormatError(
+            f"{where}: malformed manifest file: a 'data' column in a version {VERSION} file"
+        )
     try:
         metadata = _array_metadata(kv, where)
         kind = kv.get(_KIND_KEY)

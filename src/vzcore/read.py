@@ -144,6 +144,7 @@ def _read_chunks(
     out = np.full(meta.shape, meta.fill_value, dtype=meta.dtype)
     indices, offsets, lengths = array.manifest.to_numpy_columns()
     rows = np.flatnonzero(indices >= 0)
+    _place_inline(out, array, decode)
     buffers = read_references(
         registry,
         array.manifest.dictionary.to_pylist(),
@@ -165,6 +166,22 @@ def _read_chunks(
             ) from err
         _place(out, values, coords, meta)
     return out
+
+
+def _place_inline(out: npt.NDArray[Any], array: VirtualArray, decode: Any) -> None:
+    """Decode the manifest's inline chunks into ``out`` (their bytes need no fetch)."""
+    meta, manifest = array.metadata, array.manifest
+    rows = np.flatnonzero(manifest.inline_mask())
+    grid = manifest.grid
+    for row, data in zip(rows.tolist(), manifest.inline_chunks(rows), strict=True):
+        coords = tuple(int(c) for c in np.unravel_index(row, grid)) if grid else ()
+        try:
+            values = decode(data, meta.chunk_grid.chunk_shape_at(coords))
+        except Exception as err:  # whatever the codec raises, said with which chunk it is
+            raise ChunkDecodeError(
+                f"inline chunk {coords} ({len(data)} bytes) does not decode: {err}"
+            ) from err
+        _place(out, values, coords, meta)
 
 
 def _place(

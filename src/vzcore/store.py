@@ -1,7 +1,8 @@
 """`ManifestStore`: a read-only zarr 3 store over a `VirtualGroup`.
 
 It serves ``zarr.json`` documents built from the group's metadata and the bytes of
-each chunk, fetched by byte range through the `ObjectStoreRegistry`. Concurrent
+each chunk, fetched by byte range through the `ObjectStoreRegistry` (an inline
+chunk's bytes come from the manifest itself, with no fetch). Concurrent
 chunk reads that arrive together are batched: one ranged request per file
 (coalescing neighbouring ranges), not one per chunk.
 """
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 import attrs
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -50,6 +52,10 @@ class _VirtualServed:
     lengths: npt.NDArray[np.uint64]
     sources: tuple[Source, ...]
     """Per dictionary entry, where its bytes are read."""
+    present: npt.NDArray[np.bool_]
+    """Per row: referenced or inline (not missing)."""
+    inline: pa.Array | None
+    """The manifest's ``data`` column (one chunk), or None without inline chunks."""
 
 
 @attrs.frozen
@@ -139,8 +145,18 @@ class ManifestStore(Store):
                 sources.append(source(self.registry, url))
             except UnregisteredURLError as err:
                 unregistered.append((url, err))
-        indices, offsets, lengths = array.manifest.to_numpy_columns()
-        return _VirtualServed(array, indices, offsets, lengths, tuple(sources))
+        manifest = array.manifest
+        indices, offsets, lengths = manifest.to_numpy_columns()
+        inline = manifest.inline_data
+        return _VirtualServed(
+            array,
+            indices,
+            offsets,
+            lengths,
+            tuple(sources),
+            ~manifest.missing_mask(),
+            None if inline is None else inline.combine_chunks(),
+        )
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -178,7 +194,10 @@ class ManifestStore(Store):
         row = int(np.ravel_multi_index(coords, served.array.manifest.grid)) if coords else 0
         index = int(served.indices[row])
         if index < 0:
-            return None
+            if served.inline is None or not served.inline[row].is_valid:
+                return None
+            data = served.inline[row].as_buffer()
+            return prototype.buffer.from_bytes(_slice_bytes(memoryview(data), byte_range))
         chunk_start = int(served.offsets[row])
         # A partial request (a shard's index, say) reads only its sub-range of the chunk.
         first, last = _sub_range(int(served.lengths[row]), byte_range)
@@ -227,7 +246,7 @@ class ManifestStore(Store):
         if isinstance(served, _LoadedServed):
             return True
         row = int(np.ravel_multi_index(coords, served.array.manifest.grid)) if coords else 0
-        return bool(served.indices[row] >= 0)
+        return bool(served.present[row])
 
     # ---- writing is refused --------------------------------------------------------------
 
@@ -273,7 +292,7 @@ class ManifestStore(Store):
     def _has_chunks(served: _VirtualServed | _LoadedServed) -> bool:
         if isinstance(served, _LoadedServed):
             return True
-        return bool((served.indices >= 0).any())
+        return bool(served.present.any())
 
     @staticmethod
     def _present_coords(served: _VirtualServed | _LoadedServed) -> npt.NDArray[np.int64]:
@@ -281,7 +300,7 @@ class ManifestStore(Store):
         if isinstance(served, _LoadedServed):
             rows = np.arange(int(np.prod(grid)))
         else:
-            rows = np.flatnonzero(served.indices >= 0)
+            rows = np.flatnonzero(served.present)
         return (
             np.stack(np.unravel_index(rows, grid), axis=1)
             if grid

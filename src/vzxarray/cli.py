@@ -292,7 +292,7 @@ def describe_group(group: vc.VirtualGroup, title: str) -> str:
     """A text summary: per array shape, dims, dtype, chunks, references, files, bytes, codecs."""
     lines = [title]
     files: set[str] = set()
-    total_refs = total_missing = total_bytes = 0
+    total_refs = total_missing = total_inline = total_bytes = 0
     for path, array in group.walk_arrays():
         meta = array.metadata
         dims = ", ".join(str(d) for d in meta.dimension_names or ()) or "-"
@@ -303,17 +303,24 @@ def describe_group(group: vc.VirtualGroup, title: str) -> str:
         manifest = array.manifest
         used = manifest.dictionary.to_pylist()
         files.update(used)
-        total_refs += manifest.n_chunks - manifest.n_missing
+        total_refs += manifest.n_chunks - manifest.n_missing - manifest.n_inline
         total_missing += manifest.n_missing
+        total_inline += manifest.n_inline
         total_bytes += manifest.referenced_nbytes
+        inline = (
+            f", {manifest.n_inline} inline ({manifest.inline_nbytes} bytes)"
+            if manifest.n_inline
+            else ""
+        )
         lines.append(
-            f"{head}\n    {manifest.n_chunks} chunks ({manifest.n_missing} missing) in "
+            f"{head}\n    {manifest.n_chunks} chunks ({manifest.n_missing} missing{inline}) in "
             f"{len(used)} file(s), {manifest.referenced_nbytes} bytes referenced, "
             f"codecs [{', '.join(map(str, meta.codecs))}]"
         )
+    inline_total = f", {total_inline} inline chunks" if total_inline else ""
     lines.append(
-        f"total: {total_refs} references, {total_missing} missing chunks, {len(files)} distinct "
-        f"file(s), {total_bytes} bytes referenced"
+        f"total: {total_refs} references, {total_missing} missing chunks{inline_total}, "
+        f"{len(files)} distinct file(s), {total_bytes} bytes referenced"
     )
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow.compute as pc
 
 import vzcore as vc
 import vzcore.algebra
@@ -460,6 +461,15 @@ def _same_references(a: vc.ChunkManifest, b: vc.ChunkManifest) -> npt.NDArray[np
     same: npt.NDArray[np.bool_] = (
         (paths_a == paths_b) & (offsets_a == offsets_b) & (lengths_a == lengths_b)
     )
+    data_a, data_b = a.inline_data, b.inline_data
+    if data_a is None and data_b is None:
+        return same
+    # Inline rows have no path: the same only if both are inline with equal bytes.
+    inline_a = a.inline_mask().reshape(a.grid)
+    same &= inline_a == b.inline_mask().reshape(b.grid)
+    if data_a is not None and data_b is not None:
+        equal = pc.fill_null(pc.equal(data_a, data_b), False).to_numpy(zero_copy_only=False)
+        same &= ~inline_a | np.asarray(equal, dtype=bool).reshape(a.grid)
     return same
 
 

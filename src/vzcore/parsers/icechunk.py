@@ -10,8 +10,10 @@ columnar batches), never one store call per chunk:
 - an array without virtual chunks (a coordinate vz loaded and wrote, or any small
   array written through zarr) is read into a `LoadedArray` when it is at most
   ``max_loaded_bytes``;
-- *inline* chunks (bytes kept inside Icechunk's manifests) have no reference a
-  manifest can hold: their array is loaded if it can be, else refused.
+- *inline* chunks (bytes kept inside Icechunk's manifests) become inline rows of
+  the manifest, their bytes read through the session's store (concurrently), when
+  the array also has virtual chunks or is too big to load; an array of native and
+  inline chunks only is loaded like any other.
 
 The repository is opened with Icechunk's own storage, built from the store the
 registry holds for its URL (a local folder or an S3 bucket), or given as ``storage=``.
@@ -35,6 +37,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import fingerprints
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup, nest_arrays
+from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.protocol import Probe
@@ -208,20 +211,19 @@ class IcechunkParser:
         loadable = decoded_nbytes <= self.max_loaded_bytes
         if counts[_VIRTUAL] == 0 and counts[_NATIVE] + counts[_INLINE] > 0 and loadable:
             return _loaded(store, path, metadata, where)
+        place = f"{where}: array {path!r}"
+        inline_data = None
         if counts[_INLINE]:
-            raise IcechunkFormatError(
-                f"{where}: array {path!r}: {counts[_INLINE]} of its chunks are stored inline "
-                f"in Icechunk's manifests, which a vz manifest cannot hold yet, and it is too "
-                f"big to load ({decoded_nbytes} bytes decoded, max_loaded_bytes="
-                f"{self.max_loaded_bytes})"
-                if counts[_VIRTUAL] == 0
-                else f"{where}: array {path!r}: {counts[_INLINE]} of its chunks are stored "
-                "inline in Icechunk's manifests beside virtual ones; a vz manifest cannot "
-                "hold inline chunks yet"
+            inline = chunks.kinds == _INLINE
+            check_limit(
+                "max_inline_bytes",
+                int(chunks.lengths[inline].sum()),
+                place,
+                "the total size of its inline chunks in bytes",
             )
+            inline_data = _inline_chunks(store, path, chunks.coords[inline], place)
         return VirtualArray(
-            metadata,
-            chunks.manifest(metadata.grid_shape, repository_url, f"{where}: array {path!r}"),
+            metadata, chunks.manifest(metadata.grid_shape, repository_url, place, inline_data)
         )
 
 
@@ -263,12 +265,24 @@ class _Chunks:
             self.lengths[rows],
         )
 
-    def manifest(self, grid: tuple[int, ...], repository_url: str, where: str) -> ChunkManifest:
+    def manifest(
+        self,
+        grid: tuple[int, ...],
+        repository_url: str,
+        where: str,
+        inline_data: list[bytes] | None = None,
+    ) -> ChunkManifest:
         """The references on the array's grid; native chunks point into the repository.
 
+        ``inline_data`` holds the bytes of the inline chunks, in their order here.
         Chunks outside the grid (left by a shrinking resize) are not part of the array.
         """
         inside = np.all(self.coords < np.asarray(grid, dtype=np.int64), axis=1)
+        data = None
+        if inline_data is not None:
+            data = np.full(len(self.kinds), None, dtype=object)
+            data[self.kinds == _INLINE] = inline_data
+            data = data[inside]
         chunks = self if inside.all() else self.select(inside)
         locations = chunks.locations
         native = chunks.kinds == _NATIVE
@@ -297,9 +311,52 @@ class _Chunks:
         indices[rows] = encoded.indices.to_numpy(zero_copy_only=False)
         offsets[rows] = chunks.offsets
         lengths[rows] = chunks.lengths
+        column = None
+        if data is not None:
+            inline_rows = rows[chunks.kinds == _INLINE]
+            indices[inline_rows] = -1
+            offsets[inline_rows] = 0
+            lengths[inline_rows] = 0
+            full = np.full(n_chunks, None, dtype=object)
+            full[rows] = data
+            column = pa.array(full, pa.large_binary())
         return ChunkManifest.from_numpy_columns(
-            grid, dictionary=encoded.dictionary, indices=indices, offsets=offsets, lengths=lengths
+            grid,
+            dictionary=encoded.dictionary,
+            indices=indices,
+            offsets=offsets,
+            lengths=lengths,
+            data=column,
         )
+
+
+def _inline_chunks(store: Any, path: str, coords: npt.NDArray[np.int64], where: str) -> list[bytes]:
+    """The bytes of an array's inline chunks, read through the session's store together.
+
+    Icechunk lists inline chunks without their bytes; only the store serves them.
+    """
+    import asyncio
+
+    import icechunk
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    keys = ["/".join([path, "c", *map(str, c)]) for c in coords.tolist()]
+
+    async def read_all() -> list[Any]:
+        prototype = default_buffer_prototype()
+        return list(await asyncio.gather(*(store.get(k, prototype=prototype) for k in keys)))
+
+    try:
+        buffers = sync(read_all())
+    except (icechunk.IcechunkError, OSError, ValueError) as err:
+        raise IcechunkFormatError(
+            f"{where}: cannot read its inline chunks: {_first_line(err)}"
+        ) from err
+    absent = [k for k, b in zip(keys, buffers, strict=True) if b is None]
+    if absent:
+        raise IcechunkFormatError(f"{where}: inline chunk {absent[0]!r} is listed but absent")
+    return [b.to_bytes() for b in buffers]
 
 
 def _loaded(store: Any, path: str, metadata: ArrayMetadata, where: str) -> LoadedArray:

@@ -3,7 +3,8 @@
 Both produce the `VirtualGroup` the references describe: zarr v2 metadata becomes
 `ArrayMetadata`, ``[url, offset, length]`` entries become manifest rows, ``[url]``
 whole-file entries get the file's size from the store, and arrays whose chunks are
-all inline data become `LoadedArray` values.
+all inline data become `LoadedArray` values. An array mixing inline and referenced
+chunks becomes one `VirtualArray` whose manifest holds the inline chunks' bytes.
 """
 
 from __future__ import annotations
@@ -588,10 +589,12 @@ def _array_from_refs(
     metadata = _array_metadata(zarray, zattrs, place)
     grid = checked_grid(metadata, place)
     inline: dict[tuple[int, ...], bytes] = {}
+    inline_keys: list[str] = []
     keys, urls, offsets, lengths = [], [], [], []
     for chunk_key, value in entries:
         if isinstance(value, str | bytes):
             inline[_coords(chunk_key, grid, place)] = _inline_bytes(value, chunk_key, place)
+            inline_keys.append(chunk_key)
             continue
         if not isinstance(value, list) or len(value) not in (1, 3) or not isinstance(value[0], str):
             raise KerchunkFormatError(
@@ -602,37 +605,57 @@ def _array_from_refs(
         offsets.append(value[1] if len(value) == 3 else 0)
         lengths.append(value[2] if len(value) == 3 else -1)
     if inline and keys:
-        metadata = _missing_chunks_fill(metadata, set(inline.values()), place)
-        inline = {}
+        complete = len(keys) + len(inline) == math.prod(grid)
+        fill = _missing_chunks_fill(metadata, zarray, set(inline.values()), complete, place)
+        if fill is not None:
+            return VirtualArray(
+                fill, _manifest(keys, urls, offsets, lengths, grid, registry, place)
+            )
+        _check_inline_total(sum(len(v) for v in inline.values()), place)
+        manifest = _manifest(
+            keys, urls, offsets, lengths, grid, registry, place, inline_keys, list(inline.values())
+        )
+        return VirtualArray(metadata, manifest)
     if inline:
         check_in_memory_size(metadata, place)
         return _decode_inline(metadata, inline, place)
     return VirtualArray(metadata, _manifest(keys, urls, offsets, lengths, grid, registry, place))
 
 
-def _missing_chunks_fill(metadata: ArrayMetadata, inline: set[bytes], where: str) -> ArrayMetadata:
-    """Inline chunks among references, all one chunk of one value, are missing chunks.
+def _check_inline_total(total: int, where: str) -> None:
+    check_limit("max_inline_bytes", total, where, "the total size of its inline chunks in bytes")
+
+
+def _missing_chunks_fill(
+    metadata: ArrayMetadata,
+    zarray: Mapping[str, Any],
+    inline: set[bytes],
+    complete: bool,
+    where: str,
+) -> ArrayMetadata | None:
+    """The metadata that reads vz's stand-ins for missing chunks as missing, or None.
 
     vz's Kerchunk writer materialises the missing chunks of an array without a CF
-    ``_FillValue`` this way (zarr v2's ``fill_value`` would make xarray mask them):
-    the array's fill value is that value and the chunks are missing again.
-    Anything else mixing inline and referenced chunks is refused.
+    ``_FillValue`` as inline chunks of one value, with a null ``fill_value`` (zarr
+    v2's ``fill_value`` would make xarray mask them) and no chunk left out
+    (``complete``): the array's fill value is that value and the chunks are missing
+    again, which reads the same values. Any other mix of inline and referenced
+    chunks (None here) is kept as inline chunks in the manifest.
     """
-    refusal = KerchunkFormatError(
-        f"{where}: mixes inline and referenced chunks, which vz cannot represent yet"
-    )
-    if len(inline) != 1:
-        raise refusal
+    if not complete or len(inline) != 1 or zarray.get("fill_value") is not None:
+        return None
+    if "_FillValue" in metadata.encoding:
+        return None
     one_chunk = metadata.evolve(shape=metadata.chunk_shape)
-    check_in_memory_size(one_chunk, where)
     try:
+        check_in_memory_size(one_chunk, where)
         values = _decode_inline(one_chunk, {(0,) * metadata.ndim: next(iter(inline))}, where).data
-    except KerchunkFormatError as err:
-        raise refusal from err
+    except VirtualizationError:
+        return None
     flat = np.ascontiguousarray(values).reshape(-1)
     items = flat.view(np.uint8).reshape(flat.size, -1)
     if flat.size == 0 or bool((items != items[0]).any()):
-        raise refusal
+        return None
     return metadata.evolve(fill_value=flat[0])
 
 
@@ -663,6 +686,8 @@ def _manifest(
     grid: tuple[int, ...],
     registry: ObjectStoreRegistry,
     where: str,
+    inline_keys: Iterable[str] = (),
+    inline_data: Iterable[bytes] = (),
 ) -> ChunkManifest:
     wrong = [v for v in (*offsets, *lengths) if not isinstance(v, int) or isinstance(v, bool)]
     if wrong:
@@ -680,10 +705,11 @@ def _manifest(
     if len(whole):
         sizes = _whole_file_lengths(sorted({urls[i] for i in whole}), registry, where)
         length_array[whole] = [sizes[urls[i]] for i in whole]
-    entries = {
+    entries: dict[str, dict[str, Any]] = {
         k: {"path": u, "offset": o, "length": n}
         for k, u, o, n in zip(keys, urls, offset_array.tolist(), length_array.tolist(), strict=True)
     }
+    entries.update((k, {"data": d}) for k, d in zip(inline_keys, inline_data, strict=True))
     try:
         return ChunkManifest.from_entries(entries, grid=grid)
     except VirtualizationError as err:
@@ -799,7 +825,7 @@ class KerchunkParquetParser:
         if table.num_rows != n_chunks:
             raise KerchunkFormatError(f"{place}: {table.num_rows} references for {n_chunks} chunks")
         base = self.fs_root or root + "/"
-        return _array_from_table(array_metadata, table, registry, base, place)
+        return _array_from_table(array_metadata, zarray, table, registry, base, place)
 
     @staticmethod
     def _record(
@@ -860,34 +886,43 @@ def _record_columns(table: pa.Table) -> pa.Table:
 
 
 def _array_from_table(
-    metadata: ArrayMetadata, table: pa.Table, registry: ObjectStoreRegistry, base: str, place: str
+    metadata: ArrayMetadata,
+    zarray: Mapping[str, Any],
+    table: pa.Table,
+    registry: ObjectStoreRegistry,
+    base: str,
+    place: str,
 ) -> AnyArray:
     raw = table.column("raw")
+    inline: pa.ChunkedArray | None = None
     if raw.null_count < len(raw):
         has_path = pc.is_valid(table.column("path"))
         if pc.any(pc.and_(has_path, pc.is_valid(raw))).as_py():
             raise KerchunkFormatError(f"{place}: a chunk has both a path and inline bytes")
         if pc.any(has_path).as_py():
-            metadata = _missing_chunks_fill(
-                metadata, set(pc.unique(raw.drop_null()).to_pylist()), place
+            complete = (pc.sum(pc.or_(has_path, pc.is_valid(raw))).as_py() or 0) == len(raw)
+            fill = _missing_chunks_fill(
+                metadata, zarray, set(pc.unique(raw.drop_null()).to_pylist()), complete, place
             )
-            table = table.set_column(
-                table.schema.get_field_index("raw"), "raw", pa.nulls(len(raw), pa.binary())
-            )
-            return _array_from_table(metadata, table, registry, base, place)
-        check_in_memory_size(metadata, place)
-        rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
-        grid = metadata.grid_shape
-        chunks = {
-            tuple(int(c) for c in np.unravel_index(r, grid)) if grid else (): raw[int(r)].as_py()
-            for r in rows
-        }
-        return _decode_inline(metadata, chunks, place)
+            if fill is not None:
+                table = table.set_column(
+                    table.schema.get_field_index("raw"), "raw", pa.nulls(len(raw), pa.binary())
+                )
+                return _array_from_table(fill, zarray, table, registry, base, place)
+            _check_inline_total(int(pc.sum(pc.binary_length(raw)).as_py() or 0), place)
+            inline = raw
+        else:
+            return _all_inline(metadata, raw, place)
     paths = table.column("path")
     offsets = table.column("offset")
     sizes = table.column("size")
     if pc.any(pc.less(offsets, 0)).as_py() or pc.any(pc.less(sizes, 0)).as_py():
         raise KerchunkFormatError(f"{place}: negative offset or size in the references")
+    if inline is not None:
+        # Inline rows have no path; their offset and size are not references.
+        has_path = pc.is_valid(paths)
+        offsets = pc.if_else(has_path, offsets, pa.scalar(0, pa.int64()))
+        sizes = pc.if_else(has_path, sizes, pa.scalar(0, pa.int64()))
     whole = pc.and_(pc.is_valid(paths), pc.and_(pc.equal(offsets, 0), pc.equal(sizes, 0)))
     if pc.any(whole).as_py():
         distinct = pc.unique(pc.filter(paths, whole)).to_pylist()
@@ -897,16 +932,26 @@ def _array_from_table(
         size_of = pa.array([lengths[_resolve_url(u, base, place)] for u in distinct], pa.int64())
         looked_up = pc.take(size_of, pc.index_in(paths, pa.array(distinct)))
         sizes = pc.if_else(whole, looked_up, sizes)
+    columns = {"path": _absolute_paths(paths, base, place), "offset": offsets, "length": sizes}
+    if inline is not None:
+        columns["data"] = inline
     try:
-        manifest = ChunkManifest.from_arrow(
-            pa.table(
-                {"path": _absolute_paths(paths, base, place), "offset": offsets, "length": sizes}
-            ),
-            grid=metadata.grid_shape,
-        )
+        manifest = ChunkManifest.from_arrow(pa.table(columns), grid=metadata.grid_shape)
     except VirtualizationError as err:
         raise KerchunkFormatError(f"{place}: {err}") from err
     return VirtualArray(metadata, manifest)
+
+
+def _all_inline(metadata: ArrayMetadata, raw: pa.ChunkedArray, place: str) -> LoadedArray:
+    """An array whose chunks are all inline bytes, decoded into memory."""
+    check_in_memory_size(metadata, place)
+    rows = np.flatnonzero(pc.is_valid(raw).to_numpy(zero_copy_only=False))
+    grid = metadata.grid_shape
+    chunks = {
+        tuple(int(c) for c in np.unravel_index(r, grid)) if grid else (): raw[int(r)].as_py()
+        for r in rows
+    }
+    return _decode_inline(metadata, chunks, place)
 
 
 def _absolute_paths(paths: pa.ChunkedArray, base: str, where: str) -> pa.ChunkedArray:

@@ -1,7 +1,7 @@
 """Write a virtual group into an Icechunk session: zarr v3 metadata plus virtual references.
 
-Virtual arrays are stored as references in bulk (``set_virtual_refs_arr``), loaded
-arrays as real chunks. With ``append_dim`` the arrays that have that dimension are
+Virtual arrays are stored as references in bulk (``set_virtual_refs_arr``), their
+inline chunks (bytes held in the manifest) and loaded arrays as real chunks. With ``append_dim`` the arrays that have that dimension are
 grown and the new references written after the existing ones, once every array
 has been checked against what the repository holds.
 
@@ -166,6 +166,7 @@ def _write_plan(
         if isinstance(step.array, VirtualArray):
             chunk_offset = _chunk_offset(step)
             _set_references(store, full, step.array, chunk_offset, checksums)
+            _set_inline(store, full, step.array, chunk_offset)
         else:
             _set_values(store, full, step.array, step.offset)
 
@@ -387,6 +388,37 @@ def _set_references(
         _set_block(
             store, path, shape, block_locations.tolist(), block_offsets, block_lengths, start, stamp
         )
+
+
+def _set_inline(
+    store: Any, path: str, array: VirtualArray, chunk_offset: tuple[int, ...] | None
+) -> None:
+    """The manifest's inline chunks, already encoded, written as real chunks (concurrently)."""
+    import asyncio
+
+    from zarr.core.buffer import cpu
+
+    manifest = array.manifest
+    rows = np.flatnonzero(manifest.inline_mask())
+    if not len(rows):
+        return
+    grid = manifest.grid
+    coords = (
+        np.stack(np.unravel_index(rows, grid), axis=1) + np.array(chunk_offset or (0,) * len(grid))
+        if grid
+        else np.zeros((len(rows), 0), np.int64)
+    )
+    keys = ["/".join([path, "c", *map(str, c)]) for c in coords.tolist()]
+
+    async def write_all() -> None:
+        await asyncio.gather(
+            *(
+                store.set(key, cpu.Buffer.from_bytes(data))
+                for key, data in zip(keys, manifest.inline_chunks(rows), strict=True)
+            )
+        )
+
+    _run(write_all())
 
 
 def _set_block(

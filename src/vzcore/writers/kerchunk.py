@@ -2,8 +2,10 @@
 
 Zarr v2 metadata sits under ``.zgroup``, ``.zattrs``, ``<array>/.zarray`` and
 ``<array>/.zattrs`` (``_ARRAY_DIMENSIONS`` for xarray); chunk ``<array>/i.j.k`` is
-``[url, offset, length]``, or inline data (``base64:...``) for loaded arrays and
-chunks under ``inline_threshold``; missing chunks are left out.
+``[url, offset, length]``, or inline data (``base64:...``) for loaded arrays, the
+manifest's inline chunks and chunks under ``inline_threshold``; missing chunks are
+left out. Inline bytes are always written as ``base64:`` text (a raw string that
+happened to start with ``base64:`` would be misread).
 
 JSON and parquet are built column-wise with Arrow (keys, URLs and numbers are
 formatted as string columns, never one Python object per reference) and written
@@ -103,8 +105,7 @@ def _fill_rows(array: VirtualArray) -> tuple[npt.NDArray[np.int64], bytes]:
     data = _fill_chunk(array)
     if not data:
         return np.zeros(0, np.int64), b""
-    indices, _, _ = array.manifest.to_numpy_columns()
-    return np.flatnonzero(indices < 0), data
+    return np.flatnonzero(array.manifest.missing_mask()), data
 
 
 def _metadata_entries(group: VirtualGroup) -> dict[str, JSON]:
@@ -349,11 +350,11 @@ def _inline_entries(
     """
     if isinstance(array, LoadedArray):
         return {key: _inline_text(data) for key, data in _loaded_chunks(array)}
-    entries: dict[str, str] = {}
+    entries: dict[str, str] = _manifest_inline_entries(array.manifest)
     if fills:
         fill_rows, fill = _fill_rows(array)
         keys = _chunk_keys(array.manifest.grid, fill_rows).to_pylist()
-        entries = dict.fromkeys(keys, _inline_text(fill))  # one string for every missing chunk
+        entries.update(dict.fromkeys(keys, _inline_text(fill)))  # one string for all of them
     if not inline_threshold:
         return entries
     rows = _small_chunk_rows(array, inline_threshold)
@@ -365,6 +366,16 @@ def _inline_entries(
         (k, _inline_text(d)) for k, d in zip(keys, _fetch_rows(array, rows, registry), strict=True)
     )
     return entries
+
+
+def _manifest_inline_entries(manifest: ChunkManifest) -> dict[str, str]:
+    """Chunk key -> ``base64:`` text of the manifest's inline chunks."""
+    rows = np.flatnonzero(manifest.inline_mask())
+    keys = _chunk_keys(manifest.grid, rows).to_pylist()
+    return {
+        key: _inline_text(data)
+        for key, data in zip(keys, manifest.inline_chunks(rows), strict=True)
+    }
 
 
 # ---- parquet ------------------------------------------------------------------------------
@@ -436,11 +447,16 @@ def _array_table(
     path = _fsspec_paths(manifest.paths)
     offsets = manifest.table.column("offset").cast(pa.int64())
     sizes = manifest.table.column("length").cast(pa.int64())
-    raw: pa.ChunkedArray | pa.Array = pa.nulls(manifest.n_chunks, pa.binary())
+    inline = manifest.inline_data
+    raw: pa.ChunkedArray | pa.Array = (
+        pa.nulls(manifest.n_chunks, pa.binary()) if inline is None else inline.cast(pa.binary())
+    )
     rows = _small_chunk_rows(array, inline_threshold) if inline_threshold else np.zeros(0, np.int64)
     fill_rows, fill = _fill_rows(array)
     if len(rows) or len(fill_rows):
         data = np.full(manifest.n_chunks, None, dtype=object)
+        inline_rows = np.flatnonzero(manifest.inline_mask())
+        data[inline_rows] = manifest.inline_chunks(inline_rows)
         data[fill_rows] = fill  # missing chunks: their path is null already
         if len(rows):
             assert registry is not None

@@ -262,3 +262,25 @@ def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -
     root = zarr.open_group(repository.readonly_session("main").store, mode="r")
     with xr.open_dataset(EXAMPLE, engine="cfgrib", indexpath="") as ref:
         np.testing.assert_array_equal(root["t"][...], ref["t"].values)
+
+
+def test_keys_from_the_identity_cache_equal_what_eccodes_says(tmp_path: Path) -> None:
+    """Every message of every test file: the fast keys (cache + octets) equal ecCodes' own."""
+    from vzcore.byteranges import source
+    from vzcore.parsers.grib import _ecc_keys, _keys, scan_messages
+
+    messages = [
+        _message(sample, None, **keys)
+        for sample in ("regular_ll_sfc_grib2", "regular_ll_pl_grib2", "reduced_gg_pl_32_grib2")
+        for keys in (
+            {"step": 0}, {"step": 6, "dataDate": 20200229, "dataTime": 1830}, {"step": 240},
+            {"shortName": "2t", "step": 3}, {"shortName": "10u", "step": 3},
+        )
+    ]  # fmt: skip
+    path = _write(tmp_path / "many.grib2", [*messages, EXAMPLE.read_bytes()])
+    file = source(vc.ObjectStoreRegistry.for_urls([str(path)]), str(path))
+    checked = 0
+    for offset, _length, data in scan_messages(file, path.stat().st_size):
+        assert _keys(data, str(offset)) == _ecc_keys(data, str(offset)), offset
+        checked += 1
+    assert checked == len(messages) + 24  # example.grib: t and z, 2 x 3 x 2 each

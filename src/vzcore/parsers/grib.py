@@ -49,6 +49,7 @@ _ATTRIBUTE_KEYS = (
     "paramId", "shortName", "units", "name", "cfName", "cfVarName", "dataType", "gridType",
     "typeOfLevel", "stepType", "stepUnits", "numberOfPoints", "NV", "missingValue", "edition",
 )  # fmt: skip
+_MESSAGE_KEYS = (*_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step")
 _GEOGRAPHY = ("regular_ll", "regular_gg")
 _DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
 
@@ -126,6 +127,101 @@ def _read(file: Source, start: int, end: int) -> bytes:
 
 
 def _keys(data: bytes, where: str) -> dict[str, Any]:
+    """The keys of one message: from ecCodes, or from the cache of its parameter identity.
+
+    ecCodes evaluates a parameter's names and level type from its definition tables,
+    milliseconds per message. Messages that differ only in their reference time and
+    forecast time (GRIB2, product templates 4.0 and 4.1) share everything else, so
+    the keys are computed once per identity (`_identity`) and the time keys read from
+    the message's own octets (`_times`).
+    """
+    identity = _identity(data, where)
+    if identity is None:
+        return _ecc_keys(data, where)
+    keys = dict(_cached_keys(identity, data, where))
+    keys.update(_times(data))
+    return keys
+
+
+def _sections(data: bytes, where: str) -> list[tuple[int, int, int]]:
+    """``(number, start, length)`` of each section of a GRIB2 message after section 0."""
+    sections: list[tuple[int, int, int]] = []
+    position, end = 16, len(data) - 4
+    while position < end:
+        length = int.from_bytes(data[position : position + 4], "big")
+        if length < 5 or position + length > end:
+            raise GRIBFormatError(f"{where}: a section of the message is {length} bytes long")
+        sections.append((data[position + 4], position, length))
+        position += length
+    return sections
+
+
+def _identity(data: bytes, where: str) -> bytes | None:
+    """The message's bytes that decide every key but the times, or None to ask ecCodes.
+
+    GRIB2 with product template 4.0 or 4.1 and forecast times in hours only: section
+    0's discipline and edition, section 1 without its reference time (octets 13-19),
+    section 3, section 4 without the forecast time's value (octets 19-22), and the
+    bitmap indicator of section 6.
+    A multi-field message (sections repeated after section 7) is refused.
+    """
+    if data[7] != 2:
+        return None
+    sections = _sections(data, where)
+    numbers = [number for number, _, _ in sections]
+    if numbers.count(7) > 1 or numbers.count(4) > 1:
+        raise GRIBFormatError(
+            f"{where}: a multi-field message (several fields in one message), which vz "
+            "cannot reference as one chunk per field yet"
+        )
+    found = {number: (start, length) for number, start, length in sections}
+    if 1 not in found or 4 not in found:
+        return None
+    s1, n1 = found[1]
+    s4, n4 = found[4]
+    template = int.from_bytes(data[s4 + 7 : s4 + 9], "big")
+    if template not in (0, 1) or n1 < 21 or n4 < 22 or data[s4 + 17] != 1:
+        return None  # another template, or a forecast time not in hours: ask ecCodes
+    section1 = bytearray(data[s1 : s1 + n1])
+    section1[12:19] = bytes(7)
+    section4 = bytearray(data[s4 : s4 + n4])
+    section4[18:22] = bytes(4)
+    rest = b"".join(
+        data[start : start + (length if number == 3 else 6)]
+        for number, start, length in sections
+        if number in (3, 6)
+    )
+    return bytes(data[6:8]) + bytes(section1) + bytes(section4) + rest
+
+
+def _times(data: bytes) -> dict[str, Any]:
+    """``dataDate``, ``dataTime`` and ``step`` from sections 1 and 4 of a GRIB2 message."""
+    sections = {number: start for number, start, _ in _sections(data, "")}
+    s1, s4 = sections[1], sections[4]
+    year = int.from_bytes(data[s1 + 12 : s1 + 14], "big")
+    month, day, hour, minute = data[s1 + 14], data[s1 + 15], data[s1 + 16], data[s1 + 17]
+    return {
+        "dataDate": year * 10000 + month * 100 + day,
+        "dataTime": hour * 100 + minute,
+        "step": int.from_bytes(data[s4 + 18 : s4 + 22], "big"),  # hours (see `_identity`)
+    }
+
+
+_KEY_CACHE: dict[bytes, dict[str, Any]] = {}
+_KEY_CACHE_SIZE = 4096
+
+
+def _cached_keys(identity: bytes, data: bytes, where: str) -> dict[str, Any]:
+    found = _KEY_CACHE.get(identity)
+    if found is None:
+        found = _ecc_keys(data, where)
+        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[identity] = found
+    return found
+
+
+def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
     codes = _eccodes()
     try:
         handle = codes.codes_new_from_message(data)
@@ -133,8 +229,7 @@ def _keys(data: bytes, where: str) -> dict[str, Any]:
         raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
     try:
         keys: dict[str, Any] = {}
-        wanted = (*_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step")
-        for key in wanted:
+        for key in _MESSAGE_KEYS:
             if codes.codes_is_defined(handle, key) and not codes.codes_is_missing(handle, key):
                 try:
                     keys[key] = codes.codes_get(handle, key)
@@ -305,6 +400,9 @@ def _hypercube(members: list[_Message], sample: bytes, url: str, where: str) -> 
     grid_dims, grid_shape, geography = _geography(sample, members[0].keys, where)
     arrays.update(geography)
     header_shape = tuple(len(arrays[d].data) for d in dims)  # type: ignore[union-attr]
+    # Scalar coordinates and 2-d or 1-d point coordinates are named, as CF does.
+    dimensions = {*dims, *grid_dims}
+    coordinate_names = " ".join(sorted(n for n in arrays if n not in dimensions))
     by_name: dict[str, list[int]] = defaultdict(list)
     for index, message in enumerate(members):
         by_name[_variable_name(message.keys)].append(index)
@@ -322,7 +420,13 @@ def _hypercube(members: list[_Message], sample: bytes, url: str, where: str) -> 
                 f"({', '.join(dims)}) combination; select with filter_by_keys="
             )
         arrays[short_name] = _variable(
-            [members[i] for i in indices], rows, header_shape, dims, grid_dims, grid_shape, url
+            [members[i] for i in indices],
+            rows,
+            header_shape,
+            (dims, grid_dims),
+            grid_shape,
+            url,
+            coordinate_names,
         )
     return VirtualGroup(arrays=arrays)
 
@@ -405,11 +509,12 @@ def _variable(
     members: list[_Message],
     rows: npt.NDArray[np.int64],
     header_shape: tuple[int, ...],
-    dims: list[str],
-    grid_dims: tuple[str, ...],
+    names: tuple[list[str], tuple[str, ...]],
     grid_shape: tuple[int, ...],
     url: str,
+    coordinates: str,
 ) -> VirtualArray:
+    dims, grid_dims = names
     keys = members[0].keys
     attributes: dict[str, JSON] = {
         f"GRIB_{k}": _json(keys[k]) for k in _ATTRIBUTE_KEYS if k in keys and k != "edition"
@@ -422,6 +527,8 @@ def _variable(
         value = keys.get(source_key)
         if value not in (None, "unknown", "~"):
             attributes[cf_key] = _json(value)
+    if coordinates:
+        attributes["coordinates"] = coordinates
     metadata = ArrayMetadata.create(
         shape=(*header_shape, *grid_shape),
         chunk_shape=(*(1 for _ in header_shape), *grid_shape),

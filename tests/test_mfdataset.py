@@ -111,7 +111,7 @@ def test_dask_scheduler_and_a_distributed_cluster_give_the_same(year: list[Path]
     assert with_dask.vz.to_virtual_group() == serial.vz.to_virtual_group()
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster),
     ):

@@ -52,6 +52,7 @@ BUILTIN_PARSERS: dict[str, str] = {
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",
     "kerchunk_parquet": "vzcore.parsers.kerchunk:KerchunkParquetParser",
     "netcdf3": "vzcore.parsers.netcdf3:NetCDF3Parser",
+    "tiff": "vzcore.parsers.tiff:TIFFParser",
     "vz_manifest": "vzcore.parsers.manifest_parquet:ManifestParquetParser",
     "zarr": "vzcore.parsers.zarr:ZarrParser",
 }

@@ -58,7 +58,7 @@ _F32 = _RNG.random((45, 50)).astype("f4")
 
 TIFFFILE_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "tiled deflate": (_U16, {"tile": (32, 48), "compression": "zlib"}),
-    "tiled adobe deflate": (_U16, {"tile": (32, 48), "compression": ("zlib", 6)}),
+    "tiled deflate 32946": (_U16, {"tile": (32, 48), "compression": "deflate"}),
     "strips, short last strip": (_U16.astype("i4"), {"rowsperstrip": 10}),
     "strips big-endian": (_U16, {"rowsperstrip": 7, "byteorder": ">"}),
     "strips lzw predictor rgb": (

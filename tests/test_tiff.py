@@ -587,3 +587,94 @@ def test_kerchunk_refuses_codecs_numcodecs_lacks(cogs: dict[str, Path]) -> None:
     group = parse(cogs["deflate"])  # predictor 2: vz.delta
     with pytest.raises(vc.VirtualizationError, match=r"vz\.delta"):
         kerchunk_refs(vc.VirtualGroup(arrays={"0": group["0"]}))
+
+
+ICECHUNK_READER = """
+import json, sys
+import icechunk, numpy as np, zarr
+
+folder, repository, expected_path = sys.argv[1:4]
+prefix = f"file://{folder}/"
+config = icechunk.RepositoryConfig.default()
+config.set_virtual_chunk_container(
+    icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(folder))
+)
+credentials = icechunk.containers_credentials(
+    {prefix: icechunk.Credentials.LocalFileSystemAccess()}
+)
+repo = icechunk.Repository.open(
+    icechunk.local_filesystem_storage(repository), config,
+    authorize_virtual_chunk_access=credentials,
+)
+store = repo.readonly_session("main").store
+expected = np.load(expected_path)
+report = {"imported_before_reading": "vzcore" in sys.modules, "equal": {}, "codecs": []}
+for key in expected.files:
+    path = key.replace("__", "/")
+    array = zarr.open_array(store, path=path, mode="r")
+    report["equal"][path] = bool(np.array_equal(array[...], expected[key]))
+    report["codecs"] += [c["name"] for c in array.metadata.to_dict()["codecs"]]
+print(json.dumps(report))
+"""
+
+
+def test_a_cog_round_trips_through_icechunk_to_a_process_without_vzcore(
+    cogs: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import icechunk
+    from tests.test_format_codecs import _entry_point_path
+
+    from vzcore.writers import write_icechunk
+
+    source = cogs["jpeg"] if "jpeg" in cogs else cogs["lzw"]
+    folder = source.parent
+    group = parse(source)
+    expected = {}
+    with tifffile.TiffFile(source) as tif:
+        for level in range(4):
+            where = "0" if level == 0 else f"overviews/{level}/0"
+            expected[where.replace("/", "__")] = tif.series[0].levels[level].asarray()
+    prefix = f"file://{folder}/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(folder)))
+    )
+    repository = icechunk.Repository.create(
+        icechunk.local_filesystem_storage(str(tmp_path / "repository")),
+        config,
+        authorize_virtual_chunk_access=icechunk.containers_credentials(
+            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
+        ),
+    )
+    session = repository.writable_session("main")
+    write_icechunk(group, session.store)
+    session.commit("a COG")
+    np.savez(tmp_path / "expected.npz", **expected)
+    package_root = Path(vc.__file__).resolve().parents[1]
+    path = [*_entry_point_path(tmp_path / "entry-points"), str(package_root)]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ICECHUNK_READER,
+            str(folder),
+            str(tmp_path / "repository"),
+            str(tmp_path / "expected.npz"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["imported_before_reading"] is False
+    assert report["equal"] == dict.fromkeys((k.replace("__", "/") for k in expected), True)
+    assert ("vz.jpeg" if "jpeg" in cogs else "vz.lzw") in report["codecs"]

@@ -70,6 +70,8 @@ _TYPES: dict[int, tuple[int, str]] = {
     18: (8, "u8"),  # IFD8
 }
 _RATIONALS = frozenset({5, 10})
+_ITEMSIZES = np.zeros(max(_TYPES) + 2, dtype=np.uint64)  # 0: a type vz skips
+_ITEMSIZES[list(_TYPES)] = [size for size, _ in _TYPES.values()]
 
 
 @attrs.frozen
@@ -223,9 +225,10 @@ def _read_ifd(file: _Bytes, header: TIFFHeader, offset: int, index: str) -> tupl
     raw = file.take(offset + count_size, end)
     entries = np.frombuffer(raw, entry_dtype, count=n_entries)
     next_offset = int.from_bytes(raw[-header.offset_size :], order)
-    known = np.isin(entries["type"], np.array(list(_TYPES), dtype=np.uint16))
+    field_types = entries["type"]
+    known = np.flatnonzero(_ITEMSIZES[np.minimum(field_types, len(_ITEMSIZES) - 1)] > 0)
     entries = entries[known]
-    itemsizes = np.array([_TYPES[int(t)][0] for t in entries["type"]], dtype=np.uint64)
+    itemsizes = _ITEMSIZES[entries["type"]]
     counts = entries["count"].astype(np.uint64)
     # A count so large that count * itemsize overflows is larger than any file.
     too_big = counts > np.uint64(file.size)
@@ -245,17 +248,24 @@ def _read_ifd(file: _Bytes, header: TIFFHeader, offset: int, index: str) -> tupl
     )
     tags: dict[int, TagValue] = {}
     types: dict[int, int] = {}
-    for entry, size, is_inline, value_offset in zip(
-        entries, nbytes.tolist(), inline.tolist(), value_offsets.tolist(), strict=True
+    entry_size = entry_dtype.itemsize
+    for position, tag, field_type, count, size, is_inline, value_offset in zip(
+        known.tolist(),
+        entries["tag"].tolist(),
+        entries["type"].tolist(),
+        entries["count"].tolist(),
+        nbytes.tolist(),
+        inline.tolist(),
+        value_offsets.tolist(),
+        strict=True,
     ):  # the tags of one IFD (tens), not per chunk
-        tag, field_type, count = int(entry["tag"]), int(entry["type"]), int(entry["count"])
         if tag in tags:
             continue  # a repeated tag: the first one counts, as in libtiff
-        data = (
-            bytes(entry["value"])[:size]
-            if is_inline
-            else file.take(value_offset, value_offset + size)
-        )
+        if is_inline:
+            start = position * entry_size + entry_size - header.offset_size
+            data = raw[start : start + size]
+        else:
+            data = file.take(value_offset, value_offset + size)
         tags[tag] = _values(data, field_type, count, header.byteorder)
         types[tag] = field_type
     return IFD(index=index, offset=offset, tags=tags, types=types), next_offset

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from vzcore.array import VirtualArray
 from vzcore.limits import check_count
-from vzcore.manifest import ChunkManifest
+from vzcore.manifest import MANIFEST_SCHEMA, ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.tiff_ifd import IFD, TIFFFormatError
 
@@ -466,19 +466,20 @@ def virtual_array(
             f"lies outside the file of {file_size} bytes"
         )
     grid = _grid(image)
+    # Built in the manifest's own schema (one dictionary entry, nulls for missing tiles),
+    # so no normalisation pass is needed.
     paths = pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(len(present), np.int32), mask=~present), pa.array([url], pa.string())
     )
-    manifest = ChunkManifest.from_arrow(
-        pa.table(
-            {
-                "path": paths,
-                "offset": pa.array(np.where(present, offsets, 0).astype(np.uint64)),
-                "length": pa.array(np.where(present, counts, 0).astype(np.uint64)),
-            }
-        ),
-        grid=grid,
+    table = pa.Table.from_arrays(
+        [
+            paths,
+            pa.array(np.where(present, offsets, 0).astype(np.uint64)),
+            pa.array(np.where(present, counts, 0).astype(np.uint64)),
+        ],
+        schema=MANIFEST_SCHEMA,
     )
+    manifest = ChunkManifest(grid, table)
     metadata = ArrayMetadata.create(
         shape=image.shape,
         chunk_shape=_chunk_shape(image),

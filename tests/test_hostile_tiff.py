@@ -123,6 +123,21 @@ CRAFTED: dict[str, tuple[bytes, str]] = {
         "1 offsets and 1 byte counts for",
     ),
     "empty.tif": (classic_tiff(_image(0, 4), bytes(16)), "is empty"),
+    "wide_geotiff.tif": (
+        classic_tiff(
+            {
+                **_image(2**28, 1),
+                322: (3, [2**14]),
+                323: (3, [16]),
+                324: (4, [PAYLOAD_OFFSET] * 2**14),
+                325: (4, [0] * 2**14),  # sparse: no bytes to store
+                33550: (12, [1.0, 1.0, 0.0]),
+                33922: (12, [0.0, 0.0, 0.0, 100.0, 200.0, 0.0]),
+            },
+            bytes(16),
+        ),
+        "above the limit max_inline_bytes",
+    ),
     "truncated.tif": (classic_tiff(_image(4, 4), bytes(16))[:30], "do not fit in the file"),
 }
 
@@ -166,7 +181,8 @@ def _run(paths: list[Path]) -> dict[str, dict[str, object]]:
 
 
 def _assert_refused_quickly(outcome: dict[str, object], reason: str) -> None:
-    assert outcome["error"] == "TIFFFormatError", outcome
+    expected = "LimitExceededError" if "above the limit" in reason else "TIFFFormatError"
+    assert outcome["error"] == expected, outcome
     message = str(outcome["message"])
     assert message.startswith(f"file://{outcome['path']}: "), message
     assert reason in message, message

@@ -26,8 +26,9 @@ from vzcore._frozen import JSON
 from vzcore.algebra import stack
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import Source, SourceReadError, source
-from vzcore.errors import VirtualizationError
+from vzcore.errors import LimitExceededError, VirtualizationError
 from vzcore.group import VirtualGroup
+from vzcore.limits import check_limit
 from vzcore.parsers.protocol import Probe
 from vzcore.parsers.tiff_geo import (
     GeoInfo,
@@ -188,6 +189,13 @@ def _build_group(
 
 def _coordinates(node: _Node, suffix: str) -> dict[str, AnyArray]:
     assert node.transform is not None
+    # Loaded values: a corrupt file's huge width must not allocate them.
+    check_limit(
+        "max_inline_bytes",
+        8 * (node.image.height + node.image.width),
+        node.image.where,
+        "the bytes of the x and y coordinates",
+    )
     centres = pixel_centres(node.transform, node.image.height, node.image.width)
     if centres is None:
         return {}
@@ -282,8 +290,8 @@ class TIFFParser:
         file = source(registry, url)
         try:
             return self._parse(file)
-        except (SourceReadError, TIFFFormatError):
-            raise
+        except (SourceReadError, TIFFFormatError, LimitExceededError):
+            raise  # they name the file already
         except VirtualizationError as err:
             raise TIFFFormatError(f"{file.url}: {err}") from err
 

@@ -186,8 +186,10 @@ def gdal_metadata(ifd: IFD) -> dict[str, JSON]:
         elif role in ("scale", "offset") and sample == "0":
             key = "scale_factor" if role == "scale" else "add_offset"
             attributes[key] = _number(value)
-        else:
+        elif sample.isdigit():
             attributes[f"band_{int(sample) + 1}_{name}"] = value
+        else:
+            attributes[f"band_{sample}_{name}"] = value
     return attributes
 
 

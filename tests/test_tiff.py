@@ -106,6 +106,22 @@ TIFFFILE_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         {"photometric": "rgb", "extrasamples": [2], "compression": "zlib"},
     ),
     "bilevel": (_U16 > 30000, {}),
+    "jpegxr": (_RGB[:64, :64], {"compression": "jpegxr", "tile": (32, 32), "photometric": "rgb"}),
+    "planar predictor lzw": (
+        np.moveaxis(_RGB, -1, 0).astype("i2") - 100,
+        {"planarconfig": "separate", "photometric": "rgb", "predictor": 2, "compression": "lzw"},
+    ),
+    "planar float predictor tiles": (
+        np.moveaxis(_RNG.random((40, 50, 3)).astype("f4"), -1, 0),
+        {
+            "planarconfig": "separate",
+            "photometric": "rgb",
+            "predictor": 3,
+            "compression": "zstd",
+            "tile": (16, 16),
+        },
+    ),
+    "int8 uint64": (_U16.astype("u8") * 2**40, {"compression": "zlib", "predictor": 2}),
 }
 
 
@@ -413,6 +429,44 @@ def test_cogs_read_back_like_rasterio_and_tifffile(name: str, cogs: dict[str, Pa
             assert isinstance(array, vc.VirtualArray)
             np.testing.assert_allclose(array.metadata.attributes["transform"], list(transform)[:6])
             assert array.metadata.attributes["crs"] == "EPSG:32633"
+
+
+def test_an_internal_mask_and_its_overviews_are_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "masked.tif"
+    data = _cog_values(1, "uint16")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(
+            path, "w", driver="GTiff", width=900, height=700, count=1, dtype="uint16",
+            tiled=True, blockxsize=256, blockysize=256, compress="deflate", crs="EPSG:32633",
+            transform=rasterio.transform.from_origin(500000, 4200000, 30, 30),
+        ) as dst:  # fmt: skip
+            dst.write(data)
+            mask = np.zeros((700, 900), dtype="uint8")
+            mask[100:500, 200:800] = 255
+            dst.write_mask(mask)
+        with rasterio.open(path, "r+") as dst:
+            dst.build_overviews([2, 4], rasterio.enums.Resampling.nearest)
+    group = parse(path)
+    registry = registry_for(path)
+    assert group["1"].metadata.attributes["subfile_type"] == 4
+    with tifffile.TiffFile(path) as tif:
+        for number, page in enumerate(tif.pages):
+            where = {0: "0", 1: "1"}.get(number)
+            if where is None:
+                level = (
+                    sum(
+                        1
+                        for p in tif.pages[: number + 1]
+                        if p.subfiletype & 4 == page.subfiletype & 4
+                    )
+                    - 1
+                )
+                where = f"overviews/{level}/{1 if page.subfiletype & 4 else 0}"
+            expected = page.asarray()
+            expected = expected.view("u1") if expected.dtype == bool else expected
+            np.testing.assert_array_equal(read(group, registry, where), expected, err_msg=where)
+    with rasterio.open(path) as src:
+        np.testing.assert_array_equal(read(group, registry, "1") > 0, src.read_masks(1) > 0)
 
 
 def test_geotiff_coordinates_are_pixel_centres(cogs: dict[str, Path]) -> None:

@@ -152,7 +152,6 @@ _TIFF_CODECS_V2 = {
     "vz.webp": "imagecodecs_webp",
     "vz.jpegxl": "imagecodecs_jpegxl",
     "vz.jpeg2k": "imagecodecs_jpeg2k",
-    "vz.jpegls": "imagecodecs_jpegls",
     "vz.jpegxr": "imagecodecs_jpegxr",
     "vz.png": "imagecodecs_png",
     "vz.lerc": "imagecodecs_lerc",

@@ -14,10 +14,9 @@ Bytes to bytes (a stored segment to the bytes of the chunk):
 - ``vz.bitorder``: FillOrder 2, the bits of every byte reversed.
 - ``vz.float_predictor``: TIFF's floating-point predictor (3).
 - image codecs, each decoding a segment to its pixels as little-endian bytes:
-  ``vz.jpeg`` (7, with the JPEGTables of its IFD), ``vz.webp`` (50001),
-  ``vz.jpegxl`` (50002 and 52546), ``vz.jpeg2k`` (33003-33005, 34712),
-  ``vz.lerc`` (34887), ``vz.png`` (34933), ``vz.jpegxr`` (22610 and 34934),
-  ``vz.jpegls`` (34892).
+  ``vz.jpeg`` (7, 33007, DNG's 34892; with the JPEGTables of its IFD), ``vz.webp``
+  (50001, 34927), ``vz.jpegxl`` (50002 and 52546), ``vz.jpeg2k`` (33003-33005,
+  34712), ``vz.lerc`` (34887), ``vz.png`` (34933), ``vz.jpegxr`` (22610 and 34934).
 
 Array to bytes (in place of ``bytes``): ``vz.packed_ints``, unsigned integers of
 1 to 31 bits packed without gaps, each row starting on a byte; ``vz.float24``,
@@ -52,7 +51,6 @@ __all__ = [
     "FloatPredictorCodec",
     "JPEG2KCodec",
     "JPEGCodec",
-    "JPEGLSCodec",
     "JPEGXLCodec",
     "JPEGXRCodec",
     "LERCCodec",
@@ -250,17 +248,6 @@ class JPEG2KCodec(_ImageCodec):
 
 
 @dataclass(frozen=True)
-class JPEGLSCodec(_ImageCodec):
-    """JPEG-LS segments (TIFF compression 34892)."""
-
-    name: ClassVar[str] = "vz.jpegls"
-
-    def _decode_image(self, data: bytes, codecs: Any) -> npt.NDArray[Any]:
-        decoded: npt.NDArray[Any] = codecs.jpegls_decode(data)
-        return decoded
-
-
-@dataclass(frozen=True)
 class JPEGXRCodec(_ImageCodec):
     """JPEG XR segments (TIFF compression 22610, 34934)."""
 
@@ -381,7 +368,6 @@ TIFF_CODECS: tuple[type[Any], ...] = (
     WebPCodec,
     JPEGXLCodec,
     JPEG2KCodec,
-    JPEGLSCodec,
     JPEGXRCodec,
     PNGCodec,
     LERCCodec,

@@ -84,7 +84,10 @@ COMPRESSIONS: dict[int, str] = {
     34933: "PNG",
     34934: "JPEG XR",
     22610: "JPEG XR",
-    34892: "JPEG-LS",
+    34892: "DNG lossy JPEG",
+    33007: "JPEG (ALT_JPEG)",
+    34926: "zstd (deprecated id)",
+    34927: "WebP (deprecated id)",
 }
 """TIFF compression ids and their names; all but CCITT and old-style JPEG are read."""
 
@@ -95,6 +98,7 @@ _STREAM_CODECS: dict[int, dict[str, Any]] = {
     32773: {"name": "vz.packbits"},
     34925: {"name": "numcodecs.lzma"},
     50000: {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+    34926: {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
 }
 _IMAGE_CODECS: dict[int, str] = {
     7: "vz.jpeg",
@@ -108,7 +112,9 @@ _IMAGE_CODECS: dict[int, str] = {
     34933: "vz.png",
     34934: "vz.jpegxr",
     22610: "vz.jpegxr",
-    34892: "vz.jpegls",
+    34892: "vz.jpeg",
+    33007: "vz.jpeg",
+    34927: "vz.webp",
     34887: "vz.lerc",
 }
 _PHOTOMETRIC = {

@@ -12,7 +12,7 @@ Workloads, written once with netCDF4 into a temporary folder:
    ``NetCDF3Parser`` (goal: <= 0.3 s).
 4. a 20,000 x 20,000 uint16 COG (GDAL's COG driver through rasterio, 512 x 512
    deflate tiles, 5 overviews): `TIFFParser` on every IFD and ``open_virtual_dataset``,
-   warm, best of 3, beside virtual-tiff 0.5 (``VirtualTIFF(ifd=0)``, the full
+   warm, best of 30, beside virtual-tiff 0.5 (``VirtualTIFF(ifd=0)``, the full
    resolution only) and kerchunk's ``tiff_to_zarr`` (goal: <= 0.1 s, >= 2x
    virtual-tiff); and the GETs `TIFFParser` sends to moto's S3 server (goal: <= 2).
 
@@ -52,6 +52,7 @@ SMALL_VARIABLES = ("tas", "pr", "huss")
 N_RECORDS = 100_000
 RECORD_VARIABLES = {"tas": "f4", "pr": "f8", "flag": "i1", "count": "i2", "index": "i4"}
 COG_SIZE, COG_TILE, COG_OVERVIEWS = 20_000, 512, 5
+TIFF_REPEAT = 30
 
 
 # ---- the files ---------------------------------------------------------------------------
@@ -192,9 +193,11 @@ def tiff_figures(
         f"cog.tif: {group['0'].manifest.n_chunks:,} tiles at full resolution, {levels} overviews"
     )
     out = {
-        "tiff_parse_s": warm_best_of(lambda: TIFFParser()(url, registry)),
+        # Milliseconds on a shared machine: the best of many runs, on both sides.
+        "tiff_parse_s": warm_best_of(lambda: TIFFParser()(url, registry), repeat=TIFF_REPEAT),
         "tiff_open_s": warm_best_of(
-            lambda: vx.open_virtual_dataset(url, registry=registry, parser=TIFFParser())
+            lambda: vx.open_virtual_dataset(url, registry=registry, parser=TIFFParser()),
+            repeat=TIFF_REPEAT,
         ),
     }
     out["tiff_s3_gets"] = float(s3_gets(folder / "cog.tif"))

@@ -10,11 +10,16 @@ Workloads, written once with netCDF4 into a temporary folder:
    VirtualiZarr's ``open_virtual_dataset``).
 3. a netCDF3 file of 100,000 records x 5 record variables, if vz has a
    ``NetCDF3Parser`` (goal: <= 0.3 s).
+4. a 20,000 x 20,000 uint16 COG (GDAL's COG driver through rasterio, 512 x 512
+   deflate tiles, 5 overviews): `TIFFParser` on every IFD and ``open_virtual_dataset``,
+   warm, best of 30, beside virtual-tiff 0.5 (``VirtualTIFF(ifd=0)``, the full
+   resolution only) and kerchunk's ``tiff_to_zarr`` (goal: <= 0.1 s, >= 2x
+   virtual-tiff); and the GETs `TIFFParser` sends to moto's S3 server (goal: <= 2).
 
 The peers run in their own venv (``VZ_PEER_PYTHON``, or ../shared/peers/setup-venv.sh's
 /tmp/vz-peers; ``--peers`` builds it) as benchmarks/peer_parsers.py, in the same run.
 
-    python benchmarks/parsers.py [--peers] [--no-peers] [--files N]
+    python benchmarks/parsers.py [--peers] [--no-peers] [--files N] [--no-tiff]
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ SMALL_SHAPE = (24, 18, 36)  # time, lat, lon
 SMALL_VARIABLES = ("tas", "pr", "huss")
 N_RECORDS = 100_000
 RECORD_VARIABLES = {"tas": "f4", "pr": "f8", "flag": "i1", "count": "i2", "index": "i4"}
+COG_SIZE, COG_TILE, COG_OVERVIEWS = 20_000, 512, 5
+TIFF_REPEAT = 30
 
 
 # ---- the files ---------------------------------------------------------------------------
@@ -92,7 +99,24 @@ def write_records(path: Path) -> None:
             var[:N_RECORDS] = np.ones((N_RECORDS, 3), dtype=dtype)
 
 
-def write_files(folder: Path, n_small: int) -> None:
+def write_cog(path: Path) -> None:
+    """The COG of workload 4: mostly zeros, a line every 997 rows (GDAL compresses it fast)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.zeros((COG_SIZE, COG_SIZE), dtype="uint16")
+    data[::997, :] = 7
+    with rasterio.open(
+        path, "w", driver="COG", width=COG_SIZE, height=COG_SIZE, count=1, dtype="uint16",
+        crs="EPSG:32633", transform=from_origin(500000, 4200000, 10, 10), compress="deflate",
+        blocksize=COG_TILE, overview_count=COG_OVERVIEWS, overview_resampling="nearest",
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+
+
+def write_files(folder: Path, n_small: int, *, tiff: bool = True) -> None:
+    if tiff:
+        write_cog(folder / "cog.tif")
     write_big(folder / "big.nc")
     (folder / "small").mkdir()
     for index in range(n_small):
@@ -151,7 +175,51 @@ def vz_figures(folder: Path) -> tuple[dict[str, float], list[str]]:
             a.manifest.n_chunks for _, a in records.walk_arrays() if isinstance(a, vc.VirtualArray)
         )
         notes.append(f"records.nc: {n_record_refs:,} chunk references")
+    if (folder / "cog.tif").exists():
+        out.update(tiff_figures(folder, registry, notes))
     return out, notes
+
+
+def tiff_figures(
+    folder: Path, registry: vc.ObjectStoreRegistry, notes: list[str]
+) -> dict[str, float]:
+    """Workload 4: the COG parsed from local disk, and the GETs it takes from moto's S3."""
+    from vzcore.parsers import TIFFParser
+
+    url = f"file://{folder}/cog.tif"
+    group = TIFFParser()(url, registry)
+    levels = len(group["overviews"].groups) if "overviews" in group.groups else 0
+    notes.append(
+        f"cog.tif: {group['0'].manifest.n_chunks:,} tiles at full resolution, {levels} overviews"
+    )
+    out = {
+        # Milliseconds on a shared machine: the best of many runs, on both sides.
+        "tiff_parse_s": warm_best_of(lambda: TIFFParser()(url, registry), repeat=TIFF_REPEAT),
+        "tiff_open_s": warm_best_of(
+            lambda: vx.open_virtual_dataset(url, registry=registry, parser=TIFFParser()),
+            repeat=TIFF_REPEAT,
+        ),
+    }
+    out["tiff_s3_gets"] = float(s3_gets(folder / "cog.tif"))
+    return out
+
+
+def s3_gets(path: Path) -> int:
+    """GET requests moto's S3 server sees while `TIFFParser` parses ``path`` from it."""
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))  # tests.s3_server lives in the repository
+    from tests.s3_server import running_server
+
+    from vzcore.parsers import TIFFParser
+
+    with running_server() as server:
+        bucket = server.create_bucket()
+        url = bucket.put_file("cog.tif", path)
+        registry = bucket.registry()
+        before = bucket.get_count()
+        TIFFParser()(url, registry)
+        return bucket.get_count() - before
 
 
 # ---- the peers' side ---------------------------------------------------------------------
@@ -177,7 +245,11 @@ def peer_figures(python: Path, folder: Path) -> tuple[dict[str, float], list[str
         cwd=HERE,
         check=False,
     )
-    notes = [line for line in proc.stderr.splitlines() if line.startswith("netCDF3 peers")]
+    notes = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.startswith(("netCDF3 peers", "TIFF peers"))
+    ]
     if proc.returncode != 0:
         return {}, [f"peer run failed: {proc.stderr.strip().splitlines()[-1:]}"]
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -195,13 +267,16 @@ ROWS: list[tuple[str, str, str | None, str | None, str]] = [
     ("  open_virtual_dataset, per file (ms)", "small_open_s", "small_open_s", None, ">= 2x VZ"),
     ("netCDF3, 100k records x 5 vars (s)", "netcdf3_parse_s", "netcdf3_parse_s",
      "netcdf3_kerchunk_s", "<= 0.3 s"),
+    ("20k x 20k COG, all 6 IFDs -> refs (ms)", "tiff_parse_s", "tiff_vt_s", "tiff_kerchunk_s",
+     "<= 100 ms, >= 2x VT"),
+    ("  open_virtual_dataset (ms)", "tiff_open_s", "tiff_vt_s", None, ">= 2x VT"),
 ]  # fmt: skip
 
 
 def _fmt(value: float | None, key: str) -> str:
     if value is None:
         return "-"
-    return f"{value * 1000:.2f}" if key.startswith("small") else f"{value:.3f}"
+    return f"{value * 1000:.2f}" if key.startswith(("small", "tiff")) else f"{value:.3f}"
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
@@ -233,10 +308,11 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="build the peers' venv if absent")
     parser.add_argument("--no-peers", action="store_true", help="measure vz only")
     parser.add_argument("--files", type=int, default=200, help="number of small files")
+    parser.add_argument("--no-tiff", action="store_true", help="skip the COG workload")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vz-bench-parsers-") as tmp:
         folder = Path(tmp)
-        write_files(folder, args.files)
+        write_files(folder, args.files, tiff=not args.no_tiff)
         ours, notes = vz_figures(folder)
         python = None if args.no_peers else find_peer_python(args.peers)
         theirs: dict[str, float] = {}
@@ -252,6 +328,11 @@ def main() -> None:
     for note in notes:
         print(f"({note})")
     print_table(ours, theirs, theirs, files=args.files)
+    if "tiff_s3_gets" in ours:
+        print(f"COG from moto S3: {int(ours['tiff_s3_gets'])} GET(s) to parse (goal: <= 2)")
+    print(
+        "(VT: VirtualiZarr's column holds virtual-tiff 0.5 for the COG rows; it reads IFD 0 only)"
+    )
     if not theirs:
         print("(peers not measured: run with --peers to build their venv)")
 

@@ -61,6 +61,28 @@ def netcdf3_figures(records: Path, registry: ObjectStoreRegistry) -> dict[str, f
     }
 
 
+def tiff_figures(cog: Path, registry: ObjectStoreRegistry) -> dict[str, float]:
+    """virtual-tiff 0.5 (VirtualiZarr's TIFF parser, full resolution only) and kerchunk."""
+    out: dict[str, float] = {}
+    try:
+        from virtual_tiff import VirtualTIFF
+    except ImportError as err:
+        print(f"TIFF peers: virtual-tiff skipped: {err}", file=sys.stderr)
+    else:
+        url = f"file://{cog}"
+        out["tiff_vt_s"] = warm_best_of(
+            lambda: open_virtual_dataset(url, registry=registry, parser=VirtualTIFF(ifd=0)),
+            repeat=30,
+        )
+    try:
+        from kerchunk.tiff import tiff_to_zarr
+    except ImportError as err:
+        print(f"TIFF peers: kerchunk.tiff skipped: {err}", file=sys.stderr)
+    else:
+        out["tiff_kerchunk_s"] = warm_best_of(lambda: tiff_to_zarr(str(cog)), repeat=30)
+    return out
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     registry = ObjectStoreRegistry({f"file://{folder}/": LocalStore(folder)})
@@ -86,6 +108,8 @@ def main() -> None:
         ),
     }
     out.update(netcdf3_figures(records, registry))
+    if (folder / "cog.tif").exists():
+        out.update(tiff_figures(folder / "cog.tif", registry))
     json.dump(out, sys.stdout)
     print()
 

@@ -30,7 +30,7 @@ import zarr.storage
 from tests.writer_corpus import local_registry
 
 import vzcore as vc
-from vzcore import format_codecs
+from vzcore import format_codecs, tiff_codecs
 from vzcore.errors import ChunkDecodeError
 from vzcore.format_codecs import (
     BitshuffleCodec,
@@ -426,11 +426,13 @@ def declared_entry_points() -> dict[str, str]:
 
 def test_every_vz_codec_has_an_entry_point() -> None:
     declared = declared_entry_points()
-    assert set(declared) == {codec.name for codec in format_codecs.FORMAT_CODECS}
+    modules = {"vzcore.format_codecs": format_codecs, "vzcore.tiff_codecs": tiff_codecs}
+    every = (*format_codecs.FORMAT_CODECS, *tiff_codecs.TIFF_CODECS)
+    assert set(declared) == {codec.name for codec in every}
     for name, value in declared.items():
         module, _, attribute = value.partition(":")
-        assert module == "vzcore.format_codecs"
-        assert getattr(format_codecs, attribute).name == name
+        assert module in modules
+        assert getattr(modules[module], attribute).name == name
 
 
 def _installed_entry_points() -> set[str]:

@@ -40,6 +40,7 @@ from vzcore.parsers import (
     KerchunkParquetParser,
     ManifestParquetParser,
     NetCDF3Parser,
+    TIFFParser,
     ZarrParser,
 )
 from vzcore.writers import write_kerchunk_json, write_kerchunk_parquet
@@ -126,6 +127,25 @@ class TestNetCDF3Contract(ParserContract):
 
         with netcdf_file(source, "r", mmap=False, maskandscale=False) as ds:
             return {name: np.array(var[...]) for name, var in ds.variables.items()}
+
+
+class TestTIFFContract(ParserContract):
+    parser = TIFFParser()
+    source_name = "image.tif"
+
+    def make_sample(self, folder: Path) -> None:
+        import tifffile
+
+        with tifffile.TiffWriter(folder / self.source_name) as tif:
+            values = np.arange(30 * 45, dtype="u2").reshape(30, 45)
+            tif.write(values, tile=(16, 16), compression="zlib", predictor=True)
+            tif.write((values / 7).astype("f4"), rowsperstrip=10, compression="lzw")
+
+    def reference(self, source: Path) -> Values:
+        import tifffile
+
+        with tifffile.TiffFile(source) as tif:
+            return {str(number): page.asarray() for number, page in enumerate(tif.pages)}
 
 
 def write_zarr(path: Path, zarr_format: int) -> None:

@@ -131,7 +131,32 @@ def v3_codec_to_v2(codec: CodecSpec) -> dict[str, JSON]:
         }
     if codec.name.startswith("numcodecs."):
         return {"id": codec.name.removeprefix("numcodecs."), **config}
+    if codec.name in _TIFF_CODECS_V2 and not (
+        codec.name == "vz.lerc" and config.get("compression", "none") != "none"
+    ):
+        codec_id = _TIFF_CODECS_V2[codec.name]
+        if codec.name == "vz.jpeg":
+            return {"id": codec_id, **{k: v for k, v in config.items() if v is not None}}
+        return {"id": codec_id}
     raise UnsupportedCodecError(f"codec {codec} has no zarr v2 (numcodecs) equivalent")
+
+
+# ---- TIFF segment codecs (vzcore.tiff_codecs) ----
+# imagecodecs' numcodecs codecs that decode the same segments to the same bytes (their
+# configuration keys match; JPEG's tables are base64 in both).
+_TIFF_CODECS_V2 = {
+    "vz.lzw": "imagecodecs_lzw",
+    "vz.packbits": "imagecodecs_packbits",
+    "vz.bitorder": "imagecodecs_bitorder",
+    "vz.jpeg": "imagecodecs_jpeg",
+    "vz.webp": "imagecodecs_webp",
+    "vz.jpegxl": "imagecodecs_jpegxl",
+    "vz.jpeg2k": "imagecodecs_jpeg2k",
+    "vz.jpegxr": "imagecodecs_jpegxr",
+    "vz.png": "imagecodecs_png",
+    "vz.lerc": "imagecodecs_lerc",
+}
+# ---- end TIFF ----
 
 
 def v2_codec_to_v3(config: Mapping[str, Any], *, itemsize: int) -> CodecSpec:

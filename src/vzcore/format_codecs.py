@@ -498,6 +498,8 @@ def register_format_codecs() -> None:
     """Make zarr know the ``vz.*`` codecs (idempotent; done on ``import vzcore``)."""
     global _REGISTERED
     if not _REGISTERED:
-        for codec in FORMAT_CODECS:
+        from vzcore.tiff_codecs import TIFF_CODECS  # (the TIFF codecs live in their own module)
+
+        for codec in (*FORMAT_CODECS, *TIFF_CODECS):
             register_codec(codec.name, codec)
         _REGISTERED = True

@@ -35,6 +35,7 @@ from vzcore.parsers.kerchunk import KerchunkFormatError, KerchunkJSONParser, Ker
 from vzcore.parsers.manifest_parquet import ManifestParquetParser, read_manifest_parquet
 from vzcore.parsers.netcdf3 import NetCDF3FormatError, NetCDF3Parser
 from vzcore.parsers.protocol import HEAD_BYTES, Parser, Probe, ProbeError
+from vzcore.parsers.tiff import TIFFFormatError, TIFFParser
 from vzcore.parsers.zarr import ZarrFormatError, ZarrParser
 
 __all__ = [
@@ -68,6 +69,8 @@ __all__ = [
     "Probe",
     "ProbeError",
     "SkippedLinkWarning",
+    "TIFFFormatError",
+    "TIFFParser",
     "UnknownFormatError",
     "VirtualDatasetError",
     "ZarrFormatError",

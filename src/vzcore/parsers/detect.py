@@ -54,6 +54,7 @@ BUILTIN_PARSERS: dict[str, str] = {
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",
     "kerchunk_parquet": "vzcore.parsers.kerchunk:KerchunkParquetParser",
     "netcdf3": "vzcore.parsers.netcdf3:NetCDF3Parser",
+    "tiff": "vzcore.parsers.tiff:TIFFParser",
     "vz_manifest": "vzcore.parsers.manifest_parquet:ManifestParquetParser",
     "zarr": "vzcore.parsers.zarr:ZarrParser",
 }
@@ -159,7 +160,7 @@ def detect_parser(url: str, registry: ObjectStoreRegistry) -> Parser:
     ------
     UnknownFormatError
         If no parser claims the source; the message names the URL, what the source
-        looks like (TIFF, FITS, HDF4, plain parquet, ... when no parser
+        looks like (FITS, HDF4, XML, plain parquet, ... when no parser
         for it is installed) and any entry point that failed to load.
     UnregisteredURLError
         If ``url`` lies under no registered prefix.
@@ -232,8 +233,6 @@ def _looks_like(probe: Probe) -> str | None:
 
 
 _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
-    ("TIFF", lambda head: head[:4] in (b"II*\x00", b"MM\x00*")),
-    ("BigTIFF", lambda head: head[:4] in (b"II+\x00", b"MM\x00+")),
     ("FITS", lambda head: head.startswith(b"SIMPLE  =")),
     ("HDF4", lambda head: head.startswith(b"\x0e\x03\x13\x01")),
     ("XML", lambda head: XML_START.match(head) is not None),

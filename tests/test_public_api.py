@@ -56,6 +56,9 @@ EXPECTED = {
     "RectilinearChunkGrid",
     "RectilinearGridError",
     "regularize",
+    "subchunk",
+    "select_slices",
+    "SubchunkError",
 }
 
 VZXARRAY = {

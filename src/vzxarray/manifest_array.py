@@ -518,7 +518,7 @@ def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:
             position = int(item) % length
             slices.append(slice(position, position + 1))
             dropped.append(axis)
-    result = vc.select_chunks(array, slices)
+    result = vc.select_slices(array, slices)
     for axis in reversed(dropped):
         result = vc.squeeze(result, axis=axis)
     for axis in new_axes:

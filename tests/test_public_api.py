@@ -65,6 +65,8 @@ VZXARRAY = {
     "ManifestArray",
     "ManifestStore",
     "ObjectStoreRegistry",
+    "VirtualChunkingError",
+    "VirtualDataArrayAccessor",
     "VirtualDataTreeAccessor",
     "VirtualDatasetAccessor",
     "VirtualGroup",

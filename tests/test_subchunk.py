@@ -1,4 +1,4 @@
-"""`vzcore.subchunk` and selections off chunk boundaries: raw chunks cut by offset arithmetic.
+"""`vzcore.subchunk`, ``.vz.subchunk`` and selections off chunk boundaries: raw chunks cut.
 
 Every split is proven by reading values back (through `ManifestStore` with zarr, through
 `read_array`, and after a Kerchunk JSON round trip) and comparing them with what scipy,
@@ -7,6 +7,7 @@ netCDF4 and h5py read from the files themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,13 @@ import h5py
 import netCDF4
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from scipy.io import netcdf_file
 
 import vzcore as vc
-from vzcore.parsers import HDFParser, NetCDF3Parser
+import vzxarray as vx
+from vzcore.parsers import HDFParser, KerchunkJSONParser, NetCDF3Parser
 from vzcore.read import rectilinear_chunks_enabled
 
 RNG = np.random.default_rng(16)
@@ -359,3 +362,134 @@ def test_cutting_compressed_chunks_is_refused_as_before(hdf5_file: Path) -> None
     assert not isinstance(info.value, vc.SubchunkError)
     with pytest.raises(vc.PartialChunkError, match="chunk boundaries"):
         vc.select_slices(compressed, [slice(0, 10, 2), slice(None)])
+
+
+# ---- xarray: ds.vz.subchunk, isel, and Dataset.chunk ---------------------------------------
+
+
+def _open(path: Path, **options: Any) -> tuple[xr.Dataset, vc.ObjectStoreRegistry]:
+    registry = vc.ObjectStoreRegistry.for_urls([str(path)])
+    return vx.open_virtual_dataset(str(path), registry=registry, **options), registry
+
+
+def read_back(ds: xr.Dataset, registry: vc.ObjectStoreRegistry) -> xr.Dataset:
+    """The values of a virtual dataset, as xarray reads them through a `ManifestStore`."""
+    store = vc.ManifestStore(ds.vz.to_virtual_group(), registry=registry)
+    with rectilinear_chunks_enabled():
+        return xr.open_zarr(store, consolidated=False, mask_and_scale=False).load()
+
+
+def test_dataset_subchunk_splits_every_virtual_variable_with_the_dimension(
+    netcdf3_file: Path,
+) -> None:
+    ds, registry = _open(netcdf3_file, loadable_variables=["series"])
+    split = ds.vz.subchunk(x=1, y=3)
+    record, fixed = split["record"].data, split["fixed"].data
+    assert isinstance(record, vx.ManifestArray)
+    assert isinstance(fixed, vx.ManifestArray)
+    assert record.manifest.grid == (TIME, X, 3)
+    assert fixed.manifest.grid == (X, 3)
+    assert split["series"].variable._data is ds["series"].variable._data  # loaded: untouched
+    assert ds["record"].data.manifest.grid == (TIME, 1, 1)  # the input is unchanged
+    assert split.vz.subchunk({"time": 1}).equals(split)  # record chunks have 1 step already
+    with xr.open_dataset(netcdf3_file, engine="scipy", mask_and_scale=False) as expected:
+        back = read_back(split, registry)
+        for name in ("record", "fixed"):
+            np.testing.assert_array_equal(back[name].values, expected[name].values)
+
+
+def test_subchunked_dataset_round_trips_through_kerchunk_json(
+    netcdf3_file: Path, tmp_path: Path
+) -> None:
+    ds, registry = _open(netcdf3_file)
+    split = ds.vz.subchunk(x=1).vz.subchunk(y=1)
+    refs = split.vz.to_kerchunk(tmp_path / "refs.json", format="json")
+    reopened = vx.open_virtual_dataset(
+        str(refs), registry=vc.ObjectStoreRegistry.for_urls([str(refs), str(netcdf3_file)]),
+        parser=KerchunkJSONParser(),
+    )  # fmt: skip
+    assert reopened["fixed"].data.manifest.grid == (X, Y)
+    through_fsspec = xr.open_dataset(
+        "reference://", engine="zarr", mask_and_scale=False,
+        backend_kwargs={"consolidated": False, "storage_options": {"fo": str(refs)}},
+    )  # fmt: skip
+    with netCDF4.Dataset(netcdf3_file) as nc, through_fsspec:
+        nc.set_auto_maskandscale(False)
+        back = read_back(reopened, registry)
+        for name in ("record", "fixed", "series"):
+            np.testing.assert_array_equal(back[name].values, nc[name][...])
+            np.testing.assert_array_equal(through_fsspec[name].values, nc[name][...])
+
+
+def test_dataarray_subchunk(hdf5_file: Path) -> None:
+    ds, registry = _open(hdf5_file, loadable_variables=[])
+    rows = ds["chunked"]
+    dim = rows.dims[0]
+    split = rows.vz.subchunk({dim: 3})
+    assert isinstance(split, xr.DataArray)
+    assert split.data.metadata.chunk_grid.chunk_lengths == ((3, 1, 3, 1, 2), 11)
+    values = vc.read_array(split.data.virtual, registry)
+    np.testing.assert_array_equal(values, h5py_values(hdf5_file, "chunked"))
+
+
+def test_subchunk_refusals_name_the_variable(netcdf3_file: Path, hdf5_file: Path) -> None:
+    ds, _ = _open(netcdf3_file)
+    with pytest.raises(vc.SubchunkError, match="variable 'fixed': cannot split") as info:
+        ds.vz.subchunk(y=2)
+    assert "not be contiguous" in str(info.value)
+    with pytest.raises(vc.SubchunkError, match=r"not dimensions of the dataset"):
+        ds.vz.subchunk(level=2)
+    with pytest.raises(vc.SubchunkError, match="not both"):
+        ds.vz.subchunk({"x": 1}, y=1)
+    h5, _ = _open(hdf5_file, loadable_variables=[])
+    dim = h5["compressed"].dims[0]
+    with pytest.raises(vc.SubchunkError, match=r"variable 'compressed'.*encoded"):
+        h5[["compressed"]].vz.subchunk({dim: 1})
+
+
+CHUNK_CALLS: dict[str, Callable[[xr.Dataset], Any]] = {
+    "dataset": lambda ds: ds[["record"]].chunk(time=1),
+    "dataarray": lambda ds: ds["record"].chunk({"x": 2}),
+    "variable": lambda ds: ds["record"].variable.chunk(),
+    "whole": lambda ds: ds[["record"]].chunk(),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CHUNK_CALLS))
+def test_dask_chunking_of_virtual_variables_is_refused(netcdf3_file: Path, how: str) -> None:
+    ds, _ = _open(netcdf3_file)
+    expected = r"variable 'record'.*ds\.vz\.subchunk"
+    with pytest.raises(vx.VirtualChunkingError, match=expected) as info:
+        CHUNK_CALLS[how](ds)
+    assert isinstance(info.value, vc.VirtualizationError)
+    assert "to_dataset(chunks=...)" in str(info.value)
+
+
+def test_loaded_variables_still_chunk_with_dask(netcdf3_file: Path) -> None:
+    ds, _ = _open(netcdf3_file, loadable_variables=["series"])
+    chunked = ds[["series"]].chunk(time=2)
+    assert chunked["series"].chunks == ((2, 2, 1),)
+
+
+@pytest.mark.parametrize(
+    "indexers",
+    [
+        {"x": slice(1, 4)},
+        {"x": slice(1, 4), "y": slice(2, 6)},
+        {"x": 3},
+        {"x": 2, "y": slice(0, 3)},
+        {"time": slice(1, 3), "x": slice(2, 5), "y": 4},
+        {"y": slice(-3, None)},
+    ],
+)
+def test_isel_that_cuts_raw_chunks_equals_numpy_slicing(
+    netcdf3_file: Path, indexers: dict[str, Any]
+) -> None:
+    ds, registry = _open(netcdf3_file)
+    part = ds.isel(indexers)
+    with xr.open_dataset(netcdf3_file, engine="scipy", mask_and_scale=False) as full:
+        expected = full.isel(indexers)
+        back = read_back(part, registry)
+        for name in ("record", "fixed", "series"):
+            assert isinstance(part[name].data, vx.ManifestArray)
+            np.testing.assert_array_equal(back[name].values, expected[name].values)

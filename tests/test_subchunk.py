@@ -493,3 +493,25 @@ def test_isel_that_cuts_raw_chunks_equals_numpy_slicing(
         for name in ("record", "fixed", "series"):
             assert isinstance(part[name].data, vx.ManifestArray)
             np.testing.assert_array_equal(back[name].values, expected[name].values)
+
+
+def test_an_overhanging_chunk_before_the_cut_axis_is_cut_to_one_element(tmp_path: Path) -> None:
+    """Found by a law: a chunk stored 2 long holding 1 element, before the axis being cut."""
+    path = tmp_path / "raw.bin"
+    stored = np.array([[[10, 11], [98, 99]]], dtype="<i4")  # chunk (1, 2, 2); row 1 is padding
+    path.write_bytes(stored.tobytes())
+    meta = vc.ArrayMetadata(shape=(1, 1, 2), chunk_grid=(1, 2, 2), dtype="<i4")
+    array = vc.VirtualArray(
+        meta,
+        vc.ChunkManifest.from_entries(
+            {"0.0.0": {"path": str(path), "offset": 0, "length": stored.nbytes}}
+        ),
+    )
+    registry = vc.ObjectStoreRegistry.for_urls([str(path)])
+    pieces = vc.subchunk(array, {1: 1, 2: 1})
+    assert pieces.metadata.chunk_grid == vc.RegularChunkGrid((1, 1, 1))
+    assert entries(pieces) == [(0, 4), (4, 4)]
+    np.testing.assert_array_equal(vc.read_array(pieces, registry), [[[10, 11]]])
+    part = vc.select_slices(array, [slice(0, 1), slice(0, 1), slice(1, 2)])
+    assert entries(part) == [(4, 4)]
+    assert vc.select_slices(array, [slice(0, 0), slice(0, 0), slice(0, 1)]).shape == (0, 0, 1)

@@ -216,6 +216,18 @@ def _plan(meta: ArrayMetadata, axis: int, cuts: Int64Array | None) -> _AxisPlan:
     return _AxisPlan(source.astype(np.int64), start, length, split=True)
 
 
+def _held(meta: ArrayMetadata, axis: int, plan: _AxisPlan) -> _AxisPlan:
+    """``plan`` with each piece shortened to the elements inside the array.
+
+    Along an axis before the last one cut this keeps the pieces byte prefixes: the
+    axes before it are one element long (or `_check_contiguous` refuses).
+    """
+    bounds = meta.chunk_grid.chunk_boundaries(meta.shape, axis)
+    first = bounds[:-1][plan.source] + plan.start
+    length = np.minimum(plan.length, int(bounds[-1]) - first)
+    return plan._replace(length=length)
+
+
 # ---- the references -----------------------------------------------------------------------
 
 
@@ -225,7 +237,9 @@ def _apply(array: VirtualArray, plans: Sequence[_AxisPlan], operation: str) -> V
         return array
     meta = array.metadata
     _check_codecs(array, split_axes, operation)
-    _check_contiguous(array, plans, split_axes[-1], operation)
+    last = split_axes[-1]
+    plans = [_held(meta, axis, plan) if axis < last else plan for axis, plan in enumerate(plans)]
+    _check_contiguous(array, plans, last, operation)
     _check_reference_lengths(array, operation)
     itemsize = meta.dtype.itemsize
     ndim = meta.ndim
@@ -253,7 +267,11 @@ def _apply(array: VirtualArray, plans: Sequence[_AxisPlan], operation: str) -> V
     zero = np.uint64(0)
     piece_offsets = np.where(present, np.take(offsets, rows) + shift, zero)
     piece_lengths = np.where(present, np.broadcast_to(nbytes, grid), zero)
-    chunks: list[AxisChunks] = [tuple(plan.length.tolist()) for plan in plans]
+    # An axis of no chunks (length 0) keeps its chunk lengths: there is nothing to cut.
+    chunks: list[AxisChunks] = [
+        tuple(plan.length.tolist()) if len(plan.length) else meta.chunk_grid.chunk_lengths[axis]
+        for axis, plan in enumerate(plans)
+    ]
     new_meta = meta.evolve(chunk_grid=as_chunk_grid(chunks))
     pieces = ChunkManifest.from_numpy_columns(
         grid,

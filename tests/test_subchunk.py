@@ -515,3 +515,14 @@ def test_an_overhanging_chunk_before_the_cut_axis_is_cut_to_one_element(tmp_path
     part = vc.select_slices(array, [slice(0, 1), slice(0, 1), slice(1, 2)])
     assert entries(part) == [(4, 4)]
     assert vc.select_slices(array, [slice(0, 0), slice(0, 0), slice(0, 1)]).shape == (0, 0, 1)
+
+
+def test_a_cut_of_too_many_pieces_through_indexing_is_refused_by_the_limit() -> None:
+    meta = vc.ArrayMetadata(shape=(2**40, 2), chunk_grid=(2**40, 2), dtype="u1")
+    array = vc.VirtualArray(
+        meta,
+        vc.ChunkManifest.from_entries({"0.0": {"path": "/a", "offset": 0, "length": 2**41}}),
+    )
+    with pytest.raises(vc.LimitExceededError, match="max_chunks"):
+        vx.ManifestArray(array, name="huge")[:, :1]
+    assert vx.ManifestArray(array, name="huge")[:5, :1].shape == (5, 1)

@@ -37,7 +37,6 @@ from vzcore.errors import (
 )
 from vzcore.grid import AxisChunks, ChunkGrid, RegularChunkGrid, as_chunk_grid, describe_grid
 from vzcore.group import VirtualGroup
-from vzcore.limits import check_count
 from vzcore.manifest import (
     MANIFEST_SCHEMA,
     ChunkManifest,
@@ -47,7 +46,7 @@ from vzcore.manifest import (
     unify_dictionary,
 )
 from vzcore.metadata import ArrayMetadata
-from vzcore.subchunks import cut_at, subchunk
+from vzcore.subchunks import cut_selection, subchunk
 from vzcore.urls import is_url, normalize_url
 
 __all__ = [
@@ -615,31 +614,12 @@ def select_slices(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
             cut_axes.append(axis)
     if not cut_axes or [c.name for c in meta.codecs] != ["bytes"]:
         return select_chunks(array, selection)
-    # The whole chunks the selection touches, then those cut where it starts and stops.
-    enclosing: list[slice] = []
-    for axis, (start, stop) in enumerate(spans):
-        bounds = grid.chunk_boundaries(meta.shape, axis)
-        first = int(np.searchsorted(bounds, start, side="right")) - 1
-        end = max(int(np.searchsorted(bounds, stop, side="left")), first + 1)
-        enclosing.append(slice(int(bounds[first]), int(bounds[min(end, len(bounds) - 1)])))
-    part = select_chunks(array, enclosing)
-    last = cut_axes[-1]
-    local = [
-        (start - e.start, stop - e.start) for (start, stop), e in zip(spans, enclosing, strict=True)
-    ]
-    label = f"selecting {list(selection)} of {source_label(array) or 'a virtual array'}"
-    check_count("max_chunks", [*part.shape[:last], 1], label, "the number of pieces")
-    cuts: list[npt.NDArray[np.int64] | None] = [
-        np.arange(1, part.shape[axis], dtype=np.int64) for axis in range(last)
-    ]
-    cuts += [np.array(local[last], dtype=np.int64)] + [None] * (meta.ndim - last - 1)
     try:
-        pieces = cut_at(part, cuts)
+        return cut_selection(array, spans)
     except SubchunkError as err:
         raise SubchunkError(
             f"cannot select {list(selection)} off chunk boundaries: {err}", problems=err.problems
         ) from err
-    return select_chunks(pieces, [slice(start, stop) for start, stop in local])
 
 
 def _shown_boundaries(bounds: npt.NDArray[np.int64]) -> str:

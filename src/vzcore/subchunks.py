@@ -6,9 +6,8 @@ same file, a later offset, fewer bytes. A piece is such a run when, along every
 axis before the last one cut, it is one element long, and along every axis after
 that one it spans the whole chunk. Nothing is read or copied.
 
-`subchunk` cuts into pieces of given lengths; `cut_at` cuts at given element
-positions (what a selection off chunk boundaries needs, see
-`vzcore.algebra.select_slices`). Both compute every offset with numpy at once.
+`subchunk` cuts into pieces of given lengths; `cut_selection` cuts out the part
+of an array a selection off chunk boundaries picks (see `vzcore.algebra.select_slices`). Both compute every offset with numpy at once.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from vzcore.limits import check_count
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 
-__all__ = ["AxisLengths", "cut_at", "subchunk"]
+__all__ = ["AxisLengths", "cut_selection", "subchunk"]
 
 AxisLengths: TypeAlias = Mapping[int, int] | Sequence[int | None]
 """Piece length per axis: ``{axis: length}``, or one entry per axis (None = no split)."""
@@ -93,29 +92,45 @@ def subchunk(array: VirtualArray, axis_lengths: AxisLengths) -> VirtualArray:
     return _apply(array, plans, f"split the chunks of {label} {_request_text(lengths)}")
 
 
-def cut_at(array: VirtualArray, cuts: Sequence[npt.ArrayLike | None]) -> VirtualArray:
-    """``array`` with its raw chunks also cut at the element positions ``cuts[axis]``.
+def cut_selection(array: VirtualArray, spans: Sequence[tuple[int, int]]) -> VirtualArray:
+    """The part of ``array`` from ``start`` to ``stop`` along each axis, raw chunks cut.
 
-    Positions on a chunk boundary, at 0 or at or past the end cut nothing. This is
-    the arithmetic of `subchunk` with arbitrary boundaries (a selection off chunk
-    boundaries, see `vzcore.algebra.select_slices`).
+    Chunks are cut where a span starts and stops; along every axis before the last
+    one so cut, into pieces one element long (so that each piece is one run of
+    bytes). Only the pieces inside the spans are made. This is the arithmetic of
+    `subchunk` for a selection off chunk boundaries (`vzcore.algebra.select_slices`).
 
     Raises
     ------
     SubchunkError
         As `subchunk`.
+    LimitExceededError
+        If the pieces would be more than the ``max_chunks`` limit.
     """
     meta = array.metadata
-    if len(cuts) != meta.ndim:
-        raise SubchunkError(f"cut_at needs one entry per axis of a {meta.ndim}-d array")
-    plans = [
-        _plan(meta, axis, None if c is None else np.asarray(c, dtype=np.int64).ravel())
-        for axis, c in enumerate(cuts)
+    grid = meta.chunk_grid
+    unaligned = [
+        axis
+        for axis, span in enumerate(spans)
+        if not np.isin(span, grid.chunk_boundaries(meta.shape, axis)).all()
     ]
-    where = f"cutting {source_label(array) or 'a virtual array'}"
-    check_count("max_chunks", [len(p.source) for p in plans], where, "the number of pieces")
     label = source_label(array) or "a virtual array"
-    return _apply(array, plans, f"cut the chunks of {label}")
+    shape = tuple(stop - start for start, stop in spans)
+    if not unaligned or 0 in shape:
+        # Nothing to cut, or nothing selected (no piece, no reference to check).
+        empty = meta.evolve(shape=shape)
+        return VirtualArray(empty, ChunkManifest.empty(empty.grid_shape)) if 0 in shape else array
+    last = unaligned[-1]
+    ones = [stop - start for start, stop in spans[:last]]
+    check_count("max_chunks", [*ones, 2], f"cutting {label}", "the number of pieces")
+    plans = []
+    for axis, (start, stop) in enumerate(spans):
+        inside = (
+            np.arange(start + 1, stop, dtype=np.int64) if axis < last else np.empty(0, np.int64)
+        )
+        cuts = np.concatenate([[start, stop], inside]).astype(np.int64)
+        plans.append(_plan(meta, axis, cuts, window=(start, stop)))
+    return _apply(array, plans, f"cut the chunks of {label}", shape=shape)
 
 
 # ---- the request --------------------------------------------------------------------------
@@ -191,8 +206,17 @@ def _every(meta: ArrayMetadata, axis: int, length: int) -> Int64Array:
     return found
 
 
-def _plan(meta: ArrayMetadata, axis: int, cuts: Int64Array | None) -> _AxisPlan:
-    """The pieces along ``axis`` when the chunks are also cut at element positions ``cuts``."""
+def _plan(
+    meta: ArrayMetadata,
+    axis: int,
+    cuts: Int64Array | None,
+    window: tuple[int, int] | None = None,
+) -> _AxisPlan:
+    """The pieces along ``axis`` when the chunks are also cut at element positions ``cuts``.
+
+    With a ``window`` (start, stop), which must be among the cuts or chunk boundaries,
+    only the pieces inside it are kept.
+    """
     grid = meta.chunk_grid
     bounds = grid.chunk_boundaries(meta.shape, axis)
     stored = grid.axis_lengths(meta.shape, axis).astype(np.int64)
@@ -202,18 +226,23 @@ def _plan(meta: ArrayMetadata, axis: int, cuts: Int64Array | None) -> _AxisPlan:
         return identity
     inside = cuts[(cuts > 0) & (cuts < extent)]
     starts = np.union1d(chunk_starts, inside)
-    if len(starts) == len(chunk_starts):
-        return identity
-    source = np.searchsorted(chunk_starts, starts, side="right") - 1
-    start = starts - chunk_starts[source]
-    # A piece ends where the next one in its chunk starts, or at its chunk's stored end.
-    end = stored[source].copy()
-    same_chunk = source[1:] == source[:-1]
-    end[:-1][same_chunk] = start[1:][same_chunk]
-    # A split axis keeps no stored elements past the array's end (a byte prefix: the
-    # axes before a split one are one element long, see `_check_contiguous`).
-    length = np.minimum(end - start, extent - starts)
-    return _AxisPlan(source.astype(np.int64), start, length, split=True)
+    plan = identity
+    if len(starts) != len(chunk_starts):
+        source = np.searchsorted(chunk_starts, starts, side="right") - 1
+        start = starts - chunk_starts[source]
+        # A piece ends where the next one in its chunk starts, or at its chunk's stored end.
+        end = stored[source].copy()
+        same_chunk = source[1:] == source[:-1]
+        end[:-1][same_chunk] = start[1:][same_chunk]
+        # A split axis keeps no stored elements past the array's end (a byte prefix: the
+        # axes before a split one are one element long, see `_check_contiguous`).
+        length = np.minimum(end - start, extent - starts)
+        plan = _AxisPlan(source.astype(np.int64), start, length, split=True)
+    if window is None:
+        return plan
+    first = chunk_starts[plan.source] + plan.start
+    kept = (first >= window[0]) & (first < window[1])
+    return _AxisPlan(plan.source[kept], plan.start[kept], plan.length[kept], split=plan.split)
 
 
 def _held(meta: ArrayMetadata, axis: int, plan: _AxisPlan) -> _AxisPlan:
@@ -231,7 +260,13 @@ def _held(meta: ArrayMetadata, axis: int, plan: _AxisPlan) -> _AxisPlan:
 # ---- the references -----------------------------------------------------------------------
 
 
-def _apply(array: VirtualArray, plans: Sequence[_AxisPlan], operation: str) -> VirtualArray:
+def _apply(
+    array: VirtualArray,
+    plans: Sequence[_AxisPlan],
+    operation: str,
+    shape: tuple[int, ...] | None = None,
+) -> VirtualArray:
+    """The array of the pieces ``plans`` describe (of ``shape``, by default the array's)."""
     split_axes = [axis for axis, plan in enumerate(plans) if plan.split]
     if not split_axes:
         return array
@@ -272,7 +307,7 @@ def _apply(array: VirtualArray, plans: Sequence[_AxisPlan], operation: str) -> V
         tuple(plan.length.tolist()) if len(plan.length) else meta.chunk_grid.chunk_lengths[axis]
         for axis, plan in enumerate(plans)
     ]
-    new_meta = meta.evolve(chunk_grid=as_chunk_grid(chunks))
+    new_meta = meta.evolve(shape=shape or meta.shape, chunk_grid=as_chunk_grid(chunks))
     pieces = ChunkManifest.from_numpy_columns(
         grid,
         dictionary=manifest.dictionary,

@@ -572,7 +572,11 @@ def _about(arrays: Sequence[Any]) -> Iterator[None]:
         if name is None or str(err).startswith("variable "):
             raise
         problems = [f"variable {name!r}: {p}" for p in err.problems]
-        raise type(err)(f"variable {name!r}: {err}", problems=problems) from err
+        try:
+            named = type(err)(f"variable {name!r}: {err}", problems=problems)
+        except TypeError:  # an error with fields of its own (LimitExceededError): as it is
+            raise err from None
+        raise named from err
 
 
 def _joined(arrays: Sequence[Any], virtual: vc.VirtualArray) -> ManifestArray:

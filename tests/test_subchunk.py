@@ -526,3 +526,40 @@ def test_a_cut_of_too_many_pieces_through_indexing_is_refused_by_the_limit() -> 
     with pytest.raises(vc.LimitExceededError, match="max_chunks"):
         vx.ManifestArray(array, name="huge")[:, :1]
     assert vx.ManifestArray(array, name="huge")[:5, :1].shape == (5, 1)
+
+
+def test_rectilinear_pieces_round_trip_through_icechunk_and_manifest_parquet(
+    hdf5_file: Path, tmp_path: Path
+) -> None:
+    import icechunk
+
+    from vzcore.writers import write_icechunk
+
+    group, registry = _group(hdf5_file, HDFParser())
+    chunked = group.arrays["chunked"]
+    assert isinstance(chunked, vc.VirtualArray)
+    split = vc.subchunk(chunked, {0: 3})
+    assert split.metadata.chunk_grid.chunk_lengths == ((3, 1, 3, 1, 2), 11)
+    pieces = vc.VirtualGroup(arrays={"v": split})
+    expected = h5py_values(hdf5_file, "chunked")
+    reread = vc.read_manifest_parquet(vc.write_manifest_parquet(pieces, tmp_path / "m"))
+    assert reread.arrays["v"] == pieces.arrays["v"]
+    folder = str(hdf5_file.parent)
+    prefix = f"file://{folder}/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(folder))
+    )
+    credentials = icechunk.containers_credentials(
+        {prefix: icechunk.Credentials.LocalFileSystemAccess()}
+    )
+    repository = icechunk.Repository.create(
+        icechunk.in_memory_storage(), config, authorize_virtual_chunk_access=credentials
+    )
+    session = repository.writable_session("main")
+    write_icechunk(pieces, session.store)
+    session.commit("pieces")
+    with rectilinear_chunks_enabled():
+        stored = zarr.open_array(repository.readonly_session("main").store, path="v", mode="r")
+        np.testing.assert_array_equal(stored[...], expected)
+    np.testing.assert_array_equal(served(split, registry), expected)

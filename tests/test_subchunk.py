@@ -23,6 +23,7 @@ import vzcore as vc
 import vzxarray as vx
 from vzcore.parsers import HDFParser, KerchunkJSONParser, NetCDF3Parser
 from vzcore.read import rectilinear_chunks_enabled
+from vzcore.subchunks import cut_selection
 
 RNG = np.random.default_rng(16)
 TIME, X, Y = 5, 6, 7
@@ -563,3 +564,14 @@ def test_rectilinear_pieces_round_trip_through_icechunk_and_manifest_parquet(
         stored = zarr.open_array(repository.readonly_session("main").store, path="v", mode="r")
         np.testing.assert_array_equal(stored[...], expected)
     np.testing.assert_array_equal(served(split, registry), expected)
+
+
+def test_cut_selection_on_chunk_boundaries_is_select_chunks(hdf5_file: Path) -> None:
+    group, _ = _group(hdf5_file, HDFParser())
+    for name, spans in (("chunked", [(4, 8), (0, 11)]), ("compressed", [(5, 10), (0, 4)])):
+        array = group.arrays[name]
+        assert isinstance(array, vc.VirtualArray)
+        expected = vc.select_chunks(array, [slice(*span) for span in spans])
+        assert cut_selection(array, spans) == expected
+        whole = [(0, n) for n in array.shape]
+        assert cut_selection(array, whole) is array

@@ -7,7 +7,8 @@ axis before the last one cut, it is one element long, and along every axis after
 that one it spans the whole chunk. Nothing is read or copied.
 
 `subchunk` cuts into pieces of given lengths; `cut_selection` cuts out the part
-of an array a selection off chunk boundaries picks (see `vzcore.algebra.select_slices`). Both compute every offset with numpy at once.
+of an array that a selection off chunk boundaries picks (see
+`vzcore.algebra.select_slices`). Both compute every offset with numpy at once.
 """
 
 from __future__ import annotations
@@ -116,11 +117,10 @@ def cut_selection(array: VirtualArray, spans: Sequence[tuple[int, int]]) -> Virt
     ]
     label = source_label(array) or "a virtual array"
     shape = tuple(stop - start for start, stop in spans)
-    if not unaligned or 0 in shape:
-        # Nothing to cut, or nothing selected (no piece, no reference to check).
+    if 0 in shape:  # nothing selected: no piece, no reference to check
         empty = meta.evolve(shape=shape)
-        return VirtualArray(empty, ChunkManifest.empty(empty.grid_shape)) if 0 in shape else array
-    last = unaligned[-1]
+        return VirtualArray(empty, ChunkManifest.empty(empty.grid_shape))
+    last = unaligned[-1] if unaligned else -1
     ones = [stop - start for start, stop in spans[:last]]
     check_count("max_chunks", [*ones, 2], f"cutting {label}", "the number of pieces")
     plans = []
@@ -268,14 +268,17 @@ def _apply(
 ) -> VirtualArray:
     """The array of the pieces ``plans`` describe (of ``shape``, by default the array's)."""
     split_axes = [axis for axis, plan in enumerate(plans) if plan.split]
-    if not split_axes:
+    manifest = array.manifest
+    whole = all(len(p.source) == n for p, n in zip(plans, manifest.grid, strict=True))
+    if not split_axes and whole:
         return array
     meta = array.metadata
-    _check_codecs(array, split_axes, operation)
-    last = split_axes[-1]
-    plans = [_held(meta, axis, plan) if axis < last else plan for axis, plan in enumerate(plans)]
-    _check_contiguous(array, plans, last, operation)
-    _check_reference_lengths(array, operation)
+    if split_axes:  # whole chunks (a window on chunk boundaries) need no check
+        _check_codecs(array, split_axes, operation)
+        last = split_axes[-1]
+        plans = [_held(meta, axis, p) if axis < last else p for axis, p in enumerate(plans)]
+        _check_contiguous(array, plans, last, operation)
+        _check_reference_lengths(array, operation)
     itemsize = meta.dtype.itemsize
     ndim = meta.ndim
 
@@ -294,14 +297,15 @@ def _apply(
         stride = stride * along(axis, source_lengths)
         nbytes = nbytes * along(axis, plan.length)
     grid = tuple(len(plan.source) for plan in plans)
-    manifest = array.manifest
     rows = np.ravel_multi_index(np.ix_(*(plan.source for plan in plans)), manifest.grid)
-    indices, offsets, _ = manifest.to_numpy_columns()
+    indices, offsets, lengths = manifest.to_numpy_columns()
     piece_indices = np.take(indices, rows)
     present = piece_indices >= 0
     zero = np.uint64(0)
     piece_offsets = np.where(present, np.take(offsets, rows) + shift, zero)
-    piece_lengths = np.where(present, np.broadcast_to(nbytes, grid), zero)
+    # Whole chunks keep their references as they are (encoded ones too).
+    held = np.broadcast_to(nbytes, grid) if split_axes else np.take(lengths, rows)
+    piece_lengths = np.where(present, held, zero)
     # An axis of no chunks (length 0) keeps its chunk lengths: there is nothing to cut.
     chunks: list[AxisChunks] = [
         tuple(plan.length.tolist()) if len(plan.length) else meta.chunk_grid.chunk_lengths[axis]

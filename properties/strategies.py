@@ -600,3 +600,51 @@ def perturbed_concat_cases(draw: st.DrawFn) -> PerturbedCase:
     if changed is None:
         return arrays, axis, 0, None
     return [*arrays[:index], changed, *arrays[index + 1 :]], axis, index, field
+
+
+# ---- raw chunked arrays (subchunk) -------------------------------------------------------
+
+
+RAW_DTYPES = ("<i4", ">i4", ">i2", "<u2", ">f8", "u1")
+"""Stored dtypes of raw arrays, both byte orders."""
+
+
+@st.composite
+def raw_chunkings(
+    draw: st.DrawFn, *, min_ndim: int = 1, max_ndim: int = 3
+) -> tuple[tuple[int, ...], list[int | list[int]]]:
+    """``(shape, per-axis chunks)``: regular axes whose last chunk may hang over the end,
+    and rectilinear ones (lengths 1-4) whose last chunk may too."""
+    shape: list[int] = []
+    chunks: list[int | list[int]] = []
+    for _ in range(draw(st.integers(min_ndim, max_ndim))):
+        if draw(st.booleans()):
+            length = draw(st.integers(1, 5))
+            chunks.append(length)
+            shape.append(draw(st.integers(1, 3 * length)))
+        else:
+            lengths = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4))
+            chunks.append(lengths)
+            shape.append(draw(st.integers(sum(lengths) - lengths[-1] + 1, sum(lengths))))
+    return tuple(shape), chunks
+
+
+@st.composite
+def contiguous_requests(
+    draw: st.DrawFn, meta: vc.ArrayMetadata, last: int | None = None
+) -> dict[int, int]:
+    """Piece lengths `vzcore.subchunk` must accept for ``meta``: axis ``last`` (drawn if
+    None) split to any length, every axis before it split to 1, the axes after it whole."""
+    if last is None:
+        last = draw(st.integers(0, meta.ndim - 1))
+    request: dict[int, int] = {}
+    for axis in range(meta.ndim):
+        longest = meta.chunk_grid.max_chunk_shape()[axis]
+        if axis < last:
+            if longest > 1 or draw(st.booleans()):
+                request[axis] = 1
+        elif axis == last:
+            request[axis] = draw(st.integers(1, longest + 1))
+        elif draw(st.booleans()):
+            request[axis] = draw(st.integers(longest, longest + 2))
+    return request

@@ -56,12 +56,17 @@ EXPECTED = {
     "RectilinearChunkGrid",
     "RectilinearGridError",
     "regularize",
+    "subchunk",
+    "select_slices",
+    "SubchunkError",
 }
 
 VZXARRAY = {
     "ManifestArray",
     "ManifestStore",
     "ObjectStoreRegistry",
+    "VirtualChunkingError",
+    "VirtualDataArrayAccessor",
     "VirtualDataTreeAccessor",
     "VirtualDatasetAccessor",
     "VirtualGroup",

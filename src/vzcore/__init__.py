@@ -14,8 +14,10 @@ from vzcore.algebra import (
     regularize,
     rename_paths,
     select_chunks,
+    select_slices,
     squeeze,
     stack,
+    subchunk,
     validate_compatible,
 )
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
@@ -39,6 +41,7 @@ from vzcore.errors import (
     PartialChunkError,
     RectilinearGridError,
     ShapeMismatch,
+    SubchunkError,
     UnsupportedCodecError,
     VirtualizationError,
     WriteError,
@@ -91,6 +94,7 @@ __all__ = [
     "SourceFingerprint",
     "SourceNotFoundError",
     "SourceReadError",
+    "SubchunkError",
     "UnregisteredURLError",
     "UnsupportedCodecError",
     "VirtualArray",
@@ -107,8 +111,10 @@ __all__ = [
     "regularize",
     "rename_paths",
     "select_chunks",
+    "select_slices",
     "squeeze",
     "stack",
+    "subchunk",
     "validate_compatible",
     "write_manifest_parquet",
 ]

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vzcore._frozen import canonical_json
-from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.array import AnyArray, LoadedArray, VirtualArray, source_label
 from vzcore.codecs import codec_names, codecs_with_axes
 from vzcore.errors import (
     AmbiguousRenameError,
@@ -32,6 +32,7 @@ from vzcore.errors import (
     PartialChunkError,
     RectilinearGridError,
     ShapeMismatch,
+    SubchunkError,
     VirtualizationError,
 )
 from vzcore.grid import AxisChunks, ChunkGrid, RegularChunkGrid, as_chunk_grid, describe_grid
@@ -47,6 +48,7 @@ from vzcore.manifest import (
     unify_dictionary,
 )
 from vzcore.metadata import ArrayMetadata
+from vzcore.subchunks import cut_selection, subchunk
 from vzcore.urls import is_url, normalize_url
 
 __all__ = [
@@ -57,9 +59,12 @@ __all__ = [
     "regularize",
     "rename_paths",
     "select_chunks",
+    "select_slices",
     "single_path_renamer",
+    "source_label",
     "squeeze",
     "stack",
+    "subchunk",
     "validate_compatible",
 ]
 
@@ -134,17 +139,6 @@ def _show(value: Any) -> str:
     if isinstance(value, Mapping):
         return str(dict(value))
     return str(value)
-
-
-def source_label(array: AnyArray) -> str:
-    """The file an array's references point into (the first of them), or ``"in memory"``."""
-    if isinstance(array, LoadedArray):
-        return "in memory"
-    dictionary = array.manifest.dictionary
-    if len(dictionary) == 0:
-        return ""
-    first = str(dictionary[0].as_py())
-    return first if len(dictionary) == 1 else f"{first} and {len(dictionary) - 1} more files"
 
 
 def _fill_key(value: np.generic) -> Hashable:
@@ -642,6 +636,52 @@ def select_chunks(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
     new_meta = meta.evolve(shape=tuple(shape), chunk_grid=as_chunk_grid(axes))
     rows = np.ravel_multi_index(np.ix_(*ranges), array.manifest.grid).ravel()
     return VirtualArray(new_meta, array.manifest.take(rows, grid=new_meta.grid_shape))
+
+
+def select_slices(array: VirtualArray, selection: Sequence[slice]) -> VirtualArray:
+    """The part of ``array`` picked by one slice (step 1) per axis, on chunk boundaries or not.
+
+    On chunk boundaries this is `select_chunks`. Off them, chunks stored raw (the
+    ``bytes`` codec alone) are cut by offset arithmetic (see `vzcore.subchunk`): the
+    axes before the last one cut become pieces one element long, so that every piece
+    is one run of bytes. Nothing is read.
+
+    >>> meta = ArrayMetadata(shape=(10,), chunk_grid=(10,), dtype="<f8")
+    >>> a = VirtualArray(meta, ChunkManifest.from_entries(
+    ...     {"0": {"path": "file:///a.bin", "offset": 0, "length": 80}}))
+    >>> select_slices(a, [slice(2, 5)]).manifest.to_entries()
+    {'0': {'path': 'file:///a.bin', 'offset': 16, 'length': 24}}
+
+    Raises
+    ------
+    PartialChunkError
+        If a slice has a step, or cuts chunks that are encoded (`select_chunks`' error).
+    SubchunkError
+        If raw chunks cannot be cut (a reference that does not hold its chunk's bytes).
+    """
+    meta = array.metadata
+    if len(selection) != meta.ndim:
+        raise ShapeMismatch(f"selection has {len(selection)} slices for a {meta.ndim}-d array")
+    grid = meta.chunk_grid
+    spans: list[tuple[int, int]] = []
+    cut_axes: list[int] = []
+    for axis, item in enumerate(selection):
+        start, stop, step = item.indices(meta.shape[axis])
+        stop = max(stop, start)
+        if step != 1:
+            return select_chunks(array, selection)  # refuses with its message
+        spans.append((start, stop))
+        bounds = grid.chunk_boundaries(meta.shape, axis)
+        if not np.isin([start, stop], bounds).all():
+            cut_axes.append(axis)
+    if not cut_axes or [c.name for c in meta.codecs] != ["bytes"]:
+        return select_chunks(array, selection)
+    try:
+        return cut_selection(array, spans)
+    except SubchunkError as err:
+        raise SubchunkError(
+            f"cannot select {list(selection)} off chunk boundaries: {err}", problems=err.problems
+        ) from err
 
 
 def _shown_boundaries(bounds: npt.NDArray[np.int64]) -> str:

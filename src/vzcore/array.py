@@ -14,7 +14,14 @@ from vzcore.grid import ChunkGrid, describe_grid
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 
-__all__ = ["AnyArray", "LoadedArray", "VirtualArray", "chunk_selection", "encode_chunk"]
+__all__ = [
+    "AnyArray",
+    "LoadedArray",
+    "VirtualArray",
+    "chunk_selection",
+    "encode_chunk",
+    "source_label",
+]
 
 
 @attrs.frozen
@@ -133,6 +140,17 @@ class LoadedArray:
 
 
 AnyArray = VirtualArray | LoadedArray
+
+
+def source_label(array: AnyArray) -> str:
+    """The file an array's references point into (the first of them), or ``"in memory"``."""
+    if isinstance(array, LoadedArray):
+        return "in memory"
+    dictionary = array.manifest.dictionary
+    if len(dictionary) == 0:
+        return ""
+    first = str(dictionary[0].as_py())
+    return first if len(dictionary) == 1 else f"{first} and {len(dictionary) - 1} more files"
 
 
 def encode_chunk(array: LoadedArray, coords: tuple[int, ...]) -> bytes:

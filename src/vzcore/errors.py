@@ -23,6 +23,7 @@ __all__ = [
     "PartialChunkError",
     "RectilinearGridError",
     "ShapeMismatch",
+    "SubchunkError",
     "UnsupportedCodecError",
     "VirtualizationError",
     "WriteError",
@@ -112,6 +113,14 @@ class DimensionNameMismatch(VirtualizationError):
 
 class PartialChunkError(VirtualizationError):
     """A partial edge chunk would land inside the result of a concatenation."""
+
+
+class SubchunkError(PartialChunkError):
+    """Chunks cannot be split into smaller references by offset arithmetic.
+
+    Only chunks stored raw (the ``bytes`` codec alone, C order) whose pieces are
+    contiguous runs of their bytes can be split; see `vzcore.subchunk`.
+    """
 
 
 class BroadcastError(VirtualizationError):

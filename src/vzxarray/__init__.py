@@ -2,18 +2,22 @@
 
 ``ManifestArray`` duck arrays, ``open_virtual_dataset`` / ``open_virtual_datatree`` /
 ``open_virtual_mfdataset``, ``open_mfdataset`` (an ordinary lazy Dataset reading through
-a ``ManifestStore``) and the ``.vz`` accessor on Dataset and DataTree (registered on import).
+a ``ManifestStore``) and the ``.vz`` accessor on Dataset, DataArray and DataTree (registered on import).
 """
 
 from vzcore import ManifestStore, ObjectStoreRegistry, VirtualGroup
-from vzxarray.accessor import VirtualDatasetAccessor, VirtualDataTreeAccessor
+from vzxarray.accessor import (
+    VirtualDataArrayAccessor,
+    VirtualDatasetAccessor,
+    VirtualDataTreeAccessor,
+)
 from vzxarray.dataset import (
     dataset_from_group,
     default_loadable_variables,
     group_from_dataset,
     lazy_dataset_from_group,
 )
-from vzxarray.manifest_array import ManifestArray, VirtualValuesError
+from vzxarray.manifest_array import ManifestArray, VirtualChunkingError, VirtualValuesError
 from vzxarray.mfdataset import MultiFileError, open_mfdataset, open_virtual_mfdataset
 from vzxarray.open import open_virtual_dataset, open_virtual_datatree
 
@@ -22,6 +26,8 @@ __all__ = [
     "ManifestStore",
     "MultiFileError",
     "ObjectStoreRegistry",
+    "VirtualChunkingError",
+    "VirtualDataArrayAccessor",
     "VirtualDataTreeAccessor",
     "VirtualDatasetAccessor",
     "VirtualGroup",

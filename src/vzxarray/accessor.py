@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import datetime
 import os
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from vzcore.writers.icechunk import IcechunkMode
 from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.manifest_array import ManifestArray
 
-__all__ = ["VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
+__all__ = ["VirtualDataArrayAccessor", "VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
 
 
 def _virtual_paths(datasets: Iterable[xr.Dataset]) -> list[str]:
@@ -38,23 +38,67 @@ def _virtual_paths(datasets: Iterable[xr.Dataset]) -> list[str]:
 
 
 def _rename_variables(dataset: xr.Dataset, new: PathMap) -> xr.Dataset:
-    renamed: dict[Hashable, xr.Variable] = {}
+    def rename(name: Hashable, variable: xr.Variable, data: ManifestArray) -> ManifestArray:
+        # The fingerprints follow their files to the new names (the core's rule).
+        sources = vc.rename_paths(vc.VirtualGroup(sources=data.sources), new).sources
+        return ManifestArray(vc.rename_paths(data.virtual, new), name=data.name, sources=sources)
+
+    return _map_virtual_variables(dataset, rename)
+
+
+def _subchunk_variables(dataset: xr.Dataset, lengths: Mapping[Hashable, int]) -> xr.Dataset:
+    """Every virtual variable having a dimension of ``lengths`` split along it (`vc.subchunk`)."""
+    unknown = [dim for dim in lengths if dim not in dataset.dims]
+    if unknown:
+        raise vc.SubchunkError(
+            f"cannot subchunk along {unknown}: not dimensions of the dataset "
+            f"(it has {list(dataset.dims)})"
+        )
+
+    def split(name: Hashable, variable: xr.Variable, data: ManifestArray) -> ManifestArray:
+        axes = {variable.get_axis_num(d): n for d, n in lengths.items() if d in variable.dims}
+        if not axes:
+            return data
+        try:
+            return data.with_virtual(vc.subchunk(data.virtual, axes))
+        except vc.SubchunkError as err:
+            problems = [f"variable {name!r}: {p}" for p in err.problems]
+            raise vc.SubchunkError(f"variable {name!r}: {err}", problems=problems) from err
+
+    return _map_virtual_variables(dataset, split)
+
+
+VariableMap = Callable[[Hashable, xr.Variable, ManifestArray], ManifestArray]
+
+
+def _map_virtual_variables(dataset: xr.Dataset, new_data: VariableMap) -> xr.Dataset:
+    """``dataset`` with the data of each virtual variable replaced by ``new_data(...)``."""
+    replaced: dict[Hashable, xr.Variable] = {}
     for name, variable in dataset.variables.items():
         data = variable._data
         if isinstance(data, ManifestArray):
-            # The fingerprints follow their files to the new names (the core's rule).
-            sources = vc.rename_paths(vc.VirtualGroup(sources=data.sources), new).sources
-            renamed_data = ManifestArray(
-                vc.rename_paths(data.virtual, new), name=data.name, sources=sources
-            )
-            renamed[name] = variable.copy(data=renamed_data)
-    coords = {name: v for name, v in renamed.items() if name in dataset.coords}
-    data_vars = {name: v for name, v in renamed.items() if name not in coords}
+            result = new_data(name, variable, data)
+            if result is not data:
+                replaced[name] = variable.copy(data=result)
+    coords = {name: v for name, v in replaced.items() if name in dataset.coords}
+    data_vars = {name: v for name, v in replaced.items() if name not in coords}
     # A virtual coordinate has no index (an index needs values): it is replaced as a
     # coordinate without one, where `assign` would build an index for a dimension name.
     if coords:
         dataset = dataset.assign_coords(xr.Coordinates(coords, indexes={}))
     return dataset.assign(data_vars) if data_vars else dataset
+
+
+def _either(
+    lengths: Mapping[Hashable, int] | None, keywords: Mapping[str, int]
+) -> Mapping[Hashable, int]:
+    if lengths is not None and keywords:
+        raise vc.SubchunkError("subchunk takes a mapping or keyword arguments, not both")
+    if lengths is not None:
+        return lengths
+    by_name: dict[Hashable, int] = {}
+    by_name.update(keywords)
+    return by_name
 
 
 class _SavingMixin(abc.ABC):
@@ -154,6 +198,23 @@ class VirtualDatasetAccessor(_SavingMixin):
             **open_options,
         )
 
+    def subchunk(
+        self, lengths: Mapping[Hashable, int] | None = None, **lengths_kwargs: int
+    ) -> xr.Dataset:
+        """A new dataset whose virtual variables have their raw chunks split (`vzcore.subchunk`).
+
+        ``ds.vz.subchunk(time=1)`` splits every virtual variable having a ``time``
+        dimension into pieces one step long; loaded variables are untouched. This,
+        not ``ds.chunk()``, makes a virtual dataset's chunks smaller.
+
+        Raises
+        ------
+        vzcore.SubchunkError
+            If a dimension is not the dataset's, or a variable's chunks cannot be split
+            (encoded, or the pieces would not be contiguous); the variable is named.
+        """
+        return _subchunk_variables(self._ds, _either(lengths, lengths_kwargs))
+
     def rename_paths(self, new: PathRenamer) -> xr.Dataset:
         """A new dataset whose chunk references point at renamed files.
 
@@ -164,6 +225,22 @@ class VirtualDatasetAccessor(_SavingMixin):
         if isinstance(new, str):
             new = single_path_renamer(_virtual_paths([self._ds]), new)
         return _rename_variables(self._ds, new)
+
+
+@xr.register_dataarray_accessor("vz")  # type: ignore[no-untyped-call]
+class VirtualDataArrayAccessor:
+    """``da.vz``: virtual-variable operations on a DataArray."""
+
+    def __init__(self, array: xr.DataArray) -> None:
+        self._da = array
+
+    def subchunk(
+        self, lengths: Mapping[Hashable, int] | None = None, **lengths_kwargs: int
+    ) -> xr.DataArray:
+        """The array (and its virtual coordinates) with raw chunks split; see the dataset's."""
+        dataset = self._da._to_temp_dataset()
+        split = _subchunk_variables(dataset, _either(lengths, lengths_kwargs))
+        return self._da._from_temp_dataset(split)
 
 
 @xr.register_datatree_accessor("vz")  # type: ignore[no-untyped-call]

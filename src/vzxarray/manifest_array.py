@@ -24,11 +24,20 @@ from vzcore._frozen import FrozenDict
 from vzcore.errors import VirtualizationError
 from vzcore.grid import describe_grid
 
-__all__ = ["ManifestArray", "NullMask", "VirtualValuesError"]
+__all__ = ["ManifestArray", "NullMask", "VirtualChunkingError", "VirtualValuesError"]
 
 
 class VirtualValuesError(VirtualizationError, TypeError):
     """An operation needed the values of a virtual (not loaded) variable."""
+
+
+class VirtualChunkingError(VirtualValuesError):
+    """A virtual variable was asked to become a dask array (``Dataset.chunk``).
+
+    Dask would wrap the references, not the values, and fail only when computing;
+    ``ds.vz.subchunk`` makes smaller virtual chunks, ``ds.vz.to_dataset(chunks=...)``
+    gives dask arrays over the real values.
+    """
 
 
 def _needs_values(what: str) -> VirtualValuesError:
@@ -111,6 +120,10 @@ class ManifestArray:
 
     def _derived(self, virtual: vc.VirtualArray) -> ManifestArray:
         return ManifestArray(virtual, name=self._name, sources=self._sources)
+
+    def with_virtual(self, virtual: vc.VirtualArray) -> ManifestArray:
+        """The same variable (name, source fingerprints) over another core value."""
+        return self._derived(virtual)
 
     @property
     def virtual(self) -> vc.VirtualArray:
@@ -218,6 +231,26 @@ class ManifestArray:
             f"to {cast}: the chunks on disk decode to their own dtype, and the "
             "files being combined store it with different dtypes; load the variable "
             "(loadable_variables=[...]) or drop it (drop_variables=[...])"
+        )
+
+    def copy(self) -> ManifestArray:
+        """Refused: a copy is of values, which a virtual array does not hold.
+
+        ``dask.array.from_array`` copies its input first, so this is where
+        ``Dataset.chunk`` / ``DataArray.chunk`` on a virtual variable is refused, instead
+        of wrapping the references in dask and failing at compute time.
+
+        Raises
+        ------
+        VirtualChunkingError
+            Always; the message names the variable and the ways out.
+        """
+        name = "a virtual variable" if self._name is None else f"virtual variable {self._name!r}"
+        raise VirtualChunkingError(
+            f"cannot copy or chunk {name} with dask (Dataset.chunk, DataArray.chunk, "
+            "dask.array.from_array): it holds chunk references, not values. For smaller "
+            "virtual chunks use ds.vz.subchunk(dim=length) (chunks stored raw only); to "
+            "compute with dask use ds.vz.to_dataset(chunks=...), which reads the values"
         )
 
     def transpose(self, *axes: Any) -> ManifestArray:
@@ -528,7 +561,7 @@ def _index(array: vc.VirtualArray, key: Any) -> vc.VirtualArray:
             position = int(item) % length
             slices.append(slice(position, position + 1))
             dropped.append(axis)
-    result = vc.select_chunks(array, slices)
+    result = vc.select_slices(array, slices)
     for axis in reversed(dropped):
         result = vc.squeeze(result, axis=axis)
     for axis in new_axes:
@@ -549,7 +582,11 @@ def _about(arrays: Sequence[Any]) -> Iterator[None]:
         if name is None or str(err).startswith("variable "):
             raise
         problems = [f"variable {name!r}: {p}" for p in err.problems]
-        raise type(err)(f"variable {name!r}: {err}", problems=problems) from err
+        try:
+            named = type(err)(f"variable {name!r}: {err}", problems=problems)
+        except TypeError:  # an error with fields of its own (LimitExceededError): as it is
+            raise err from None
+        raise named from err
 
 
 def _joined(arrays: Sequence[Any], virtual: vc.VirtualArray) -> ManifestArray:

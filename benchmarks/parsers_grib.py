@@ -3,7 +3,7 @@
 Workloads, written into a temporary folder with ecCodes from its ``regular_ll_pl_grib2``
 sample (a 1-degree global grid, 181 x 360): one GRIB2 file of 300 messages (5
 parameters x 6 pressure levels x 10 steps), and 100 files of 150 messages (5 x 3 x
-10) one per forecast run. vz's ``GRIBParser`` builds the hypercubes; kerchunk's
+10, on a 2.5-degree grid) one per forecast run. vz's ``GRIBParser`` builds the hypercubes; kerchunk's
 ``scan_grib`` (in the peers' venv, ../shared/peers/setup-venv.sh) builds its per-message
 references, in the same run. Best of 3; "cold" empties vz's cache of parameter keys
 (ecCodes is asked once per parameter and level) before each run, "warm" keeps it, as
@@ -37,8 +37,11 @@ PEER_PYTHON = Path(tempfile.gettempdir()) / "vz-peers" / "bin" / "python"
 PARAMS = ("t", "u", "v", "q", "z")
 
 
-def write_file(path: Path, levels: tuple[int, ...], steps: int, date: int) -> int:
+def write_file(
+    path: Path, levels: tuple[int, ...], steps: int, date: int, degrees: float = 1.0
+) -> int:
     """One GRIB2 file of len(PARAMS) x len(levels) x steps messages; returns the count."""
+    ni, nj = int(360 / degrees), int(180 / degrees) + 1
     rng = np.random.default_rng(date)
     messages = []
     for name in PARAMS:
@@ -46,17 +49,17 @@ def write_file(path: Path, levels: tuple[int, ...], steps: int, date: int) -> in
             for step in range(steps):
                 handle = eccodes.codes_grib_new_from_samples("regular_ll_pl_grib2")
                 for key, value in (
-                    ("Ni", 360), ("Nj", 181), ("iDirectionIncrementInDegrees", 1.0),
-                    ("jDirectionIncrementInDegrees", 1.0),
+                    ("Ni", ni), ("Nj", nj), ("iDirectionIncrementInDegrees", degrees),
+                    ("jDirectionIncrementInDegrees", degrees),
                     ("latitudeOfFirstGridPointInDegrees", 90.0),
                     ("latitudeOfLastGridPointInDegrees", -90.0),
                     ("longitudeOfFirstGridPointInDegrees", 0.0),
-                    ("longitudeOfLastGridPointInDegrees", 359.0),
+                    ("longitudeOfLastGridPointInDegrees", 360.0 - degrees),
                     ("shortName", name), ("level", level), ("step", 6 * step),
                     ("dataDate", date),
                 ):  # fmt: skip
                     eccodes.codes_set(handle, key, value)
-                eccodes.codes_set_values(handle, rng.normal(280, 10, 181 * 360))
+                eccodes.codes_set_values(handle, rng.normal(280, 10, ni * nj))
                 messages.append(bytes(eccodes.codes_get_message(handle)))
                 eccodes.codes_release(handle)
     path.write_bytes(b"".join(messages))
@@ -131,7 +134,7 @@ def main() -> None:
         theirs = None if args.no_peers else peer_one(one)
         many = [folder / f"run_{i:03d}.grib2" for i in range(args.files)]
         for i, path in enumerate(many):
-            write_file(path, (850, 500, 250), 10, 20240101 + i % 28 + 100 * (i // 28))
+            write_file(path, (850, 500, 250), 10, 20240101 + i % 28 + 100 * (i // 28), 2.5)
         combined = vz_many(many)
     print(f"{'workload':<52} {'vz':>9} {'kerchunk':>9} {'ratio':>7}")
     kerchunk = f"{theirs:8.3f}s" if theirs else "        -"

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.cf_corpus import icechunk_repository
 
 import vzcore as vc
 from vzcore.manifest_layout import array_to_table, table_to_array
@@ -95,7 +96,6 @@ def test_manifest_parquet_table_round_trip(edges: list[int], width: int) -> None
 def test_values_read_back_through_read_array_manifest_store_and_icechunk(
     parts: list[list[int]], width: int
 ) -> None:
-    import icechunk
     import zarr
 
     with tempfile.TemporaryDirectory() as folder:
@@ -116,17 +116,7 @@ def test_values_read_back_through_read_array_manifest_store_and_icechunk(
         with rectilinear_chunks_enabled():
             served = zarr.open_array(vc.ManifestStore(group, registry=registry), path="v")
             np.testing.assert_array_equal(served[...], model)
-        prefix = f"file://{folder}/"
-        config = icechunk.RepositoryConfig.default()
-        config.set_virtual_chunk_container(
-            icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(folder))
-        )
-        credentials = icechunk.containers_credentials(
-            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
-        )
-        repository = icechunk.Repository.create(
-            icechunk.in_memory_storage(), config, authorize_virtual_chunk_access=credentials
-        )
+        repository = icechunk_repository(Path(folder))
         session = repository.writable_session("main")
         from vzcore.writers import write_icechunk
 

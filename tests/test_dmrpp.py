@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from tests.cf_corpus import icechunk_repository
 from tests.dmrpp_maker import make_dmrpp
 from tests.s3_server import S3Bucket
 
@@ -205,7 +206,6 @@ def test_detected_and_read_from_s3(
 def test_kerchunk_and_icechunk_round_trips(
     sample: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
 ) -> None:
-    import icechunk
 
     path, values = sample
     registry = vc.ObjectStoreRegistry.for_urls([str(path)])
@@ -223,18 +223,7 @@ def test_kerchunk_and_icechunk_round_trips(
     )
     for name, got in json.loads(out.stdout).items():
         np.testing.assert_array_equal(np.asarray(got, dtype=values[name].dtype), values[name])
-    prefix = f"file://{path.parent}/"
-    config = icechunk.RepositoryConfig.default()
-    config.set_virtual_chunk_container(
-        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(path.parent)))
-    )
-    repository = icechunk.Repository.create(
-        icechunk.in_memory_storage(),
-        config,
-        authorize_virtual_chunk_access=icechunk.containers_credentials(
-            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
-        ),
-    )
+    repository = icechunk_repository(path.parent)
     session = repository.writable_session("main")
     write_icechunk(group, session.store)
     session.commit("from a DMR++")

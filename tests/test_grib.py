@@ -16,6 +16,7 @@ import eccodes
 import numpy as np
 import pytest
 import xarray as xr
+from tests.cf_corpus import icechunk_repository
 from tests.s3_server import S3Bucket
 
 import vzcore as vc
@@ -234,7 +235,6 @@ def test_a_damaged_message_body_is_a_typed_error_on_parse_or_read(tmp_path: Path
 
 
 def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -> None:
-    import icechunk
     import zarr
 
     from vzcore.writers import kerchunk_refs, write_icechunk
@@ -244,18 +244,7 @@ def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -
         kerchunk_refs(group)
     assert "vz.grib" in str(info.value)
     assert "Icechunk" in str(info.value)
-    prefix = f"file://{EXAMPLE.parent}/"
-    config = icechunk.RepositoryConfig.default()
-    config.set_virtual_chunk_container(
-        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(EXAMPLE.parent)))
-    )
-    repository = icechunk.Repository.create(
-        icechunk.in_memory_storage(),
-        config,
-        authorize_virtual_chunk_access=icechunk.containers_credentials(
-            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
-        ),
-    )
+    repository = icechunk_repository(EXAMPLE.parent)
     session = repository.writable_session("main")
     write_icechunk(group, session.store)
     session.commit("a GRIB file")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from tests.cf_corpus import icechunk_repository
 
 import vzcore as vc
 import vzxarray as vx
@@ -76,17 +77,8 @@ def _virtual(months: list[Path], registry: vc.ObjectStoreRegistry) -> xr.Dataset
 
 
 def _repository(folder: Path) -> icechunk.Repository:
-    prefix = f"file://{folder}/"
-    config = icechunk.RepositoryConfig.default()
-    config.set_virtual_chunk_container(
-        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(folder)))
-    )
-    credentials = icechunk.containers_credentials(
-        {prefix: icechunk.Credentials.LocalFileSystemAccess()}
-    )
-    return icechunk.Repository.create(
-        icechunk.in_memory_storage(), config, authorize_virtual_chunk_access=credentials
-    )
+    repository: icechunk.Repository = icechunk_repository(folder)
+    return repository
 
 
 def _reopened(store: object) -> xr.Dataset:

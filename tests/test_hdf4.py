@@ -1,0 +1,173 @@
+"""HDF4Parser against pyhdf: files written by pyhdf, read back through ManifestStore."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from tests.hdf4_maker import make_appended, make_sample, read_all
+from tests.s3_server import S3Bucket
+
+import vzcore as vc
+from vzcore.parsers import HDF4Parser, HDF4UnsupportedError, detect_parser
+from vzcore.parsers.hdf4 import eos_dimension_names
+from vzcore.writers import write_icechunk, write_kerchunk_json
+
+pytest.importorskip("pyhdf")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("hdf4") / "sample.hdf"
+    make_sample(path)
+    return path
+
+
+def _open(path: Path, **options: object) -> tuple[vc.VirtualGroup, vc.ObjectStoreRegistry]:
+    registry = vc.ObjectStoreRegistry.for_urls([str(path)])
+    return HDF4Parser(**options)(f"file://{path}", registry), registry  # type: ignore[arg-type]
+
+
+def _read(group: vc.VirtualGroup, registry: vc.ObjectStoreRegistry, name: str) -> np.ndarray:
+    store = vc.ManifestStore(group, registry=registry)
+    return np.asarray(zarr.open_array(store, path=name, mode="r")[...])
+
+
+def test_every_data_set_reads_back_equal_to_pyhdf(sample: Path) -> None:
+    group, registry = _open(sample)
+    expected = read_all(sample)
+    assert set(group.arrays) == set(expected)
+    for name, values in expected.items():
+        got = _read(group, registry, name)
+        assert got.dtype == values.dtype, name
+        np.testing.assert_array_equal(got, values, err_msg=name)
+
+
+def test_layouts_become_chunks_and_codecs(sample: Path) -> None:
+    group, _ = _open(sample)
+    partial = group["partial"]
+    assert partial.metadata.chunk_shape == (2, 3)
+    assert partial.manifest.n_chunks == 9
+    assert partial.manifest.n_missing == 8
+    deflated = group["chunked_deflate"].metadata
+    assert deflated.chunk_shape == (4, 2, 3)
+    assert [c.name for c in deflated.codecs] == ["bytes", "numcodecs.zlib"]
+    assert group["temperature"].manifest.n_chunks == 1  # type: ignore[union-attr]
+    assert group["empty"].manifest.n_missing == 1  # type: ignore[union-attr]
+
+
+def test_dimensions_attributes_and_fill_values(sample: Path) -> None:
+    from pyhdf.SD import SD
+
+    group, _ = _open(sample)
+    assert group.attributes == {"title": "sample", "numbers": (1, 2, 3), "ratio": 0.5}
+    temperature = group["temperature"].metadata
+    assert temperature.dimension_names == ("lat", "lon")
+    assert temperature.attributes["units"] == "K"
+    assert temperature.fill_value == -9.0
+    assert group["lat"].metadata.attributes["units"] == "degrees_north"
+    assert group["unlimited"].metadata.dimension_names[0] == "time"
+    assert group["i16"].metadata.dimension_names[1] == "lon"
+    sd = SD(str(sample))
+    for name in ("partial", "chunked_u8", "empty"):
+        sds = sd.select(name)
+        untouched = np.asarray(sds.get())[-1, -1]
+        assert group[name].metadata.fill_value == untouched, name
+    sd.end()
+
+
+def test_opens_in_xarray_with_coordinates(sample: Path) -> None:
+    import vzxarray as vx
+
+    registry = vc.ObjectStoreRegistry.for_urls([str(sample)])
+    ds = vx.open_virtual_dataset(f"file://{sample}", registry=registry, parser=HDF4Parser())
+    assert ds["temperature"].dims == ("lat", "lon")
+    assert "lat" in ds.coords
+
+
+def test_separate_linked_blocks_are_refused_or_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "appended.hdf"
+    make_appended(path)
+    with pytest.raises(HDF4UnsupportedError, match=r"appended.hdf: SDS 'grow': .*linked blocks"):
+        _open(path)
+    group, registry = _open(path, loadable_variables=["grow", "other"])
+    for name, values in read_all(path).items():
+        assert isinstance(group[name], vc.LoadedArray)
+        np.testing.assert_array_equal(_read(group, registry, name), values)
+    group, registry = _open(path, drop_variables=["grow", "other"])
+    assert not group.arrays
+
+
+def test_hdf_eos2_dimension_names(tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    path = tmp_path / "swath.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    sd.attr("StructMetadata.0").set(
+        SDC.CHAR8,
+        'GROUP=SWATH_1\n\tSwathName="Swath"\n\tGROUP=DataField\n'
+        '\t\tOBJECT=DataField_1\n\t\t\tDataFieldName="Radiance"\n\t\t\tDataType=DFNT_FLOAT32\n'
+        '\t\t\tDimList=("nTrack","nXtrack")\n\t\tEND_OBJECT=DataField_1\n'
+        "\tEND_GROUP=DataField\nEND_GROUP=SWATH_1\nEND\n",
+    )
+    radiance = sd.create("Radiance", SDC.FLOAT32, (3, 2))
+    radiance[:] = np.arange(6, dtype=np.float32).reshape(3, 2)
+    radiance.endaccess()
+    sd.end()
+    group, registry = _open(path)
+    assert group["Radiance"].metadata.dimension_names == ("nTrack", "nXtrack")
+    np.testing.assert_array_equal(_read(group, registry, "Radiance"), read_all(path)["Radiance"])
+    assert eos_dimension_names("GROUP=SWATH_1\nEND") == {}
+
+
+def test_detected_and_read_from_s3(s3_bucket: S3Bucket, sample: Path) -> None:
+    url = s3_bucket.put_file("d/sample.hdf", sample)
+    registry = s3_bucket.registry()
+    parser = detect_parser(url, registry)
+    assert isinstance(parser, HDF4Parser)
+    group = parser(url, registry)
+    for name, values in read_all(sample).items():
+        np.testing.assert_array_equal(_read(group, registry, name), values)
+
+
+def test_kerchunk_and_icechunk_round_trips(sample: Path, tmp_path: Path) -> None:
+    import icechunk
+
+    group, _ = _open(sample)
+    expected = read_all(sample)
+    names = ["temperature", "partial", "chunked_deflate", "deflate", "u32", "empty"]
+    refs = write_kerchunk_json(group, tmp_path / "refs.json")
+    code = (
+        "import json, sys, fsspec, zarr, numpy as np\n"
+        "fs = fsspec.filesystem('reference', fo=sys.argv[1], remote_protocol='file')\n"
+        "root = zarr.open_group(zarr.storage.FsspecStore.from_mapper(fs.get_mapper('')), mode='r')\n"
+        "print(json.dumps({k: np.asarray(root[k][...]).tolist() for k in sys.argv[2:]}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(refs), *names], capture_output=True, text=True, check=True
+    )
+    for name, got in json.loads(out.stdout).items():
+        np.testing.assert_array_equal(np.asarray(got, dtype=expected[name].dtype), expected[name])
+    prefix = f"file://{sample.parent}/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(sample.parent)))
+    )
+    repository = icechunk.Repository.create(
+        icechunk.in_memory_storage(),
+        config,
+        authorize_virtual_chunk_access=icechunk.containers_credentials(
+            {prefix: icechunk.Credentials.LocalFileSystemAccess()}
+        ),
+    )
+    session = repository.writable_session("main")
+    write_icechunk(group, session.store)
+    session.commit("from HDF4")
+    root = zarr.open_group(repository.readonly_session("main").store, mode="r")
+    for name, values in expected.items():
+        np.testing.assert_array_equal(root[name][...], values, name)

@@ -83,6 +83,7 @@ _COMP_HEADER = np.dtype(
 _DEFAULT_FILLS: dict[int, int | float] = {1: -127, 2: -32767, 4: -2147483647, 8: -2147483647}
 _FLOAT_FILL = 9.9692099683868690e36
 _LINK_TAG = 20
+_PRELOADED = (TAG_VG, TAG_VH, TAG_VS, TAG_VS | EXTENDED, TAG_NT, TAG_SDD, TAG_SD | EXTENDED)
 _MAX_LINK_TABLES = 1 << 16
 
 
@@ -120,15 +121,22 @@ class _File:
     def __init__(self, file: Source, size: int) -> None:
         self.url, self.size = file.url, size
         self.reader = Reader(file, read_dd_table(file, size))
-        groups = self.reader.of_tag(TAG_VG)
-        self.vgroups = {
-            e.ref: parse_vgroup(e.ref, raw)
-            for e, raw in zip(groups, self.reader.read(groups), strict=True)
+        # Every header-sized element is read at once (one batched, coalesced request),
+        # so a file of many data sets costs a few requests, not a few per data set.
+        rows = np.flatnonzero(np.isin(self.reader.table["tag"], _PRELOADED))
+        elements = [self.reader.element(int(row)) for row in rows]
+        self._bytes = {
+            (e.tag, e.ref): raw for e, raw in zip(elements, self.reader.read(elements), strict=True)
         }
-        headers = self.reader.of_tag(TAG_VH)
+        self.vgroups = {
+            e.ref: parse_vgroup(e.ref, self._bytes[e.tag, e.ref])
+            for e in elements
+            if e.tag == TAG_VG
+        }
         self.vdatas = {
-            e.ref: parse_vdata_header(e.ref, raw)
-            for e, raw in zip(headers, self.reader.read(headers), strict=True)
+            e.ref: parse_vdata_header(e.ref, self._bytes[e.tag, e.ref])
+            for e in elements
+            if e.tag == TAG_VH
         }
 
     def element(self, tag: int, ref: int, where: str) -> Element:
@@ -138,7 +146,8 @@ class _File:
         return found
 
     def read(self, element: Element) -> bytes:
-        return self.reader.read([element])[0]
+        held = self._bytes.get((element.tag, element.ref))
+        return held if held is not None else self.reader.read([element])[0]
 
     def pieces(self, element: Element, where: str) -> _Pieces:
         """The byte ranges of a plain or linked-block element's data."""
@@ -179,6 +188,8 @@ class _File:
         element = self.reader.find(TAG_VS, vdata.ref)
         if element is None:
             return b""
+        if not element.special:
+            return self.read(element)
         pieces = self.pieces(element, where)
         ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
         return b"".join(bytes(v) for v in self.reader.file.read_ranges(pieces.offsets, ends))

@@ -146,3 +146,19 @@ def read_all(path: Path) -> dict[str, np.ndarray[Any, Any]]:
         return {name: np.asarray(sd.select(name).get()) for name in sd.datasets()}
     finally:
         sd.end()
+
+
+def write_native(sds: Any, values: np.ndarray[Any, Any]) -> None:
+    """Write native-order ``values`` into a pyhdf SDS of any type through ``SDwritedata``.
+
+    pyhdf refuses little-endian (``DFNT_LITEND``) types; libmfhdf converts itself.
+    """
+    native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+    rank = native.ndim
+    start = (ctypes.c_int32 * rank)(*([0] * rank))
+    edges = (ctypes.c_int32 * rank)(*native.shape)
+    status = _library().SDwritedata(
+        ctypes.c_int32(sds._id), start, None, edges, native.ctypes.data_as(ctypes.c_void_p)
+    )
+    if status != 0:
+        raise RuntimeError("SDwritedata failed")

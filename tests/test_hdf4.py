@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from tests.hdf4_maker import make_appended, make_sample, read_all
+from tests.hdf4_maker import make_appended, make_sample, read_all, set_chunk, write_native
 from tests.s3_server import S3Bucket
 
 import vzcore as vc
@@ -171,3 +171,29 @@ def test_kerchunk_and_icechunk_round_trips(sample: Path, tmp_path: Path) -> None
     root = zarr.open_group(repository.readonly_session("main").store, mode="r")
     for name, values in expected.items():
         np.testing.assert_array_equal(root[name][...], values, name)
+
+
+def test_little_endian_number_types(tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    litend = 0x4000  # DFNT_LITEND: pyhdf cannot read these, so libmfhdf's input is the truth
+    path = tmp_path / "little.hdf"
+    expected = {
+        "f32": np.array([[1.5, -2.25, 3e30]], dtype=np.float32),
+        "i16": np.array([[1, -2, 300]], dtype=np.int16),
+        "u32": np.array([[7, 2**31 + 5, 0]], dtype=np.uint32),
+        "f64": np.array([[np.pi, -1.0, 2.0**-40]]),
+    }
+    codes = {"f32": SDC.FLOAT32, "i16": SDC.INT16, "u32": SDC.UINT32, "f64": SDC.FLOAT64}
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    for name, values in expected.items():
+        sds = sd.create(name, codes[name] | litend, values.shape)
+        if name == "f64":
+            set_chunk(sds, (1, 2), deflate=4)
+        write_native(sds, values)
+        sds.endaccess()
+    sd.end()
+    group, registry = _open(path)
+    for name, values in expected.items():
+        assert group[name].metadata.dtype.byteorder in ("<", "=") or values.itemsize == 1
+        np.testing.assert_array_equal(_read(group, registry, name), values, err_msg=name)

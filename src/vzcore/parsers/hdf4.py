@@ -76,6 +76,7 @@ _COMP_HEADER = np.dtype(
         ("ref", ">u2"),
         ("model", ">u2"),
         ("comp_type", ">u2"),
+        ("level", ">u2"),  # deflate's; other compressions' parameters start here too
     ]
 )
 # The SD interface's default fills are netCDF's, by the netCDF type each HDF4 type maps
@@ -128,6 +129,7 @@ class _File:
         self._bytes = {
             (e.tag, e.ref): raw for e, raw in zip(elements, self.reader.read(elements), strict=True)
         }
+        self.chunk_headers, self.chunk_header_of = self._chunk_headers()
         self.vgroups = {
             e.ref: parse_vgroup(e.ref, self._bytes[e.tag, e.ref])
             for e in elements
@@ -138,6 +140,21 @@ class _File:
             for e in elements
             if e.tag == TAG_VH
         }
+
+    def _chunk_headers(self) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+        """The compression headers of every special chunk, read at once, and the index of
+        each table row's header (-1 for other rows)."""
+        table = self.reader.table
+        rows = np.flatnonzero(table["tag"] == TAG_CHUNK | EXTENDED)
+        check_limit("max_chunks", len(rows), self.url, "the number of compressed chunks")
+        starts = table["offset"][rows].astype(np.int64)
+        ends = starts + np.minimum(table["length"][rows], _COMP_HEADER.itemsize).astype(np.int64)
+        views = self.reader.file.read_ranges(starts, ends) if len(rows) else []
+        size = _COMP_HEADER.itemsize
+        packed = b"".join(bytes(v).ljust(size, b"\0") for v in views)
+        header_of = np.full(len(table), -1, dtype=np.int64)
+        header_of[rows] = np.arange(len(rows))
+        return np.frombuffer(packed, dtype=_COMP_HEADER), header_of
 
     def element(self, tag: int, ref: int, where: str) -> Element:
         found = self.reader.find(tag, ref)
@@ -318,9 +335,11 @@ def _contiguous(pieces: _Pieces, shape: tuple[int, ...], nbytes: int, where: str
 
 
 def _compressed(file: _File, raw: bytes, shape: tuple[int, ...], where: str) -> _Layout:
-    header = np.frombuffer(raw[: _COMP_HEADER.itemsize], dtype=_COMP_HEADER)[0]
-    level = int.from_bytes(raw[14:16], "big") if len(raw) >= 16 else 6
-    codec = _codec(int(header["comp_type"]), level, where)
+    size = _COMP_HEADER.itemsize
+    if len(raw) < size - 2:
+        raise HDF4FormatError(f"{where}: truncated compression header ({len(raw)} bytes)")
+    header = np.frombuffer(raw[:size].ljust(size, b"\0"), dtype=_COMP_HEADER)[0]
+    codec = _codec(int(header["comp_type"]), int(header["level"]), where)
     data = file.element(TAG_COMPRESSED, int(header["ref"]), where)
     if data.special:
         raise HDF4UnsupportedError(f"{where}: the compressed data is itself a special element")
@@ -372,10 +391,7 @@ def _chunked(file: _File, raw: bytes, shape: tuple[int, ...], where: str) -> _La
     if special.any():
         if not special.all():
             raise HDF4UnsupportedError(f"{where}: some chunks are compressed and others not")
-        headers = file.reader.file.read_ranges(offsets, offsets + np.uint64(16))
-        packed = np.frombuffer(
-            b"".join(bytes(h) for h in headers), dtype=[*_COMP_HEADER.descr, ("level", ">u2")]
-        )
+        packed = file.chunk_headers[file.chunk_header_of[found]]
         if (packed["special"] != _SPECIAL_COMP).any():
             raise HDF4UnsupportedError(
                 f"{where}: a chunk is a special element other than compressed"

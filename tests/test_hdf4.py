@@ -15,7 +15,7 @@ from tests.s3_server import S3Bucket
 
 import vzcore as vc
 from vzcore.parsers import HDF4Parser, HDF4UnsupportedError, detect_parser
-from vzcore.parsers.hdf4 import eos_dimension_names
+from vzcore.parsers.hdf4_eos import eos_dimension_names
 from vzcore.writers import write_icechunk, write_kerchunk_json
 
 pytest.importorskip("pyhdf")
@@ -103,25 +103,44 @@ def test_separate_linked_blocks_are_refused_or_loaded(tmp_path: Path) -> None:
     assert not group.arrays
 
 
+_STRUCT = (
+    'GROUP=SWATH_1\n\tSwathName="Swath A"\n\tGROUP=DataField\n'
+    '\t\tOBJECT=DataField_1\n\t\t\tDataFieldName="Radiance"\n\t\t\tDataType=DFNT_FLOAT32\n'
+    '\t\t\tDimList=("nTrack","nXtrack")\n\t\tEND_OBJECT=DataField_1\n'
+    "\tEND_GROUP=DataField\nEND_GROUP=SWATH_1\n"
+    'GROUP=SWATH_2\n\tSwathName="Swath B"\n\tGROUP=GeoField\n'
+    '\t\tOBJECT=GeoField_1\n\t\t\tGeoFieldName="Radiance"\n'
+    '\t\t\tDimList=("along","across")\n\t\tEND_OBJECT=GeoField_1\n'
+    "\tEND_GROUP=GeoField\nEND_GROUP=SWATH_2\n"
+    'GROUP=GRID_1\n\tGridName="Grid"\n\tGROUP=DataField\n'
+    '\t\tOBJECT=DataField_1\n\t\t\tDataFieldName="Cover"\n'
+    '\t\t\tDimList=("YDim","XDim","Band")\n\t\tEND_OBJECT=DataField_1\n'
+    "\tEND_GROUP=DataField\nEND_GROUP=GRID_1\nEND\n"
+)
+
+
 def test_hdf_eos2_dimension_names(tmp_path: Path) -> None:
     from pyhdf.SD import SD, SDC
 
     path = tmp_path / "swath.hdf"
     sd = SD(str(path), SDC.WRITE | SDC.CREATE)
-    sd.attr("StructMetadata.0").set(
-        SDC.CHAR8,
-        'GROUP=SWATH_1\n\tSwathName="Swath"\n\tGROUP=DataField\n'
-        '\t\tOBJECT=DataField_1\n\t\t\tDataFieldName="Radiance"\n\t\t\tDataType=DFNT_FLOAT32\n'
-        '\t\t\tDimList=("nTrack","nXtrack")\n\t\tEND_OBJECT=DataField_1\n'
-        "\tEND_GROUP=DataField\nEND_GROUP=SWATH_1\nEND\n",
-    )
-    radiance = sd.create("Radiance", SDC.FLOAT32, (3, 2))
-    radiance[:] = np.arange(6, dtype=np.float32).reshape(3, 2)
-    radiance.endaccess()
+    half = len(_STRUCT) // 2  # structural metadata longer than one attribute is split
+    sd.attr("StructMetadata.1").set(SDC.CHAR8, _STRUCT[half:])
+    sd.attr("StructMetadata.0").set(SDC.CHAR8, _STRUCT[:half])
+    shapes = {"Radiance": (3, 2), "Radiance:Swath B": (2, 2), "Cover": (2, 3), "Other": (4,)}
+    for name, shape in shapes.items():
+        sds = sd.create(name, SDC.FLOAT32, shape)
+        sds[:] = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        sds.endaccess()
     sd.end()
     group, registry = _open(path)
     assert group["Radiance"].metadata.dimension_names == ("nTrack", "nXtrack")
-    np.testing.assert_array_equal(_read(group, registry, "Radiance"), read_all(path)["Radiance"])
+    assert group["Radiance:Swath B"].metadata.dimension_names == ("along", "across")
+    # a DimList of another rank than the SDS is ignored
+    assert group["Cover"].metadata.dimension_names == ("fakeDim4", "fakeDim5")
+    assert group["Other"].metadata.dimension_names == ("fakeDim6",)
+    for name, values in read_all(path).items():
+        np.testing.assert_array_equal(_read(group, registry, name), values)
     assert eos_dimension_names("GROUP=SWATH_1\nEND") == {}
 
 

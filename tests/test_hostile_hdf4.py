@@ -16,7 +16,7 @@ from tests.hdf4_maker import make_sample
 
 import vzcore as vc
 from vzcore.parsers import HDF4FormatError, HDF4Parser, HDF4UnsupportedError
-from vzcore.parsers.hdf4_format import DD_DTYPE
+from vzcore.parsers.hdf4_format import DD_DTYPE, parse_vdata_header, read_dd_table
 
 pytest.importorskip("pyhdf")
 
@@ -133,3 +133,33 @@ def test_compressions_without_a_zarr_codec_name_the_data_set(
     with pytest.raises(HDF4UnsupportedError, match=rf"f.hdf: SDS 'packed': {name}.*drop_variables"):
         _parse(path.read_bytes())
     assert set(_parse(path.read_bytes(), drop_variables=["packed"]).arrays) == {"plain"}
+
+
+def _chunk_table_of_one_chunk(data: bytes) -> int:
+    """The byte offset of the one-record chunk table (data set "partial" of the sample)."""
+    store = MemoryStore()
+    obstore.put(store, "f.hdf", data)
+    file = vc.byteranges.source(vc.ObjectStoreRegistry({"memory://hostile/": store}), URL)
+    table = read_dd_table(file, len(data))
+    headers = table[table["tag"] == 1962]
+    for row in headers:
+        start = int(row["offset"])
+        vdata = parse_vdata_header(int(row["ref"]), data[start : start + int(row["length"])])
+        if vdata.class_name.startswith("_HDF_CHK_TBL") and vdata.n_records == 1:
+            records = table[(table["tag"] == 1963) & (table["ref"] == row["ref"])]
+            return int(records["offset"][0])
+    raise AssertionError("no one-record chunk table")
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ((9).to_bytes(4, "big") * 2, "outside the chunk grid"),
+        (b"\x00" * 8 + (61).to_bytes(2, "big") + (999).to_bytes(2, "big"), "not in the file"),
+    ],
+)
+def test_a_bad_chunk_table_row_is_refused(sample: bytes, patch: bytes, message: str) -> None:
+    at = _chunk_table_of_one_chunk(sample)
+    data = sample[:at] + patch + sample[at + len(patch) :]
+    with within(1.0), pytest.raises(HDF4FormatError, match=rf"SDS 'partial': .*{message}"):
+        _parse(data)

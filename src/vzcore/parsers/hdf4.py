@@ -14,9 +14,8 @@ attribute, whose names replace the SD interface's.
 from __future__ import annotations
 
 import math
-import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -32,6 +31,7 @@ from vzcore.group import VirtualGroup
 from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, checked_grid
+from vzcore.parsers.hdf4_eos import eos_dimension_names, struct_metadata
 from vzcore.parsers.hdf4_format import (
     EXTENDED,
     HDF4_MAGIC,
@@ -521,35 +521,6 @@ def _loaded(
     )
 
 
-# ---- HDF-EOS2 ---------------------------------------------------------------------------
-
-_EOS_OBJECT = re.compile(
-    r"OBJECT\s*=\s*(?:Data|Geo)Field_\d+\s*(.*?)END_OBJECT\s*=\s*(?:Data|Geo)Field_\d+", re.DOTALL
-)
-_EOS_NAME = re.compile(r'(?:Data|Geo)FieldName\s*=\s*"([^"]*)"')
-_EOS_DIMS = re.compile(r"DimList\s*=\s*\(([^)]*)\)")
-
-
-def eos_dimension_names(struct_metadata: str) -> dict[str, tuple[str, ...]]:
-    """Field name -> dimension names, from an HDF-EOS2 ``StructMetadata.0`` text (ODL).
-
-    >>> text = 'OBJECT=DataField_1\\n DataFieldName="T"\\n DimList=("nTrack","nXtrack")\\nEND_OBJECT=DataField_1'
-    >>> eos_dimension_names(text)
-    {'T': ('nTrack', 'nXtrack')}
-    """
-    found: dict[str, tuple[str, ...]] = {}
-    for block in _EOS_OBJECT.findall(struct_metadata):
-        name, dims = _EOS_NAME.search(block), _EOS_DIMS.search(block)
-        if name and dims:
-            found[name.group(1)] = tuple(d.strip().strip('"') for d in dims.group(1).split(","))
-    return found
-
-
-def _eos_text(attributes: Mapping[str, JSON]) -> str:
-    parts = [v for k, v in sorted(attributes.items()) if k.startswith("StructMetadata.")]
-    return "".join(p for p in parts if isinstance(p, str))
-
-
 # ---- the parser -------------------------------------------------------------------------
 
 
@@ -626,7 +597,7 @@ class HDF4Parser:
         file = _File(source_file, size)
         members = _root_members(file)
         attributes = _attributes(file, members, "global ")
-        eos_dims = eos_dimension_names(_eos_text(attributes))
+        eos_dims = eos_dimension_names(struct_metadata(attributes))
         arrays: dict[str, AnyArray] = {}
         for tag, ref in members:
             group = file.vgroups.get(ref) if tag == TAG_VG else None

@@ -216,3 +216,28 @@ def test_little_endian_number_types(tmp_path: Path) -> None:
     for name, values in expected.items():
         assert group[name].metadata.dtype.byteorder in ("<", "=") or values.itemsize == 1
         np.testing.assert_array_equal(_read(group, registry, name), values, err_msg=name)
+
+
+def test_a_dimension_with_attributes_but_no_scale_has_no_array(tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    path = tmp_path / "dims.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    v = sd.create("v", SDC.FLOAT32, (3,))
+    v.dim(0).setname("t")
+    v.dim(0).attr("units").set(SDC.CHAR8, "days")  # pyhdf lists "t", all fill values
+    v[:] = np.ones(3, np.float32)
+    v.endaccess()
+    w = sd.create("w", SDC.INT8, (3, 2))
+    w.dim(0).setname("t")
+    w.dim(1).setname("k")
+    w.dim(1).setscale(SDC.INT32, [5, 6])
+    w[:] = np.ones((3, 2), np.int8)
+    w.endaccess()
+    sd.end()
+    group, registry = _open(path)
+    expected = read_all(path)
+    assert set(expected) - set(group.arrays) == {"t"}
+    assert group["w"].metadata.dimension_names == ("t", "k")
+    for name in group.arrays:
+        np.testing.assert_array_equal(_read(group, registry, name), expected[name])

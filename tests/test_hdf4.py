@@ -241,3 +241,14 @@ def test_a_dimension_with_attributes_but_no_scale_has_no_array(tmp_path: Path) -
     assert group["w"].metadata.dimension_names == ("t", "k")
     for name in group.arrays:
         np.testing.assert_array_equal(_read(group, registry, name), expected[name])
+
+
+def test_loadable_variables_are_read_into_memory(sample: Path) -> None:
+    names = ["temperature", "partial", "chunked_deflate", "deflate", "unlimited", "empty"]
+    group, registry = _open(sample, loadable_variables=names)
+    expected = read_all(sample)
+    for name in names:
+        assert isinstance(group[name], vc.LoadedArray), name
+        np.testing.assert_array_equal(_read(group, registry, name), expected[name], name)
+    assert group["temperature"].metadata.dimension_names == ("lat", "lon")
+    assert group["temperature"].metadata.fill_value == -9.0

@@ -14,7 +14,6 @@ attribute, whose names replace the SD interface's.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +33,6 @@ from vzcore.parsers.hdf4_elements import (
     SPECIAL_LINKED,
     HDF4File,
     HDF4UnsupportedError,
-    Pieces,
     chunk_layout,
 )
 from vzcore.parsers.hdf4_eos import eos_dimension_names, struct_metadata
@@ -55,6 +53,7 @@ from vzcore.parsers.hdf4_format import (
     vdata_records,
 )
 from vzcore.parsers.protocol import Probe
+from vzcore.read import read_array
 from vzcore.registry import ObjectStoreRegistry
 
 __all__ = ["HDF4FormatError", "HDF4Parser", "HDF4UnsupportedError"]
@@ -151,7 +150,12 @@ def _fill_value(dataset: _Dataset, where: str) -> Any:
         return (str(raw).encode() or b"\x00")[:1]
     if not isinstance(raw, int | float):
         raise HDF4FormatError(f"{where}: _FillValue {raw!r} is not one number")
-    return np.array(raw).astype(dataset.dtype)[()]
+    with np.errstate(all="ignore"):
+        cast = np.array(raw).astype(dataset.dtype)
+        same = bool(cast == raw) or (cast.dtype.kind == "f" and bool(np.isnan(cast)))
+    if not same:
+        raise HDF4FormatError(f"{where}: _FillValue {raw!r} is not a {dataset.dtype}")
+    return cast[()]
 
 
 def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) -> VirtualArray:
@@ -193,50 +197,34 @@ def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) ->
     return VirtualArray(metadata, manifest)
 
 
-def _loaded_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) -> LoadedArray:
-    """A data set read into memory: plain, linked-block or deflated data."""
-    where = f"{file.url}: SDS {dataset.name!r}"
-    fill = _fill_value(dataset, where)
-    count = math.prod(dataset.shape)
-    check_limit("max_inline_bytes", count * dataset.dtype.itemsize, where, "the bytes to load")
-    data = dataset.data
-    if data is None or data.length == 0:
-        values = np.full(dataset.shape, fill, dtype=dataset.dtype)
-    else:
-        if data.special and int.from_bytes(file.read(data)[:2], "big") == SPECIAL_LINKED:
-            pieces = file.pieces(data, where)
-        else:
-            layout = chunk_layout(file, dataset.shape, dataset.dtype, dataset.data, where)
-            if layout is None or layout.rows.shape != (1,):
-                raise HDF4UnsupportedError(f"{where}: only unchunked data can be loaded")
-            pieces = Pieces((int(layout.offsets[0]),), (int(layout.lengths[0]),))
-            if layout.codecs:
-                raw = file.reader.file.read_ranges(
-                    pieces.offsets, [pieces.offsets[0] + pieces.lengths[0]]
-                )
-                try:
-                    decoded = zlib.decompress(bytes(raw[0]))
-                except zlib.error as err:
-                    raise HDF4FormatError(f"{where}: corrupt deflate stream ({err})") from err
-                return _loaded(decoded, dataset, names, fill, where)
-        ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
-        joined = b"".join(bytes(v) for v in file.reader.file.read_ranges(pieces.offsets, ends))
-        return _loaded(joined, dataset, names, fill, where)
-    return LoadedArray.from_numpy(
-        values, dimension_names=names, attributes=dict(dataset.attributes), fill_value=fill
-    )
-
-
-def _loaded(
-    raw: bytes, dataset: _Dataset, names: tuple[str, ...], fill: Any, where: str
+def _loaded_array(
+    file: HDF4File, dataset: _Dataset, names: tuple[str, ...], registry: ObjectStoreRegistry
 ) -> LoadedArray:
+    """A data set read into memory: linked blocks joined, anything else decoded as zarr
+    would decode its chunks."""
+    where = f"{file.url}: SDS {dataset.name!r}"
     nbytes = math.prod(dataset.shape) * dataset.dtype.itemsize
-    if len(raw) < nbytes:
-        raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
-    values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
+    check_limit("max_inline_bytes", nbytes, where, "the bytes to load")
+    fill = _fill_value(dataset, where)
     attributes = dict(dataset.attributes)
     if "_FillValue" in attributes:
         attributes["_FillValue"] = fill.item()
+    data = dataset.data
+    if data is not None and data.special and file.special_kind(data) == SPECIAL_LINKED:
+        pieces = file.pieces(data, where)
+        ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
+        raw = b"".join(bytes(v) for v in file.reader.file.read_ranges(pieces.offsets, ends))
+        if len(raw) < nbytes:
+            raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
+        values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
+    else:
+        virtual = _virtual_array(file, dataset, names)
+        try:
+            values = read_array(virtual, registry)
+        except VirtualizationError:
+            raise
+        except Exception as err:  # a codec's own error on corrupt chunk bytes
+            raise HDF4FormatError(f"{where}: the data cannot be decoded ({err})") from err
     return LoadedArray.from_numpy(
         values, dimension_names=names, attributes=attributes, fill_value=fill
     )
@@ -302,7 +290,7 @@ class HDF4Parser:
         """
         file = source(registry, url)
         try:
-            return self._parse(file)
+            return self._parse(file, registry)
         except SourceReadError:
             raise
         except HDF4FormatError as err:
@@ -312,7 +300,7 @@ class HDF4Parser:
         except VirtualizationError as err:
             raise HDF4FormatError(f"{file.url}: {err}") from err
 
-    def _parse(self, source_file: Source) -> VirtualGroup:
+    def _parse(self, source_file: Source, registry: ObjectStoreRegistry) -> VirtualGroup:
         seen = source_file.fingerprint()
         size = seen.size if seen.size is not None else source_file.size()
         file = HDF4File(source_file, size)
@@ -335,7 +323,7 @@ class HDF4Parser:
                     f"two data sets are named {dataset.name!r}; drop one (drop_variables=)"
                 )
             if dataset.name in self.loadable_variables:
-                arrays[dataset.name] = _loaded_array(file, dataset, names)
+                arrays[dataset.name] = _loaded_array(file, dataset, names, registry)
             else:
                 arrays[dataset.name] = _virtual_array(file, dataset, names)
         return VirtualGroup(arrays=arrays, attributes=attributes, sources={source_file.url: seen})

@@ -123,6 +123,10 @@ class HDF4File:
         held = self._bytes.get((element.tag, element.ref))
         return held if held is not None else self.reader.read([element])[0]
 
+    def special_kind(self, element: Element) -> int:
+        """The kind of a special element (``SPECIAL_LINKED``, ...), from its header."""
+        return int.from_bytes(self.read(element)[:2], "big")
+
     def pieces(self, element: Element, where: str) -> Pieces:
         """The byte ranges of a plain or linked-block element's data."""
         if not element.special:

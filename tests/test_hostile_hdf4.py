@@ -41,9 +41,10 @@ def _parse(data: bytes, **options: object) -> vc.VirtualGroup:
 
 @contextmanager
 def within(seconds: float) -> Iterator[None]:
-    start = time.perf_counter()
+    # CPU time of this process: the machine's other load does not count against the parser.
+    start = time.process_time()
     yield
-    assert time.perf_counter() - start < seconds
+    assert time.process_time() - start < seconds
 
 
 def _first_block(data: bytes) -> tuple[int, int]:
@@ -96,14 +97,14 @@ def test_random_corruption_is_only_ever_a_typed_error(sample: bytes) -> None:
         data = bytearray(sample)
         for position in rng.integers(0, len(sample), rng.integers(1, 8)):
             data[position] = rng.integers(0, 256)
-        start = time.perf_counter()
+        start = time.process_time()
         message = URL
         try:
             _parse(bytes(data))
         except vc.VirtualizationError as err:
             message = str(err)
         assert message.startswith(URL)
-        assert time.perf_counter() - start < 1.0
+        assert time.process_time() - start < 1.0
 
 
 def test_two_data_sets_of_one_name_are_refused(tmp_path: Path) -> None:

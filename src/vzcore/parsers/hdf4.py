@@ -251,7 +251,8 @@ class HDF4Parser:
     drop_variables
         Names of data sets to leave out.
     loadable_variables
-        Names of data sets to read into memory (linked-block data, or any plain one).
+        Names of data sets to read into memory (any layout; the only way to open data in
+        separate linked blocks).
     """
 
     drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)

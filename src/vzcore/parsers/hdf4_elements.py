@@ -83,9 +83,9 @@ class HDF4File:
         # so a file of many data sets costs a few requests, not a few per data set.
         rows = np.flatnonzero(np.isin(self.reader.table["tag"], _PRELOADED))
         elements = [self.reader.element(int(row)) for row in rows]
-        self._bytes = {
-            (e.tag, e.ref): raw for e, raw in zip(elements, self.reader.read(elements), strict=True)
-        }
+        held = zip(elements, self.reader.read(elements), strict=True)
+        # A (tag, ref) listed twice is the first descriptor's, as Reader.find answers.
+        self._bytes = {(e.tag, e.ref): raw for e, raw in reversed(list(held))}
         self.chunk_headers, self.chunk_header_of = self._chunk_headers()
         self.vgroups = {
             e.ref: parse_vgroup(e.ref, self._bytes[e.tag, e.ref])

@@ -252,3 +252,19 @@ def test_loadable_variables_are_read_into_memory(sample: Path) -> None:
         np.testing.assert_array_equal(_read(group, registry, name), expected[name], name)
     assert group["temperature"].metadata.dimension_names == ("lat", "lon")
     assert group["temperature"].metadata.fill_value == -9.0
+
+
+def test_kerchunk_parquet_and_manifest_parquet_round_trips(sample: Path, tmp_path: Path) -> None:
+    from vzcore.parsers import KerchunkParquetParser, read_manifest_parquet
+    from vzcore.writers import write_kerchunk_parquet, write_manifest_parquet
+
+    group, registry = _open(sample)
+    expected = read_all(sample)
+    refs = write_kerchunk_parquet(group, tmp_path / "refs.parq", record_size=3)
+    registry = vc.ObjectStoreRegistry.for_urls([str(sample), str(refs)])
+    from_parquet = KerchunkParquetParser()(f"file://{refs}", registry)
+    saved = read_manifest_parquet(write_manifest_parquet(group, tmp_path / "group.vz"))
+    assert isinstance(saved, vc.VirtualGroup)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(_read(from_parquet, registry, name), values, name)
+        np.testing.assert_array_equal(_read(saved, registry, name), values, name)

@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 from tests.dmrpp_maker import make_dmrpp
+from tests.hdf4_maker import make_sample as make_hdf4
+from tests.hdf4_maker import read_all as read_hdf4
 from tests.parser_contract import (
     MEMORY_PREFIX,
     ParserContract,
@@ -33,6 +35,7 @@ import vzcore as vc
 from vzcore.parsers import (
     DMRPPParser,
     GRIBParser,
+    HDF4Parser,
     HDFParser,
     IcechunkFormatError,
     IcechunkParser,
@@ -248,6 +251,17 @@ class TestGRIBContract(ParserContract):
 
         with xr.open_dataset(source, engine="cfgrib", indexpath="", decode_times=False) as ds:
             return {name: ds[name].values for name in ("t", "latitude", "longitude")}
+
+
+class TestHDF4Contract(ParserContract):
+    parser = HDF4Parser()
+    source_name = "sample.hdf"
+
+    def make_sample(self, folder: Path) -> None:
+        make_hdf4(folder / self.source_name)
+
+    def reference(self, source: Path) -> Values:
+        return read_hdf4(source)
 
 
 class TestKerchunkJSONContract(ParserContract):

@@ -18,6 +18,7 @@ from vzcore.parsers.detect import (
 )
 from vzcore.parsers.dmrpp import DMRPPFormatError, DMRPPParser, DMRPPUnsupportedError
 from vzcore.parsers.grib import GRIBFormatError, GRIBParser
+from vzcore.parsers.hdf4 import HDF4FormatError, HDF4Parser, HDF4UnsupportedError
 from vzcore.parsers.hdf5 import (
     ExternalLinkError,
     ExternalStorageError,
@@ -49,6 +50,9 @@ __all__ = [
     "ExternalStorageError",
     "GRIBFormatError",
     "GRIBParser",
+    "HDF4FormatError",
+    "HDF4Parser",
+    "HDF4UnsupportedError",
     "HDF5FormatError",
     "HDF5GroupError",
     "HDF5LimitError",

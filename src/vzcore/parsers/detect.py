@@ -49,6 +49,7 @@ ENTRY_POINT_GROUP = "vz.parsers"
 BUILTIN_PARSERS: dict[str, str] = {
     "dmrpp": "vzcore.parsers.dmrpp:DMRPPParser",
     "grib": "vzcore.parsers.grib:GRIBParser",
+    "hdf4": "vzcore.parsers.hdf4:HDF4Parser",
     "hdf5": "vzcore.parsers.hdf5:HDFParser",
     "icechunk": "vzcore.parsers.icechunk:IcechunkParser",
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",
@@ -160,7 +161,7 @@ def detect_parser(url: str, registry: ObjectStoreRegistry) -> Parser:
     ------
     UnknownFormatError
         If no parser claims the source; the message names the URL, what the source
-        looks like (FITS, HDF4, XML, plain parquet, ... when no parser
+        looks like (FITS, XML, plain parquet, ... when no parser
         for it is installed) and any entry point that failed to load.
     UnregisteredURLError
         If ``url`` lies under no registered prefix.
@@ -234,6 +235,5 @@ def _looks_like(probe: Probe) -> str | None:
 
 _SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("FITS", lambda head: head.startswith(b"SIMPLE  =")),
-    ("HDF4", lambda head: head.startswith(b"\x0e\x03\x13\x01")),
     ("XML", lambda head: XML_START.match(head) is not None),
 )

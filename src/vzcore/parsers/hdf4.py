@@ -1,0 +1,330 @@
+"""Parser for HDF4 files written by the SD (scientific data set) interface, and HDF-EOS2.
+
+Written from the HDF4 file format specification: the SD interface (``mfhdf``) keeps
+each data set as a Vgroup of class ``Var0.0`` holding its dimensions (Vgroups of
+class ``Dim0.0``/``UDim0.0``), its attributes (Vdatas of class ``Attr0.0``), its
+number type (NT), its dimension record (SDD) and its data (SD). The data element is
+plain (one contiguous chunk), or a special element: chunked (a chunk table Vdata of
+origins and chunk refs, each chunk possibly compressed), compressed, linked blocks
+or external. Dimension scales are the data sets of class ``CoordVar``; HDF-EOS2
+files name the dimensions of their swaths and grids in the ``StructMetadata.0``
+attribute, whose names replace the SD interface's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import pyarrow as pa
+
+from vzcore._frozen import JSON
+from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.byteranges import Source, SourceReadError, source
+from vzcore.errors import VirtualizationError
+from vzcore.group import VirtualGroup
+from vzcore.limits import check_limit
+from vzcore.manifest import ChunkManifest
+from vzcore.metadata import ArrayMetadata, checked_grid
+from vzcore.parsers.hdf4_elements import (
+    SPECIAL_LINKED,
+    HDF4File,
+    HDF4UnsupportedError,
+    chunk_layout,
+)
+from vzcore.parsers.hdf4_eos import eos_dimension_names, struct_metadata
+from vzcore.parsers.hdf4_format import (
+    EXTENDED,
+    HDF4_MAGIC,
+    TAG_NT,
+    TAG_SD,
+    TAG_SDD,
+    TAG_VG,
+    TAG_VH,
+    Element,
+    HDF4FormatError,
+    Vdata,
+    Vgroup,
+    cursor,
+    number_type,
+    vdata_records,
+)
+from vzcore.parsers.protocol import Probe
+from vzcore.read import read_array
+from vzcore.registry import ObjectStoreRegistry
+
+__all__ = ["HDF4FormatError", "HDF4Parser", "HDF4UnsupportedError"]
+
+
+# The SD interface's default fills are netCDF's, by the netCDF type each HDF4 type maps
+# to (mfhdf's hdf_map_type): unsigned types take the signed type's fill, reinterpreted.
+_DEFAULT_FILLS: dict[int, int | float] = {1: -127, 2: -32767, 4: -2147483647, 8: -2147483647}
+_FLOAT_FILL = 9.9692099683868690e36
+
+
+def _default_fill(dtype: np.dtype[Any]) -> Any:
+    if dtype.kind == "f":
+        return dtype.type(_FLOAT_FILL)
+    if dtype.kind == "S":
+        return b"\x00"
+    signed = np.array(_DEFAULT_FILLS[dtype.itemsize], dtype=f"i{dtype.itemsize}")
+    return signed.view(dtype.newbyteorder("="))[()]
+
+
+@attrs.frozen
+class _Dataset:
+    name: str
+    shape: tuple[int, ...]
+    dimension_names: tuple[str, ...]
+    dtype: np.dtype[Any]
+    attributes: dict[str, JSON]
+    data: Element | None
+    is_coordinate: bool
+
+
+def _attribute_value(file: HDF4File, vdata: Vdata, where: str) -> JSON:
+    records = vdata_records(vdata, file.vdata_bytes(vdata, where), where)
+    values = records[records.dtype.names[0]].reshape(-1) if records.dtype.names else records
+    if values.dtype.kind == "S":
+        return values.tobytes().split(b"\x00", 1)[0].decode("utf-8", errors="replace")
+    items: list[JSON] = values.tolist()
+    return items[0] if len(items) == 1 else items
+
+
+def _attributes(file: HDF4File, members: Sequence[tuple[int, int]], where: str) -> dict[str, JSON]:
+    attributes: dict[str, JSON] = {}
+    for tag, ref in members:
+        vdata = file.vdatas.get(ref) if tag == TAG_VH else None
+        if vdata is not None and vdata.class_name == "Attr0.0":
+            attributes[vdata.name] = _attribute_value(
+                file, vdata, f"{where}attribute {vdata.name!r}"
+            )
+    return attributes
+
+
+def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
+    where = f"SDS {group.name!r}"
+    members = {(tag & ~EXTENDED): ref for tag, ref in group.members}
+    if TAG_SDD not in members:
+        raise HDF4FormatError(f"{where}: no dimension record (SDD)")
+    c = cursor(file.read(file.element(TAG_SDD, members[TAG_SDD], where)), f"{where}: SDD")
+    rank = c.uint(2)
+    shape = tuple(c.uints(4, rank))
+    nt_ref = c.uints(2, 2)[1]
+    nt = cursor(file.read(file.element(TAG_NT, nt_ref, where)), f"{where}: number type")
+    _, code, _, byte_class = (nt.uint(1) for _ in range(4))
+    dtype = number_type(code, where)
+    if byte_class == 4 and dtype.itemsize > 1:  # DFNTF_PC / DFNTI_IBO: little-endian
+        dtype = dtype.newbyteorder("<")
+    dims = [
+        file.vgroups[ref]
+        for tag, ref in group.members
+        if tag == TAG_VG
+        and ref in file.vgroups
+        and file.vgroups[ref].class_name in ("Dim0.0", "UDim0.0")
+    ]
+    names = (
+        tuple(d.name for d in dims)
+        if len(dims) == rank
+        else tuple(f"fakeDim{i}" for i in range(rank))
+    )
+    markers = {
+        file.vdatas[r].class_name for t, r in group.members if t == TAG_VH and r in file.vdatas
+    }
+    is_coordinate = "CoordVar" in markers or (
+        rank == 1 and names == (group.name,) and "SDSVar" not in markers
+    )
+    data = file.reader.find(TAG_SD, members[TAG_SD]) if TAG_SD in members else None
+    attributes = _attributes(file, group.members, f"{where}: ")
+    return _Dataset(group.name, shape, names, dtype, attributes, data, is_coordinate)
+
+
+def _fill_value(dataset: _Dataset, where: str) -> Any:
+    raw = dataset.attributes.get("_FillValue")
+    if raw is None:
+        return _default_fill(dataset.dtype)
+    if dataset.dtype.kind == "S":
+        return (str(raw).encode() or b"\x00")[:1]
+    if not isinstance(raw, int | float):
+        raise HDF4FormatError(f"{where}: _FillValue {raw!r} is not one number")
+    with np.errstate(all="ignore"):
+        cast = np.array(raw).astype(dataset.dtype)
+        same = bool(cast == raw) or (cast.dtype.kind == "f" and bool(np.isnan(cast)))
+    if not same:
+        raise HDF4FormatError(f"{where}: _FillValue {raw!r} is not a {dataset.dtype}")
+    return cast[()]
+
+
+def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) -> VirtualArray:
+    where = f"{file.url}: SDS {dataset.name!r}"
+    layout = chunk_layout(file, dataset.shape, dataset.dtype, dataset.data, where)
+    chunk_shape = layout.chunk_shape if layout else tuple(max(s, 1) for s in dataset.shape)
+    fill = _fill_value(dataset, where)
+    attributes = dict(dataset.attributes)
+    if "_FillValue" in attributes:
+        attributes["_FillValue"] = fill.item()
+    metadata = ArrayMetadata.create(
+        shape=dataset.shape,
+        chunk_shape=chunk_shape,
+        dtype=dataset.dtype,
+        fill_value=fill,
+        codecs=list(layout.codecs) if layout else None,
+        dimension_names=names,
+        attributes=attributes,
+    )
+    grid = checked_grid(metadata, where)
+    if layout is None or 0 in grid:
+        return VirtualArray(metadata, ChunkManifest.empty(grid))
+    n_chunks = math.prod(grid)
+    indices = np.full(n_chunks, -1, dtype=np.int32)
+    offsets = np.zeros(n_chunks, dtype=np.uint64)
+    lengths = np.zeros(n_chunks, dtype=np.uint64)
+    indices[layout.rows], offsets[layout.rows], lengths[layout.rows] = (
+        0,
+        layout.offsets,
+        layout.lengths,
+    )
+    manifest = ChunkManifest.from_numpy_columns(
+        grid,
+        dictionary=pa.array([file.url], pa.string()),
+        indices=indices,
+        offsets=offsets,
+        lengths=lengths,
+    )
+    return VirtualArray(metadata, manifest)
+
+
+def _loaded_array(
+    file: HDF4File, dataset: _Dataset, names: tuple[str, ...], registry: ObjectStoreRegistry
+) -> LoadedArray:
+    """A data set read into memory: linked blocks joined, anything else decoded as zarr
+    would decode its chunks."""
+    where = f"{file.url}: SDS {dataset.name!r}"
+    nbytes = math.prod(dataset.shape) * dataset.dtype.itemsize
+    check_limit("max_inline_bytes", nbytes, where, "the bytes to load")
+    fill = _fill_value(dataset, where)
+    attributes = dict(dataset.attributes)
+    if "_FillValue" in attributes:
+        attributes["_FillValue"] = fill.item()
+    data = dataset.data
+    if data is not None and data.special and file.special_kind(data) == SPECIAL_LINKED:
+        pieces = file.pieces(data, where)
+        ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
+        raw = b"".join(bytes(v) for v in file.reader.file.read_ranges(pieces.offsets, ends))
+        if len(raw) < nbytes:
+            raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
+        values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
+    else:
+        virtual = _virtual_array(file, dataset, names)
+        try:
+            values = read_array(virtual, registry)
+        except VirtualizationError:
+            raise
+        except Exception as err:  # a codec's own error on corrupt chunk bytes
+            raise HDF4FormatError(f"{where}: the data cannot be decoded ({err})") from err
+    return LoadedArray.from_numpy(
+        values, dimension_names=names, attributes=attributes, fill_value=fill
+    )
+
+
+# ---- the parser -------------------------------------------------------------------------
+
+
+def _root_members(file: HDF4File) -> list[tuple[int, int]]:
+    """The members of the SD interface's ``CDF0.0`` Vgroup (or every Var0.0 and attribute)."""
+    roots = [g for g in file.vgroups.values() if g.class_name == "CDF0.0"]
+    if roots:
+        return list(roots[0].members)
+    members = [(TAG_VG, ref) for ref, g in file.vgroups.items() if g.class_name == "Var0.0"]
+    return members
+
+
+@attrs.frozen(kw_only=True)
+class HDF4Parser:
+    """Parser for HDF4 files (the SD interface's data sets, and HDF-EOS2), by ranged reads.
+
+    Attributes
+    ----------
+    drop_variables
+        Names of data sets to leave out.
+    loadable_variables
+        Names of data sets to read into memory (any layout; the only way to open data in
+        separate linked blocks).
+    """
+
+    drop_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    loadable_variables: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    priority = -38
+
+    @classmethod
+    def can_open(cls, probe: Probe) -> bool:
+        """The HDF4 magic number ``0e 03 13 01``."""
+        head = probe.head
+        return head is not None and head[:4] == HDF4_MAGIC
+
+    def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
+        """Build the virtual group of one HDF4 file.
+
+        Parameters
+        ----------
+        url
+            The file's URL; it must lie under one of ``registry``'s prefixes.
+        registry
+            Where the file is read from (ranged reads of its descriptors and headers).
+
+        Returns
+        -------
+        VirtualGroup
+            One array per data set (dimension scales as coordinate arrays named by their
+            dimension), the file attributes, and the file's fingerprint.
+
+        Raises
+        ------
+        HDF4FormatError
+            If the file is not HDF4, or is truncated or corrupt.
+        HDF4UnsupportedError
+            If a data set is stored in a way vz cannot reference and is not loadable.
+        """
+        file = source(registry, url)
+        try:
+            return self._parse(file, registry)
+        except SourceReadError:
+            raise
+        except HDF4FormatError as err:
+            if str(err).startswith(file.url):
+                raise
+            raise type(err)(f"{file.url}: {err}") from err
+        except VirtualizationError as err:
+            raise HDF4FormatError(f"{file.url}: {err}") from err
+
+    def _parse(self, source_file: Source, registry: ObjectStoreRegistry) -> VirtualGroup:
+        seen = source_file.fingerprint()
+        size = seen.size if seen.size is not None else source_file.size()
+        file = HDF4File(source_file, size)
+        members = _root_members(file)
+        attributes = _attributes(file, members, "global ")
+        eos_dims = eos_dimension_names(struct_metadata(attributes))
+        arrays: dict[str, AnyArray] = {}
+        for tag, ref in members:
+            group = file.vgroups.get(ref) if tag == TAG_VG else None
+            if group is None or group.class_name != "Var0.0" or group.name in self.drop_variables:
+                continue
+            dataset = _dataset(file, group)
+            if dataset.is_coordinate and dataset.data is None:
+                continue  # a dimension with attributes but no scale values
+            names = eos_dims.get(dataset.name, dataset.dimension_names)
+            if len(names) != len(dataset.shape):
+                names = dataset.dimension_names
+            if dataset.name in arrays:
+                raise HDF4UnsupportedError(
+                    f"two data sets are named {dataset.name!r}; drop one (drop_variables=)"
+                )
+            if dataset.name in self.loadable_variables:
+                arrays[dataset.name] = _loaded_array(file, dataset, names, registry)
+            else:
+                arrays[dataset.name] = _virtual_array(file, dataset, names)
+        return VirtualGroup(arrays=arrays, attributes=attributes, sources={source_file.url: seen})

@@ -1,0 +1,327 @@
+"""HDF4 data elements as chunks: plain, linked-block, compressed and chunked elements.
+
+From the HDF4 specification's special elements (``hblocks.c``, ``hcomp.c``,
+``hchunks.c``): a special element's descriptor points at a header naming its kind;
+a chunked element's header names the chunk table (a Vdata of chunk origins and
+``DFTAG_CHUNK`` refs), and each chunk may itself be a compressed element whose data
+is a ``DFTAG_COMPRESSED`` element. Chunk tables become manifest columns with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from vzcore.byteranges import Source
+from vzcore.limits import check_limit
+from vzcore.parsers.hdf4_format import (
+    EXTENDED,
+    TAG_CHUNK,
+    TAG_COMPRESSED,
+    TAG_NT,
+    TAG_SD,
+    TAG_SDD,
+    TAG_VG,
+    TAG_VH,
+    TAG_VS,
+    Element,
+    HDF4FormatError,
+    Reader,
+    Vdata,
+    cursor,
+    parse_vdata_header,
+    parse_vgroup,
+    read_dd_table,
+    vdata_records,
+)
+
+__all__ = ["SPECIAL_LINKED", "HDF4File", "HDF4UnsupportedError", "Layout", "Pieces", "chunk_layout"]
+
+
+class HDF4UnsupportedError(HDF4FormatError):
+    """An HDF4 data set is stored in a way vz cannot reference (and was not loaded)."""
+
+
+SPECIAL_LINKED, _SPECIAL_EXT, _SPECIAL_COMP, _SPECIAL_CHUNKED = 1, 2, 3, 5
+_COMPRESSIONS = {1: "RLE", 2: "NBIT", 3: "Skipping Huffman", 4: "deflate", 5: "SZIP", 7: "JPEG"}
+_DEFLATE = 4
+_COMP_HEADER = np.dtype(
+    [
+        ("special", ">u2"),
+        ("version", ">u2"),
+        ("length", ">u4"),
+        ("ref", ">u2"),
+        ("model", ">u2"),
+        ("comp_type", ">u2"),
+        ("level", ">u2"),  # deflate's; other compressions' parameters start here too
+    ]
+)
+_LINK_TAG = 20
+_PRELOADED = (TAG_VG, TAG_VH, TAG_VS, TAG_VS | EXTENDED, TAG_NT, TAG_SDD, TAG_SD | EXTENDED)
+_MAX_LINK_TABLES = 1 << 16
+
+
+@attrs.frozen
+class Pieces:
+    """Where the bytes of a data element lie: one or more ranges, in order."""
+
+    offsets: tuple[int, ...]
+    lengths: tuple[int, ...]
+
+
+class HDF4File:
+    """One open HDF4 file: its data descriptors, Vgroups and Vdatas."""
+
+    def __init__(self, file: Source, size: int) -> None:
+        self.url, self.size = file.url, size
+        self.reader = Reader(file, read_dd_table(file, size))
+        # Every header-sized element is read at once (one batched, coalesced request),
+        # so a file of many data sets costs a few requests, not a few per data set.
+        rows = np.flatnonzero(np.isin(self.reader.table["tag"], _PRELOADED))
+        elements = [self.reader.element(int(row)) for row in rows]
+        held = zip(elements, self.reader.read(elements), strict=True)
+        # A (tag, ref) listed twice is the first descriptor's, as Reader.find answers.
+        self._bytes = {(e.tag, e.ref): raw for e, raw in reversed(list(held))}
+        self.chunk_headers, self.chunk_header_of = self._chunk_headers()
+        self.vgroups = {
+            e.ref: parse_vgroup(e.ref, self._bytes[e.tag, e.ref])
+            for e in elements
+            if e.tag == TAG_VG
+        }
+        self.vdatas = {
+            e.ref: parse_vdata_header(e.ref, self._bytes[e.tag, e.ref])
+            for e in elements
+            if e.tag == TAG_VH
+        }
+
+    def _chunk_headers(self) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+        """The compression headers of every special chunk, read at once, and the index of
+        each table row's header (-1 for other rows)."""
+        table = self.reader.table
+        rows = np.flatnonzero(table["tag"] == TAG_CHUNK | EXTENDED)
+        check_limit("max_chunks", len(rows), self.url, "the number of compressed chunks")
+        starts = table["offset"][rows].astype(np.int64)
+        ends = starts + np.minimum(table["length"][rows], _COMP_HEADER.itemsize).astype(np.int64)
+        views = self.reader.file.read_ranges(starts, ends) if len(rows) else []
+        size = _COMP_HEADER.itemsize
+        packed = b"".join(bytes(v).ljust(size, b"\0") for v in views)
+        header_of = np.full(len(table), -1, dtype=np.int64)
+        header_of[rows] = np.arange(len(rows))
+        return np.frombuffer(packed, dtype=_COMP_HEADER), header_of
+
+    def element(self, tag: int, ref: int, where: str) -> Element:
+        found = self.reader.find(tag, ref)
+        if found is None:
+            raise HDF4FormatError(f"{where}: no data element (tag {tag}, ref {ref})")
+        return found
+
+    def read(self, element: Element) -> bytes:
+        held = self._bytes.get((element.tag, element.ref))
+        return held if held is not None else self.reader.read([element])[0]
+
+    def special_kind(self, element: Element) -> int:
+        """The kind of a special element (``SPECIAL_LINKED``, ...), from its header."""
+        return int.from_bytes(self.read(element)[:2], "big")
+
+    def pieces(self, element: Element, where: str) -> Pieces:
+        """The byte ranges of a plain or linked-block element's data."""
+        if not element.special:
+            return Pieces((element.offset,), (element.length,))
+        c = cursor(self.read(element), where)
+        special = c.uint(2)
+        if special != SPECIAL_LINKED:
+            raise HDF4UnsupportedError(f"{where}: special element type {special} in a Vdata")
+        return self._linked(c.uint(4), c.uint(4), c.uint(4), c.uint(2), where)
+
+    def _linked(self, total: int, _block: int, per_table: int, link: int, where: str) -> Pieces:
+        """Linked blocks (hblocks.c): link tables of ``per_table`` block refs, chained."""
+        refs: list[int] = []
+        seen: set[int] = set()
+        while link:
+            if link in seen or len(seen) > _MAX_LINK_TABLES:
+                raise HDF4FormatError(f"{where}: the linked-block tables form a cycle")
+            seen.add(link)
+            table = cursor(self.read(self.element(_LINK_TAG, link, where)), where)
+            link = table.uint(2)
+            refs.extend(r for r in table.uints(2, per_table) if r)
+        check_limit("max_chunks", len(refs), where, "linked blocks")
+        rows = self.reader.find_many(_LINK_TAG, np.array(refs, dtype=np.int64))
+        if (rows < 0).any():
+            raise HDF4FormatError(f"{where}: a linked block is missing")
+        offsets = self.reader.table["offset"][rows].astype(np.int64)
+        lengths = self.reader.table["length"][rows].astype(np.int64)
+        # The last block is allocated whole; only the element's length of it is data.
+        ends = np.minimum(np.cumsum(lengths), total)
+        used = np.diff(ends, prepend=0)
+        keep = used > 0
+        if int(ends[-1] if len(ends) else 0) < total:
+            raise HDF4FormatError(f"{where}: the linked blocks hold fewer than {total} bytes")
+        return Pieces(tuple(offsets[keep].tolist()), tuple(used[keep].tolist()))
+
+    def vdata_bytes(self, vdata: Vdata, where: str) -> bytes:
+        element = self.reader.find(TAG_VS, vdata.ref)
+        if element is None:
+            return b""
+        if not element.special:
+            return self.read(element)
+        pieces = self.pieces(element, where)
+        ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
+        return b"".join(bytes(v) for v in self.reader.file.read_ranges(pieces.offsets, ends))
+
+
+def _merged(pieces: Pieces) -> Pieces:
+    """Adjacent ranges joined into one."""
+    offsets, lengths = [pieces.offsets[0]], [pieces.lengths[0]]
+    for offset, length in zip(pieces.offsets[1:], pieces.lengths[1:], strict=True):
+        if offset == offsets[-1] + lengths[-1]:
+            lengths[-1] += length
+        else:
+            offsets.append(offset)
+            lengths.append(length)
+    return Pieces(tuple(offsets), tuple(lengths))
+
+
+@attrs.frozen
+class Layout:
+    """The chunks of one data set: chunk shape, codecs and the chunk table columns."""
+
+    chunk_shape: tuple[int, ...]
+    codecs: tuple[dict[str, Any], ...]
+    rows: npt.NDArray[np.int64]  # C-order chunk numbers
+    offsets: npt.NDArray[np.uint64]
+    lengths: npt.NDArray[np.uint64]
+
+
+def _codec(comp_type: int, level: int, where: str) -> dict[str, Any]:
+    if comp_type != _DEFLATE:
+        name = _COMPRESSIONS.get(comp_type, f"type {comp_type}")
+        raise HDF4UnsupportedError(
+            f"{where}: {name} compression has no zarr codec vz can use; drop the data set "
+            "(drop_variables=)"
+        )
+    return {"name": "numcodecs.zlib", "configuration": {"level": level}}
+
+
+def _contiguous(pieces: Pieces, shape: tuple[int, ...], nbytes: int, where: str) -> Layout:
+    merged = _merged(pieces)
+    if len(merged.offsets) != 1:
+        raise HDF4UnsupportedError(
+            f"{where}: the data lies in {len(merged.offsets)} separate linked blocks, which "
+            "a chunk reference cannot name; pass it in loadable_variables= or drop it"
+        )
+    if merged.lengths[0] < nbytes:
+        raise HDF4FormatError(
+            f"{where}: the data element has {merged.lengths[0]} bytes, the data set needs {nbytes}"
+        )
+    one = np.zeros(1, dtype=np.int64)
+    return Layout(
+        tuple(max(s, 1) for s in shape),
+        (),
+        one,
+        np.array(merged.offsets, dtype=np.uint64),
+        np.array([nbytes], dtype=np.uint64),
+    )
+
+
+def _compressed(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> Layout:
+    size = _COMP_HEADER.itemsize
+    if len(raw) < size - 2:
+        raise HDF4FormatError(f"{where}: truncated compression header ({len(raw)} bytes)")
+    header = np.frombuffer(raw[:size].ljust(size, b"\0"), dtype=_COMP_HEADER)[0]
+    codec = _codec(int(header["comp_type"]), int(header["level"]), where)
+    data = file.element(TAG_COMPRESSED, int(header["ref"]), where)
+    if data.special:
+        raise HDF4UnsupportedError(f"{where}: the compressed data is itself a special element")
+    return Layout(
+        tuple(max(s, 1) for s in shape),
+        (codec,),
+        np.zeros(1, dtype=np.int64),
+        np.array([data.offset], dtype=np.uint64),
+        np.array([data.length], dtype=np.uint64),
+    )
+
+
+def _chunked(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> Layout:
+    """A chunked special element (hchunks.c): its header, then the chunk table Vdata."""
+    c = cursor(raw, f"{where}: chunked header")
+    c.take(2 + 4 + 1 + 4 + 4 + 4 + 4)  # special, length, version, flags, sizes
+    table_tag, table_ref = c.uint(2), c.uint(2)
+    c.take(4)  # the (unused) special tag and ref
+    rank = c.uint(4)
+    if rank != len(shape) or table_tag != TAG_VH:
+        raise HDF4FormatError(f"{where}: the chunked header has rank {rank} for {len(shape)}")
+    dims = np.array(c.uints(4, 3 * rank), dtype=np.int64).reshape(rank, 3)
+    chunk_shape = tuple(int(n) for n in dims[:, 2])
+    if min(chunk_shape, default=1) < 1:
+        raise HDF4FormatError(f"{where}: chunk shape {chunk_shape} has an empty side")
+    vdata = file.vdatas.get(table_ref)
+    if vdata is None:
+        raise HDF4FormatError(f"{where}: the chunk table (Vdata {table_ref}) is missing")
+    table = vdata_records(vdata, file.vdata_bytes(vdata, where), f"{where}: chunk table")
+    names = table.dtype.names or ()
+    if len(names) != 3:
+        raise HDF4FormatError(f"{where}: the chunk table has fields {names}")
+    origins = np.asarray(table[names[0]], dtype=np.int64).reshape(len(table), rank)
+    refs = np.asarray(table[names[2]], dtype=np.int64)
+    grid = tuple(-(-s // n) for s, n in zip(shape, chunk_shape, strict=True))
+    if ((origins < 0) | (origins >= np.array(grid, dtype=np.int64))).any():
+        raise HDF4FormatError(f"{where}: a chunk origin lies outside the chunk grid {grid}")
+    rows = np.ravel_multi_index(tuple(origins.T), grid) if len(origins) else refs[:0]
+    if len(np.unique(rows)) != len(rows):
+        raise HDF4FormatError(f"{where}: two chunks have the same origin")
+    found = file.reader.find_many(TAG_CHUNK, refs)
+    if (found < 0).any():
+        raise HDF4FormatError(f"{where}: the chunk table names a chunk that is not in the file")
+    dds = file.reader.table[found]
+    offsets = dds["offset"].astype(np.uint64)
+    lengths = dds["length"].astype(np.uint64)
+    special = (dds["tag"] & EXTENDED) != 0
+    codecs: tuple[dict[str, Any], ...] = ()
+    if special.any():
+        if not special.all():
+            raise HDF4UnsupportedError(f"{where}: some chunks are compressed and others not")
+        packed = file.chunk_headers[file.chunk_header_of[found]]
+        if (packed["special"] != _SPECIAL_COMP).any():
+            raise HDF4UnsupportedError(
+                f"{where}: a chunk is a special element other than compressed"
+            )
+        kinds = np.unique(packed["comp_type"])
+        if len(kinds) != 1:
+            raise HDF4UnsupportedError(f"{where}: chunks use compressions {kinds.tolist()}")
+        codecs = (_codec(int(kinds[0]), int(packed["level"][0]), where),)
+        data = file.reader.find_many(TAG_COMPRESSED, packed["ref"].astype(np.int64))
+        if (data < 0).any():
+            raise HDF4FormatError(f"{where}: a compressed chunk's data element is missing")
+        if (file.reader.table["tag"][data] & EXTENDED).any():
+            raise HDF4UnsupportedError(f"{where}: a compressed chunk's data is a special element")
+        offsets = file.reader.table["offset"][data].astype(np.uint64)
+        lengths = file.reader.table["length"][data].astype(np.uint64)
+    return Layout(chunk_shape, codecs, rows.astype(np.int64), offsets, lengths)
+
+
+def chunk_layout(
+    file: HDF4File, shape: tuple[int, ...], dtype: np.dtype[Any], data: Element | None, where: str
+) -> Layout | None:
+    """The chunks of a data set, or None when it has no data (all fill)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if data is None or data.length == 0 or nbytes == 0:
+        return None
+    if not data.special:
+        return _contiguous(Pieces((data.offset,), (data.length,)), shape, nbytes, where)
+    raw = file.read(data)
+    special = int.from_bytes(raw[:2], "big")
+    if special == _SPECIAL_CHUNKED:
+        return _chunked(file, raw, shape, where)
+    if special == _SPECIAL_COMP:
+        return _compressed(file, raw, shape, where)
+    if special == SPECIAL_LINKED:
+        return _contiguous(file.pieces(data, where), shape, nbytes, where)
+    if special == _SPECIAL_EXT:
+        raise HDF4UnsupportedError(
+            f"{where}: the data lies in an external file, which vz does not follow; drop it"
+        )
+    raise HDF4UnsupportedError(f"{where}: unsupported special element type {special}")

@@ -16,6 +16,7 @@ from vzcore.parsers.detect import (
     detect_parser,
     parser_plugins,
 )
+from vzcore.parsers.fits import FITSFormatError, FITSParser, FITSUnsupportedError
 from vzcore.parsers.hdf5 import (
     ExternalLinkError,
     ExternalStorageError,
@@ -41,6 +42,9 @@ __all__ = [
     "HEAD_BYTES",
     "ExternalLinkError",
     "ExternalStorageError",
+    "FITSFormatError",
+    "FITSParser",
+    "FITSUnsupportedError",
     "HDF5FormatError",
     "HDF5GroupError",
     "HDF5LimitError",

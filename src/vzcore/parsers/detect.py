@@ -47,6 +47,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "vz.parsers"
 
 BUILTIN_PARSERS: dict[str, str] = {
+    "fits": "vzcore.parsers.fits:FITSParser",
     "hdf5": "vzcore.parsers.hdf5:HDFParser",
     "icechunk": "vzcore.parsers.icechunk:IcechunkParser",
     "kerchunk_json": "vzcore.parsers.kerchunk:KerchunkJSONParser",

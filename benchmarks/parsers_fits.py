@@ -96,7 +96,9 @@ def main() -> None:
         write_file(path)
         ours = vz_seconds(path)
         peer_python = Path(os.environ.get("VZ_PEER_PYTHON", DEFAULT_PEER_PYTHON))
-        theirs = None if args.no_peers or not peer_python.exists() else peer_seconds(peer_python, path)
+        theirs = (
+            None if args.no_peers or not peer_python.exists() else peer_seconds(peer_python, path)
+        )
     print(f"FITS, {N_HDUS} image HDUs of {SHAPE[0]} x {SHAPE[1]} float32 (warm, best of 5)")
     print(f"{'':24}{'vz':>12}{'kerchunk':>12}{'ratio':>10}")
     peer = f"{theirs * 1e3:9.1f} ms" if theirs is not None else f"{'n/a':>12}"

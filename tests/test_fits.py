@@ -365,3 +365,60 @@ class TestFITSContract(ParserContract):
 
     def reference(self, source: Path) -> Values:
         return {"hdu0": scaled(source, 0), "CUBE": stored(source, 1), "COMP": stored(source, 2)}
+
+
+# ---- many files, the command line, trees ------------------------------------------------------
+
+
+def _exposures(folder: Path, count: int) -> list[Path]:
+    paths = []
+    for i in range(count):
+        path = folder / f"exposure{i}.fits"
+        fits.PrimaryHDU(_ramp((1, 8, 6), "i2", i)).writeto(path)
+        paths.append(path)
+    return paths
+
+
+def test_open_virtual_mfdataset_stacks_exposures(tmp_path: Path) -> None:
+    paths = _exposures(tmp_path, 3)
+    ds = vx.open_virtual_mfdataset(
+        [url_of(p) for p in paths],
+        registry=local_registry(tmp_path),
+        concat_dim="z",
+        combine="nested",
+    )
+    assert ds["hdu0"].shape == (3, 8, 6)
+    group = ds.vz.to_virtual_group()
+    expected = np.concatenate([stored(p, 0) for p in paths])
+    np.testing.assert_array_equal(read(group, paths[0], "hdu0"), expected)
+
+
+def test_the_cli_virtualizes_fits_files(tmp_path: Path) -> None:
+    from vzxarray.cli import main
+
+    paths = _exposures(tmp_path, 2)
+    out = tmp_path / "refs.json"
+    arguments = ["virtualize", *map(str, paths), "--concat-dim", "z", "--out", str(out)]
+    assert main([*arguments, "--format", "kerchunk-json"]) == 0
+    expected = np.concatenate([stored(p, 0) for p in paths])
+    with xr.open_dataset(
+        "reference://",
+        engine="zarr",
+        backend_kwargs={
+            "consolidated": False,
+            "storage_options": {"fo": str(out), "remote_protocol": "file"},
+        },
+    ) as ds:
+        np.testing.assert_array_equal(ds["hdu0"].values, expected)
+
+
+def test_a_loaded_table_is_a_node_of_the_tree() -> None:
+    path = ASTROPY_FITS / "tests" / "data" / "table.fits"
+    tree = vx.open_virtual_datatree(
+        url_of(path), registry=registry_for(path), loadable_variables=["hdu1"]
+    )
+    with fits.open(path) as hdul:
+        for column in hdul[1].columns.names:
+            np.testing.assert_array_equal(
+                tree["hdu1"].dataset[column].values, np.asarray(hdul[1].data[column])
+            )

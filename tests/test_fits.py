@@ -307,6 +307,10 @@ def test_tables_and_random_groups_are_refused_or_loaded(tmp_path: Path) -> None:
     with pytest.raises(FITSUnsupportedError, match="random groups"):
         parse(groups)
     assert parse(groups, drop_variables=["hdu0"]).arrays == {}
+    loaded = parse(groups, loadable_variables=["hdu0"])
+    with fits.open(groups) as hdul:
+        for name in hdul[0].columns.names:
+            np.testing.assert_array_equal(loaded["hdu0"][name].data, hdul[0].data[name], name)
 
 
 def test_a_gzipped_file_says_to_decompress(tmp_path: Path) -> None:

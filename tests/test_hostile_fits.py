@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import obstore
 import pytest
 import zarr
 from astropy.io import fits
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from obstore.store import MemoryStore
 from tests.parser_contract import local_registry
 
 import vzcore as vc
@@ -182,3 +188,55 @@ def test_a_corrupt_tile_fails_when_read_not_silently(tmp_path: Path) -> None:
         pytest.raises(ChunkDecodeError, match="RICE_1 tile is corrupt"),
     ):
         zarr.open_array(store, path="COMPRESSED_IMAGE", mode="r")[...]
+
+
+# ---- fuzzing: any corruption parses or fails with a FITSFormatError ---------------------------
+
+
+@functools.cache
+def _rich_sample() -> bytes:
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = (np.arange(600).reshape(20, 30) % 97).astype("i2")
+        hdus = [
+            fits.PrimaryHDU(data),
+            fits.CompImageHDU(data, compression_type="RICE_1", tile_shape=(5, 30)),
+            fits.ImageHDU(data.astype("f4"), name="F"),
+        ]
+        fits.HDUList(hdus).writeto(Path(folder) / "rich.fits")
+        return (Path(folder) / "rich.fits").read_bytes()
+
+
+def _parses_or_fails_cleanly(data: bytes) -> None:
+    store = MemoryStore()
+    obstore.put(store, "x.fits", data)
+    registry = vc.ObjectStoreRegistry({"memory://fuzz/": store})
+    start = time.perf_counter()
+    try:
+        FITSParser()("memory://fuzz/x.fits", registry)
+    except FITSFormatError as err:
+        assert "memory://fuzz/x.fits" in str(err)
+    assert time.perf_counter() - start < 1.0
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(min_value=0, max_value=4 * 2880 + 600),
+    patch=st.binary(min_size=1, max_size=8),
+)
+def test_corrupted_bytes_parse_or_fail_cleanly(position: int, patch: bytes) -> None:
+    data = bytearray(_rich_sample())
+    data[position : position + len(patch)] = patch
+    _parses_or_fails_cleanly(bytes(data))
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=6000))
+def test_random_bytes_after_the_magic(body: bytes) -> None:
+    _parses_or_fails_cleanly(b"SIMPLE  =" + body)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.integers(min_value=1, max_value=8 * 2880))
+def test_truncated_files_parse_or_fail_cleanly(cut: int) -> None:
+    _parses_or_fails_cleanly(_rich_sample()[:cut])

@@ -126,12 +126,36 @@ def _parse_header(raw: bytes, where: str) -> Any:
         text = raw.decode("ascii")
     except UnicodeDecodeError as err:
         raise FITSFormatError(f"{where}: the header holds bytes that are not ASCII") from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            header = fits.Header.fromstring(text)
+        except Exception as err:  # astropy raises ValueError, VerifyError, KeyError...
+            raise FITSFormatError(f"{where}: unreadable header: {err}") from err
+        if not _values_parse(header):
+            # astropy parses card values lazily: fix what it can, as fits.open does.
+            try:
+                header.verify("silentfix")
+            except Exception as err:
+                raise FITSFormatError(f"{where}: unreadable header: {err}") from err
+            broken = [card.keyword for card in header.cards if not _value_parses(card)]
+            if broken:
+                raise FITSFormatError(f"{where}: unparsable header cards {broken[:5]}")
+    return header
+
+
+def _value_parses(card: Any) -> bool:
+    from astropy.io.fits.verify import VerifyError
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fits.Header.fromstring(text)
-    except Exception as err:  # astropy raises ValueError, VerifyError, KeyError...
-        raise FITSFormatError(f"{where}: unreadable header: {err}") from err
+        card.value  # noqa: B018 - parsing is the point
+    except (VerifyError, ValueError, KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _values_parse(header: Any) -> bool:
+    return all(_value_parses(card) for card in header.cards)
 
 
 def header_int(header: Any, key: str, where: str, default: int | None = None) -> int:

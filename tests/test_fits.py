@@ -426,3 +426,40 @@ def test_a_loaded_table_is_a_node_of_the_tree() -> None:
             np.testing.assert_array_equal(
                 tree["hdu1"].dataset[column].values, np.asarray(hdul[1].data[column])
             )
+
+
+# ---- the codecs -------------------------------------------------------------------------------
+
+
+def test_the_fits_codecs_check_their_configuration_and_only_decode() -> None:
+    from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
+    from vzcore.format_codecs import FITSTileCodec, SignFlipCodec
+
+    with pytest.raises(InvalidMetadataError, match="not a FITS tile compression"):
+        FITSTileCodec(compression="LZW")  # type: ignore[arg-type]
+    with pytest.raises(InvalidMetadataError, match="hold integers"):
+        FITSTileCodec(compression="RICE_1", bitpix=-32)
+    with pytest.raises(InvalidMetadataError, match="itemsize 3"):
+        SignFlipCodec(itemsize=3)
+    assert FITSTileCodec.from_dict(FITSTileCodec(bitpix=32).to_dict()) == FITSTileCodec(bitpix=32)
+    with pytest.raises(UnsupportedCodecError, match="only decodes"):
+        SignFlipCodec().compute_encoded_size(4, None)  # type: ignore[arg-type]
+
+
+def test_gzip_tiles_wider_than_bitpix_use_the_tile_codec() -> None:
+    # astropy's m13_gzip.fits: a 16-bit image whose GZIP_1 tiles hold 32-bit integers.
+    path = ASTROPY_FITS / "hdu" / "compressed" / "tests" / "data" / "m13_gzip.fits"
+    group = check_file(path)
+    codec = group["COMPRESSED_IMAGE"].metadata.codecs[-1]
+    assert codec.name == "vz.fits_tile"
+    assert codec.configuration["compression"] == "GZIP_1"
+
+
+@pytest.mark.parametrize(
+    ("rows", "row_nbytes", "expected"),
+    [(64, 10, [8]), (61, 10, [8] * 7 + [5]), (60, 10, [6]), (3, 100, [1]), (10, 1, [10])],
+)
+def test_row_chunks(rows: int, row_nbytes: int, expected: list[int]) -> None:
+    from vzcore.parsers.fits import _row_chunks
+
+    assert _row_chunks(rows, row_nbytes, 80) == expected

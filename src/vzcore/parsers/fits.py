@@ -129,9 +129,10 @@ def _row_chunks(rows: int, row_nbytes: int, chunk_bytes: int) -> list[int]:
     target = max(1, min(rows, chunk_bytes // max(row_nbytes, 1)))
     if rows % target == 0:
         return [target]
-    for candidate in range(target, max(target // 2, 1) - 1, -1):
-        if rows % candidate == 0 and candidate > target // 2:
-            return [candidate]
+    candidates = np.arange(target, target // 2, -1, dtype=np.int64)  # at most half smaller
+    divisors = candidates[rows % candidates == 0]
+    if len(divisors):
+        return [int(divisors[0])]
     return [target] * (rows // target) + [rows % target]
 
 

@@ -74,8 +74,31 @@ def replace_card(data: bytes, keyword: str, value: str) -> bytes:
 
 CASES: list[tuple[str, Callable[[Path], bytes], str]] = [
     ("not fits", lambda _: b"SIMPLE = T".ljust(2880), "not a FITS file"),
+    ("empty", lambda _: b"", "not a FITS file"),
+    ("short", lambda _: b"SIMPLE  =                    T", "not a FITS file"),
+    (
+        "foreign extension",
+        lambda _: (
+            primary("BITPIX  =                    8", "NAXIS   =                    0")
+            + header(
+                "XTENSION= 'FOREIGN '",
+                "BITPIX  =                    8",
+                "NAXIS   =                    0",
+                "PCOUNT  =                    0",
+                "GCOUNT  =                    1",
+            )
+        ),
+        "FOREIGN extensions are not read",
+    ),
     ("no END card", lambda _: header("SIMPLE  =                    T", end=False), "no END card"),
-    ("truncated header", lambda _: primary("BITPIX  =                   16")[:1000], "no END card"),
+    (
+        "truncated header",
+        lambda _: (
+            primary("BITPIX  =                    8", "NAXIS   =                    0")
+            + header("XTENSION= 'IMAGE   '", "BITPIX  =                   16")[:1000]
+        ),
+        "HDU 1: the header starting at byte 2880 has no END card",
+    ),
     (
         "non-ASCII header",
         lambda _: primary("BITPIX  =                   16", "OBJECT  = 'cafe'").replace(

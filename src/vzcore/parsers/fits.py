@@ -45,6 +45,7 @@ from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.fits_headers import (
+    COMPRESSED_MAGICS,
     Fetch,
     FITSFormatError,
     HDUInfo,
@@ -65,8 +66,6 @@ from vzcore.registry import ObjectStoreRegistry
 __all__ = ["FITSFormatError", "FITSParser", "FITSUnsupportedError"]
 
 DEFAULT_CHUNK_BYTES = 4 * 2**20
-_GZIP_MAGIC = b"\x1f\x8b"
-_COMPRESS_MAGIC = b"\x1f\x9d"
 
 
 class FITSUnsupportedError(FITSFormatError):
@@ -303,7 +302,7 @@ class FITSParser:
         head = probe.head
         if head is None:
             return False
-        if head[:2] in (_GZIP_MAGIC, _COMPRESS_MAGIC):
+        if head[:2] in COMPRESSED_MAGICS:
             return probe.url.lower().rsplit("/", 1)[-1].split(".")[-2:-1] in (
                 ["fits"],
                 ["fit"],
@@ -336,12 +335,6 @@ class FITSParser:
         seen = file.fingerprint()
         size = seen.size if seen.size is not None else file.size()
         fetch = _fetcher(file)
-        head = fetch([0], [min(size, 2)])[0]
-        if head in (_GZIP_MAGIC, _COMPRESS_MAGIC):
-            raise FITSFormatError(
-                f"{url}: a compressed (gzip or Unix compress) file; vz references bytes in "
-                "place, so decompress it first (gunzip) and open the .fits file"
-            )
         infos = list(hdus(fetch, size, url))
         names = _hdu_names(infos)
         arrays: dict[str, AnyArray] = {}
@@ -392,9 +385,14 @@ class FITSParser:
                 if loads:
                     return _loaded(info, fetch, where, dims)
                 raise FITSUnsupportedError(f"{where}: {refusal}; {_HINT}") from None
-        what = "random groups" if info.index == 0 else f"a {info.kind or 'non-standard'} extension"
-        if loads and info.kind in ("PRIMARY", "BINTABLE", "TABLE"):
+        if info.kind not in ("PRIMARY", "BINTABLE", "TABLE"):
+            raise FITSUnsupportedError(
+                f"{where}: {info.kind or 'a non-standard'} extensions are not read by vz; "
+                "drop it (drop_variables=)"
+            )
+        if loads:
             return _loaded(info, fetch, where, [])
+        what = "random groups" if info.index == 0 else f"a {info.kind} extension"
         raise FITSUnsupportedError(
             f"{where}: {what} holds interleaved rows, which cannot be referenced as an "
             f"array; {_HINT}"

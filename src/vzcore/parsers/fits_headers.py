@@ -23,6 +23,7 @@ from vzcore.errors import VirtualizationError
 
 __all__ = [
     "BLOCK",
+    "COMPRESSED_MAGICS",
     "MAX_HEADER_BYTES",
     "FITSFormatError",
     "HDUInfo",
@@ -41,6 +42,8 @@ _READ_AHEAD = 16 * BLOCK
 _MAX_NAXIS = 999  # FITS 4.0 section 4.4.1.1
 MAX_HEADER_BYTES = 64 * 2**20
 """The longest header read (an END card must come before): 800,000 cards."""
+COMPRESSED_MAGICS = (b"\x1f\x8b", b"\x1f\x9d")
+"""The first bytes of a gzip and of a Unix compress stream."""
 _BITPIX = frozenset({8, 16, 32, 64, -32, -64})
 
 _DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
@@ -204,6 +207,13 @@ def hdus(fetch: Fetch, size: int, url: str) -> Iterator[HDUInfo]:
     """Every HDU of the file, in order; stops at trailing bytes that start no extension."""
     blocks = _Blocks(fetch, size)
     start, index = 0, 0
+    if blocks.read(0, 2) in COMPRESSED_MAGICS:
+        raise FITSFormatError(
+            f"{url}: a compressed (gzip or Unix compress) file; vz references bytes in "
+            "place, so decompress it first (gunzip) and open the .fits file"
+        )
+    if size < BLOCK:
+        raise FITSFormatError(f"{url}: not a FITS file ({size} bytes, less than one block)")
     while start < size:
         where = f"{url}: HDU {index}"
         first = blocks.read(start, 8 if index else 9)

@@ -274,11 +274,16 @@ def test_lossless_floats_equal_astropy(tmp_path: Path, compression: str) -> None
     assert group["COMPRESSED_IMAGE"].metadata.chunk_shape == (10, 20)
 
 
-def test_quantized_floats_are_refused_or_loaded(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("compression", "method"), [("RICE_1", 1), ("GZIP_1", 2), ("HCOMPRESS_1", -1)]
+)
+def test_quantized_floats_are_refused_or_loaded(
+    tmp_path: Path, compression: str, method: int
+) -> None:
     path = tmp_path / "quantized.fits"
     data = _ramp((30, 20), "f4") / 7
     comp = fits.CompImageHDU(
-        data, compression_type="RICE_1", quantize_method=1, name="SCI", tile_shape=(10, 20)
+        data, compression_type=compression, quantize_method=method, name="SCI", tile_shape=(10, 20)
     )
     fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
     with pytest.raises(FITSUnsupportedError, match=r"quantize.*SCI|SCI.*quantize") as info:

@@ -192,9 +192,12 @@ def test_multi_extension_file_with_scaling_blank_and_unsigned(tmp_path: Path) ->
     unsigned16 = fits.ImageHDU(_ramp((5, 6), "u2", 3) + 40000, name="U16")
     unsigned32 = fits.ImageHDU(_ramp((5, 6), "u4", 4) + 3_000_000_000, name="U32")
     signed8 = fits.ImageHDU(_ramp((5, 6), "i1", 5) - 100, name="I8")
+    unsigned64 = fits.ImageHDU(_ramp((5, 6), "u8", 8) + np.uint64(2**63 + 5), name="U64")
+    # astropy does not mask BLANK in unsigned images: neither does vz.
+    unsigned16.header["BLANK"] = -32768 + 41
     floats = fits.ImageHDU(_ramp((9, 2), "f8", 6) / 3, name="F64")
     twins = [fits.ImageHDU(_ramp((2, 2), "f4", 7 + v), name="TWIN", ver=v) for v in (1, 2)]
-    hdus = [primary, blank, scaled_hdu, unsigned16, unsigned32, signed8, floats, *twins]
+    hdus = [primary, blank, scaled_hdu, unsigned16, unsigned32, signed8, unsigned64, floats, *twins]
     fits.HDUList(hdus).writeto(path)
     group = check_file(path)
     assert set(group.arrays) == {
@@ -204,6 +207,7 @@ def test_multi_extension_file_with_scaling_blank_and_unsigned(tmp_path: Path) ->
         "U16",
         "U32",
         "I8",
+        "U64",
         "F64",
         "TWIN_1",
         "TWIN_2",
@@ -215,6 +219,8 @@ def test_multi_extension_file_with_scaling_blank_and_unsigned(tmp_path: Path) ->
     # x has the primary's length, y not: only y gets the HDU's name.
     assert group["SCALED"].metadata.dimension_names == ("z", "SCALED_y", "x")
     assert group["U16"].metadata.dtype == np.dtype("u2")
+    assert group["U64"].metadata.dtype == np.dtype("u8")
+    assert "_FillValue" not in group["U16"].metadata.encoding
     assert group["I8"].metadata.dtype == np.dtype("i1")
     # 4 x 7 is not 6 x 5: the second HDU to use the names gets its own.
     assert group["BLANKED"].metadata.dimension_names == ("BLANKED_y", "BLANKED_x")

@@ -474,3 +474,19 @@ def test_row_chunks(rows: int, row_nbytes: int, expected: list[int]) -> None:
     from vzcore.parsers.fits import _row_chunks
 
     assert _row_chunks(rows, row_nbytes, 80) == expected
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_lossy_hcompress_integers_equal_astropy(tmp_path: Path, smooth: bool) -> None:
+    path = tmp_path / "hcomp.fits"
+    comp = fits.CompImageHDU(
+        _ramp((32, 48), "i2"),
+        compression_type="HCOMPRESS_1",
+        hcomp_scale=3,
+        hcomp_smooth=smooth,
+        tile_shape=(16, 16),
+    )
+    fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
+    group = check_file(path)
+    config = group["COMPRESSED_IMAGE"].metadata.codecs[-1].configuration
+    assert (config["scale"], config["smooth"]) == (3, int(smooth))

@@ -239,10 +239,10 @@ def compressed_image(
     shape = compressed_shape(header, where)
     tile = _tile_shape(header, shape, where)
     columns = _columns(header, where)
-    quantized = {"ZSCALE", "ZZERO"} & (set(columns) | set(header.keys()))
-    if bitpix < 0 and quantized and str(header.get("ZQUANTIZ", "")).strip().upper() != "NONE":
+    # astropy unquantizes every tile of a table with a ZSCALE column, whatever ZBITPIX.
+    if "ZSCALE" in columns:
         raise TileRefusal(
-            f"its floating-point tiles are quantized (ZQUANTIZ = {header.get('ZQUANTIZ', 'NO_DITHER')!r}) "
+            f"its tiles are quantized (ZQUANTIZ = {header.get('ZQUANTIZ', 'NO_DITHER')!r}) "
             "with a scale, zero and dither seed per tile, which a zarr codec cannot be given: "
             "it is never told which chunk it decodes"
         )

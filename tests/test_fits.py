@@ -490,3 +490,16 @@ def test_lossy_hcompress_integers_equal_astropy(tmp_path: Path, smooth: bool) ->
     group = check_file(path)
     config = group["COMPRESSED_IMAGE"].metadata.codecs[-1].configuration
     assert (config["scale"], config["smooth"]) == (3, int(smooth))
+
+
+@pytest.mark.parametrize("compression", ["RICE_1", "GZIP_2"])
+def test_a_compressed_integer_image_with_blank(tmp_path: Path, compression: str) -> None:
+    path = tmp_path / "blank.fits"
+    data = _ramp((20, 16), "i2")
+    data[3, 4] = -999
+    header = fits.Header()
+    header["BLANK"] = -999
+    comp = fits.CompImageHDU(data, header=header, compression_type=compression, tile_shape=(5, 16))
+    fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
+    group = check_file(path)
+    assert group["COMPRESSED_IMAGE"].metadata.encoding["_FillValue"] == -999

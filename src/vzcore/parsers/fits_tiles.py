@@ -197,11 +197,22 @@ def _codecs(
     return [{"name": "vz.fits_tile", "configuration": config}]
 
 
-def _blank(table: bytes, row_nbytes: int, rows: int, columns: Any, header: Any) -> int | None:
-    """``ZBLANK``: the keyword, or a column whose value is the same in every tile."""
+def _blank(
+    table: bytes, row_nbytes: int, rows: int, columns: Any, header: Any, bitpix: int, where: str
+) -> int | None:
+    """``ZBLANK`` as astropy applies it: the keyword (or ``BLANK``), or a uniform column.
+
+    astropy sets the pixels equal to a tile's ZBLANK to the keyword's value (NaN
+    for floats); a column that disagrees with the keyword, or a ZBLANK on float
+    tiles, would change values per tile, which no codec can do: refused.
+    """
+    keyword = header.get("ZBLANK", header.get("BLANK"))
+    if keyword is not None and (isinstance(keyword, bool) or not isinstance(keyword, int)):
+        raise FITSFormatError(f"{where}: ZBLANK = {keyword!r} is not an integer")
+    if bitpix < 0 and (keyword is not None or "ZBLANK" in columns):
+        raise TileRefusal("its floating-point tiles have a ZBLANK, which astropy turns into NaN")
     if "ZBLANK" not in columns:
-        value = header.get("ZBLANK", header.get("BLANK"))
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return keyword
     offset, code, _ = columns["ZBLANK"]
     if code not in "IJK":
         raise TileRefusal(f"its ZBLANK column has type {code}, not an integer")
@@ -210,9 +221,12 @@ def _blank(table: bytes, row_nbytes: int, rows: int, columns: Any, header: Any) 
         {"names": ["b"], "formats": [integer], "offsets": [offset], "itemsize": row_nbytes}
     )
     values = np.unique(np.frombuffer(table, dtype=dtype, count=rows)["b"])
-    if len(values) > 1:
-        raise TileRefusal(f"its ZBLANK column differs between tiles ({values[:4].tolist()}...)")
-    return int(values[0]) if len(values) else None
+    if len(values) > 1 or (len(values) and values[0] != keyword):
+        raise TileRefusal(
+            f"its ZBLANK column ({values[:4].tolist()}) differs between tiles or from the "
+            f"ZBLANK/BLANK keyword ({keyword})"
+        )
+    return keyword
 
 
 def compressed_image(
@@ -291,7 +305,7 @@ def compressed_image(
         first = info.data_start + int(starts[0])
         peek = fetch([first], [first + int(nelem[0])])[0]
         full_width = _full_width(peek, math.prod(tile), bitpix)
-    blank = _blank(table, row_nbytes, rows, columns, header)
+    blank = _blank(table, row_nbytes, rows, columns, header, bitpix, where)
     scaled = image_encoding(header, bitpix, where, blank=blank)
     skip = _COMPRESSION_KEYS | {k for k in header if _NUMBERED.match(k)}
     metadata = ArrayMetadata.create(

@@ -8,6 +8,8 @@ scaled, BLANK, unsigned, multi-extension, every tile compression.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -503,3 +505,32 @@ def test_a_compressed_integer_image_with_blank(tmp_path: Path, compression: str)
     fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
     group = check_file(path)
     assert group["COMPRESSED_IMAGE"].metadata.encoding["_FillValue"] == -999
+
+
+# ---- files cfitsio wrote: fpack (Debian's libcfitsio-bin), where installed --------------------
+
+FPACK_OPTIONS = ["-r", "-r -t 32,16", "-g", "-g2", "-g -q 0", "-h", "-h -s 4", "-p"]
+
+
+@pytest.mark.skipif(shutil.which("fpack") is None, reason="fpack (libcfitsio-bin) not installed")
+@pytest.mark.parametrize("options", FPACK_OPTIONS)
+def test_fpack_files_equal_astropy(tmp_path: Path, options: str) -> None:
+    rng = np.random.default_rng(0)
+    images = [
+        fits.ImageHDU(rng.normal(100, 5, (64, 96)).astype("i2"), name="I16"),
+        fits.ImageHDU(rng.integers(0, 200, (48, 40)).astype("i4"), name="I32"),
+    ]
+    if not options.startswith(("-h", "-p")):  # HCOMPRESS and PLIO take these
+        images += [
+            fits.ImageHDU(rng.normal(0, 1, (40, 60)).astype("f4"), name="F32"),
+            fits.ImageHDU(rng.integers(0, 60000, (30, 20)).astype("u2"), name="U16"),
+        ]
+    source, packed = tmp_path / "plain.fits", tmp_path / "packed.fits"
+    fits.HDUList([fits.PrimaryHDU(), *images]).writeto(source)
+    subprocess.run(
+        ["fpack", *options.split(), "-O", str(packed), str(source)], check=True, timeout=60
+    )
+    with fits.open(packed) as hdul:
+        dropped = _not_referenced(hdul)  # fpack quantizes floats unless told -q 0
+    group = check_file(packed, drop_variables=dropped)
+    assert set(group.arrays) | set(dropped) == {h.name for h in images}

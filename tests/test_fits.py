@@ -534,3 +534,12 @@ def test_fpack_files_equal_astropy(tmp_path: Path, options: str) -> None:
         dropped = _not_referenced(hdul)  # fpack quantizes floats unless told -q 0
     group = check_file(packed, drop_variables=dropped)
     assert set(group.arrays) | set(dropped) == {h.name for h in images}
+
+
+def test_astropys_quantized_sample_loads_equal_astropy() -> None:
+    path = ASTROPY_FITS / "hdu" / "compressed" / "tests" / "data" / "compressed_with_nan.fits"
+    with pytest.raises(FITSUnsupportedError, match="quantized"):
+        parse(path)
+    group = parse(path, loadable_variables=["COMPRESSED_IMAGE"])
+    np.testing.assert_array_equal(group["COMPRESSED_IMAGE"].data, scaled(path, 1))
+    assert np.isnan(group["COMPRESSED_IMAGE"].data).any()

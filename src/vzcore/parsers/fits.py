@@ -294,7 +294,7 @@ class FITSParser:
         default=None, converter=attrs.converters.optional(tuple)
     )
 
-    priority = -35
+    priority = -32  # a magic card at byte 0: as specific as GRIB (-35) and netCDF3 (-40)
 
     @classmethod
     def can_open(cls, probe: Probe) -> bool:

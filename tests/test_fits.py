@@ -543,3 +543,25 @@ def test_astropys_quantized_sample_loads_equal_astropy() -> None:
     group = parse(path, loadable_variables=["COMPRESSED_IMAGE"])
     np.testing.assert_array_equal(group["COMPRESSED_IMAGE"].data, scaled(path, 1))
     assert np.isnan(group["COMPRESSED_IMAGE"].data).any()
+
+
+@pytest.mark.parametrize("compression", ["HCOMPRESS_1", "RICE_1", "PLIO_1"])
+def test_tiles_decoded_in_many_threads_at_once_stay_exact(tmp_path: Path, compression: str) -> None:
+    """astropy's cfitsio decoders are not thread-safe (HCOMPRESS keeps C statics): zarr
+    decodes chunks in threads, so `FITSTileCodec` serialises the calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "threads.fits"
+    data = (_ramp((64, 64), "i2") % 200).astype("i2")
+    comp = fits.CompImageHDU(data, compression_type=compression, hcomp_scale=3, tile_shape=(16, 16))
+    fits.HDUList([fits.PrimaryHDU(), comp]).writeto(path)
+    group = parse(path)
+    expected = stored(path, 1)
+    store = vc.ManifestStore(group, registry=registry_for(path))
+
+    def read_all(_: int) -> bool:
+        got = zarr.open_array(store, path="COMPRESSED_IMAGE", mode="r")[...]
+        return bool(np.array_equal(got, expected))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(read_all, range(40)))

@@ -37,6 +37,7 @@ import asyncio
 import dataclasses
 import importlib
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -444,6 +445,12 @@ FITSTileCompression = Literal["GZIP_1", "GZIP_2", "RICE_1", "PLIO_1", "HCOMPRESS
 _FITS_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
+# astropy's cfitsio decoders release the GIL and keep state in C statics (HCOMPRESS's
+# bit buffer at least): decoding two tiles at once in threads gives wrong values, so
+# every call holds this lock.
+_CFITSIO_LOCK = threading.Lock()
+
+
 def _astropy_compression() -> Any:
     return _optional_module("astropy.io.fits.hdu.compressed._compression", "astropy (vz[fits])")
 
@@ -500,22 +507,8 @@ class FITSTileCodec(DecodeOnlyBytesBytesCodec):
                 np.frombuffer(data, dtype=f">i{self.element}").astype(f"=i{self.element}").tobytes()
             )
         try:
-            if self.compression == "RICE_1":
-                raw = c.decompress_rice_1_c(data, self.blocksize, self.bytepix, tilesize)
-                values = np.frombuffer(raw, dtype=f"i{self.bytepix}")
-            elif self.compression == "PLIO_1":
-                values = np.frombuffer(c.decompress_plio_1_c(data, tilesize), dtype="i4")
-            else:
-                sides = [n for n in spec.shape if n != 1]
-                if len(sides) != 2:
-                    raise ChunkDecodeError(
-                        f"codec {self.name}: HCOMPRESS_1 needs a tile with two axes longer "
-                        f"than 1, this one has shape {spec.shape}"
-                    )
-                raw = c.decompress_hcompress_1_c(
-                    data, sides[0], sides[1], self.scale, self.smooth, 8
-                )
-                values = np.frombuffer(raw, dtype="i4")  # always 4-byte integers
+            with _CFITSIO_LOCK:
+                values = self._decode_cfitsio(c, data, spec, tilesize)
         except c.CfitsioException as err:
             raise ChunkDecodeError(
                 f"codec {self.name}: a {self.compression} tile is corrupt: {err}"
@@ -527,6 +520,24 @@ class FITSTileCodec(DecodeOnlyBytesBytesCodec):
             )
         wrapped: bytes = values[:tilesize].astype(_FITS_BITPIX[self.bitpix]).tobytes()
         return wrapped
+
+    def _decode_cfitsio(
+        self, c: Any, data: bytes, spec: ArraySpec, tilesize: int
+    ) -> npt.NDArray[Any]:
+        """The integers of one RICE_1, PLIO_1 or HCOMPRESS_1 tile (call with the lock held)."""
+        if self.compression == "RICE_1":
+            raw = c.decompress_rice_1_c(data, self.blocksize, self.bytepix, tilesize)
+            return np.frombuffer(raw, dtype=f"i{self.bytepix}")
+        if self.compression == "PLIO_1":
+            return np.frombuffer(c.decompress_plio_1_c(data, tilesize), dtype="i4")
+        sides = [n for n in spec.shape if n != 1]
+        if len(sides) != 2:
+            raise ChunkDecodeError(
+                f"codec {self.name}: HCOMPRESS_1 needs a tile with two axes longer "
+                f"than 1, this one has shape {spec.shape}"
+            )
+        raw = c.decompress_hcompress_1_c(data, sides[0], sides[1], self.scale, self.smooth, 8)
+        return np.frombuffer(raw, dtype="i4")  # always 4-byte integers
 
     def _decode_gzip(self, data: bytes, tilesize: int) -> bytes:
         itemsize = abs(self.bitpix) // 8

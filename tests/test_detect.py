@@ -262,7 +262,7 @@ DMRPP = (
 @pytest.mark.parametrize(
     ("name", "data"),
     [
-        ("FITS", b"SIMPLE  =                    T / conforms to FITS standard".ljust(2880)),
+        ("XML", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>'),
     ],
 )
 def test_known_formats_without_a_parser_are_named(tmp_path: Path, name: str, data: bytes) -> None:
@@ -398,6 +398,7 @@ def test_builtins_are_asked_most_specific_first() -> None:
         "icechunk",
         "kerchunk_parquet",
         "zarr",
+        "fits",
         "grib",
         "tiff",
         "hdf4",

@@ -20,6 +20,15 @@ Array to array: ``vz.delta``, differences along one axis (TIFF predictor 2).
 
 Array to bytes: ``vz.simple_packing``, GRIB2 simple packing (data template 5.0);
 ``vz.grib``, a whole GRIB message decoded by ecCodes.
+
+FITS (bytes to bytes, decoded with astropy's cfitsio-derived C functions, the
+``fits`` extra):
+
+- ``vz.fits_tile``: one tile of a tile-compressed FITS image (RICE_1, PLIO_1,
+  HCOMPRESS_1), decoded to the big-endian integers of its ``bitpix``.
+- ``vz.sign_flip``: big-endian integers whose top bit is flipped, FITS's unsigned
+  convention (BZERO = 2**15, 2**31, 2**63 with BSCALE = 1; BZERO = -128 for
+  signed bytes).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ import asyncio
 import dataclasses
 import importlib
 import struct
+import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
@@ -57,10 +68,12 @@ __all__ = [
     "DecodeOnlyArrayBytesCodec",
     "DecodeOnlyBytesBytesCodec",
     "DeltaCodec",
+    "FITSTileCodec",
     "GRIBCodec",
     "LZ4H5Codec",
     "LZFCodec",
     "SZIPCodec",
+    "SignFlipCodec",
     "SimplePackingCodec",
     "register_format_codecs",
 ]
@@ -479,6 +492,159 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
         return values.astype(dtype)
 
 
+# ---- FITS ------------------------------------------------------------------------------------
+
+FITSTileCompression = Literal["GZIP_1", "GZIP_2", "RICE_1", "PLIO_1", "HCOMPRESS_1"]
+_FITS_BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+# astropy's cfitsio decoders release the GIL and keep state in C statics (HCOMPRESS's
+# bit buffer at least): decoding two tiles at once in threads gives wrong values, so
+# every call holds this lock.
+_CFITSIO_LOCK = threading.Lock()
+
+
+def _astropy_compression() -> Any:
+    return _optional_module("astropy.io.fits.hdu.compressed._compression", "astropy (vz[fits])")
+
+
+@dataclass(frozen=True)
+class FITSTileCodec(DecodeOnlyBytesBytesCodec):
+    """One tile of a tile-compressed FITS image (FITS 4.0 section 10.4).
+
+    The tile decodes to ``prod(shape)`` big-endian values of ``bitpix``, the chunk's
+    shape being the tile's (an edge tile is a short chunk of a rectilinear grid).
+    RICE_1 takes ``blocksize`` and ``bytepix``; HCOMPRESS_1 ``scale`` and ``smooth``
+    and a tile with two axes longer than 1. ``element`` is the byte width of the
+    heap column's elements (1 for ``1PB``, 2 for ``1PI``, 4 for ``1PJ``). GZIP_1 and GZIP_2 (byte-shuffled) tiles
+    may hold integers wider than ``bitpix`` (cfitsio once wrote 16-bit images as
+    32-bit integers): the width is taken from the decoded size, as astropy does.
+    Values wrap into ``bitpix`` as astropy's assignment into its image array does.
+    """
+
+    name: ClassVar[str] = "vz.fits_tile"
+    compression: FITSTileCompression = "RICE_1"
+    bitpix: int = 16
+    blocksize: int = 32
+    bytepix: int = 4
+    scale: int = 0
+    smooth: int = 0
+    element: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.compression not in ("GZIP_1", "GZIP_2", "RICE_1", "PLIO_1", "HCOMPRESS_1"):
+            problems.append(f"compression {self.compression!r} is not a FITS tile compression")
+        if self.bitpix not in _FITS_BITPIX:
+            problems.append(f"bitpix {self.bitpix} is not 8, 16, 32, 64, -32 or -64")
+        elif self.bitpix < 0 and not self.compression.startswith("GZIP"):
+            problems.append(f"{self.compression} tiles hold integers, not bitpix {self.bitpix}")
+        if self.element not in (1, 2, 4):
+            problems.append(f"element {self.element} is not 1, 2 or 4 bytes")
+        if self.bytepix not in (1, 2, 4, 8) or self.blocksize < 1:
+            problems.append(
+                f"bytepix {self.bytepix} must be 1, 2, 4 or 8 and blocksize {self.blocksize} positive"
+            )
+        if problems:
+            raise InvalidMetadataError(f"codec {self.name}: " + "; ".join(problems))
+
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        tilesize = int(np.prod(spec.shape))
+        if self.compression.startswith("GZIP"):
+            return self._decode_gzip(data, tilesize)
+        c = _astropy_compression()
+        if self.element > 1:
+            # A heap column of 16- or 32-bit elements (1PI, 1PJ): astropy hands their
+            # values to cfitsio's decoders in native byte order.
+            data = (
+                np.frombuffer(data, dtype=f">i{self.element}").astype(f"=i{self.element}").tobytes()
+            )
+        try:
+            with _CFITSIO_LOCK:
+                values = self._decode_cfitsio(c, data, spec, tilesize)
+        except c.CfitsioException as err:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a {self.compression} tile is corrupt: {err}"
+            ) from err
+        if len(values) < tilesize:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a {self.compression} tile decoded to {len(values)} "
+                f"values, its shape {spec.shape} holds {tilesize}"
+            )
+        wrapped: bytes = values[:tilesize].astype(_FITS_BITPIX[self.bitpix]).tobytes()
+        return wrapped
+
+    def _decode_cfitsio(
+        self, c: Any, data: bytes, spec: ArraySpec, tilesize: int
+    ) -> npt.NDArray[Any]:
+        """The integers of one RICE_1, PLIO_1 or HCOMPRESS_1 tile (call with the lock held)."""
+        if self.compression == "RICE_1":
+            raw = c.decompress_rice_1_c(data, self.blocksize, self.bytepix, tilesize)
+            return np.frombuffer(raw, dtype=f"i{self.bytepix}")
+        if self.compression == "PLIO_1":
+            return np.frombuffer(c.decompress_plio_1_c(data, tilesize), dtype="i4")
+        sides = [n for n in spec.shape if n != 1]
+        if len(sides) != 2:
+            raise ChunkDecodeError(
+                f"codec {self.name}: HCOMPRESS_1 needs a tile with two axes longer "
+                f"than 1, this one has shape {spec.shape}"
+            )
+        raw = c.decompress_hcompress_1_c(data, sides[0], sides[1], self.scale, self.smooth, 8)
+        return np.frombuffer(raw, dtype="i4")  # always 4-byte integers
+
+    def _decode_gzip(self, data: bytes, tilesize: int) -> bytes:
+        itemsize = abs(self.bitpix) // 8
+        stream = zlib.decompressobj(31)  # a gzip member
+        try:
+            raw = stream.decompress(data, 8 * tilesize + 1)  # no tile holds more
+        except zlib.error as err:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a {self.compression} tile is corrupt: {err}"
+            ) from err
+        width, extra = divmod(len(raw), tilesize) if tilesize else (itemsize, 0)
+        if extra or width not in (1, 2, 4, 8):
+            raise ChunkDecodeError(
+                f"codec {self.name}: a {self.compression} tile decoded to {len(raw)} bytes, "
+                f"which is no whole number of 1, 2, 4 or 8-byte values for its {tilesize}"
+            )
+        stored = np.frombuffer(raw, dtype=np.uint8)
+        if self.compression == "GZIP_2":
+            stored = stored.reshape(width, -1).T.ravel()
+        kind = "f" if self.bitpix < 0 and width >= 4 else ("u" if width == 1 else "i")
+        values = stored.view(f">{kind}{width}")
+        converted: bytes = values.astype(_FITS_BITPIX[self.bitpix]).tobytes()
+        return converted
+
+
+@dataclass(frozen=True)
+class SignFlipCodec(DecodeOnlyBytesBytesCodec):
+    """Big-endian integers of ``itemsize`` bytes stored with their top bit flipped.
+
+    FITS stores unsigned integers as signed ones offset by BZERO = 2**(8 * itemsize - 1)
+    (and signed bytes as unsigned ones with BZERO = -128); adding that offset is the
+    same as flipping the top bit, which keeps the values exact in their own type.
+    """
+
+    name: ClassVar[str] = "vz.sign_flip"
+    itemsize: int = 2
+
+    def __post_init__(self) -> None:
+        if self.itemsize not in (1, 2, 4, 8):
+            raise InvalidMetadataError(
+                f"codec {self.name}: itemsize {self.itemsize} is not 1, 2, 4 or 8"
+            )
+
+    def _decode_bytes(self, data: bytes, spec: ArraySpec) -> bytes:
+        if len(data) % self.itemsize:
+            raise ChunkDecodeError(
+                f"codec {self.name}: a chunk of {len(data)} bytes is no whole number of "
+                f"{self.itemsize}-byte items"
+            )
+        items = np.frombuffer(data, dtype=np.uint8).reshape(-1, self.itemsize).copy()
+        items[:, 0] ^= 0x80
+        return items.tobytes()
+
+
 FORMAT_CODECS: tuple[type[Any], ...] = (
     LZFCodec,
     SZIPCodec,
@@ -488,6 +654,8 @@ FORMAT_CODECS: tuple[type[Any], ...] = (
     DeltaCodec,
     SimplePackingCodec,
     GRIBCodec,
+    FITSTileCodec,
+    SignFlipCodec,
 )
 """Every ``vz.`` codec; each has a ``zarr.codecs`` entry point in pyproject.toml."""
 

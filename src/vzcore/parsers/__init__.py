@@ -17,6 +17,7 @@ from vzcore.parsers.detect import (
     parser_plugins,
 )
 from vzcore.parsers.dmrpp import DMRPPFormatError, DMRPPParser, DMRPPUnsupportedError
+from vzcore.parsers.fits import FITSFormatError, FITSParser, FITSUnsupportedError
 from vzcore.parsers.grib import GRIBFormatError, GRIBParser
 from vzcore.parsers.hdf4 import HDF4FormatError, HDF4Parser, HDF4UnsupportedError
 from vzcore.parsers.hdf5 import (
@@ -48,6 +49,9 @@ __all__ = [
     "DMRPPUnsupportedError",
     "ExternalLinkError",
     "ExternalStorageError",
+    "FITSFormatError",
+    "FITSParser",
+    "FITSUnsupportedError",
     "GRIBFormatError",
     "GRIBParser",
     "HDF4FormatError",

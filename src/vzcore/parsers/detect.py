@@ -48,6 +48,7 @@ ENTRY_POINT_GROUP = "vz.parsers"
 
 BUILTIN_PARSERS: dict[str, str] = {
     "dmrpp": "vzcore.parsers.dmrpp:DMRPPParser",
+    "fits": "vzcore.parsers.fits:FITSParser",
     "grib": "vzcore.parsers.grib:GRIBParser",
     "hdf4": "vzcore.parsers.hdf4:HDF4Parser",
     "hdf5": "vzcore.parsers.hdf5:HDFParser",

@@ -441,6 +441,18 @@ def test_a_loaded_table_is_a_node_of_the_tree() -> None:
             )
 
 
+def test_a_loaded_table_opens_as_a_dataset_of_its_group() -> None:
+    path = ASTROPY_FITS / "tests" / "data" / "table.fits"
+    options = {"registry": registry_for(path), "loadable_variables": ["hdu1"]}
+    with pytest.raises(vc.VirtualizationError, match=r"loaded as groups.*group='hdu1'"):
+        vx.open_virtual_dataset(url_of(path), **options)
+    dataset = vx.open_virtual_dataset(url_of(path), group="hdu1", **options)
+    with fits.open(path) as hdul:
+        assert sorted(dataset.data_vars) == sorted(hdul[1].columns.names)
+        for column in hdul[1].columns.names:
+            np.testing.assert_array_equal(dataset[column].values, np.asarray(hdul[1].data[column]))
+
+
 # ---- the codecs -------------------------------------------------------------------------------
 
 

@@ -85,13 +85,36 @@ def open_virtual_dataset(
     loadable = None if loadable_variables is None else list(loadable_variables)
     parser, drop_variables = _told(parser or detect_parser(url, registry), loadable, drop_variables)
     root = parser(url, registry)
+    node = _subgroup(root, group, url)
     return dataset_from_group(
-        _subgroup(root, group, url),
+        node,
         registry=registry,
-        loadable_variables=loadable,
+        loadable_variables=_loadable_in(node, loadable, group, url),
         drop_variables=drop_variables,
         decode_times=decode_times,
     )
+
+
+def _loadable_in(
+    node: vc.VirtualGroup, loadable: list[str] | None, group: str | None, url: str
+) -> list[str] | None:
+    """The names of ``loadable`` that are variables of ``node``.
+
+    A parser may load a name as a whole group (a FITS table: one array per column).
+    Such a name is the group it opens (``group=``), whose arrays are already in
+    memory; naming it while opening another group is refused with the way to open it.
+    """
+    if loadable is None:
+        return None
+    opened = (group or "").strip("/").rsplit("/", 1)[-1]
+    groups = [name for name in loadable if name in node.groups and name not in node.arrays]
+    if groups:
+        raise vc.VirtualizationError(
+            f"{url}: loadable_variables names {groups}, which the parser loaded as groups "
+            f"(one array per column); open them with open_virtual_datatree, or with "
+            f"open_virtual_dataset(..., group={groups[0]!r})"
+        )
+    return [name for name in loadable if not (name == opened and name not in node.arrays)]
 
 
 def open_virtual_datatree(

@@ -54,6 +54,7 @@ from vzcore.errors import (
     UnsupportedCodecError,
     VirtualizationError,
 )
+from vzcore.grib_fields import message_fields
 
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
@@ -454,6 +455,14 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     """
 
     name: ClassVar[str] = "vz.grib"
+    field: int = 0
+    """Which field of a multi-field message the chunk holds (0 for the first)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, int) or isinstance(self.field, bool) or self.field < 0:
+            raise InvalidMetadataError(
+                f"codec {self.name}: field must be a non-negative integer, not {self.field!r}"
+            )
 
     def validate(
         self,
@@ -471,8 +480,13 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
             raise ChunkDecodeError(
                 f"codec {self.name}: decoding GRIB needs the eccodes package"
             ) from err
+        fields = message_fields(bytes(data), f"codec {self.name}", ChunkDecodeError)
+        if self.field >= len(fields):
+            raise ChunkDecodeError(
+                f"codec {self.name}: the message holds {len(fields)} fields, not field {self.field}"
+            )
         try:
-            handle = eccodes.codes_new_from_message(bytes(data))
+            handle = eccodes.codes_new_from_message(fields[self.field])
         except Exception as err:  # ecCodes raises its own error family
             raise ChunkDecodeError(f"codec {self.name}: not a GRIB message: {err}") from err
         try:

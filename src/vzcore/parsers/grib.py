@@ -10,7 +10,9 @@ dimensions cfgrib gives (``number``, ``time``, ``step``, the level type, then
 rows and columns, ``values`` for reduced grids); a key with one value across a
 hypercube is a scalar coordinate. Every message is one chunk of its array, its
 whole byte range, decoded by the ``vz.grib`` codec (ecCodes again, so every packing
-it reads works; points missing in the bitmap read as NaN). A coordinate
+it reads works; points missing in the bitmap read as NaN). The fields of a
+multi-field message (U and V winds in one message, say) are chunks of their own
+arrays, each the message's byte range with the codec told which field it decodes. A coordinate
 combination no message has is a missing chunk (NaN), never a shifted cube.
 
 One hypercube is the root group; several are subgroups named
@@ -35,6 +37,7 @@ from vzcore._frozen import JSON
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import Source, source
 from vzcore.errors import VirtualizationError
+from vzcore.grib_fields import grib2_sections, message_fields
 from vzcore.group import VirtualGroup
 from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
@@ -73,6 +76,7 @@ class _Message:
     offset: int
     length: int
     keys: Mapping[str, Any]
+    field: int = 0  # which field of a multi-field message (`message_fields`)
 
 
 def scan_messages(file: Source, size: int) -> Iterator[tuple[int, int, bytes]]:
@@ -144,16 +148,7 @@ def _keys(data: bytes, where: str) -> dict[str, Any]:
 
 
 def _sections(data: bytes, where: str) -> list[tuple[int, int, int]]:
-    """``(number, start, length)`` of each section of a GRIB2 message after section 0."""
-    sections: list[tuple[int, int, int]] = []
-    position, end = 16, len(data) - 4
-    while position < end:
-        length = int.from_bytes(data[position : position + 4], "big")
-        if length < 5 or position + length > end:
-            raise GRIBFormatError(f"{where}: a section of the message is {length} bytes long")
-        sections.append((data[position + 4], position, length))
-        position += length
-    return sections
+    return grib2_sections(data, where, GRIBFormatError)
 
 
 def _identity(data: bytes, where: str) -> bytes | None:
@@ -162,18 +157,11 @@ def _identity(data: bytes, where: str) -> bytes | None:
     GRIB2 with product template 4.0 or 4.1 and forecast times in hours only: section
     0's discipline and edition, section 1 without its reference time (octets 13-19),
     section 3, section 4 without the forecast time's value (octets 19-22), and the
-    bitmap indicator of section 6.
-    A multi-field message (sections repeated after section 7) is refused.
+    bitmap indicator of section 6. ``data`` holds one field (`message_fields`).
     """
     if data[7] != 2:
         return None
     sections = _sections(data, where)
-    numbers = [number for number, _, _ in sections]
-    if numbers.count(7) > 1 or numbers.count(4) > 1:
-        raise GRIBFormatError(
-            f"{where}: a multi-field message (several fields in one message), which vz "
-            "cannot reference as one chunk per field yet"
-        )
     found = {number: (start, length) for number, start, length in sections}
     if 1 not in found or 4 not in found:
         return None
@@ -302,12 +290,14 @@ class GRIBParser:
         messages: list[_Message] = []
         first_bytes: dict[tuple[Any, ...], bytes] = {}
         for offset, length, data in scan_messages(file, size):
-            check_limit("max_chunks", len(messages) + 1, file.url, "GRIB messages")
-            keys = _keys(data, f"{file.url}: message at byte {offset}")
-            if not _matches(keys, self.filter_by_keys):
-                continue
-            messages.append(_Message(offset, length, keys))
-            first_bytes.setdefault(keys["_grid"], data)
+            where = f"{file.url}: message at byte {offset}"
+            for field, field_data in enumerate(message_fields(data, where, GRIBFormatError)):
+                check_limit("max_chunks", len(messages) + 1, file.url, "GRIB fields")
+                keys = _keys(field_data, where if field == 0 else f"{where}, field {field}")
+                if not _matches(keys, self.filter_by_keys):
+                    continue
+                messages.append(_Message(offset, length, keys, field))
+                first_bytes.setdefault(keys["_grid"], field_data)
         if not messages:
             raise GRIBFormatError(
                 f"{file.url}: no GRIB message"
@@ -516,6 +506,13 @@ def _variable(
 ) -> VirtualArray:
     dims, grid_dims = names
     keys = members[0].keys
+    fields = sorted({m.field for m in members})
+    if len(fields) > 1:
+        raise GRIBFormatError(
+            f"{url}: variable {_variable_name(keys)!r} is field {fields} of different "
+            "multi-field messages; one array decodes one field position (select with "
+            "filter_by_keys=)"
+        )
     attributes: dict[str, JSON] = {
         f"GRIB_{k}": _json(keys[k]) for k in _ATTRIBUTE_KEYS if k in keys and k != "edition"
     }
@@ -534,7 +531,7 @@ def _variable(
         chunk_shape=(*(1 for _ in header_shape), *grid_shape),
         dtype=np.float32,
         fill_value=float("nan"),
-        codecs=[{"name": "vz.grib"}],
+        codecs=[{"name": "vz.grib", "configuration": {"field": fields[0]}}],
         dimension_names=(*dims, *grid_dims),
         attributes=attributes,
     )

@@ -256,7 +256,7 @@ def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -
 def test_keys_from_the_identity_cache_equal_what_eccodes_says(tmp_path: Path) -> None:
     """Every message of every test file: the fast keys (cache + octets) equal ecCodes' own."""
     from vzcore.byteranges import source
-    from vzcore.parsers.grib import _ecc_keys, _keys, scan_messages
+    from vzcore.parsers.grib import _ecc_keys, _fields_with_keys
 
     messages = [
         _message(sample, None, **keys)
@@ -269,7 +269,7 @@ def test_keys_from_the_identity_cache_equal_what_eccodes_says(tmp_path: Path) ->
     path = _write(tmp_path / "many.grib2", [*messages, EXAMPLE.read_bytes()])
     file = source(vc.ObjectStoreRegistry.for_urls([str(path)]), str(path))
     checked = 0
-    for offset, _length, data in scan_messages(file, path.stat().st_size):
-        assert _keys(data, str(offset)) == _ecc_keys(data, str(offset)), offset
+    for found, keys in _fields_with_keys(file, path.stat().st_size):
+        assert keys == _ecc_keys(found.data, str(found.offset)), found.offset
         checked += 1
     assert checked == len(messages) + 24  # example.grib: t and z, 2 x 3 x 2 each

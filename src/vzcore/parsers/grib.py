@@ -24,8 +24,10 @@ cfgrib.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+import os
+from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -130,21 +132,76 @@ def _read(file: Source, start: int, end: int) -> bytes:
     return bytes(file.read_ranges([start], [end])[0])
 
 
-def _keys(data: bytes, where: str) -> dict[str, Any]:
-    """The keys of one message: from ecCodes, or from the cache of its parameter identity.
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_WINDOW = 64
+"""Fields whose keys may be pending at once (their bytes are held until then)."""
+
+
+@attrs.frozen
+class _Field:
+    offset: int
+    length: int
+    field: int
+    data: bytes
+    keys: Future[dict[str, Any]]
+    times: Mapping[str, Any] | None  # the octets' times, when the keys are an identity's
+
+
+def _fields_with_keys(file: Source, size: int) -> Iterator[tuple[_Field, dict[str, Any]]]:
+    """Every field of the file with its keys, in file order.
 
     ecCodes evaluates a parameter's names and level type from its definition tables,
     milliseconds per message. Messages that differ only in their reference time and
     forecast time (GRIB2, product templates 4.0 and 4.1) share everything else, so
     the keys are computed once per identity (`_identity`) and the time keys read from
     the message's own octets (`_times`).
+
+    ecCodes (built with thread support, and called through cffi, which releases the
+    GIL) reads the keys of the distinct identities, and of every message no identity
+    describes, on `_WORKERS` threads while the scan goes on; at most `_WINDOW` fields
+    wait for theirs.
     """
-    identity = _identity(data, where)
-    if identity is None:
-        return _ecc_keys(data, where)
-    keys = dict(_cached_keys(identity, data, where))
-    keys.update(_times(data))
-    return keys
+    started: dict[bytes, Future[dict[str, Any]]] = {}
+    waiting: deque[_Field] = deque()
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        count = 0
+        for offset, length, data in scan_messages(file, size):
+            where = f"{file.url}: message at byte {offset}"
+            for field, field_data in enumerate(message_fields(data, where, GRIBFormatError)):
+                count += 1
+                check_limit("max_chunks", count, file.url, "GRIB fields")
+                at = where if field == 0 else f"{where}, field {field}"
+                identity = _identity(field_data, at)
+                times: Mapping[str, Any] | None = None
+                if identity is None:
+                    keys = pool.submit(_ecc_keys, field_data, at)
+                else:
+                    times = _times(field_data)
+                    keys = started.get(identity) or _identity_keys(identity, field_data, at, pool)
+                    started[identity] = keys
+                waiting.append(_Field(offset, length, field, field_data, keys, times))
+                while len(waiting) > _WINDOW:
+                    yield _done(waiting.popleft())
+        while waiting:
+            yield _done(waiting.popleft())
+
+
+def _identity_keys(
+    identity: bytes, data: bytes, where: str, pool: ThreadPoolExecutor
+) -> Future[dict[str, Any]]:
+    cached = _KEY_CACHE.get(identity)
+    if cached is not None:
+        done: Future[dict[str, Any]] = Future()
+        done.set_result(cached)
+        return done
+    return pool.submit(_cached_keys, identity, data, where)
+
+
+def _done(field: _Field) -> tuple[_Field, dict[str, Any]]:
+    keys = field.keys.result()
+    if field.times is not None:
+        keys = {**keys, **field.times}
+    return field, keys
 
 
 def _sections(data: bytes, where: str) -> list[tuple[int, int, int]]:
@@ -289,15 +346,10 @@ class GRIBParser:
         size = seen.size if seen.size is not None else file.size()
         messages: list[_Message] = []
         first_bytes: dict[tuple[Any, ...], bytes] = {}
-        for offset, length, data in scan_messages(file, size):
-            where = f"{file.url}: message at byte {offset}"
-            for field, field_data in enumerate(message_fields(data, where, GRIBFormatError)):
-                check_limit("max_chunks", len(messages) + 1, file.url, "GRIB fields")
-                keys = _keys(field_data, where if field == 0 else f"{where}, field {field}")
-                if not _matches(keys, self.filter_by_keys):
-                    continue
-                messages.append(_Message(offset, length, keys, field))
-                first_bytes.setdefault(keys["_grid"], field_data)
+        for found, keys in _fields_with_keys(file, size):
+            if _matches(keys, self.filter_by_keys):
+                messages.append(_Message(found.offset, found.length, keys, found.field))
+                first_bytes.setdefault(keys["_grid"], found.data)
         if not messages:
             raise GRIBFormatError(
                 f"{file.url}: no GRIB message"

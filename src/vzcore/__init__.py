@@ -56,6 +56,7 @@ from vzcore.parsers.manifest_parquet import read_manifest_parquet
 from vzcore.read import read_array
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.store import ChunkFetchError, ManifestStore
+from vzcore.verify import SourceChangedError, SourceCheck, Verification, verify
 from vzcore.writers.manifest_parquet import write_manifest_parquet
 
 register_format_codecs()
@@ -91,12 +92,15 @@ __all__ = [
     "RegularChunkGrid",
     "ShapeMismatch",
     "ShortReadError",
+    "SourceChangedError",
+    "SourceCheck",
     "SourceFingerprint",
     "SourceNotFoundError",
     "SourceReadError",
     "SubchunkError",
     "UnregisteredURLError",
     "UnsupportedCodecError",
+    "Verification",
     "VirtualArray",
     "VirtualGroup",
     "VirtualizationError",
@@ -116,5 +120,6 @@ __all__ = [
     "stack",
     "subchunk",
     "validate_compatible",
+    "verify",
     "write_manifest_parquet",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 import attrs
@@ -31,6 +32,7 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.byteranges import RangeBatcher, Source, SourceReadError, source
 from vzcore.group import VirtualGroup
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
+from vzcore.verify import SourceChangedError, SourceCheck, check_source, recorded_sources
 from vzcore.zarr_documents import array_document, group_document
 
 __all__ = ["ChunkFetchError", "ManifestStore"]
@@ -91,11 +93,18 @@ class ManifestStore(Store):
     registry
         Where chunk URLs are read from. Every URL the group references must fall
         under one of its prefixes; this is checked here, before any read.
+    check_sources
+        Before serving the first chunk of each source file, compare the file's
+        fingerprint now with the one recorded when it was parsed
+        (`vzcore.verify.check_source`, one HEAD request per file); the chunks of a
+        changed, missing or unrecorded file raise `SourceChangedError`.
 
     Raises
     ------
     UnregisteredURLError
         Listing every referenced URL the registry does not cover.
+    SourceChangedError
+        On reading, with ``check_sources=True``, from a file that changed.
 
     Examples
     --------
@@ -110,10 +119,20 @@ class ManifestStore(Store):
     supports_listing = True
     supports_partial_writes = False
 
-    def __init__(self, group: VirtualGroup, *, registry: ObjectStoreRegistry | None = None) -> None:
+    def __init__(
+        self,
+        group: VirtualGroup,
+        *,
+        registry: ObjectStoreRegistry | None = None,
+        check_sources: bool = False,
+    ) -> None:
         super().__init__(read_only=True)
         self.group = group
         self.registry = registry if registry is not None else ObjectStoreRegistry()
+        self.check_sources = check_sources
+        self._recorded = recorded_sources(group) if check_sources else {}
+        self._checked: dict[str, SourceCheck] = {}
+        self._checking = threading.Lock()
         self._documents: dict[str, bytes] = {}
         self._arrays: dict[str, _VirtualServed | _LoadedServed] = {}
         unregistered: list[tuple[str, UnregisteredURLError]] = []
@@ -163,6 +182,7 @@ class ManifestStore(Store):
             isinstance(other, ManifestStore)
             and other.group is self.group
             and other.registry == self.registry
+            and other.check_sources == self.check_sources
         )
 
     def __hash__(self) -> int:
@@ -199,6 +219,8 @@ class ManifestStore(Store):
             data = served.inline[row].as_buffer()
             return prototype.buffer.from_bytes(_slice_bytes(memoryview(data), byte_range))
         chunk_start = int(served.offsets[row])
+        if self.check_sources:
+            await self._check_source(served.sources[index], key)
         # A partial request (a shard's index, say) reads only its sub-range of the chunk.
         first, last = _sub_range(int(served.lengths[row]), byte_range)
         try:
@@ -211,6 +233,27 @@ class ManifestStore(Store):
                 f"cannot read chunk {key!r} from {err.url!r} ({where})"
             ) from err.__cause__
         return prototype.buffer.from_bytes(fetched)
+
+    async def _check_source(self, file: Source, key: str) -> None:
+        """Refuse ``key``'s bytes unless ``file`` is unchanged (asked once per file)."""
+        check = self._checked.get(file.url)
+        if check is None:
+            check = await asyncio.to_thread(self._check_once, file.url)
+        if check.status != "unchanged":
+            raise SourceChangedError(
+                f"cannot serve chunk {key!r}: {file.url} is {check.status} since it was "
+                f"virtualized ({check.reason}); re-virtualize it, or open the store "
+                "without check_sources=True",
+                url=file.url,
+            )
+
+    def _check_once(self, url: str) -> SourceCheck:
+        with self._checking:
+            check = self._checked.get(url)
+            if check is None:
+                check = check_source(url, self._recorded.get(url), self.registry)
+                self._checked[url] = check
+            return check
 
     async def get_partial_values(
         self,

@@ -1,8 +1,10 @@
-"""The ``vz`` command: ``vz virtualize``, ``vz info``, ``vz demo``.
+"""The ``vz`` command: ``vz virtualize``, ``vz info``, ``vz verify``, ``vz demo``.
 
 A failure prints one line, ``vz: error: <message>``, to stderr and exits with status 1
 (2 for a usage error, as argparse does; 130 after Ctrl-C, quietly); ``--debug`` or
-``VZ_DEBUG=1`` shows the traceback instead.
+``VZ_DEBUG=1`` shows the traceback instead. ``vz verify`` exits with 0 when every
+source file is unchanged, 1 when one changed, vanished or could not be asked, and 3
+when none changed but some have no recorded fingerprint to compare with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import vzcore as vc
+from vzcore.algebra import referenced_paths
 from vzcore.grid import describe_grid
+from vzcore.verify import recorded_sources
 from vzcore.writers import WriteError, failure_reason, local_target, staged_output
 
 __all__ = ["main"]
@@ -69,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     version.add_argument("--tag", help="an Icechunk repository's tag")
     version.add_argument("--snapshot", help="an Icechunk repository's snapshot id")
 
+    check = commands.add_parser(
+        "verify",
+        parents=[debug],
+        help="list the source files that changed since a store's references were made",
+    )
+    check.add_argument("store", help="a manifest store, reference store or Icechunk repository")
+    version = check.add_mutually_exclusive_group()
+    version.add_argument("--branch", help="an Icechunk repository's branch (default main)")
+    version.add_argument("--tag", help="an Icechunk repository's tag")
+    version.add_argument("--snapshot", help="an Icechunk repository's snapshot id")
+
     demo = commands.add_parser(
         "demo",
         parents=[debug],
@@ -88,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _virtualize(args)
         elif args.command == "info":
             _info(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
+        elif args.command == "verify":
+            return _verify(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
         else:
             from vzxarray.demo import run_demo
 
@@ -264,13 +281,10 @@ def _declare_containers(config: Any, registry: vc.ObjectStoreRegistry) -> dict[s
     return result
 
 
-def _info(
-    store: str,
-    *,
-    branch: str | None = None,
-    tag: str | None = None,
-    snapshot_id: str | None = None,
-) -> None:
+def _open_store(
+    store: str, branch: str | None, tag: str | None, snapshot_id: str | None
+) -> tuple[vc.VirtualGroup, str]:
+    """The group a store holds (an Icechunk repository at the version asked), and its title."""
     from vzcore.parsers import IcechunkParser, detect_parser
 
     url = vc.registry.normalize_url(store)
@@ -285,7 +299,35 @@ def _info(
             f"{url}: --branch, --tag and --snapshot choose a version of an Icechunk "
             f"repository; this store is read by {type(parser).__name__}"
         )
-    print(describe_group(parser(url, registry), title))
+    return parser(url, registry), title
+
+
+def _info(
+    store: str,
+    *,
+    branch: str | None = None,
+    tag: str | None = None,
+    snapshot_id: str | None = None,
+) -> None:
+    group, title = _open_store(store, branch, tag, snapshot_id)
+    print(describe_group(group, title))
+
+
+def _verify(
+    store: str,
+    *,
+    branch: str | None = None,
+    tag: str | None = None,
+    snapshot_id: str | None = None,
+) -> int:
+    group, title = _open_store(store, branch, tag, snapshot_id)
+    urls = sorted(set(referenced_paths(group)) | set(recorded_sources(group)))
+    result = vc.verify(group, vc.ObjectStoreRegistry.for_urls(urls))
+    print(title)
+    print(result)
+    if result.with_status("changed", "missing", "unreadable"):
+        return 1
+    return 3 if result.with_status("unrecorded") else 0
 
 
 def describe_group(group: vc.VirtualGroup, title: str) -> str:

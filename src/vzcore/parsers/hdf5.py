@@ -598,10 +598,12 @@ def _chunked_manifest(
     dataset: Any, metadata: ArrayMetadata, walk: _Walk, where: str
 ) -> ChunkManifest:
     grid = checked_grid(metadata, where)
-    if 0 in grid or dataset.id.get_storage_size() == 0:
+    if 0 in grid:
         return ChunkManifest.empty(grid)
     found = chunk_locations(dataset, walk.file, walk.size, where) if walk.direct_index else None
     if found is None:
+        if dataset.id.get_storage_size() == 0:  # nothing stored: no index to iterate
+            return ChunkManifest.empty(grid)
         found = chunk_iter_locations(dataset)
     if found.filter_masks.any():
         raise HDF5UnsupportedError(

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from vzcore.byteranges import Source
 from vzcore.errors import VirtualizationError
 
-__all__ = ["ChunkLayout", "FileShape", "HDF5IndexError", "chunk_layout", "lookup3", "read_blocks"]
+__all__ = ["ChunkLayout", "FileShape", "HDF5IndexError", "chunk_layout", "header_address", "lookup3", "read_blocks"]
 
 _LAYOUT, _CONTINUATION = 0x0008, 0x0010
 _HEADER_PROBE = 512  # bytes read first at a header: its prefix and, usually, all its messages
@@ -171,9 +171,7 @@ def verify_checksums(blocks: npt.NDArray[np.uint8], what: str, where: str) -> No
 
 def chunk_layout(dataset: Any, file: Source, shape: FileShape, where: str) -> ChunkLayout | None:
     """The chunked layout message of ``dataset``; None when vz does not read its header itself."""
-    import h5py
-
-    address = int(h5py.h5o.get_info(dataset.id).addr)
+    address = header_address(dataset)
     if not 0 <= address < shape.size:
         return None
     head = bytes(read_blocks(file, shape, np.array([address]), _HEADER_PROBE, where)[0])
@@ -182,6 +180,27 @@ def chunk_layout(dataset: Any, file: Source, shape: FileShape, where: str) -> Ch
     if head[0] == 1:
         return _layout_v1(head, address, file, shape, where)
     return None
+
+
+def header_address(dataset: Any) -> int:
+    """Where the object header of ``dataset`` starts.
+
+    The hard link naming it says so at once; `h5py.h5o.get_info` reads the whole
+    header (and takes milliseconds), so it is only asked for other links.
+    """
+    import h5py
+
+    name = dataset.name
+    if name and name != "/":
+        parent, _, base = name.rpartition("/")
+        try:
+            group = dataset.file[parent or "/"]
+            link = group.id.links.get_info(base.encode())
+        except (KeyError, OSError, RuntimeError, ValueError):
+            link = None
+        if link is not None and link.type == h5py.h5l.TYPE_HARD:
+            return int(link.u)
+    return int(h5py.h5o.get_info(dataset.id).addr)
 
 
 def _read(file: Source, shape: FileShape, start: int, length: int, where: str) -> bytes:

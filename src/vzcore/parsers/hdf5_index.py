@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from vzcore.byteranges import Source
+from vzcore.parsers.hdf5_arrays import read_extensible_array, read_fixed_array
+from vzcore.parsers.hdf5_btree2 import read_v2_btree
 from vzcore.parsers.hdf5_layout import (
     ChunkLayout,
     FileShape,
@@ -25,7 +27,6 @@ from vzcore.parsers.hdf5_layout import (
     chunk_layout,
     little_endian,
     read_blocks,
-    verify_checksums,
 )
 
 __all__ = ["ChunkLocations", "HDF5IndexError", "chunk_iter_locations", "chunk_locations"]
@@ -67,7 +68,15 @@ def chunk_locations(
     if layout.address == shape.undefined:
         return _none(len(stored_chunks))
     filtered = dataset.id.get_create_plist().get_nfilters() > 0
-    reader = {0: _v1_btree, 1: _single, 2: _implicit, 3: _fixed_array}.get(layout.index_type)
+    readers = {
+        0: _v1_btree,
+        1: _single,
+        2: _implicit,
+        3: _fixed_array,
+        4: _extensible_array,
+        5: _v2_btree,
+    }
+    reader = readers.get(layout.index_type)
     if reader is None:
         return None
     return reader(dataset, layout, file, shape, filtered, where)
@@ -141,30 +150,29 @@ def _implicit(
     nbytes = _chunk_nbytes(layout)
     linear = np.arange(count, dtype=np.int64)
     offsets = np.uint64(layout.address) + linear.astype(np.uint64) * np.uint64(nbytes)
-    return _within(dataset, layout, grid, linear, offsets, np.full(count, nbytes, np.uint64), None)
+    sizes = np.full(count, nbytes, np.uint64)
+    masks = np.zeros(count, np.uint32)
+    return _within(dataset, layout, _unravel(linear, grid), offsets, sizes, masks)
+
+
+def _unravel(linear: npt.NDArray[np.int64], grid: tuple[int, ...]) -> npt.NDArray[np.int64]:
+    """The (count, ndim) grid coordinates of C-order positions in ``grid``."""
+    coords = np.unravel_index(linear, grid) if len(linear) else [np.zeros(0, np.int64)] * len(grid)
+    return np.stack(coords, axis=1).astype(np.int64).reshape(-1, len(grid))
 
 
 def _within(
     dataset: Any,
     layout: ChunkLayout,
-    grid: tuple[int, ...],
-    linear: npt.NDArray[np.int64],
+    coords: npt.NDArray[np.int64],
     offsets: npt.NDArray[np.uint64],
     sizes: npt.NDArray[np.uint64],
-    masks: npt.NDArray[np.uint32] | None,
+    masks: npt.NDArray[np.uint32],
 ) -> ChunkLocations:
-    """Chunks at linear positions of ``grid`` that start inside the dataset's current shape."""
-    coords = (
-        np.stack(np.unravel_index(linear, grid), axis=1).astype(np.int64).reshape(-1, len(grid))
-    )
+    """The chunks at ``coords`` that start inside the dataset's current shape."""
     starts = coords * np.asarray(layout.chunk_dims[:-1], np.int64)
     inside = (starts < np.asarray(dataset.shape, np.int64)).all(axis=1)
-    return ChunkLocations(
-        coords[inside],
-        offsets[inside],
-        sizes[inside],
-        np.zeros(int(inside.sum()), np.uint32) if masks is None else masks[inside],
-    )
+    return ChunkLocations(coords[inside], offsets[inside], sizes[inside], masks[inside])
 
 
 # ---- version 1 B-tree ------------------------------------------------------------------------
@@ -260,92 +268,79 @@ def _v1_level(
     return nodes
 
 
-# ---- fixed array ------------------------------------------------------------------------------
+def _v2_btree(
+    dataset: Any, layout: ChunkLayout, file: Source, shape: FileShape, filtered: bool, where: str
+) -> ChunkLocations | None:
+    grid = _grid(dataset.shape, layout) or ()
+    ndim = dataset.ndim
+    records = read_v2_btree(
+        file, shape, layout.address, ndim, filtered, max(math.prod(grid), 1), where
+    )
+    if (records.scaled >= np.asarray(grid, np.int64)).any():
+        raise HDF5IndexError(
+            f"{where}: the chunk B-tree holds a chunk outside the array's grid (corrupt file)"
+        )
+    count = len(records.offsets)
+    sizes = records.sizes if filtered else np.full(count, _chunk_nbytes(layout), np.uint64)
+    return ChunkLocations(records.scaled, records.offsets, sizes, records.filter_masks)
+
+
+# ---- fixed and extensible arrays -------------------------------------------------------------
 
 
 def _fixed_array(
     dataset: Any, layout: ChunkLayout, file: Source, shape: FileShape, filtered: bool, where: str
 ) -> ChunkLocations | None:
-    addr, length = shape.sizeof_addr, shape.sizeof_size
-    header_size = 8 + length + addr + 4
-    header = read_blocks(file, shape, np.array([layout.address]), header_size, where)
-    if bytes(header[0, :4]) != b"FAHD":
-        raise HDF5IndexError(f"{where}: the chunk fixed array has no FAHD signature (corrupt file)")
-    verify_checksums(header, "fixed array header", where)
-    client, entry_size, page_bits = int(header[0, 5]), int(header[0, 6]), int(header[0, 7])
-    count = int(little_endian(header[0, 8 : 8 + length]))
-    block_address = int(little_endian(header[0, 8 + length : 8 + length + addr]))
     grid = _grid(dataset.maxshape or dataset.shape, layout)
     if grid is None:
         return None
-    if client != int(filtered) or count != math.prod(grid) or entry_size < addr:
+    entries = read_fixed_array(file, shape, layout.address, filtered, where)
+    if len(entries) != math.prod(grid):
         raise HDF5IndexError(
-            f"{where}: the chunk fixed array's header does not match the dataset "
-            f"({count} entries of {entry_size} bytes for a grid of {grid}) (corrupt file)"
+            f"{where}: the chunk fixed array has {len(entries)} entries for a grid of {grid} "
+            "chunks (corrupt file)"
         )
-    if filtered and entry_size <= addr + 4:
-        raise HDF5IndexError(f"{where}: the chunk fixed array's entries are too short")
-    entries = _fixed_array_entries(file, shape, block_address, count, entry_size, page_bits, where)
+    linear, offsets, sizes, masks = _entries(entries, layout, shape, filtered)
+    return _within(dataset, layout, _unravel(linear, grid), offsets, sizes, masks)
+
+
+def _extensible_array(
+    dataset: Any, layout: ChunkLayout, file: Source, shape: FileShape, filtered: bool, where: str
+) -> ChunkLocations | None:
+    maxshape = dataset.maxshape or dataset.shape
+    unlimited = [axis for axis, m in enumerate(maxshape) if m is None]
+    if len(unlimited) != 1:
+        return None
+    axis = unlimited[0]
+    # The index counts over the grid with the unlimited axis moved first (H5VM_swizzle_coords).
+    fixed = [m for a, m in enumerate(maxshape) if a != axis]
+    chunks = [c for a, c in enumerate(layout.chunk_dims[:-1]) if a != axis]
+    others = tuple(-(-int(m) // c) for m, c in zip(fixed, chunks, strict=True))
+    steps = -(-int(dataset.shape[axis]) // layout.chunk_dims[axis])
+    limit = steps * math.prod(others)
+    entries = read_extensible_array(file, shape, layout.address, filtered, limit, where)
+    if entries is None:
+        return None
+    linear, offsets, sizes, masks = _entries(entries, layout, shape, filtered)
+    swizzled = _unravel(linear, (np.iinfo(np.int64).max // max(math.prod(others), 1), *others))
+    coords = np.insert(swizzled[:, 1:], axis, swizzled[:, 0], axis=1)
+    return _within(dataset, layout, coords, offsets, sizes, masks)
+
+
+def _entries(
+    entries: npt.NDArray[np.uint8], layout: ChunkLayout, shape: FileShape, filtered: bool
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint32]
+]:
+    """The written entries of an array index: linear index, address, size, filter mask."""
+    addr, entry_size = shape.sizeof_addr, entries.shape[1]
     offsets = little_endian(entries[:, :addr])
     present = np.flatnonzero(offsets != np.uint64(shape.undefined))
-    entries = entries[present]
+    written = entries[present]
     if filtered:
-        sizes = little_endian(entries[:, addr : entry_size - 4])
-        masks = entries[:, entry_size - 4 :].copy().view("<u4")[:, 0].astype(np.uint32)
+        sizes = little_endian(written[:, addr : entry_size - 4])
+        masks = written[:, entry_size - 4 :].copy().view("<u4")[:, 0].astype(np.uint32)
     else:
         sizes = np.full(len(present), _chunk_nbytes(layout), np.uint64)
         masks = np.zeros(len(present), np.uint32)
-    return _within(dataset, layout, grid, present.astype(np.int64), offsets[present], sizes, masks)
-
-
-def _fixed_array_entries(
-    file: Source,
-    shape: FileShape,
-    block_address: int,
-    count: int,
-    entry_size: int,
-    page_bits: int,
-    where: str,
-) -> npt.NDArray[np.uint8]:
-    """The (count, entry_size) entry bytes of a fixed array data block, pages checked."""
-    prefix = 6 + shape.sizeof_addr
-    page_entries = 1 << page_bits
-    if count <= page_entries:
-        block = read_blocks(
-            file, shape, np.array([block_address]), prefix + count * entry_size + 4, where
-        )
-        _check_signature(block, b"FADB", where)
-        verify_checksums(block, "fixed array data", where)
-        return block[0, prefix:-4].reshape(count, entry_size)
-    n_pages = -(-count // page_entries)
-    bitmap_size = -(-n_pages // 8)
-    head = read_blocks(file, shape, np.array([block_address]), prefix + bitmap_size + 4, where)
-    _check_signature(head, b"FADB", where)
-    verify_checksums(head, "fixed array data", where)
-    # Bit i (most significant first, as HDF5 packs them) says whether page i was written.
-    written = np.unpackbits(head[0, prefix : prefix + bitmap_size])[:n_pages].astype(bool)
-    page_size = page_entries * entry_size + 4
-    first_page = block_address + prefix + bitmap_size + 4
-    pages = np.flatnonzero(written)
-    entries = np.full((n_pages * page_entries, entry_size), 0xFF, np.uint8)
-    full = pages[pages < n_pages - 1]
-    if len(full):
-        blocks = read_blocks(file, shape, first_page + full * page_size, page_size, where)
-        verify_checksums(blocks, "fixed array page", where)
-        rows = (full[:, None] * page_entries + np.arange(page_entries)).ravel()
-        entries[rows] = blocks[:, :-4].reshape(-1, entry_size)
-    if written[-1]:
-        last_count = count - (n_pages - 1) * page_entries
-        start = first_page + (n_pages - 1) * page_size
-        block = read_blocks(file, shape, np.array([start]), last_count * entry_size + 4, where)
-        verify_checksums(block, "fixed array page", where)
-        base = (n_pages - 1) * page_entries
-        entries[base : base + last_count] = block[0, :-4].reshape(last_count, entry_size)
-    return entries[:count]
-
-
-def _check_signature(block: npt.NDArray[np.uint8], signature: bytes, where: str) -> None:
-    if bytes(block[0, :4]) != signature:
-        raise HDF5IndexError(
-            f"{where}: a chunk index block has no {signature.decode()} signature (corrupt file)"
-        )
+    return present.astype(np.int64), offsets[present], sizes, masks

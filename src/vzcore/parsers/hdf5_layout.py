@@ -3,8 +3,8 @@
 h5py says where a dataset's object header is (`h5py.h5o.get_info`), but not where its
 chunk index is nor which kind it is; both are in the layout message (HDF5 File Format
 Specification v3, IV.A.2.i), found by walking the header's messages (IV.A.1.a version 1,
-IV.A.1.b version 2 "OHDR", with "OCHK" continuation blocks). Version 2 structures carry
-a Jenkins lookup3 checksum (`lookup3`), verified vectorised over equal-length blocks.
+IV.A.1.b version 2 "OHDR", with "OCHK" continuation blocks, their checksums verified).
+Also here: what every index reader shares (`FileShape`, `read_blocks`, `HDF5IndexError`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,18 @@ import numpy.typing as npt
 
 from vzcore.byteranges import Source
 from vzcore.errors import VirtualizationError
+from vzcore.parsers.hdf5_checksum import lookup3
 
-__all__ = ["ChunkLayout", "FileShape", "HDF5IndexError", "chunk_layout", "header_address", "lookup3", "read_blocks"]
+__all__ = [
+    "ChunkLayout",
+    "FileShape",
+    "HDF5IndexError",
+    "chunk_layout",
+    "header_address",
+    "little_endian",
+    "read_blocks",
+    "verify_checksums",
+]
 
 _LAYOUT, _CONTINUATION = 0x0008, 0x0010
 _HEADER_PROBE = 512  # bytes read first at a header: its prefix and, usually, all its messages
@@ -96,72 +106,22 @@ def little_endian(columns: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     return padded.view("<u8")[..., 0].astype(np.uint64)
 
 
-def _rot(x: npt.NDArray[np.uint32], k: int) -> npt.NDArray[np.uint32]:
-    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
-
-
-def lookup3(blocks: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-    """Jenkins' lookup3 ``hashlittle`` (initial value 0) of each row, as HDF5 checksums.
-
-    >>> int(lookup3(np.zeros((1, 0), np.uint8))[0]) == 0xDEADBEEF
-    True
-    """
-    count, length = blocks.shape
-    n_words = max(-(-length // 12), 1) * 3
-    padded = np.zeros((count, n_words * 4), dtype=np.uint8)
-    padded[:, :length] = blocks
-    words = padded.view("<u4").astype(np.uint32)
-    a = np.full(count, (0xDEADBEEF + length) & 0xFFFFFFFF, dtype=np.uint32)
-    b, c = a.copy(), a.copy()
-    if length == 0:
-        return c
-    last = n_words // 3 - 1
-    for block in range(last):
-        a += words[:, 3 * block]
-        b += words[:, 3 * block + 1]
-        c += words[:, 3 * block + 2]
-        a -= c
-        a ^= _rot(c, 4)
-        c += b
-        b -= a
-        b ^= _rot(a, 6)
-        a += c
-        c -= b
-        c ^= _rot(b, 8)
-        b += a
-        a -= c
-        a ^= _rot(c, 16)
-        c += b
-        b -= a
-        b ^= _rot(a, 19)
-        a += c
-        c -= b
-        c ^= _rot(b, 4)
-        b += a
-    a += words[:, 3 * last]
-    b += words[:, 3 * last + 1]
-    c += words[:, 3 * last + 2]
-    c ^= b
-    c -= _rot(b, 14)
-    a ^= c
-    a -= _rot(c, 11)
-    b ^= a
-    b -= _rot(a, 25)
-    c ^= b
-    c -= _rot(b, 16)
-    a ^= c
-    a -= _rot(c, 4)
-    b ^= a
-    b -= _rot(a, 14)
-    c ^= b
-    c -= _rot(b, 24)
-    return c
-
-
-def verify_checksums(blocks: npt.NDArray[np.uint8], what: str, where: str) -> None:
-    """Check each row's last 4 bytes against the lookup3 checksum of the bytes before them."""
-    stored = blocks[:, -4:].copy().view("<u4")[:, 0]
-    bad = np.flatnonzero(lookup3(blocks[:, :-4]) != stored)
+def verify_checksums(
+    blocks: npt.NDArray[np.uint8],
+    what: str,
+    where: str,
+    lengths: npt.NDArray[np.int64] | None = None,
+) -> None:
+    """Check each row's checksum: 4 bytes after its first ``lengths`` bytes (else its last 4)."""
+    count, width = blocks.shape
+    ends = np.full(count, width - 4, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    if ((ends < 0) | (ends + 4 > width)).any():
+        raise HDF5IndexError(
+            f"{where}: a {what} block of the chunk index is too long (corrupt file)"
+        )
+    rows = np.arange(count)[:, None]
+    stored = blocks[rows, ends[:, None] + np.arange(4)].copy().view("<u4")[:, 0]
+    bad = np.flatnonzero(lookup3(blocks, ends) != stored)
     if len(bad):
         raise HDF5IndexError(
             f"{where}: checksum mismatch in {len(bad)} {what} block(s) of the chunk index "

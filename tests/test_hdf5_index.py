@@ -316,9 +316,12 @@ def test_values_read_back(case_files: dict[str, Path], case: Case) -> None:
     registry = vc.ObjectStoreRegistry.for_urls([f"file://{path}"])
     group = HDFParser()(f"file://{path}", registry)
     store = vc.ManifestStore(group, registry=registry)
-    got = zarr.open_array(store, path=case.name, mode="r")[...]
+    array = zarr.open_array(store, path=case.name, mode="r")
+    # Big arrays: their two ends (the first and the last blocks of the index), not all.
+    steps = 300 if np.prod(case.shape) > 5_000 else case.shape[0]
     with h5py.File(path) as f:
-        np.testing.assert_array_equal(got, f[case.name][...])
+        for part in (slice(0, steps), slice(-steps, None)):
+            np.testing.assert_array_equal(array[part], f[case.name][part])
 
 
 def test_netcdf4_file_reads_directly(tmp_path: Path) -> None:

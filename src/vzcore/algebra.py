@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, overload
 
 import numpy as np
@@ -472,6 +473,10 @@ def _with_inline_column(manifest: ChunkManifest) -> pa.Table:
     return manifest.table.append_column("data", pa.nulls(manifest.n_chunks, INLINE_TYPE))
 
 
+_THREADED_GATHER_ROWS = 1 << 20
+"""Results with at least this many chunks are gathered by three threads, one per column."""
+
+
 def _gather_concat(
     manifests: Sequence[ChunkManifest], axis: int, grid: tuple[int, ...]
 ) -> ChunkManifest:
@@ -480,26 +485,40 @@ def _gather_concat(
     Offsets and lengths are one numpy concatenate each, reading the inputs in place
     and writing straight into Arrow's memory pool; the path indices go through each
     input's small transposition into the unified dictionary, written into its slab of
-    the output. No intermediate column of the result's size is made.
+    the output. No intermediate column of the result's size is made; large results
+    have their columns filled concurrently.
     """
     dictionary, mappings = unified_dictionary([m.dictionary for m in manifests])
     n_chunks = math.prod(grid)
     columns = [m.to_numpy_columns() for m in manifests]
-    joined = []
-    for k in (1, 2):
+
+    def numbers(k: int) -> npt.NDArray[np.uint64]:
         out = arrow_backed_empty(n_chunks, np.dtype(np.uint64))
         parts = [c[k].reshape(m.grid) for c, m in zip(columns, manifests, strict=True)]
         np.concatenate(parts, axis=axis, out=out.reshape(grid))
-        joined.append(out)
-    indices = arrow_backed_empty(n_chunks, np.dtype(np.int32))
-    shaped = indices.reshape(grid)
-    start = 0
-    for manifest, column, mapping in zip(manifests, columns, mappings, strict=True):
-        stop = start + manifest.grid[axis]
-        slab = shaped[(slice(None),) * axis + (slice(start, stop),)]
-        local = column[0].reshape(manifest.grid)
-        slab[...] = local if mapping is None else mapping[local]
-        start = stop
+        return out
+
+    def path_indices() -> npt.NDArray[np.int32]:
+        indices = arrow_backed_empty(n_chunks, np.dtype(np.int32))
+        shaped = indices.reshape(grid)
+        start = 0
+        for manifest, column, mapping in zip(manifests, columns, mappings, strict=True):
+            stop = start + manifest.grid[axis]
+            slab = shaped[(slice(None),) * axis + (slice(start, stop),)]
+            local = column[0].reshape(manifest.grid)
+            slab[...] = local if mapping is None else mapping[local]
+            start = stop
+        return indices
+
+    if n_chunks < _THREADED_GATHER_ROWS:
+        indices, joined = path_indices(), [numbers(1), numbers(2)]
+    else:
+        # Writing fresh memory costs a page fault per page, and numpy's copies release
+        # the GIL: the three columns are filled side by side, on the cores there are.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            offsets, lengths = pool.submit(numbers, 1), pool.submit(numbers, 2)
+            indices = path_indices()
+            joined = [offsets.result(), lengths.result()]
     missing = sum(m.paths.null_count for m in manifests) > 0
     return ChunkManifest.from_numpy_columns(
         grid,

@@ -32,6 +32,9 @@ out["concat_axis0_s"], result = best_of(partial(np.concatenate, arrays, axis=0))
 out["concat_axis2_s"], _ = best_of(partial(np.concatenate, arrays, axis=2), repeat=1)
 variables = [xr.Variable(("t", "y", "x"), a) for a in arrays]
 out["xr_concat_axis0_s"], _ = best_of(partial(xr.Variable.concat, variables, dim="t"), repeat=1)
+datasets = [xr.Dataset({"tas": v}) for v in variables]
+out["xr_concat_datasets_s"], _ = best_of(partial(xr.concat, datasets, dim="t"))
+del datasets
 del variables, arrays, _
 gc.collect()
 n_refs = int(np.prod(result.manifest.shape_chunk_grid))

@@ -183,3 +183,71 @@ def test_concat_result_is_read_only(case: ConcatCase) -> None:
         assert not dense.flags.writeable
     for column in result.manifest.to_numpy_columns():
         assert not column.flags.writeable
+
+
+# ---- the gather --------------------------------------------------------------------------
+
+
+def _rechunked(manifest: vc.ChunkManifest, rows_per_chunk: int) -> vc.ChunkManifest:
+    """The same manifest whose table is cut into Arrow chunks of ``rows_per_chunk`` rows."""
+    batches = manifest.table.to_batches(max_chunksize=rows_per_chunk)
+    table = pa.Table.from_batches(batches, schema=manifest.table.schema)
+    return vc.ChunkManifest(manifest.grid, table)
+
+
+def _with_inline(manifest: vc.ChunkManifest, data: st.DataObject) -> vc.ChunkManifest:
+    """Some missing chunks of ``manifest`` made inline chunks of drawn bytes."""
+    paths, offsets, lengths = (a.copy() for a in manifest.to_arrays())
+    blobs = np.full(manifest.grid, None, dtype=object)
+    for index in zip(*np.nonzero(paths == ""), strict=True):
+        if data.draw(st.booleans()):
+            blobs[index] = data.draw(st.binary(min_size=1, max_size=4))
+    if all(blob is None for blob in blobs.ravel()):
+        return manifest
+    return vc.ChunkManifest.from_arrays(paths=paths, offsets=offsets, lengths=lengths, data=blobs)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+@given(data=st.data())
+def test_gather_concat_is_np_concatenate_of_every_column(axis: int, data: st.DataObject) -> None:
+    """The one-pass gather equals numpy on the dense columns, on any axis and any table layout.
+
+    Inputs have tables cut into several Arrow chunks, share dictionary objects (one
+    manifest given twice), hold missing and inline chunks; along axis 0 the gather also
+    equals the appended tables.
+    """
+    from vzcore.algebra import _append_tables, _gather_concat
+
+    arrays, axis = data.draw(concat_cases(axis=axis, min_size=1, max_size=4))
+    manifests = [a.manifest for a in arrays]
+    manifests = [
+        _rechunked(m, data.draw(st.integers(1, 4))) if data.draw(st.booleans()) else m
+        for m in manifests
+    ]
+    if data.draw(st.booleans()):
+        manifests = [_with_inline(m, data) for m in manifests]
+    if len(manifests) > 1 and data.draw(st.booleans()):
+        manifests = [manifests[0], *manifests]
+    grid = list(manifests[0].grid)
+    grid[axis] = sum(m.grid[axis] for m in manifests)
+    gathered = _gather_concat(manifests, axis, tuple(grid))
+
+    dense = [m.to_arrays() for m in manifests]
+    expected = [np.concatenate([d[k] for d in dense], axis=axis) for k in range(3)]
+    for got, want in zip(gathered.to_arrays(), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    inline = [
+        np.array(
+            m.inline_data.to_pylist() if m.inline_data is not None else [None] * m.n_chunks,
+            dtype=object,
+        ).reshape(m.grid)
+        for m in manifests
+    ]
+    want_inline = np.concatenate(inline, axis=axis).ravel().tolist()
+    got_inline = gathered.inline_data
+    assert (got_inline.to_pylist() if got_inline is not None else [None] * gathered.n_chunks) == (
+        want_inline
+    )
+    assert gathered.n_missing == sum(m.n_missing for m in manifests)
+    if axis == 0:
+        assert gathered == vc.ChunkManifest(tuple(grid), _append_tables(manifests))

@@ -1061,3 +1061,44 @@ def test_plain_paths_become_file_urls_once(make_virtual: Factory) -> None:
     assert renamed.manifest.dictionary.to_pylist()[0] == "s3://bucket/a.nc"
     group = vc.VirtualGroup(sources={"/data/a.nc": vc.SourceFingerprint(size=3)})
     assert list(group.sources) == ["file:///data/a.nc"]
+
+
+# ---- the gather along inner axes ----------------------------------------------------------
+
+
+def _files_along(n_files: int, grid: tuple[int, ...]) -> list[vc.VirtualArray]:
+    """``n_files`` arrays of ``grid`` chunks, each over its own file, some chunks missing."""
+    arrays = []
+    for i in range(n_files):
+        n_chunks = int(np.prod(grid))
+        paths = np.full(n_chunks, f"s3://bucket/f{i}.nc", dtype=np.dtypes.StringDType())
+        paths[(np.arange(n_chunks) + i) % 5 == 0] = ""
+        offsets = np.arange(n_chunks, dtype=np.uint64) * 7 + np.uint64(i << 32)
+        lengths = np.arange(n_chunks, dtype=np.uint64) % 11 + np.uint64(i)
+        manifest = vc.ChunkManifest.from_arrays(
+            paths=paths.reshape(grid), offsets=offsets.reshape(grid), lengths=lengths.reshape(grid)
+        )
+        shape = tuple(2 * g for g in grid)
+        arrays.append(
+            vc.VirtualArray(
+                vc.ArrayMetadata(shape=shape, chunk_grid=(2, 2, 2), dtype="f4"), manifest
+            )
+        )
+    return arrays
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_threaded_gather_equals_numpy_on_the_dense_columns(
+    axis: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large results fill their columns in threads: the same references, in the same places."""
+    import vzcore.algebra as algebra_module
+
+    arrays = _files_along(12, (3, 4, 5))
+    sequential = vc.concat(arrays, axis=axis)
+    monkeypatch.setattr(algebra_module, "_THREADED_GATHER_ROWS", 0)
+    threaded = vc.concat(arrays, axis=axis)
+    assert threaded == sequential
+    dense = [a.manifest.to_arrays() for a in arrays]
+    for got, k in zip(threaded.manifest.to_arrays(), range(3), strict=True):
+        np.testing.assert_array_equal(got, np.concatenate([d[k] for d in dense], axis=axis))

@@ -607,3 +607,29 @@ def test_each_source_file_is_its_own_checksum(corpus: Corpus, tmp_path: Path) ->
     np.testing.assert_array_equal(tas[:n0], expected[:n0])
     with pytest.raises(icechunk.IcechunkError, match=r"modified|changed"):
         tas[n0:]
+
+
+# ---- references in slabs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slab_rows", [1, 3])
+def test_references_written_in_small_slabs_read_like_the_files(
+    corpus: Corpus, tmp_path: Path, slab_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk calls over runs of slabs (appends included) place every reference where it was."""
+    import vzcore.writers.icechunk as icechunk_module
+
+    monkeypatch.setattr(icechunk_module, "_SLAB_ROWS", slab_rows)
+    for name in FILES:
+        repository = make_repository(corpus.folder, "memory", tmp_path)
+        group = corpus.group(name)
+        committed(repository, lambda store, g=group: write_icechunk(g, store))
+        for path in GROUPS[name]:
+            expected = expected_dataset(corpus.paths[name], path)
+            assert_same_values(read_group(repository, path), expected)
+    appended = make_repository(corpus.folder, "memory", tmp_path)
+    for index, name in enumerate(PARTS):
+        append_dim = None if index == 0 else "time"
+        group = corpus.group(name)
+        committed(appended, lambda s, g=group, a=append_dim: write_icechunk(g, s, append_dim=a))
+    assert_same_values(read_group(appended), _expected_series(corpus))

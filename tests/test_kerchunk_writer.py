@@ -40,6 +40,7 @@ from tests.writer_corpus import (
 import vzcore as vc
 import vzxarray as vx
 from vzcore.parsers import HDFParser, NetCDF3Parser
+from vzcore.urls import fsspec_url
 from vzcore.writers import kerchunk as kerchunk_module
 from vzcore.writers import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
 
@@ -625,3 +626,52 @@ def test_a_fill_chunk_the_codecs_cannot_encode_is_refused_before_output(
     assert "Shuffle" in message
     assert "fill value 5" in message
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# ---- the JSON writer's batches ------------------------------------------------------------
+
+
+def _sparse_group(grid: tuple[int, ...]) -> vc.VirtualGroup:
+    """One virtual array of ``grid`` over three files, every third chunk missing."""
+    n_chunks = math.prod(grid)
+    urls = np.array(
+        ["s3://bucket/a.nc", "file:///data/b c.nc", "s3://bucket/dir/c%3F.nc"],
+        dtype=np.dtypes.StringDType(),
+    )
+    paths = urls[np.arange(n_chunks) % 3]
+    paths[np.arange(n_chunks) % 3 == 2] = ""
+    offsets = np.arange(n_chunks, dtype=np.uint64) * 1000 + 2**40
+    lengths = np.arange(n_chunks, dtype=np.uint64) + 7
+    manifest = vc.ChunkManifest.from_arrays(
+        paths=paths.reshape(grid), offsets=offsets.reshape(grid), lengths=lengths.reshape(grid)
+    )
+    shape = tuple(2 * g for g in grid)
+    metadata = vc.ArrayMetadata(shape=shape, chunk_grid=(2,) * len(grid), dtype="<i4", fill_value=0)
+    return vc.VirtualGroup(arrays={"v": vc.VirtualArray(metadata, manifest)})
+
+
+@pytest.mark.parametrize("batch_rows", [1, 4, 1 << 20])
+@pytest.mark.parametrize("grid", [(), (7,), (3, 5), (2, 3, 7)])
+def test_json_batches_write_exactly_the_references(
+    grid: tuple[int, ...], batch_rows: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batched in any size (axes longer or shorter than a batch), JSON holds the dict's refs."""
+    monkeypatch.setattr(kerchunk_module, "_BATCH_ROWS", batch_rows)
+    group = _sparse_group(grid)
+    target = write_kerchunk_json(group, tmp_path / "refs.json")
+    written = json.loads(target.read_text())
+    expected = kerchunk_refs(group)
+    assert written == {"version": 1, "refs": expected["refs"]}
+    paths, offsets, lengths = group["v"].manifest.to_arrays()  # type: ignore[union-attr]
+    chunks = {
+        "v/" + (".".join(map(str, index)) or "0"): [
+            fsspec_url(str(paths[index])),
+            int(offsets[index]),
+            int(lengths[index]),
+        ]
+        for index in np.ndindex(*grid)
+        if paths[index]
+    }
+    assert {
+        k: v for k, v in written["refs"].items() if k.startswith("v/") and k[2] != "."
+    } == chunks

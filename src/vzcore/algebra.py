@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, overload
 
 import numpy as np
@@ -44,7 +45,7 @@ from vzcore.manifest import (
     ChunkManifest,
     _indices,
     arrow_backed_empty,
-    column_to_numpy,
+    unified_dictionary,
     unify_dictionary,
 )
 from vzcore.metadata import ArrayMetadata
@@ -115,8 +116,13 @@ def _differences(
     """One message per group of inputs whose value differs from input 0's."""
     groups: dict[Hashable, list[int]] = {}
     shown: dict[Hashable, Any] = {}
+    # Arrays joined by the thousand share their codecs, dtype, encoding objects: each
+    # object's key is computed once (``values`` keeps them alive, so ids stay unique).
+    keys: dict[int, Hashable] = {}
     for index, value in enumerate(values):
-        k = key(value)
+        k = keys.get(id(value))
+        if k is None:
+            k = keys[id(value)] = key(value)
         groups.setdefault(k, []).append(index)
         shown.setdefault(k, value)
     if len(groups) == 1:
@@ -359,7 +365,11 @@ def _joined_metadata(
     lengths = np.concatenate([a.metadata.chunk_grid.axis_lengths(a.shape, axis) for a in arrays])
     if not len(lengths):
         return first.evolve(shape=shape)  # no chunk along the axis: its length stays
-    grid = first.chunk_grid.replace_axis(axis, tuple(lengths.tolist()))
+    # One length throughout is a regular axis (what `canonical_grid` would make of the
+    # tuple), given as such: a tuple of 100,000 lengths costs a Python pass to check.
+    regular = int(lengths.min()) == int(lengths.max())
+    spec: AxisChunks = int(lengths[0]) if regular else tuple(lengths.tolist())
+    grid = first.chunk_grid.replace_axis(axis, spec)
     return first.evolve(shape=shape, chunk_grid=grid)
 
 
@@ -463,45 +473,81 @@ def _with_inline_column(manifest: ChunkManifest) -> pa.Table:
     return manifest.table.append_column("data", pa.nulls(manifest.n_chunks, INLINE_TYPE))
 
 
+_THREADED_GATHER_ROWS = 1 << 20
+"""Results with at least this many chunks are gathered by three threads, one per column."""
+
+
 def _gather_concat(
     manifests: Sequence[ChunkManifest], axis: int, grid: tuple[int, ...]
 ) -> ChunkManifest:
-    # One shared dictionary first; then each column is one numpy concatenate in grid
-    # shape, reading the inputs in place and writing once into Arrow's memory pool.
-    appended = _append_tables(manifests)
-    starts = np.cumsum([0] + [m.n_chunks for m in manifests])
-    columns = [
-        _indices(appended.column("path")),
-        appended.column("offset"),
-        appended.column("length"),
-    ]
-    joined = []
-    for column in columns:
-        parts = [
-            column_to_numpy(column.slice(start, m.n_chunks)).reshape(m.grid)
-            for start, m in zip(starts, manifests, strict=False)
-        ]
-        out = arrow_backed_empty(int(starts[-1]), parts[0].dtype)
-        joined.append(np.concatenate(parts, axis=axis, out=out.reshape(grid)).ravel())
-    data = None
-    if "data" in appended.column_names:
-        # The same gather, as row numbers, applied to the inline bytes in one take.
-        order = np.concatenate(
-            [
-                np.arange(start, start + m.n_chunks, dtype=np.int64).reshape(m.grid)
-                for start, m in zip(starts.tolist(), manifests, strict=False)
-            ],
-            axis=axis,
-        ).ravel()
-        data = pc.take(appended.column("data"), pa.array(order))
+    """The manifests side by side along ``axis``, each output column written once.
+
+    Offsets and lengths are one numpy concatenate each, reading the inputs in place
+    and writing straight into Arrow's memory pool; the path indices go through each
+    input's small transposition into the unified dictionary, written into its slab of
+    the output. No intermediate column of the result's size is made; large results
+    have their columns filled concurrently.
+    """
+    dictionary, mappings = unified_dictionary([m.dictionary for m in manifests])
+    n_chunks = math.prod(grid)
+    columns = [m.to_numpy_columns() for m in manifests]
+
+    def numbers(k: int) -> npt.NDArray[np.uint64]:
+        out = arrow_backed_empty(n_chunks, np.dtype(np.uint64))
+        parts = [c[k].reshape(m.grid) for c, m in zip(columns, manifests, strict=True)]
+        np.concatenate(parts, axis=axis, out=out.reshape(grid))
+        return out
+
+    def path_indices() -> npt.NDArray[np.int32]:
+        indices = arrow_backed_empty(n_chunks, np.dtype(np.int32))
+        shaped = indices.reshape(grid)
+        start = 0
+        for manifest, column, mapping in zip(manifests, columns, mappings, strict=True):
+            stop = start + manifest.grid[axis]
+            slab = shaped[(slice(None),) * axis + (slice(start, stop),)]
+            local = column[0].reshape(manifest.grid)
+            slab[...] = local if mapping is None else mapping[local]
+            start = stop
+        return indices
+
+    if n_chunks < _THREADED_GATHER_ROWS:
+        indices, joined = path_indices(), [numbers(1), numbers(2)]
+    else:
+        # Writing fresh memory costs a page fault per page, and numpy's copies release
+        # the GIL: the three columns are filled side by side, on the cores there are.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            offsets, lengths = pool.submit(numbers, 1), pool.submit(numbers, 2)
+            indices = path_indices()
+            joined = [offsets.result(), lengths.result()]
+    missing = sum(m.paths.null_count for m in manifests) > 0
     return ChunkManifest.from_numpy_columns(
         grid,
-        dictionary=ChunkManifest((int(starts[-1]),), appended).dictionary,
-        indices=joined[0],
-        offsets=joined[1],
-        lengths=joined[2],
-        data=data,
+        dictionary=dictionary,
+        indices=indices,
+        offsets=joined[0],
+        lengths=joined[1],
+        data=_gathered_inline(manifests, axis),
+        may_be_missing=missing,
     )
+
+
+def _gathered_inline(manifests: Sequence[ChunkManifest], axis: int) -> pa.ChunkedArray | None:
+    """The ``data`` columns side by side along ``axis`` (one take), or None without any."""
+    if all(m.inline_data is None for m in manifests):
+        return None
+    data = pa.chunked_array(
+        [c for m in manifests for c in _with_inline_column(m).column("data").chunks],
+        type=INLINE_TYPE,
+    )
+    starts = np.cumsum([0] + [m.n_chunks for m in manifests]).tolist()
+    order = np.concatenate(
+        [
+            np.arange(start, start + m.n_chunks, dtype=np.int64).reshape(m.grid)
+            for start, m in zip(starts, manifests, strict=False)
+        ],
+        axis=axis,
+    ).ravel()
+    return pc.take(data, pa.array(order))
 
 
 def expand_dims(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import attrs
@@ -501,13 +501,18 @@ class ChunkManifest:
         offsets: npt.NDArray[np.uint64],
         lengths: npt.NDArray[np.uint64],
         data: pa.Array | pa.ChunkedArray | None = None,
+        may_be_missing: bool = True,
     ) -> Self:
         """The inverse of `to_numpy_columns` (columns taken over without a copy).
 
         ``data``, a binary column of one value per row, carries the inline chunks.
+        ``may_be_missing=False`` says no index is negative (the caller knows it), which
+        saves a pass over the indices.
         """
-        missing = indices < 0
-        mask = missing if missing.any() else None
+        mask = None
+        if may_be_missing:
+            missing = indices < 0
+            mask = missing if missing.any() else None
         path = pa.DictionaryArray.from_arrays(
             pa.array(indices, type=pa.int32(), mask=mask), dictionary
         )
@@ -682,22 +687,58 @@ def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """
     if column.num_chunks <= 1 or _single_dictionary(column):
         return column
-    dictionaries = [chunk.dictionary for chunk in column.chunks]
-    encoded = pa.concat_arrays(dictionaries).dictionary_encode()
-    unified = encoded.dictionary
-    transpose = encoded.indices.to_numpy().astype(np.int32)
-    starts = np.cumsum([0] + [len(d) for d in dictionaries])
+    unified, mappings = unified_dictionary([chunk.dictionary for chunk in column.chunks])
+    # The transposed indices of all chunks go into one buffer of Arrow's pool, which
+    # recycles memory: a thousand small fresh allocations would fault page by page.
+    moved = sum(len(c) for c, m in zip(column.chunks, mappings, strict=True) if m is not None)
+    buffer = arrow_backed_empty(moved, np.dtype(np.int32))
+    start = 0
     chunks = []
-    for chunk, start, dictionary in zip(column.chunks, starts, dictionaries, strict=False):
-        mapping = transpose[start : start + len(dictionary)]
-        identity = np.array_equal(mapping, np.arange(len(mapping)))
+    for chunk, mapping in zip(column.chunks, mappings, strict=True):
         indices = chunk.indices
-        if not identity and indices.null_count:
-            indices = pc.take(pa.array(mapping), indices)
-        elif not identity:
-            indices = pa.array(mapping[indices.to_numpy()], type=pa.int32())
+        if mapping is not None:
+            local = indices.to_numpy(zero_copy_only=False) if not indices.null_count else None
+            if local is None:
+                indices = pc.take(pa.array(mapping[:-1]), indices)
+            else:
+                out = buffer[start : start + len(local)]
+                np.take(mapping, local, out=out)
+                start += len(local)
+                indices = pa.array(out, type=pa.int32())
         chunks.append(pa.DictionaryArray.from_arrays(indices, unified))
     return pa.chunked_array(chunks, type=PATH_TYPE)
+
+
+def unified_dictionary(
+    dictionaries: Sequence[pa.Array],
+) -> tuple[pa.Array, list[npt.NDArray[np.int32] | None]]:
+    """One dictionary holding the entries of all ``dictionaries``, and how to get there.
+
+    Returns the unified dictionary and, per input dictionary, its transposition: the
+    position in the unified one of each of its entries, followed by ``-1`` (so that a
+    missing row's index ``-1`` maps to ``-1``); None where that is the identity. A
+    dictionary object given several times is encoded once.
+
+    >>> unified, maps = unified_dictionary([pa.array(["a", "b"]), pa.array(["b", "c"])])
+    >>> unified.to_pylist(), maps[0], maps[1].tolist()
+    (['a', 'b', 'c'], None, [1, 2, -1])
+    """
+    by_identity = {id(d): d for d in dictionaries}
+    ordered = list(by_identity.values())
+    if len(ordered) == 1:
+        return ordered[0], [None] * len(dictionaries)
+    position = {key: k for k, key in enumerate(by_identity)}
+    encoded = pa.concat_arrays(ordered).dictionary_encode()
+    transpose = encoded.indices.to_numpy().astype(np.int32)
+    starts = np.cumsum([0] + [len(d) for d in ordered])
+    per_distinct: list[npt.NDArray[np.int32] | None] = []
+    for k, dictionary in enumerate(ordered):
+        mapping = transpose[starts[k] : starts[k] + len(dictionary)]
+        if np.array_equal(mapping, np.arange(len(mapping))):
+            per_distinct.append(None)
+        else:
+            per_distinct.append(np.append(mapping, np.int32(-1)).astype(np.int32))
+    return encoded.dictionary, [per_distinct[position[id(d)]] for d in dictionaries]
 
 
 def _single_dictionary(column: pa.ChunkedArray) -> bool:

@@ -19,7 +19,9 @@ import base64
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from vzcore.byteranges import read_references
 from vzcore.cf import zarr_v2_fill_value
 from vzcore.errors import RectilinearGridError, UnsupportedCodecError, VirtualizationError
 from vzcore.group import VirtualGroup
-from vzcore.manifest import ChunkManifest
+from vzcore.manifest import ChunkManifest, _indices
 from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import fsspec_url
@@ -141,11 +143,46 @@ def _chunk_keys(grid: tuple[int, ...], rows: npt.NDArray[np.int64]) -> pa.Array:
     """``"i.j.k"`` for each row of a C-ordered grid, built as Arrow string columns."""
     if not grid:
         return pa.array(["0"] * len(rows), pa.large_string())
-    coords = np.unravel_index(rows, grid)
-    parts = [pc.cast(pa.array(c), pa.large_string()) for c in coords]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, _text("."))
+    texts = _key_texts(grid, "", rows_per_call=len(rows))(rows)
+    return texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, _text(""))
+
+
+def _key_texts(
+    grid: tuple[int, ...], prefix: str, *, rows_per_call: int = _BATCH_ROWS
+) -> Callable[[npt.NDArray[np.int64]], list[pa.Array | pa.Scalar]]:
+    """A function giving, for rows of ``grid``, the texts that joined make ``prefix + "i.j.k"``.
+
+    One text per axis: the coordinate with the separator (and, on the first axis,
+    ``prefix``) around it, formatted once per coordinate value when the axis has no
+    more chunks than the rows of a call (``rows_per_call``), else per row.
+    """
+    if not grid:
+        return lambda rows: [_text(prefix + "0")]
+    last = len(grid) - 1
+    around = [(prefix if a == 0 else "", "" if a == last else ".") for a in range(len(grid))]
+    labels = [
+        _decimal_with(np.arange(side, dtype=np.int64), before, after)
+        if side <= rows_per_call
+        else None
+        for side, (before, after) in zip(grid, around, strict=True)
+    ]
+
+    def texts(rows: npt.NDArray[np.int64]) -> list[pa.Array | pa.Scalar]:
+        coords = np.unravel_index(rows, grid)
+        return [
+            _decimal_with(c, *around[a]) if labels[a] is None else pc.take(labels[a], c)
+            for a, c in enumerate(coords)
+        ]
+
+    return texts
+
+
+def _decimal_with(values: npt.NDArray[Any], before: str, after: str) -> pa.Array:
+    """``before + str(v) + after`` for each value, as one Arrow string column."""
+    digits = pc.cast(pa.array(values), pa.large_string())
+    if not before and not after:
+        return digits
+    return pc.binary_join_element_wise(_text(before), digits, _text(after), _text(""))
 
 
 def _text(value: str) -> pa.Scalar:
@@ -240,55 +277,81 @@ def _fsspec_paths(paths: pa.ChunkedArray) -> pa.ChunkedArray:
 # ---- JSON ---------------------------------------------------------------------------------
 
 
-def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[bytes]:
-    """``"key":["url",offset,length],`` texts of the array's references, in batches."""
-    indices, offsets, lengths = array.manifest.to_numpy_columns()
-    escaped = pa.array([json.dumps(u) for u in _fsspec_urls(array.manifest)], pa.large_string())
-    present = np.flatnonzero(indices >= 0)
-    if skip:
-        present = present[~np.isin(present, np.fromiter(skip, np.int64, len(skip)))]
-    for start in range(0, len(present), _BATCH_ROWS):
-        rows = present[start : start + _BATCH_ROWS]
-        keys = _chunk_keys(array.manifest.grid, rows)
-        urls = pc.take(escaped, pa.array(indices[rows]))
+def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[pa.Buffer]:
+    """``,"key":["url",offset,length]`` texts of the array's references, in batches.
+
+    Each batch is read from the manifest's Arrow columns in place (no numpy copy of the
+    whole manifest) and handed out as the data buffer of the joined strings, for the
+    file to take without a copy; an entry starts with its comma.
+    """
+    manifest = array.manifest
+    # Everything between a row's numbers is text per URL or per coordinate, formatted
+    # once and picked by index: one join per batch writes each entry.
+    url_texts = pa.array(
+        [f'":[{json.dumps(u)},' for u in _fsspec_urls(manifest)], pa.large_string()
+    )
+    key_texts = _key_texts(manifest.grid, f',"{path}/')
+    skipped = np.fromiter(skip, np.int64, len(skip))
+
+    def batch_text(start: int) -> list[pa.Buffer]:
+        batch = manifest.table.slice(start, _BATCH_ROWS).combine_chunks()
+        rows = np.arange(start, start + batch.num_rows, dtype=np.int64)
+        paths = batch.column("path")
+        if paths.null_count or len(skipped):
+            wanted = pc.is_valid(paths).to_numpy(zero_copy_only=False)
+            if len(skipped):
+                wanted &= ~np.isin(rows, skipped)
+            batch, rows = batch.filter(pa.array(wanted)), rows[wanted]
+        if not len(rows):
+            return []
         text = pc.binary_join_element_wise(
-            _text(f'"{path}/'),
-            keys,
-            _text('":['),
-            urls,
+            *key_texts(rows),
+            pc.take(url_texts, _indices(batch.column("path"))),
+            pc.cast(batch.column("offset"), pa.large_string()),
             _text(","),
-            pc.cast(pa.array(offsets[rows]), pa.large_string()),
-            _text(","),
-            pc.cast(pa.array(lengths[rows]), pa.large_string()),
-            _text("],"),
+            pc.cast(batch.column("length"), pa.large_string()),
+            _text("]"),
             _text(""),
         )
-        yield _concatenated(text)
+        return list(_data_buffers(text))
+
+    # Arrow's kernels release the GIL: the next batch is formatted while one is written,
+    # and at most two batches are held at once.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[Future[list[pa.Buffer]]] = deque()
+        for start in range(0, manifest.n_chunks, _BATCH_ROWS):
+            pending.append(pool.submit(batch_text, start))
+            if len(pending) == 2:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
-def _fill_json_entries(path: str, array: VirtualArray) -> Iterator[bytes]:
-    """``"key":"base64:..."`` texts of the fill chunks standing in for missing chunks."""
+def _fill_json_entries(path: str, array: VirtualArray) -> Iterator[pa.Buffer]:
+    """``,"key":"base64:..."`` texts of the fill chunks standing in for missing chunks."""
     rows, fill = _fill_rows(array)
     value = json.dumps(_inline_text(fill))
     for start in range(0, len(rows), _BATCH_ROWS):
         keys = _chunk_keys(array.manifest.grid, rows[start : start + _BATCH_ROWS])
         text = pc.binary_join_element_wise(
-            _text(f'"{path}/'), keys, _text(f'":{value},'), _text("")
+            _text(f',"{path}/'), keys, _text(f'":{value}'), _text("")
         )
-        yield _concatenated(text)
+        yield from _data_buffers(text)
 
 
-def _concatenated(strings: pa.Array) -> bytes:
-    """All strings of a (large_)string array back to back, straight from its data buffer."""
-    strings = strings.cast(pa.large_string())
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[
-        strings.offset : strings.offset + len(strings) + 1
-    ]
-    data = strings.buffers()[2]
-    if data is None or len(strings) == 0:
-        return b""
-    text: bytes = data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
-    return text
+def _data_buffers(strings: pa.Array | pa.ChunkedArray) -> Iterator[pa.Buffer]:
+    """All strings of a (large_)string column back to back: slices of its data buffers."""
+    chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        chunk = chunk.cast(pa.large_string())
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        data = chunk.buffers()[2]
+        if data is not None and offsets[-1] > offsets[0]:
+            yield data.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
 def write_kerchunk_json(
@@ -320,14 +383,14 @@ def write_kerchunk_json(
                 out.write(b"," + _json_pair(f"{array_path}/{key}", text))
             if isinstance(array, VirtualArray):
                 for batch in _fill_json_entries(array_path, array):
-                    out.write(b"," + batch[:-1])
+                    out.write(batch)
                 skip = (
                     {int(r) for r in _small_chunk_rows(array, inline_threshold)}
                     if inline and inline_threshold
                     else set()
                 )
                 for batch in _json_entries(array_path, array, skip):
-                    out.write(b"," + batch[:-1])
+                    out.write(batch)
         out.write(b"}}")
     return target
 

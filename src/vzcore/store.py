@@ -14,6 +14,7 @@ import json
 import re
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -233,6 +234,15 @@ class ManifestStore(Store):
                 f"cannot read chunk {key!r} from {err.url!r} ({where})"
             ) from err.__cause__
         return prototype.buffer.from_bytes(fetched)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_checking"]  # a lock does not pickle; a copy (a dask worker's) makes its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._checking = threading.Lock()
 
     async def _check_source(self, file: Source, key: str) -> None:
         """Refuse ``key``'s bytes unless ``file`` is unchanged (asked once per file)."""

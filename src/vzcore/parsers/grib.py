@@ -280,10 +280,29 @@ def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
                     keys[key] = codes.codes_get(handle, key)
                 except codes.GribInternalError:  # defined, but this template cannot compute it
                     keys.pop(key, None)
+        if "step" in keys:
+            keys["step"] = _step_hours(codes, handle, where)
         keys["_grid"] = _grid(codes, handle, keys)
         return keys
     finally:
         codes.codes_release(handle)
+
+
+# Seconds per unit of ecCodes' ``stepUnits`` (its stepUnits.table; cfgrib's table too).
+_STEP_UNIT_SECONDS = {0: 60, 1: 3600, 2: 86400, 10: 10800, 11: 21600, 12: 43200, 13: 1, 14: 900,
+                      15: 1800}  # fmt: skip
+
+
+def _step_hours(codes: Any, handle: Any, where: str) -> float:
+    """The forecast step in hours, as cfgrib gives it (``endStep`` in its ``stepUnits``).
+
+    ecCodes' ``step`` is a string such as ``"30m"`` when the unit is not hours.
+    """
+    unit = int(codes.codes_get(handle, "stepUnits", int))
+    seconds = _STEP_UNIT_SECONDS.get(unit)
+    if seconds is None:
+        raise GRIBFormatError(f"{where}: forecast step in a unit vz does not know (stepUnits={unit})")
+    return int(codes.codes_get(handle, "endStep", int)) * seconds / 3600.0
 
 
 def _grid(codes: Any, handle: Any, keys: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -495,6 +495,7 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
                 handle, "bitmapPresent"
             ):
                 values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+            values = _rows_in_one_direction(eccodes, handle, values)
         except Exception as err:
             raise ChunkDecodeError(f"codec {self.name}: ecCodes cannot decode: {err}") from err
         finally:
@@ -504,6 +505,29 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
                 f"codec {self.name}: the message holds {values.size} values, the chunk {count}"
             )
         return values.astype(dtype)
+
+
+def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The values with every other row reversed when the grid scans rows boustrophedon.
+
+    ecCodes returns the points in the order they are stored; with scanning mode bit
+    0x10 (``alternativeRowScanning``) odd rows run the opposite way, and cfgrib turns
+    them round so that every row runs as the first does.
+    """
+    if not (
+        eccodes.codes_is_defined(handle, "alternativeRowScanning")
+        and eccodes.codes_get(handle, "alternativeRowScanning")
+    ):
+        return values
+    ni, nj = (
+        int(eccodes.codes_get(handle, k)) if eccodes.codes_is_defined(handle, k) else 0
+        for k in ("Ni", "Nj")
+    )
+    if ni <= 0 or nj <= 0 or ni * nj != values.size:
+        return values  # not rows and columns (a reduced grid): nothing to turn round
+    rows = values.reshape(nj, ni).copy()
+    rows[1::2] = rows[1::2, ::-1]
+    return rows.ravel()
 
 
 # ---- FITS ------------------------------------------------------------------------------------

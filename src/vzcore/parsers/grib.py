@@ -301,7 +301,9 @@ def _step_hours(codes: Any, handle: Any, where: str) -> float:
     unit = int(codes.codes_get(handle, "stepUnits", int))
     seconds = _STEP_UNIT_SECONDS.get(unit)
     if seconds is None:
-        raise GRIBFormatError(f"{where}: forecast step in a unit vz does not know (stepUnits={unit})")
+        raise GRIBFormatError(
+            f"{where}: forecast step in a unit vz does not know (stepUnits={unit})"
+        )
     return int(codes.codes_get(handle, "endStep", int)) * seconds / 3600.0
 
 

@@ -8,6 +8,7 @@ scaled, BLANK, unsigned, multi-extension, every tile compression.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import warnings
@@ -519,14 +520,18 @@ def test_a_compressed_integer_image_with_blank(tmp_path: Path, compression: str)
     assert group["COMPRESSED_IMAGE"].metadata.encoding["_FillValue"] == -999
 
 
-# ---- files cfitsio wrote: fpack (Debian's libcfitsio-bin), where installed --------------------
+# ---- files cfitsio wrote: fpack (Debian's libcfitsio-bin; .ci/run installs it) --------------------
 
 FPACK_OPTIONS = ["-r", "-r -t 32,16", "-g", "-g2", "-g -q 0", "-h", "-h -s 4", "-p"]
 
 
-@pytest.mark.skipif(shutil.which("fpack") is None, reason="fpack (libcfitsio-bin) not installed")
 @pytest.mark.parametrize("options", FPACK_OPTIONS)
 def test_fpack_files_equal_astropy(tmp_path: Path, options: str) -> None:
+    if shutil.which("fpack") is None:
+        message = "fpack (Debian's libcfitsio-bin) is not installed"
+        if os.environ.get("VZ_CI"):  # .ci/run installs it: a missing tool there is a failure
+            pytest.fail(message)
+        pytest.skip(message)
     rng = np.random.default_rng(0)
     images = [
         fits.ImageHDU(rng.normal(100, 5, (64, 96)).astype("i2"), name="I16"),

@@ -234,16 +234,13 @@ def test_a_damaged_message_body_is_a_typed_error_on_parse_or_read(tmp_path: Path
     assert "damaged.grib" in message or "vz.grib" in message
 
 
-def test_kerchunk_refuses_the_grib_codec_and_icechunk_keeps_it(tmp_path: Path) -> None:
+def test_icechunk_keeps_the_grib_codec(tmp_path: Path) -> None:
+    """(Kerchunk output: tests/test_grib_kerchunk.py.)"""
     import zarr
 
-    from vzcore.writers import kerchunk_refs, write_icechunk
+    from vzcore.writers import write_icechunk
 
     group, _ = _virtual(EXAMPLE)
-    with pytest.raises(vc.UnsupportedCodecError) as info:
-        kerchunk_refs(group)
-    assert "vz.grib" in str(info.value)
-    assert "Icechunk" in str(info.value)
     repository = icechunk_repository(EXAMPLE.parent)
     session = repository.writable_session("main")
     write_icechunk(group, session.store)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 
 from vzcore._frozen import JSON, canonical_json
 from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
@@ -157,6 +158,31 @@ _TIFF_CODECS_V2 = {
     "vz.lerc": "imagecodecs_lerc",
 }
 # ---- end TIFF ----
+
+
+# Array-to-bytes codecs of vz's formats with a numcodecs twin (vzcore.numcodecs_codecs,
+# found through the ``numcodecs.codecs`` entry points): in zarr v2 the codec is the
+# compressor, and the twin is told the dtype to give the decoded values as.
+_SERIALIZERS_V2 = frozenset({"vz.grib"})
+
+
+def v3_serializer_to_v2(codec: CodecSpec, dtype: np.dtype[Any]) -> dict[str, JSON] | None:
+    """The numcodecs config standing for a whole-chunk array-to-bytes codec, if it has one.
+
+    >>> v3_serializer_to_v2(CodecSpec.from_dict({"name": "vz.grib"}), np.dtype("<f4"))
+    {'id': 'vz.grib', 'field': 0, 'dtype': '<f4'}
+    """
+    if codec.name not in _SERIALIZERS_V2:
+        return None
+    return {"id": codec.name, "field": codec.configuration.get("field", 0), "dtype": dtype.str}
+
+
+def v2_serializer_to_v3(config: object) -> CodecSpec | None:
+    """The zarr v3 codec of a numcodecs config made by `v3_serializer_to_v2`, else None."""
+    if not isinstance(config, Mapping) or config.get("id") not in _SERIALIZERS_V2:
+        return None
+    params = {k: v for k, v in config.items() if k not in ("id", "dtype")}
+    return normalize_codec(CodecSpec(str(config["id"]), canonical_json(params)))
 
 
 def v2_codec_to_v3(config: Mapping[str, Any], *, itemsize: int) -> CodecSpec:

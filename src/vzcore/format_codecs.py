@@ -76,6 +76,7 @@ __all__ = [
     "SZIPCodec",
     "SignFlipCodec",
     "SimplePackingCodec",
+    "decode_grib_field",
     "register_format_codecs",
 ]
 
@@ -474,37 +475,53 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
         _require_kind(self.name, dtype, "f", "decodes to floats")
 
     def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-        try:
-            import eccodes
-        except ImportError as err:
-            raise ChunkDecodeError(
-                f"codec {self.name}: decoding GRIB needs the eccodes package"
-            ) from err
-        fields = message_fields(bytes(data), f"codec {self.name}", ChunkDecodeError)
-        if self.field >= len(fields):
-            raise ChunkDecodeError(
-                f"codec {self.name}: the message holds {len(fields)} fields, not field {self.field}"
-            )
-        try:
-            handle = eccodes.codes_new_from_message(fields[self.field])
-        except Exception as err:  # ecCodes raises its own error family
-            raise ChunkDecodeError(f"codec {self.name}: not a GRIB message: {err}") from err
-        try:
-            values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
-            if eccodes.codes_is_defined(handle, "bitmapPresent") and eccodes.codes_get(
-                handle, "bitmapPresent"
-            ):
-                values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
-            values = _rows_in_one_direction(eccodes, handle, values)
-        except Exception as err:
-            raise ChunkDecodeError(f"codec {self.name}: ecCodes cannot decode: {err}") from err
-        finally:
-            eccodes.codes_release(handle)
-        if values.size != count:
-            raise ChunkDecodeError(
-                f"codec {self.name}: the message holds {values.size} values, the chunk {count}"
-            )
-        return values.astype(dtype)
+        return decode_grib_field(data, self.field, count, f"codec {self.name}").astype(dtype)
+
+
+def decode_grib_field(
+    data: bytes, field: int, count: int | None, where: str
+) -> npt.NDArray[np.float64]:
+    """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
+
+    Points the bitmap marks missing are NaN, and the rows of a grid that alternates
+    row direction all run one way (as cfgrib gives them). The one decoder behind the
+    zarr v3 codec `GRIBCodec` and the numcodecs codec of Kerchunk output.
+
+    Raises
+    ------
+    ChunkDecodeError
+        Without eccodes, for bytes that are not such a message, or a count (when given)
+        that differs.
+    """
+    try:
+        import eccodes
+    except ImportError as err:
+        raise ChunkDecodeError(f"{where}: decoding GRIB needs the eccodes package") from err
+    fields = message_fields(bytes(data), where, ChunkDecodeError)
+    if field >= len(fields):
+        raise ChunkDecodeError(
+            f"{where}: the message holds {len(fields)} fields, not field {field}"
+        )
+    try:
+        handle = eccodes.codes_new_from_message(fields[field])
+    except Exception as err:  # ecCodes raises its own error family
+        raise ChunkDecodeError(f"{where}: not a GRIB message: {err}") from err
+    try:
+        values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
+        if eccodes.codes_is_defined(handle, "bitmapPresent") and eccodes.codes_get(
+            handle, "bitmapPresent"
+        ):
+            values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+        values = _rows_in_one_direction(eccodes, handle, values)
+    except Exception as err:
+        raise ChunkDecodeError(f"{where}: ecCodes cannot decode: {err}") from err
+    finally:
+        eccodes.codes_release(handle)
+    if count is not None and values.size != count:
+        raise ChunkDecodeError(
+            f"{where}: the message holds {values.size} values, the chunk {count}"
+        )
+    return values
 
 
 def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -20,7 +20,14 @@ from numpy.lib.recfunctions import repack_fields
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json, thaw_json
 from vzcore.cf import encoding_conflicts, normalize_encoding, split_attributes, stored_attributes
-from vzcore.codecs import CodecSpec, normalize_codec, v2_codec_to_v3, v3_codec_to_v2
+from vzcore.codecs import (
+    CodecSpec,
+    normalize_codec,
+    v2_codec_to_v3,
+    v2_serializer_to_v3,
+    v3_codec_to_v2,
+    v3_serializer_to_v2,
+)
 from vzcore.errors import InvalidMetadataError, RectilinearGridError, UnsupportedCodecError
 from vzcore.grid import (
     ChunkGrid,
@@ -467,6 +474,14 @@ class ArrayMetadata:
                 "manifest parquet, or make the grid regular (vzcore.regularize)"
             )
         names = [c.name for c in self.codecs]
+        stored_dtype = self.dtype
+        if self.endian is not None:
+            stored_dtype = self.dtype.newbyteorder(">" if self.endian == "big" else "<")
+        serializer = (
+            v3_serializer_to_v2(self.codecs[0], stored_dtype) if len(self.codecs) == 1 else None
+        )
+        if serializer is not None:  # a whole-chunk format codec (vz.grib) is the compressor
+            return self._v2_documents([serializer], "C", stored_dtype)
         if "bytes" not in names:
             raise UnsupportedCodecError(
                 f"codecs {names} have no 'bytes' codec: zarr v2 cannot express this pipeline"
@@ -483,9 +498,11 @@ class ArrayMetadata:
             else:
                 raise UnsupportedCodecError(f"codec {codec} before 'bytes' has no zarr v2 form")
         v2_codecs = array_filters + [v3_codec_to_v2(c) for c in self.codecs[split + 1 :]]
-        stored_dtype = self.dtype
-        if self.endian is not None:
-            stored_dtype = self.dtype.newbyteorder(">" if self.endian == "big" else "<")
+        return self._v2_documents(v2_codecs, order, stored_dtype)
+
+    def _v2_documents(
+        self, v2_codecs: list[dict[str, JSON]], order: str, stored_dtype: np.dtype[Any]
+    ) -> tuple[dict[str, JSON], dict[str, JSON]]:
         zdtype = _zdtype(stored_dtype)
         zarray: dict[str, JSON] = {
             "zarr_format": 2,
@@ -738,6 +755,8 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
     # An object array's codec (vlen-utf8, vlen-bytes) turns its items into bytes: in
     # zarr v3 it is the array-to-bytes codec, in place of "bytes".
     object_codec = _v2_object_codec_id(zarray)
+    if not zarray.get("filters") and (whole := v2_serializer_to_v3(zarray.get("compressor"))):
+        return [whole]  # a whole-chunk format codec (vz.grib) as the compressor
     for config in [*(zarray.get("filters") or []), zarray.get("compressor")]:
         if config is None or (object_codec is not None and config.get("id") == object_codec):
             continue

@@ -73,8 +73,18 @@ def _v2_documents(array: AnyArray) -> tuple[dict[str, JSON], dict[str, JSON]]:
 
 
 def _fill_value_must_say_it(array: AnyArray) -> bool:
-    """Too many missing chunks to write out (see `_fill_chunk`): ``fill_value`` says it."""
-    return isinstance(array, VirtualArray) and _fill_is_material(array) and not _fill_chunk(array)
+    """Missing chunks the ``fill_value`` must stand for: NaN, or too many to write out
+    (see `_fill_chunk`)."""
+    if not isinstance(array, VirtualArray):
+        return False
+    metadata = array.metadata
+    if (
+        "_FillValue" not in metadata.encoding
+        and array.manifest.n_missing > 0
+        and _nan_fill(metadata.fill_value)
+    ):
+        return True
+    return _fill_is_material(array) and not _fill_chunk(array)
 
 
 def _fill_is_material(array: VirtualArray) -> bool:
@@ -84,7 +94,13 @@ def _fill_is_material(array: VirtualArray) -> bool:
         "_FillValue" not in metadata.encoding
         and array.manifest.n_missing > 0
         and any(metadata.fill_value.tobytes())
+        and not _nan_fill(metadata.fill_value)
     )
+
+
+def _nan_fill(fill: np.ndarray[Any, Any]) -> bool:
+    """A NaN fill: the ``fill_value`` may carry it, since masking NaN as NaN changes nothing."""
+    return fill.dtype.kind in "fc" and bool(np.isnan(fill).all())
 
 
 def _fill_chunk(array: VirtualArray) -> bytes:

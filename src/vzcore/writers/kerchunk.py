@@ -98,7 +98,7 @@ def _fill_is_material(array: VirtualArray) -> bool:
     )
 
 
-def _nan_fill(fill: np.ndarray[Any, Any]) -> bool:
+def _nan_fill(fill: np.generic) -> bool:
     """A NaN fill: the ``fill_value`` may carry it, since masking NaN as NaN changes nothing."""
     return fill.dtype.kind in "fc" and bool(np.isnan(fill).all())
 

@@ -172,3 +172,81 @@ def test_a_same_size_rewrite_on_s3_is_caught_by_its_etag(
     assert s3_bucket.request_count("HEAD") == heads + 1  # one HEAD per file, not per chunk
     with pytest.raises(vc.SourceChangedError, match="ETag"):
         array[4:8]
+
+
+# ---- Icechunk: the fingerprints kept in the commits' metadata ---------------------------------
+
+
+def test_icechunk_commits_keep_the_fingerprints_over_appends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import icechunk
+    import zarr
+    from tests.cf_corpus import icechunk_repository
+
+    from vzcore.parsers import IcechunkParser
+    from vzcore.writers import icechunk_commit_metadata, write_icechunk
+
+    data = tmp_path / "data"
+    data.mkdir()
+    paths, values = _files(data)
+    first, _ = _group(paths[:2])
+    where = tmp_path / "repo"
+    repository = icechunk_repository(data, icechunk.local_filesystem_storage(str(where)))
+    session = repository.writable_session("main")
+    write_icechunk(first, session.store)
+    session.commit("two files", metadata=icechunk_commit_metadata(first))
+    appended, _ = _group(paths[2:])
+    x = appended["x"]
+    assert isinstance(x, vc.VirtualArray)
+    named = vc.VirtualArray(
+        metadata=x.metadata.evolve(dimension_names=first["x"].metadata.dimension_names),
+        manifest=x.manifest,
+    )
+    appended = appended.evolve(arrays={"x": named})
+    session = repository.writable_session("main")
+    write_icechunk(appended, session.store, append_dim=named.metadata.dimension_names[0])
+    session.commit("a third", metadata=icechunk_commit_metadata(appended))
+
+    registry = vc.ObjectStoreRegistry.for_urls([str(data), str(where)])
+    parsed = IcechunkParser()(f"file://{where}", registry)
+    assert parsed.sources == {**first.sources, **appended.sources}
+    assert vc.verify(parsed, registry).ok
+    assert main(["verify", str(where)]) == 0
+    assert "3 unchanged" in capsys.readouterr().out
+
+    _change(paths[1], 7)
+    result = vc.verify(IcechunkParser()(f"file://{where}", registry), registry)
+    assert [c.url for c in result.with_status("changed")] == [f"file://{paths[1]}"]
+    assert main(["verify", str(where)]) == 1
+    assert f"changed    file://{paths[1]}" in capsys.readouterr().out
+    # The other files' chunks still read; Icechunk refuses the changed file's own.
+    root = zarr.open_group(repository.readonly_session("main").store, mode="r")
+    np.testing.assert_array_equal(root["x"][:4], values[0])
+    np.testing.assert_array_equal(root["x"][8:], values[2])
+    with pytest.raises(Exception, match=r"(?i)modified|changed|checksum"):
+        root["x"][4:8]
+
+
+def test_vz_virtualize_to_icechunk_records_the_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import netCDF4
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"t{i}.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.createDimension("time", 2)
+            ds.createVariable("time", "i4", ("time",))[:] = [2 * i, 2 * i + 1]
+            ds.createVariable("tas", "f4", ("time",))[:] = [i, i + 0.5]
+        paths.append(path)
+    out = tmp_path / "series.icechunk"
+    args = ["virtualize", *map(str, paths), "--concat-dim", "time", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
+    assert "3 unchanged" in capsys.readouterr().out
+    paths[2].unlink()
+    assert main(["verify", str(out)]) == 1
+    assert f"missing    file://{paths[2]}" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import attrs
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.errors import VirtualizationError
+from vzcore.errors import InvalidMetadataError, VirtualizationError
 from vzcore.limits import check_limit
 from vzcore.urls import is_url, normalize_url
 
@@ -25,6 +25,24 @@ class SourceFingerprint:
     last_modified: str | None = None
     """ISO 8601 timestamp with time zone."""
     etag: str | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        """The fingerprint as a JSON object (how manifest parquet and Icechunk keep it)."""
+        return {"size": self.size, "last_modified": self.last_modified, "etag": self.etag}
+
+    @classmethod
+    def from_json(cls, value: object, *, where: str) -> SourceFingerprint:
+        """A fingerprint from `to_json`'s form; `InvalidMetadataError` naming ``where`` else."""
+        if not isinstance(value, Mapping) or not set(value) <= {"size", "last_modified", "etag"}:
+            raise InvalidMetadataError(f"{where}: malformed source fingerprint {value!r}")
+        size, modified, etag = (value.get(k) for k in ("size", "last_modified", "etag"))
+        if not (
+            (size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0))
+            and (modified is None or isinstance(modified, str))
+            and (etag is None or isinstance(etag, str))
+        ):
+            raise InvalidMetadataError(f"{where}: malformed source fingerprint {value!r}")
+        return cls(size=size, last_modified=modified, etag=etag)
 
 
 def _to_arrays(value: Mapping[str, AnyArray] | None) -> FrozenDict[str, AnyArray]:

@@ -191,10 +191,7 @@ def group_document(
         "attributes": thaw_json(attributes),
         "arrays": arrays,
         "groups": groups,
-        "sources": {
-            url: {"size": fp.size, "last_modified": fp.last_modified, "etag": fp.etag}
-            for url, fp in sources.items()
-        },
+        "sources": {url: fp.to_json() for url, fp in sources.items()},
     }
 
 

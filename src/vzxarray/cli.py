@@ -21,7 +21,13 @@ import vzcore as vc
 from vzcore.algebra import referenced_paths
 from vzcore.grid import describe_grid
 from vzcore.verify import recorded_sources
-from vzcore.writers import WriteError, failure_reason, local_target, staged_output
+from vzcore.writers import (
+    WriteError,
+    failure_reason,
+    icechunk_commit_metadata,
+    local_target,
+    staged_output,
+)
 
 __all__ = ["main"]
 
@@ -237,7 +243,8 @@ def _commit(repository: Any, dataset: Any, target: Path) -> None:
     session = repository.writable_session("main")
     try:
         dataset.vz.to_icechunk(session.store, mode="w")
-        session.commit("virtual references written by vz")
+        metadata = icechunk_commit_metadata(dataset.vz.to_virtual_group())
+        session.commit("virtual references written by vz", metadata=metadata)
     except WriteError as err:
         cause = err.__cause__ or err
         raise WriteError(target, f"{error_line(cause)}; nothing was committed") from err

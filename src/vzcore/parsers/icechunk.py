@@ -36,13 +36,14 @@ from vzcore.algebra import referenced_paths
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import fingerprints
 from vzcore.errors import VirtualizationError
-from vzcore.group import VirtualGroup, nest_arrays
+from vzcore.group import SourceFingerprint, VirtualGroup, nest_arrays
 from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry, ObstoreReader
 from vzcore.urls import normalize_url
+from vzcore.writers.icechunk import SOURCES_METADATA_KEY
 
 __all__ = ["ICECHUNK_MAGIC", "IcechunkFormatError", "IcechunkParser", "icechunk_storage"]
 
@@ -100,8 +101,11 @@ class IcechunkParser:
     drop_variables
         Arrays left out (by name, in any group), e.g. one whose metadata vz cannot hold.
     fingerprint_sources
-        Record the size, last-modified time and ETag of every referenced file (one
-        HEAD each): Icechunk keeps its checksums where its Python API cannot read them.
+        Record the size, last-modified time and ETag of every referenced file as it is
+        now (one HEAD each). By default the group's sources are the fingerprints vz's
+        commits kept in their metadata (`vzcore.writers.icechunk_commit_metadata`), as
+        the files were when they were parsed; Icechunk keeps its own checksums where its
+        Python API cannot read them.
 
     Examples
     --------
@@ -140,7 +144,7 @@ class IcechunkParser:
     def __call__(self, url: str, registry: ObjectStoreRegistry) -> VirtualGroup:
         repository_url = normalize_url(url).rstrip("/")
         storage = icechunk_storage(repository_url, registry, given=self.storage)
-        session = self._session(storage, repository_url)
+        repository, session = self._session(storage, repository_url)
         prefix = (self.group or "").strip("/")
         where = f"{repository_url} ({self.version})"
         documents = {
@@ -168,11 +172,13 @@ class IcechunkParser:
 
         groups = [p for p, d in documents.items() if d.get("node_type") == "group"]
         group = nest_arrays(arrays, attributes_of, group_paths=groups)
+        referenced = referenced_paths(group)
         if self.fingerprint_sources:
-            group = group.evolve(sources=fingerprints(registry, referenced_paths(group)))
-        return group
+            return group.evolve(sources=fingerprints(registry, referenced))
+        recorded = _recorded_sources(repository, session.snapshot_id, where)
+        return group.evolve(sources={u: fp for u, fp in recorded.items() if u in referenced})
 
-    def _session(self, storage: Any, repository_url: str) -> Any:
+    def _session(self, storage: Any, repository_url: str) -> tuple[Any, Any]:
         import icechunk
 
         try:
@@ -183,10 +189,10 @@ class IcechunkParser:
             ) from err
         try:
             if self.snapshot_id is not None:
-                return repository.readonly_session(snapshot_id=self.snapshot_id)
+                return repository, repository.readonly_session(snapshot_id=self.snapshot_id)
             if self.tag is not None:
-                return repository.readonly_session(tag=self.tag)
-            return repository.readonly_session(self.branch or "main")
+                return repository, repository.readonly_session(tag=self.tag)
+            return repository, repository.readonly_session(self.branch or "main")
         except icechunk.IcechunkError as err:
             raise IcechunkFormatError(
                 f"{repository_url}: cannot read {self.version}: {_first_line(err)}"
@@ -513,3 +519,37 @@ def _first_line(err: BaseException) -> str:
     # Icechunk's messages carry a multi-line Rust context after the first line.
     lines = str(err).strip().splitlines()
     return lines[0].strip() if lines else type(err).__name__
+
+
+def _recorded_sources(
+    repository: Any, snapshot_id: str, where: str
+) -> dict[str, SourceFingerprint]:
+    """The fingerprints vz's commits kept (`icechunk_commit_metadata`), merged over the
+    snapshot's ancestry: a later commit's fingerprint of a file replaces an earlier one."""
+    import icechunk
+
+    try:
+        history = list(repository.ancestry(snapshot_id=snapshot_id))
+    except icechunk.IcechunkError as err:
+        raise IcechunkFormatError(f"{where}: cannot read the history: {_first_line(err)}") from err
+    found: dict[str, SourceFingerprint] = {}
+    for info in reversed(history):  # oldest first
+        kept = (info.metadata or {}).get(SOURCES_METADATA_KEY)
+        if kept is None:
+            continue
+        if not isinstance(kept, dict):
+            raise IcechunkFormatError(
+                f"{where}: snapshot {info.id}: {SOURCES_METADATA_KEY!r} is not an object"
+            )
+        try:
+            found.update(
+                {
+                    url: SourceFingerprint.from_json(
+                        fp, where=f"{where}: snapshot {info.id}: {url}"
+                    )
+                    for url, fp in kept.items()
+                }
+            )
+        except VirtualizationError as err:
+            raise IcechunkFormatError(str(err)) from err
+    return found

@@ -2,13 +2,14 @@
 
 from vzcore.errors import WriteError
 from vzcore.writers._atomic import failure_reason, local_target, staged_output
-from vzcore.writers.icechunk import write_icechunk
+from vzcore.writers.icechunk import icechunk_commit_metadata, write_icechunk
 from vzcore.writers.kerchunk import kerchunk_refs, write_kerchunk_json, write_kerchunk_parquet
 from vzcore.writers.manifest_parquet import write_manifest_parquet
 
 __all__ = [
     "WriteError",
     "failure_reason",
+    "icechunk_commit_metadata",
     "kerchunk_refs",
     "local_target",
     "staged_output",

@@ -35,10 +35,34 @@ from vzcore.read import rectilinear_chunks_enabled
 from vzcore.writers._atomic import failure_reason
 from vzcore.zarr_documents import array_document, group_document
 
-__all__ = ["write_icechunk"]
+__all__ = ["SOURCES_METADATA_KEY", "icechunk_commit_metadata", "write_icechunk"]
 
 
 IcechunkMode = Literal["w-", "w", "a"]
+
+SOURCES_METADATA_KEY = "vz:sources"
+"""The key of a commit's metadata that holds the fingerprints of the referenced files."""
+
+
+def icechunk_commit_metadata(group: VirtualGroup) -> dict[str, Any]:
+    """Commit metadata keeping the fingerprints of ``group``'s source files.
+
+    Icechunk keeps each reference's checksum where its Python API cannot read it back;
+    given to the commit, the fingerprints (size, last-modified, ETag) stay with the
+    snapshot, so `vzcore.verify` and ``vz verify REPOSITORY`` can tell which source
+    changed. `IcechunkParser` merges them over the snapshot's ancestry (an append's
+    commit adds its new files').
+
+    >>> write_icechunk(group, session.store)  # doctest: +SKIP
+    >>> session.commit("virtual references", metadata=icechunk_commit_metadata(group))  # doctest: +SKIP
+    """
+    from vzcore.verify import recorded_sources
+
+    return {
+        SOURCES_METADATA_KEY: {url: fp.to_json() for url, fp in recorded_sources(group).items()}
+    }
+
+
 _MODES: tuple[str, ...] = ("w-", "w", "a")
 
 

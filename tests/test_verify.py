@@ -103,6 +103,8 @@ def test_references_without_fingerprints_are_unrecorded(tmp_path: Path) -> None:
     group, registry = _group(paths)
     refs = tmp_path / "refs.json"
     write_kerchunk_json(group, refs)
+    # References from another tool: no sidecar of fingerprints.
+    Path(f"{refs}.vz-sources.json").unlink()
     from_refs = KerchunkJSONParser()(f"file://{refs}", registry)
     result = vc.verify(from_refs, registry)
     assert [c.status for c in result] == ["unrecorded"]
@@ -129,9 +131,15 @@ def test_vz_verify_on_a_saved_manifest_store(
     assert main(["verify", str(out)]) == 1
     printed = capsys.readouterr().out
     assert f"changed    file://{paths[0]}" in printed
-    refs = tmp_path / "refs.json"
-    write_kerchunk_json(group, refs)
-    assert main(["verify", str(refs)]) == 3  # nothing to compare with
+    for refs in (
+        write_kerchunk_json(group, tmp_path / "refs.json"),
+        vc.writers.write_kerchunk_parquet(group, tmp_path / "refs.parq"),
+    ):
+        # The sidecar (refs.json.vz-sources.json, refs.parq/vz-sources.json) keeps them.
+        assert main(["verify", str(refs)]) == 1
+        assert f"changed    file://{paths[0]}" in capsys.readouterr().out
+    Path(f"{tmp_path / 'refs.json'}.vz-sources.json").unlink()
+    assert main(["verify", str(tmp_path / "refs.json")]) == 3  # nothing to compare with
     assert "3 unrecorded" in capsys.readouterr().out
 
 

@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from vzcore.algebra import referenced_paths
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.byteranges import SourceReadError, fingerprints, source
+from vzcore.byteranges import SourceNotFoundError, SourceReadError, fingerprints, source
 from vzcore.cf import attributes_from_zarr_v2
 from vzcore.errors import LimitExceededError, VirtualizationError
-from vzcore.group import VirtualGroup, check_node_path, nest_arrays
+from vzcore.group import SourceFingerprint, VirtualGroup, check_node_path, nest_arrays
 from vzcore.limits import (
     check_count,
     check_limit,
@@ -44,6 +45,8 @@ from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
 from vzcore.parsers.protocol import Probe
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError, normalize_url
 from vzcore.urls import from_fsspec_url, quote_path
+from vzcore.writers.icechunk import SOURCES_METADATA_KEY
+from vzcore.writers.kerchunk import sources_sidecar
 
 __all__ = ["KerchunkFormatError", "KerchunkJSONParser", "KerchunkParquetParser"]
 
@@ -229,7 +232,29 @@ class KerchunkJSONParser:
         group = _group_from_refs(
             refs, registry, url, base=self.fs_root or url, skip=self.skip_variables
         )
-        return _fingerprinted(group, registry) if self.fingerprint_sources else group
+        if self.fingerprint_sources:
+            return _fingerprinted(group, registry)
+        return _with_sidecar(group, registry, sources_sidecar(url, folder=False))
+
+
+def _with_sidecar(group: VirtualGroup, registry: ObjectStoreRegistry, sidecar: str) -> VirtualGroup:
+    """``group`` with the fingerprints vz's writer kept in the sidecar, if there is one."""
+    try:
+        text = read_document(source(registry, sidecar), where=sidecar)
+    except (SourceNotFoundError, UnregisteredURLError):
+        return group  # references from elsewhere (or vz's without recorded sources)
+    document = load_json(text, where=sidecar, error=KerchunkFormatError)
+    kept = document.get(SOURCES_METADATA_KEY) if isinstance(document, dict) else None
+    if not isinstance(kept, dict):
+        raise KerchunkFormatError(f"{sidecar}: no {SOURCES_METADATA_KEY!r} object")
+    try:
+        recorded = {
+            u: SourceFingerprint.from_json(fp, where=f"{sidecar}: {u}") for u, fp in kept.items()
+        }
+    except VirtualizationError as err:
+        raise KerchunkFormatError(str(err)) from err
+    referenced = referenced_paths(group)
+    return group.evolve(sources={u: fp for u, fp in recorded.items() if u in referenced})
 
 
 def _fingerprinted(group: VirtualGroup, registry: ObjectStoreRegistry) -> VirtualGroup:
@@ -795,7 +820,9 @@ class KerchunkParquetParser:
         _check_paths(array_paths, where)
         arrays = {p: self._array(root, p, metadata, record_size, registry) for p in array_paths}
         group = _nest(arrays, metadata, url)
-        return _fingerprinted(group, registry) if self.fingerprint_sources else group
+        if self.fingerprint_sources:
+            return _fingerprinted(group, registry)
+        return _with_sidecar(group, registry, sources_sidecar(url, folder=True))
 
     def _array(
         self,

@@ -42,6 +42,7 @@ from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import fsspec_url
 from vzcore.writers._atomic import local_target, staged_output
+from vzcore.writers.icechunk import SOURCES_METADATA_KEY
 
 __all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
 
@@ -370,6 +371,43 @@ def _data_buffers(strings: pa.Array | pa.ChunkedArray) -> Iterator[pa.Buffer]:
             yield data.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
+SOURCES_SIDECAR = ".vz-sources.json"
+"""Beside Kerchunk JSON ``refs.json``: ``refs.json.vz-sources.json``; inside a parquet
+reference folder: ``vz-sources.json``. It keeps the fingerprints of the referenced files,
+which Kerchunk's own format has no place for, so that ``vz verify`` can check them."""
+
+
+def sources_sidecar(url: str, *, folder: bool) -> str:
+    """The sidecar of a Kerchunk JSON file or parquet folder (``folder=True``).
+
+    >>> sources_sidecar("file:///data/refs.json", folder=False)
+    'file:///data/refs.json.vz-sources.json'
+    >>> sources_sidecar("file:///data/refs.parq/", folder=True)
+    'file:///data/refs.parq/vz-sources.json'
+    """
+    return url.rstrip("/") + ("/" + SOURCES_SIDECAR.lstrip(".") if folder else SOURCES_SIDECAR)
+
+
+def _sources_document(group: VirtualGroup) -> bytes | None:
+    from vzcore.verify import recorded_sources
+
+    recorded = recorded_sources(group)
+    if not recorded:
+        return None
+    kept = {url: fp.to_json() for url, fp in recorded.items()}
+    return json.dumps({SOURCES_METADATA_KEY: kept}).encode()
+
+
+def _write_sources_sidecar(group: VirtualGroup, target: Path) -> None:
+    """The JSON file's sidecar, written after it (a stale one is removed first)."""
+    sidecar = Path(sources_sidecar(str(target), folder=False))
+    document = _sources_document(group)
+    sidecar.unlink(missing_ok=True)
+    if document is not None:
+        with staged_output(sidecar) as built:
+            built.write_bytes(document)
+
+
 def write_kerchunk_json(
     group: VirtualGroup,
     path: str | os.PathLike[str],
@@ -378,6 +416,10 @@ def write_kerchunk_json(
     registry: ObjectStoreRegistry | None = None,
 ) -> Path:
     """Write version 1 Kerchunk JSON references at ``path`` (atomically).
+
+    The fingerprints of the referenced files, which Kerchunk cannot hold, go to the
+    sidecar ``<path>.vz-sources.json`` (`sources_sidecar`), read back by
+    `KerchunkJSONParser` and ``vz verify``.
 
     Raises
     ------
@@ -408,6 +450,7 @@ def write_kerchunk_json(
                 for batch in _json_entries(array_path, array, skip):
                     out.write(batch)
         out.write(b"}}")
+    _write_sources_sidecar(group, target)
     return target
 
 
@@ -482,7 +525,8 @@ def write_kerchunk_parquet(
     ``<path>/.zmetadata`` holds every ``.z*`` document and ``record_size``; each
     array has ``<path>/<array>/refs.K.parq`` files of exactly ``record_size`` rows
     (chunk n in file n // record_size, row n % record_size; padding rows and
-    missing chunks have null ``path`` and ``raw``).
+    missing chunks have null ``path`` and ``raw``); ``<path>/vz-sources.json`` keeps
+    the referenced files' fingerprints (`sources_sidecar`).
 
     Raises
     ------
@@ -498,6 +542,8 @@ def write_kerchunk_parquet(
         built.mkdir()
         zmetadata = {"metadata": _metadata_entries(group), "record_size": record_size}
         (built / ".zmetadata").write_text(json.dumps(zmetadata))
+        if (sources := _sources_document(group)) is not None:
+            (built / SOURCES_SIDECAR.lstrip(".")).write_bytes(sources)
         for array_path, array in group.walk_arrays():
             table = _array_table(array, inline_threshold, registry)
             _write_records(table, built / array_path, record_size)

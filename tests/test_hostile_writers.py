@@ -219,7 +219,8 @@ def test_an_output_of_the_other_kind_is_replaced(
         (target / "stale").write_text("a folder where the file goes")
     write(fmt, sources.group(sources.new), out_folder)
     assert_reads_like(read_back(fmt, target, sources.registry), sources.new, _names(fmt))
-    assert [p.name for p in out_folder.iterdir()] == [target.name]
+    sidecar = [f"{target.name}.vz-sources.json"] if fmt == "kerchunk-json" else []
+    assert sorted(p.name for p in out_folder.iterdir()) == [target.name, *sidecar]
 
 
 # ---- failures mid-write -------------------------------------------------------------------
@@ -320,10 +321,16 @@ def test_every_file_is_on_disk_before_the_rename(
     monkeypatch.setattr(os, "replace", moved(real_replace))
     target = write(fmt, sources.group(sources.new), out_folder)
     monkeypatch.undo()
-    (built,) = {source for kind, source in events if kind == "rename"}
+    renamed = [source for kind, source in events if kind == "rename"]
+    # Kerchunk JSON: the references, then their sidecar of fingerprints, each whole.
+    assert len(renamed) == (2 if fmt == "kerchunk-json" else 1)
+    built = renamed[0]
     synced = {path for kind, path in events[: events.index(("rename", built))] if kind == "sync"}
     if target.is_file():
         assert built in synced
+        for later in renamed[1:]:
+            before = events[: events.index(("rename", later))]
+            assert ("sync", later) in before
     else:
         files = [p.relative_to(target) for p in target.rglob("*") if p.is_file()]
         assert len(files) > 2

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
 import h5py
@@ -23,6 +22,7 @@ import zarr
 from tests.cf_corpus import icechunk_repository
 from tests.dmrpp_maker import make_dmrpp
 from tests.s3_server import S3Bucket
+from tests.sample_packages import wheel_members
 
 import vzcore as vc
 import vzxarray as vx
@@ -237,19 +237,10 @@ def test_kerchunk_and_icechunk_round_trips(
 
 @pytest.fixture(scope="module")
 def pydap_documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pydap's DMR++ documents, side by side in one folder (the tests look for them there)."""
     folder = tmp_path_factory.mktemp("pydap")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pydap==3.5.11", "-d",
-         str(folder)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    wheels = list(folder.glob("pydap-*.whl"))
-    if done.returncode != 0 or not wheels:
-        pytest.skip(f"pydap's wheel cannot be downloaded here: {done.stderr[-300:]}")
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        for name in wheel.namelist():
-            if name.endswith(".dmrpp"):
-                (folder / Path(name).name).write_bytes(wheel.read(name))
+    for member in wheel_members("pydap", "3.5.11", "*.dmrpp"):
+        (folder / member.name).write_bytes(member.read_bytes())
     return folder
 
 

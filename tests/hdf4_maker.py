@@ -50,6 +50,15 @@ def set_chunk(sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = Non
         raise RuntimeError(f"SDsetchunk failed for chunk shape {tuple(chunk_shape)}")
 
 
+def set_nbit(sds: Any, start_bit: int, bit_len: int) -> None:
+    """Make a pyhdf SDS NBIT-packed (pyhdf's ``setcompress`` cannot) before it is written."""
+    status = _library().SDsetnbitdataset(
+        ctypes.c_int32(sds._id), *(ctypes.c_int32(v) for v in (start_bit, bit_len, 0, 0))
+    )
+    if status < 0:  # it returns an access id
+        raise RuntimeError(f"SDsetnbitdataset failed for bits {start_bit}, {bit_len}")
+
+
 def make_sample(path: Path) -> None:
     """A file with every layout the parser references: see the comments per data set."""
     from pyhdf.SD import SD, SDC

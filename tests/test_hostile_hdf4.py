@@ -12,7 +12,7 @@ import numpy as np
 import obstore
 import pytest
 from obstore.store import MemoryStore
-from tests.hdf4_maker import make_sample
+from tests.hdf4_maker import make_sample, set_nbit
 
 import vzcore as vc
 from vzcore.parsers import HDF4FormatError, HDF4Parser, HDF4UnsupportedError
@@ -117,7 +117,10 @@ def test_two_data_sets_of_one_name_are_refused(tmp_path: Path) -> None:
         _parse(path.read_bytes(), drop_variables=["lat"])
 
 
-@pytest.mark.parametrize(("code", "name"), [("COMP_RLE", "RLE"), ("COMP_SKPHUFF", "Skipping")])
+# Every compression pyhdf's library can write but deflate (SZIP: it has no SZIP encoder).
+@pytest.mark.parametrize(
+    ("code", "name"), [("COMP_RLE", "RLE"), ("COMP_SKPHUFF", "Skipping"), ("NBIT", "NBIT")]
+)
 def test_compressions_without_a_zarr_codec_name_the_data_set(
     tmp_path: Path, code: str, name: str
 ) -> None:
@@ -126,7 +129,10 @@ def test_compressions_without_a_zarr_codec_name_the_data_set(
     path = tmp_path / "packed.hdf"
     sd = SD(str(path), SDC.WRITE | SDC.CREATE)
     packed = sd.create("packed", SDC.INT16, (4, 4))
-    packed.setcompress(getattr(SDC, code), value=2)
+    if code == "NBIT":
+        set_nbit(packed, start_bit=6, bit_len=7)
+    else:
+        packed.setcompress(getattr(SDC, code), value=2)
     packed[:] = np.arange(16, dtype=np.int16).reshape(4, 4)
     packed.endaccess()
     sd.create("plain", SDC.INT16, (2,)).endaccess()

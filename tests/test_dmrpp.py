@@ -12,9 +12,11 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import attrs
 import h5py
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ import zarr
 from tests.cf_corpus import icechunk_repository
 from tests.dmrpp_maker import make_dmrpp
 from tests.s3_server import S3Bucket
+from tests.sample_packages import sdist_members, wheel_members
 
 import vzcore as vc
 import vzxarray as vx
@@ -237,19 +240,10 @@ def test_kerchunk_and_icechunk_round_trips(
 
 @pytest.fixture(scope="module")
 def pydap_documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pydap's DMR++ documents, side by side in one folder (the tests look for them there)."""
     folder = tmp_path_factory.mktemp("pydap")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "pydap==3.5.11", "-d",
-         str(folder)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    wheels = list(folder.glob("pydap-*.whl"))
-    if done.returncode != 0 or not wheels:
-        pytest.skip(f"pydap's wheel cannot be downloaded here: {done.stderr[-300:]}")
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        for name in wheel.namelist():
-            if name.endswith(".dmrpp"):
-                (folder / Path(name).name).write_bytes(wheel.read(name))
+    for member in wheel_members("pydap", "3.5.11", "*.dmrpp"):
+        (folder / member.name).write_bytes(member.read_bytes())
     return folder
 
 
@@ -257,23 +251,80 @@ DAP = "{http://xml.opendap.org/ns/DAP/4.0#}"
 PP = "{http://xml.opendap.org/dap/dmrpp/1.0.0#}"
 
 
-def _declared(path: Path) -> dict[str, tuple[str, int, int]]:
-    """What the XML declares per variable: DAP type, number of axes, number of chunks."""
-    found: dict[str, tuple[str, int, int]] = {}
+# DAP4 atomic types -> numpy, by the DAP4 specification (independent of the parser's table).
+_DAP_TYPES = {"Byte": "u1", "UInt8": "u1", "Int8": "i1", "Int16": "i2", "UInt16": "u2",
+              "Int32": "i4", "UInt32": "u4", "Int64": "i8", "UInt64": "u8", "Float32": "f4",
+              "Float64": "f8"}  # fmt: skip
+
+
+@attrs.frozen
+class _Declared:
+    """What the XML declares for one variable."""
+
+    kind: str
+    shape: tuple[int, ...]
+    dims: tuple[str, ...]
+    attributes: dict[str, Any]  # name -> the <Value> texts, or a container's dict
+    chunks: int
+
+
+def _attribute_texts(node: ET.Element) -> dict[str, Any]:
+    return {
+        str(a.get("name")): _attribute_texts(a)
+        if a.get("type") == "Container"
+        else [v.text or "" for v in a.findall(f"{DAP}Value")]
+        for a in node.findall(f"{DAP}Attribute")
+    }
+
+
+def _declared(path: Path) -> dict[str, _Declared]:
+    """Per variable (by path): DAP type, shape, named dimensions, attributes, chunk count."""
+    found: dict[str, _Declared] = {}
+    sizes: dict[str, int] = {}
 
     def walk(node: ET.Element, prefix: str) -> None:
+        for child in node.findall(f"{DAP}Dimension"):
+            sizes[f"/{prefix}{child.get('name')}"] = int(child.get("size", "-1"))
         for child in node:
             kind = child.tag.removeprefix(DAP)
             name = f"{prefix}{child.get('name')}"
             if kind == "Group":
                 walk(child, f"{name}/")
             elif kind not in ("Dimension", "Attribute") and child.tag.startswith(DAP):
+                shape, dims = [], []
+                for dim in child.findall(f"{DAP}Dim"):
+                    named = dim.get("name")
+                    if named is None:
+                        shape.append(int(dim.get("size", "-1")))
+                        continue
+                    full = named if named.startswith("/") else f"/{prefix}{named}"
+                    shape.append(sizes[full])
+                    dims.append(named.rsplit("/", 1)[-1])
+                attributes = _attribute_texts(child)
                 chunks = child.find(f"{PP}chunks")
                 count = 0 if chunks is None else len(chunks.findall(f"{PP}chunk"))
-                found[name] = (kind, len(child.findall(f"{DAP}Dim")), count)
+                found[name] = _Declared(kind, tuple(shape), tuple(dims), attributes, count)
 
     walk(ET.parse(path).getroot(), "")
     return found
+
+
+def _same_attribute(ours: object, texts: list[str] | dict[str, Any], where: object) -> None:
+    """A parsed attribute against its <Value> texts (numbers compared as numbers)."""
+    if isinstance(texts, dict):
+        assert isinstance(ours, Mapping), where
+        assert sorted(ours) == sorted(texts), where
+        for key, inner in texts.items():
+            _same_attribute(ours[key], inner, (where, key))
+        return
+    values = ours if isinstance(ours, list | tuple) else [ours]
+    assert len(values) == len(texts), where
+    for value, text in zip(values, texts, strict=True):
+        if isinstance(value, str):
+            assert value == text, where
+        else:
+            assert isinstance(value, int | float), where
+            np.testing.assert_equal(value, float(text), err_msg=str(where))
 
 
 def test_real_documents_from_pydap(pydap_documents: Path) -> None:
@@ -293,16 +344,27 @@ def test_real_documents_from_pydap(pydap_documents: Path) -> None:
         declared = _declared(document)
         arrays = dict(group.walk_arrays())
         assert sorted(arrays) == sorted(declared), document.name
-        for name, (_kind, ndim, count) in declared.items():
+        root = ET.parse(document).getroot()
+        _same_attribute(dict(group.attributes), _attribute_texts(root), document.name)
+        for name, facts in declared.items():
+            where = (document.name, name)
             array = arrays[name]
-            assert array.metadata.ndim == ndim, (document.name, name)
+            metadata = array.metadata
+            assert metadata.shape == facts.shape, where
+            assert metadata.dtype.newbyteorder("=") == np.dtype(_DAP_TYPES[facts.kind]), where
+            if facts.dims:  # every axis named in these documents, or none
+                assert metadata.dimension_names == facts.dims, where
+            # CF keys (_FillValue, scale_factor, time units) live in the encoding
+            stored = {**metadata.attributes, **metadata.encoding}
+            assert sorted(stored) == sorted(facts.attributes), where
+            for key, texts in facts.attributes.items():
+                _same_attribute(stored[key], texts, (*where, key))
             if isinstance(array, vc.VirtualArray):
-                assert array.manifest.n_chunks - array.manifest.n_missing == count, name
+                assert array.manifest.n_chunks - array.manifest.n_missing == facts.chunks, where
     air = DMRPPParser()(str(pydap_documents / "air.nc.dmrpp"), registry)
-    assert air["air"].shape == (2920, 25, 53)
     assert air["air"].metadata.dtype == np.dtype("<i2")  # type: ignore[union-attr]
-    assert air["air"].metadata.dimension_names == ("time", "lat", "lon")  # type: ignore[union-attr]
-    assert air["lat"].metadata.attributes["units"] == "degrees_north"  # type: ignore[union-attr]
+    assert air["air"].metadata.encoding["scale_factor"] == 0.01  # type: ignore[union-attr]
+    assert air["time"].metadata.encoding["calendar"] == "standard"  # type: ignore[union-attr]
 
 
 # ---- hostile and malformed documents -----------------------------------------------------------
@@ -440,3 +502,13 @@ def test_data_held_in_the_document_is_loaded(tmp_path: Path) -> None:
         assert isinstance(array, vc.LoadedArray)
         np.testing.assert_array_equal(array.data, values)
         assert array.metadata.dimension_names == ("phony_dim_0", "phony_dim_1")
+
+
+def test_plain_dmr_documents_from_pydaps_sdist_are_refused(tmp_path: Path) -> None:
+    """A DMR without chunk locations must not read as fill values."""
+    documents = sdist_members("pydap", "3.5.11", "src/pydap/tests/data/dmrs/MOD05_L2*.dmr")
+    assert documents
+    registry = vc.ObjectStoreRegistry.for_urls([str(documents[0].parent)])
+    parser = DMRPPParser(data_url=str(tmp_path / "MOD05.hdf"))
+    with pytest.raises(DMRPPUnsupportedError, match=r"MOD05_L2.*variable .*no <dmrpp:chunks>"):
+        parser(str(documents[0]), registry)

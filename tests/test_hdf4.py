@@ -268,3 +268,31 @@ def test_kerchunk_parquet_and_manifest_parquet_round_trips(sample: Path, tmp_pat
     for name, values in expected.items():
         np.testing.assert_array_equal(_read(from_parquet, registry, name), values, name)
         np.testing.assert_array_equal(_read(saved, registry, name), values, name)
+
+
+def test_rle_data_sets_are_loaded_equal_to_pyhdf(tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    path = tmp_path / "rle.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    runs = np.repeat(np.arange(-3, 40, dtype=np.int16), 7)[:300].reshape(15, 20)
+    runs[::4] = np.arange(20, dtype=np.int16) * 1000  # literal stretches between runs
+    plain = sd.create("plain_rle", SDC.INT16, runs.shape)
+    plain.setcompress(SDC.COMP_RLE)
+    plain[:] = runs
+    plain.endaccess()
+    chunked = sd.create("chunked_rle", SDC.FLOAT32, (7, 9))
+    set_chunk(chunked, (3, 4), rle=True)  # edge chunks, and chunks never written
+    chunked[0:5, 0:9] = np.linspace(0, 1, 45, dtype=np.float32).reshape(5, 9)
+    chunked.endaccess()
+    sd.end()
+    for name, other in (("plain_rle", "chunked_rle"), ("chunked_rle", "plain_rle")):
+        assert SD(str(path)).select(name).getcompress()[0] == SDC.COMP_RLE
+        with pytest.raises(HDF4UnsupportedError, match=rf"SDS '{name}': RLE"):
+            _open(path, drop_variables=[other])
+    group, registry = _open(path, loadable_variables=["plain_rle", "chunked_rle"])
+    for name, values in read_all(path).items():
+        assert isinstance(group[name], vc.LoadedArray)
+        got = _read(group, registry, name)
+        assert got.dtype == values.dtype, name
+        np.testing.assert_array_equal(got, values, err_msg=name)

@@ -307,6 +307,11 @@ def _variable(
         holder = compact if compact is not None else missing
         assert holder is not None
         return _loaded(holder, holder is missing, shape, dtype, names, attributes, fill, where)
+    if chunks is None:  # never all fill: nothing says the data were not written
+        raise DMRPPUnsupportedError(
+            f"{where}: no <dmrpp:chunks> element says where its data lie (a plain DMR?); "
+            "drop it (drop_variables=)"
+        )
     chunk_shape = _chunk_shape(chunks, shape, where)
     metadata = ArrayMetadata.create(
         shape=shape,

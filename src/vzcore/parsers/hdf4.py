@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from vzcore._frozen import JSON
@@ -30,10 +31,13 @@ from vzcore.limits import check_limit
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, checked_grid
 from vzcore.parsers.hdf4_elements import (
+    RLE_CODEC,
     SPECIAL_LINKED,
     HDF4File,
     HDF4UnsupportedError,
+    Layout,
     chunk_layout,
+    rle_decode,
 )
 from vzcore.parsers.hdf4_eos import eos_dimension_names, struct_metadata
 from vzcore.parsers.hdf4_format import (
@@ -197,6 +201,27 @@ def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) ->
     return VirtualArray(metadata, manifest)
 
 
+def _rle_values(
+    file: HDF4File, dataset: _Dataset, layout: Layout, fill: Any, where: str
+) -> npt.NDArray[Any]:
+    """An RLE data set decoded: every stored chunk (full-sized, as HDF4 keeps edge
+    chunks) into its place, absent chunks fill, then cut to the data set's shape."""
+    chunk = layout.chunk_shape
+    grid = tuple(-(-s // c) for s, c in zip(dataset.shape, chunk, strict=True))
+    per_chunk = math.prod(chunk) * dataset.dtype.itemsize
+    tiles = np.full((math.prod(grid), *chunk), fill, dtype=dataset.dtype)
+    ends = (layout.offsets + layout.lengths).tolist()
+    blobs = file.reader.file.read_ranges(layout.offsets.tolist(), ends)
+    for row, blob in zip(layout.rows.tolist(), blobs, strict=True):
+        decoded = rle_decode(bytes(blob), per_chunk, where)
+        tiles[row] = np.frombuffer(decoded, dtype=dataset.dtype).reshape(chunk)
+    rank = len(chunk)
+    order = [axis for pair in zip(range(rank), range(rank, 2 * rank), strict=True) for axis in pair]
+    padded = tiles.reshape(*grid, *chunk).transpose(order)
+    whole = padded.reshape(tuple(g * c for g, c in zip(grid, chunk, strict=True)))
+    return whole[tuple(slice(0, s) for s in dataset.shape)]
+
+
 def _loaded_array(
     file: HDF4File, dataset: _Dataset, names: tuple[str, ...], registry: ObjectStoreRegistry
 ) -> LoadedArray:
@@ -218,7 +243,20 @@ def _loaded_array(
             raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
         values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
     else:
-        virtual = _virtual_array(file, dataset, names)
+        try:
+            layout = chunk_layout(file, dataset.shape, dataset.dtype, data, where, loading=True)
+            rle = layout is not None and layout.codecs == ({"name": RLE_CODEC},)
+            virtual = None if rle else _virtual_array(file, dataset, names)
+        except HDF4UnsupportedError as err:
+            raise HDF4UnsupportedError(
+                f"{err}; vz cannot decode it either, so loadable_variables= cannot load it"
+            ) from None
+        if virtual is None:
+            assert layout is not None
+            values = _rle_values(file, dataset, layout, fill, where)
+            return LoadedArray.from_numpy(
+                values, dimension_names=names, attributes=attributes, fill_value=fill
+            )
         try:
             values = read_array(virtual, registry)
         except VirtualizationError:

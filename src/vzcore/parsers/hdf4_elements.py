@@ -39,7 +39,16 @@ from vzcore.parsers.hdf4_format import (
     vdata_records,
 )
 
-__all__ = ["SPECIAL_LINKED", "HDF4File", "HDF4UnsupportedError", "Layout", "Pieces", "chunk_layout"]
+__all__ = [
+    "RLE_CODEC",
+    "SPECIAL_LINKED",
+    "HDF4File",
+    "HDF4UnsupportedError",
+    "Layout",
+    "Pieces",
+    "chunk_layout",
+    "rle_decode",
+]
 
 
 class HDF4UnsupportedError(HDF4FormatError):
@@ -48,7 +57,9 @@ class HDF4UnsupportedError(HDF4FormatError):
 
 SPECIAL_LINKED, _SPECIAL_EXT, _SPECIAL_COMP, _SPECIAL_CHUNKED = 1, 2, 3, 5
 _COMPRESSIONS = {1: "RLE", 2: "NBIT", 3: "Skipping Huffman", 4: "deflate", 5: "SZIP", 7: "JPEG"}
-_DEFLATE = 4
+_RLE, _DEFLATE = 1, 4
+RLE_CODEC = "hdf4.rle"
+"""The codec name a loading layout gives RLE chunks: vz decodes them itself, zarr cannot."""
 _COMP_HEADER = np.dtype(
     [
         ("special", ">u2"),
@@ -196,7 +207,9 @@ class Layout:
     lengths: npt.NDArray[np.uint64]
 
 
-def _codec(comp_type: int, level: int, where: str) -> dict[str, Any]:
+def _codec(comp_type: int, level: int, where: str, loading: bool) -> dict[str, Any]:
+    if loading and comp_type == _RLE:
+        return {"name": RLE_CODEC}
     if comp_type != _DEFLATE:
         name = _COMPRESSIONS.get(comp_type, f"type {comp_type}")
         raise HDF4UnsupportedError(
@@ -227,12 +240,14 @@ def _contiguous(pieces: Pieces, shape: tuple[int, ...], nbytes: int, where: str)
     )
 
 
-def _compressed(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> Layout:
+def _compressed(
+    file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str, loading: bool
+) -> Layout:
     size = _COMP_HEADER.itemsize
     if len(raw) < size - 2:
         raise HDF4FormatError(f"{where}: truncated compression header ({len(raw)} bytes)")
     header = np.frombuffer(raw[:size].ljust(size, b"\0"), dtype=_COMP_HEADER)[0]
-    codec = _codec(int(header["comp_type"]), int(header["level"]), where)
+    codec = _codec(int(header["comp_type"]), int(header["level"]), where, loading)
     data = file.element(TAG_COMPRESSED, int(header["ref"]), where)
     if data.special:
         raise HDF4UnsupportedError(f"{where}: the compressed data is itself a special element")
@@ -245,7 +260,9 @@ def _compressed(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) 
     )
 
 
-def _chunked(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> Layout:
+def _chunked(
+    file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str, loading: bool
+) -> Layout:
     """A chunked special element (hchunks.c): its header, then the chunk table Vdata."""
     c = cursor(raw, f"{where}: chunked header")
     c.take(2 + 4 + 1 + 4 + 4 + 4 + 4)  # special, length, version, flags, sizes
@@ -292,7 +309,7 @@ def _chunked(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> 
         kinds = np.unique(packed["comp_type"])
         if len(kinds) != 1:
             raise HDF4UnsupportedError(f"{where}: chunks use compressions {kinds.tolist()}")
-        codecs = (_codec(int(kinds[0]), int(packed["level"][0]), where),)
+        codecs = (_codec(int(kinds[0]), int(packed["level"][0]), where, loading),)
         data = file.reader.find_many(TAG_COMPRESSED, packed["ref"].astype(np.int64))
         if (data < 0).any():
             raise HDF4FormatError(f"{where}: a compressed chunk's data element is missing")
@@ -304,9 +321,19 @@ def _chunked(file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str) -> 
 
 
 def chunk_layout(
-    file: HDF4File, shape: tuple[int, ...], dtype: np.dtype[Any], data: Element | None, where: str
+    file: HDF4File,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    data: Element | None,
+    where: str,
+    *,
+    loading: bool = False,
 ) -> Layout | None:
-    """The chunks of a data set, or None when it has no data (all fill)."""
+    """The chunks of a data set, or None when it has no data (all fill).
+
+    With ``loading``, RLE chunks get the `RLE_CODEC` marker (for `rle_decode`) instead
+    of a refusal.
+    """
     nbytes = math.prod(shape) * dtype.itemsize
     if data is None or data.length == 0 or nbytes == 0:
         return None
@@ -315,9 +342,9 @@ def chunk_layout(
     raw = file.read(data)
     special = int.from_bytes(raw[:2], "big")
     if special == _SPECIAL_CHUNKED:
-        return _chunked(file, raw, shape, where)
+        return _chunked(file, raw, shape, where, loading)
     if special == _SPECIAL_COMP:
-        return _compressed(file, raw, shape, where)
+        return _compressed(file, raw, shape, where, loading)
     if special == SPECIAL_LINKED:
         return _contiguous(file.pieces(data, where), shape, nbytes, where)
     if special == _SPECIAL_EXT:
@@ -325,3 +352,26 @@ def chunk_layout(
             f"{where}: the data lies in an external file, which vz does not follow; drop it"
         )
     raise HDF4UnsupportedError(f"{where}: unsupported special element type {special}")
+
+
+def rle_decode(data: bytes, nbytes: int, where: str) -> bytes:
+    """HDF4's run-length encoding (crle.c) decoded to ``nbytes`` bytes.
+
+    A control byte with the top bit set is a run of ``(c & 0x7f) + 3`` copies of the
+    next byte; else ``c + 1`` literal bytes follow. Only used to load data sets.
+    """
+    out = bytearray()
+    at, size = 0, len(data)
+    while len(out) < nbytes and at < size:
+        control = data[at]
+        if control & 0x80:
+            if at + 1 >= size:
+                break
+            out += data[at + 1 : at + 2] * ((control & 0x7F) + 3)
+            at += 2
+        else:
+            out += data[at + 1 : at + 2 + control]
+            at += 2 + control
+    if len(out) < nbytes:
+        raise HDF4FormatError(f"{where}: the RLE data decode to {len(out)} of {nbytes} bytes")
+    return bytes(out[:nbytes])

@@ -450,7 +450,8 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     """A whole GRIB message (edition 1 or 2) decoded by ecCodes to its grid's values.
 
     Every packing ecCodes reads works (simple, complex, spatial differencing, JPEG,
-    CCSDS, IEEE, PNG); points the bitmap marks missing decode as NaN. Needs the
+    CCSDS, IEEE, PNG); values equal to the message's ``missingValue`` (bitmap or
+    not) decode as NaN, as cfgrib reads them. Needs the
     ``eccodes`` package (the ``grib`` extra).
     """
 
@@ -491,9 +492,9 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
             raise ChunkDecodeError(f"codec {self.name}: not a GRIB message: {err}") from err
         try:
             values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
-            if eccodes.codes_is_defined(handle, "bitmapPresent") and eccodes.codes_get(
-                handle, "bitmapPresent"
-            ):
+            # As cfgrib: every value equal to the message's missingValue is NaN, with or
+            # without a bitmap (cfgrib's ds.waveh.5 has bitmap-less 9999 points).
+            if eccodes.codes_is_defined(handle, "missingValue"):
                 values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
             values = _rows_in_one_direction(eccodes, handle, values)
         except Exception as err:

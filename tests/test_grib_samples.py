@@ -25,7 +25,16 @@ SAMPLES = [
     "regular_ll_sfc.grib",
     "step_60m.grib",
     "single_gridpoint.grib",
+    "era5-levels-members.grib",
+    "era5-single-level-scalar-time.grib",
+    "forecast_monthly_ukmo.grib",
+    "lambert_grid.grib",
+    "multi_param_on_multi_dims.grib",
 ]
+# Not yet covered (differences still open, see the report of branch helper-grib2):
+# cams-egg4-monthly, cfrzr_and_cprat, cfrzr_and_cprat_0s, hpa_and_pa (values/vars differ),
+# era5-levels-corrupted (vz refuses the whole file, cfgrib skips the bad message), and the
+# samples after multi_param_on_multi_dims alphabetically (not tried).
 
 # Samples whose dims differ from cfgrib's on purpose; values are compared flattened.
 LAYOUT = {

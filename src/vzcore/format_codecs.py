@@ -451,7 +451,8 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     """A whole GRIB message (edition 1 or 2) decoded by ecCodes to its grid's values.
 
     Every packing ecCodes reads works (simple, complex, spatial differencing, JPEG,
-    CCSDS, IEEE, PNG); points the bitmap marks missing decode as NaN. Needs the
+    CCSDS, IEEE, PNG); values equal to the message's ``missingValue`` (bitmap or
+    not) decode as NaN, as cfgrib reads them. Needs the
     ``eccodes`` package (the ``grib`` extra).
     """
 
@@ -483,7 +484,7 @@ def decode_grib_field(
 ) -> npt.NDArray[np.float64]:
     """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
 
-    Points the bitmap marks missing are NaN, and the rows of a grid that alternates
+    Values equal to the message's missingValue are NaN (as cfgrib), and the rows of a grid that alternates
     row direction all run one way (as cfgrib gives them). The one decoder behind the
     zarr v3 codec `GRIBCodec` and the numcodecs codec of Kerchunk output.
 
@@ -508,9 +509,9 @@ def decode_grib_field(
         raise ChunkDecodeError(f"{where}: not a GRIB message: {err}") from err
     try:
         values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
-        if eccodes.codes_is_defined(handle, "bitmapPresent") and eccodes.codes_get(
-            handle, "bitmapPresent"
-        ):
+        # As cfgrib: every value equal to the message's missingValue is NaN, with or
+        # without a bitmap (cfgrib's ds.waveh.5 has bitmap-less 9999 points).
+        if eccodes.codes_is_defined(handle, "missingValue"):
             values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
         values = _rows_in_one_direction(eccodes, handle, values)
     except Exception as err:

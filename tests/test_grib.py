@@ -123,29 +123,58 @@ def test_a_bitmap_reads_as_nan(tmp_path: Path) -> None:
     np.testing.assert_array_equal(flat, _decoded(path)[0].astype(np.float32))
 
 
+def holes_file(tmp_path: Path) -> Path:
+    """2t at steps 0, 6, 12 of one day and 0, 12 of the next: (day 2, step 6) is a hole."""
+    days = {20240101: (0, 6, 12), 20240102: (0, 12)}
+    messages = [
+        _message("regular_ll_sfc_grib2", _field(s + d % 7), shortName="2t", dataDate=d, step=s)
+        for d, steps in days.items()
+        for s in steps
+    ]
+    return _write(tmp_path / "holes.grib2", messages)
+
+
 def test_holes_in_the_cube_are_missing_chunks(tmp_path: Path) -> None:
-    """Steps 0, 6, 12 of 2t and only 0, 12 of 2d: 2d's (d2m) step 6 is NaN, nothing shifts."""
+    path = holes_file(tmp_path)
+    group, registry = _virtual(path)
+    got = _opened(group, registry)
+    assert group["t2m"].manifest.n_missing == 1  # type: ignore[union-attr]
+    assert got["t2m"].dims == ("time", "step", "latitude", "longitude")
+    assert np.isnan(got["t2m"].isel(time=1, step=1).values).all()
+    decoded = _decoded(path)
+    for (time, step), values in zip(((0, 0), (0, 1), (0, 2), (1, 0), (1, 2)), decoded, strict=True):
+        np.testing.assert_array_equal(
+            got["t2m"].isel(time=time, step=step).values.ravel(), values.astype("f4")
+        )
+    with xr.open_dataset(path, engine="cfgrib", indexpath="") as ref:
+        np.testing.assert_array_equal(got["t2m"].values, ref["t2m"].values)
+
+
+def test_variables_on_different_steps_are_separate_datasets_as_in_cfgrib(
+    tmp_path: Path,
+) -> None:
+    """2t at steps 0, 6, 12, 2d at 0, 12: cfgrib makes two datasets (no shared cube)."""
     messages = [
         _message("regular_ll_sfc_grib2", _field(s + len(name)), shortName=name, step=s)
         for name in ("2t", "2d")
         for s in (0, 6, 12)
         if not (name == "2d" and s == 6)
     ]
-    path = _write(tmp_path / "holes.grib2", messages)
+    path = _write(tmp_path / "steps.grib2", messages)
     group, registry = _virtual(path)
-    got = _opened(group, registry)
-    assert group["d2m"].manifest.n_missing == 1  # type: ignore[union-attr]
-    assert group["t2m"].manifest.n_missing == 0  # type: ignore[union-attr]
-    assert np.isnan(got["d2m"].isel(step=1).values).all()
-    decoded = _decoded(path)  # 2t at 0, 6, 12, then 2d at 0, 12
-    for step, values in zip((0, 1, 2), decoded[:3], strict=True):
-        np.testing.assert_array_equal(
-            got["t2m"].isel(step=step).values.ravel(), values.astype("f4")
-        )
-    for step, values in zip((0, 2), decoded[3:], strict=True):
-        np.testing.assert_array_equal(
-            got["d2m"].isel(step=step).values.ravel(), values.astype("f4")
-        )
+    import cfgrib
+
+    refs = cfgrib.open_datasets(str(path), indexpath="")
+    assert sorted(list(r.data_vars) for r in refs) == [["d2m"], ["t2m"]]
+    assert len(group.groups) == 2
+    store = vc.ManifestStore(group, registry=registry)
+    for name, sub in group.groups.items():
+        assert sub["step"].shape in ((2,), (3,))
+        got = xr.open_zarr(store, group=name, consolidated=False, decode_timedelta=True)
+        (ref,) = [r for r in refs if set(r.data_vars) == set(got.data_vars)]
+        for var in ref.data_vars:
+            np.testing.assert_array_equal(got[var].values, ref[var].values)
+            assert group[f"{name}/{var}"].manifest.n_missing == 0  # type: ignore[union-attr]
 
 
 def test_grib1_and_grib2_in_one_file_and_reduced_grids(tmp_path: Path) -> None:

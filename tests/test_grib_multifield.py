@@ -123,7 +123,8 @@ def test_each_field_is_a_chunk_of_its_array(tmp_path: Path, start: int) -> None:
         array = group[name]
         assert isinstance(array, vc.VirtualArray)
         assert array.manifest.n_chunks == len(steps)
-        assert array.metadata.codecs[0].to_dict()["configuration"] == {"field": field}
+        configuration = array.metadata.codecs[0].to_dict()["configuration"]
+        assert configuration == {"field": field, "order": "rows"}
     # Both arrays reference the same whole messages.
     u, v = group["u10"], group["v10"]
     assert isinstance(u, vc.VirtualArray)

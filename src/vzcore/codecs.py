@@ -174,7 +174,14 @@ def v3_serializer_to_v2(codec: CodecSpec, dtype: np.dtype[Any]) -> dict[str, JSO
     """
     if codec.name not in _SERIALIZERS_V2:
         return None
-    return {"id": codec.name, "field": codec.configuration.get("field", 0), "dtype": dtype.str}
+    config: dict[str, JSON] = {
+        "id": codec.name,
+        "field": codec.configuration.get("field", 0),
+        "dtype": dtype.str,
+    }
+    if codec.configuration.get("order", "rows") != "rows":
+        config["order"] = codec.configuration["order"]
+    return config
 
 
 def v2_serializer_to_v3(config: object) -> CodecSpec | None:

@@ -459,12 +459,16 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     name: ClassVar[str] = "vz.grib"
     field: int = 0
     """Which field of a multi-field message the chunk holds (0 for the first)."""
+    order: str = "rows"
+    """``"rows"``: a grid of rows, each running as the first does (cfgrib's 2-D grids);
+    ``"stored"``: the points in the order the message stores them (cfgrib's ``values``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, int) or isinstance(self.field, bool) or self.field < 0:
             raise InvalidMetadataError(
                 f"codec {self.name}: field must be a non-negative integer, not {self.field!r}"
             )
+        check_grib_order(self.order, self.name)
 
     def validate(
         self,
@@ -476,17 +480,31 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
         _require_kind(self.name, dtype, "f", "decodes to floats")
 
     def _decode_to_array(self, data: bytes, count: int, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-        return decode_grib_field(data, self.field, count, f"codec {self.name}").astype(dtype)
+        where = f"codec {self.name}"
+        return decode_grib_field(data, self.field, count, where, order=self.order).astype(dtype)
+
+
+GRIB_ORDERS = ("rows", "stored")
+
+
+def check_grib_order(order: object, codec: str) -> None:
+    """Refuse a ``vz.grib`` ``order`` other than `GRIB_ORDERS`."""
+    if order not in GRIB_ORDERS:
+        raise InvalidMetadataError(
+            f"codec {codec}: order must be one of {GRIB_ORDERS}, not {order!r}"
+        )
 
 
 def decode_grib_field(
-    data: bytes, field: int, count: int | None, where: str
+    data: bytes, field: int, count: int | None, where: str, *, order: str = "rows"
 ) -> npt.NDArray[np.float64]:
     """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
 
-    Values equal to the message's missingValue are NaN (as cfgrib), and the rows of a grid that alternates
-    row direction all run one way (as cfgrib gives them). The one decoder behind the
-    zarr v3 codec `GRIBCodec` and the numcodecs codec of Kerchunk output.
+    Values equal to the message's missingValue are NaN (as cfgrib). With ``order="rows"``
+    the rows of a grid that alternates row direction all run one way (as cfgrib gives a
+    2-D grid); with ``"stored"`` the points stay in the message's order (as cfgrib gives
+    a flat ``values`` axis). The one decoder behind the zarr v3 codec `GRIBCodec` and
+    the numcodecs codec of Kerchunk output.
 
     Raises
     ------
@@ -513,7 +531,8 @@ def decode_grib_field(
         # without a bitmap (cfgrib's ds.waveh.5 has bitmap-less 9999 points).
         if eccodes.codes_is_defined(handle, "missingValue"):
             values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
-        values = _rows_in_one_direction(eccodes, handle, values)
+        if order == "rows":
+            values = _rows_in_one_direction(eccodes, handle, values)
     except Exception as err:
         raise ChunkDecodeError(f"{where}: ecCodes cannot decode: {err}") from err
     finally:

@@ -7,7 +7,8 @@ vzcore decodes vz's chunks. Decode only: the chunks are the archive's bytes.
 
 - ``vz.grib``: a whole GRIB message (field ``field`` of it) decoded by ecCodes to the
   grid's values, NaN where the bitmap marks a point missing, as ``dtype`` (the array's
-  dtype in ``.zarray``, which zarr v2 reads the decoded bytes as).
+  dtype in ``.zarray``, which zarr v2 reads the decoded bytes as), its points as rows
+  (``order="rows"``, the default) or as stored (``"stored"``), as the v3 codec.
 
 Example
 -------
@@ -24,7 +25,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ndarray_copy
 
 from vzcore.errors import InvalidMetadataError, UnsupportedCodecError
-from vzcore.format_codecs import decode_grib_field
+from vzcore.format_codecs import check_grib_order, decode_grib_field
 
 __all__ = ["GRIBNumcodec"]
 
@@ -34,11 +35,12 @@ class GRIBNumcodec(Codec):  # type: ignore[misc]  # numcodecs has no type hints
 
     codec_id = "vz.grib"
 
-    def __init__(self, field: int = 0, dtype: str = "<f4") -> None:
+    def __init__(self, field: int = 0, dtype: str = "<f4", order: str = "rows") -> None:
         if not isinstance(field, int) or isinstance(field, bool) or field < 0:
             raise InvalidMetadataError(
                 f"codec vz.grib: field must be a non-negative integer, not {field!r}"
             )
+        check_grib_order(order, "vz.grib")
         try:
             kind = np.dtype(dtype)
         except TypeError as err:
@@ -47,12 +49,13 @@ class GRIBNumcodec(Codec):  # type: ignore[misc]  # numcodecs has no type hints
             raise InvalidMetadataError(f"codec vz.grib decodes to floats, not {dtype!r}")
         self.field = field
         self.dtype = kind.str
+        self.order = order
 
     def decode(self, buf: Any, out: Any = None) -> Any:
         """The message's values as ``dtype`` bytes (into ``out`` when given)."""
         data = memoryview(buf).cast("B").tobytes()
         count = None if out is None else memoryview(out).nbytes // np.dtype(self.dtype).itemsize
-        values = decode_grib_field(data, self.field, count, "codec vz.grib")
+        values = decode_grib_field(data, self.field, count, "codec vz.grib", order=self.order)
         decoded = values.astype(self.dtype)
         if out is not None:
             return ndarray_copy(decoded, out)
@@ -63,5 +66,8 @@ class GRIBNumcodec(Codec):  # type: ignore[misc]  # numcodecs has no type hints
         raise UnsupportedCodecError("codec vz.grib decodes GRIB messages; it cannot encode")
 
     def get_config(self) -> dict[str, Any]:
-        """``{"id": "vz.grib", "field": ..., "dtype": ...}``."""
-        return {"id": self.codec_id, "field": self.field, "dtype": self.dtype}
+        """``{"id": "vz.grib", "field": ..., "dtype": ...}`` (and ``order`` unless "rows")."""
+        config: dict[str, Any] = {"id": self.codec_id, "field": self.field, "dtype": self.dtype}
+        if self.order != "rows":
+            config["order"] = self.order
+        return config

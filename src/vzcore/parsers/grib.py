@@ -54,7 +54,10 @@ _ATTRIBUTE_KEYS = (
     "paramId", "shortName", "units", "name", "cfName", "cfVarName", "dataType", "gridType",
     "typeOfLevel", "stepType", "stepUnits", "numberOfPoints", "NV", "missingValue", "edition",
 )  # fmt: skip
-_MESSAGE_KEYS = (*_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step")
+_MESSAGE_KEYS = (
+    *_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step",
+    "centre", "centreDescription", "subCentre", "uvRelativeToGrid",
+)  # fmt: skip
 _GEOGRAPHY = ("regular_ll", "regular_gg")
 _DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
 
@@ -376,26 +379,18 @@ class GRIBParser:
                 f"{file.url}: no GRIB message"
                 + (f" matches filter_by_keys={self.filter_by_keys}" if self.filter_by_keys else "")
             )
-        cubes: dict[tuple[Any, ...], list[_Message]] = defaultdict(list)
-        for message in messages:
-            k = message.keys
-            cubes[(k.get("typeOfLevel"), k.get("stepType"), k["_grid"])].append(message)
-        grids = {key[2] for key in cubes}
+        datasets = _datasets(_parameters(messages))
+        names = _dataset_names(datasets)
         groups: dict[str, VirtualGroup] = {}
-        for (level_type, step_type, grid), members in cubes.items():
-            name = f"{level_type}_{step_type}"
-            if len(grids) > 1:
-                name += f"_{grid[0]}_{grid[1]}"
+        for name, dataset in zip(names, datasets, strict=True):
+            grid = dataset[0].members[0].keys["_grid"]
             where = f"{file.url}: hypercube {name!r}"
-            groups[name] = _hypercube(members, first_bytes[grid], file.url, where)
-        attributes: dict[str, JSON] = {
-            "GRIB_edition": max(int(m.keys.get("edition", 0)) for m in messages),
-            "Conventions": "CF-1.7",
-        }
+            groups[name] = _hypercube(dataset, first_bytes[grid], file.url, where)
         sources = {file.url: seen}
         if len(groups) == 1:
-            only = next(iter(groups.values()))
-            return attrs.evolve(only, attributes={**attributes}, sources=sources)
+            return attrs.evolve(next(iter(groups.values())), sources=sources)
+        shared = [dict(g.attributes) for g in groups.values()]
+        attributes = {k: v for k, v in shared[0].items() if all(a.get(k) == v for a in shared)}
         return VirtualGroup(groups=groups, attributes=attributes, sources=sources)
 
 
@@ -444,63 +439,178 @@ def _header_axes(members: list[_Message]) -> list[tuple[str, npt.NDArray[Any], d
     return [(name, values, attributes[name]) for name, values in columns.items()]
 
 
-def _hypercube(members: list[_Message], sample: bytes, url: str, where: str) -> VirtualGroup:
-    axes = _header_axes(members)
+# The keys cfgrib requires to be unique within one variable (its DATA_ATTRIBUTES_KEYS
+# and GLOBAL_ATTRIBUTES_KEYS; not stepUnits, which cfgrib always reads as 1, the steps
+# being hours, as vz's `_step_hours` gives them): a parameter whose messages differ in one of them is
+# several variables, as is one on several grids (vz's `_grid`, never a mixed cube).
+_UNIQUE_KEYS = (
+    "paramId", "dataType", "numberOfPoints", "typeOfLevel", "stepType",
+    "gridType", "uvRelativeToGrid", "edition", "centre", "centreDescription", "subCentre",
+)  # fmt: skip
+_DATASET_KEYS = ("edition", "centre", "centreDescription", "subCentre")
+
+
+@attrs.frozen(eq=False)
+class _Parameter:
+    """The messages of one variable and its own header coordinates (before any squeeze)."""
+
+    name: str
+    members: list[_Message]
+    axes: list[tuple[str, npt.NDArray[Any], dict[str, JSON]]]  # (name, distinct values, attrs)
+    positions: list[npt.NDArray[np.int64]]  # each member's index along each axis
+    level_type: str
+    dataset_keys: tuple[Any, ...]
+
+    def fits(self, other: _Parameter) -> bool:
+        """Whether the two can share a dataset: cfgrib's ``xr.merge(join="exact")``."""
+        return (
+            self.dataset_keys == other.dataset_keys
+            and self.members[0].keys["_grid"] == other.members[0].keys["_grid"]
+            and all(
+                a[0] == b[0] and np.array_equal(a[1], b[1])
+                for a, b in zip(self.axes, other.axes, strict=True)
+            )
+        )
+
+
+def _parameters(messages: list[_Message]) -> list[_Parameter]:
+    """The file's variables as cfgrib's ``open_variable_datasets`` finds them, in its order.
+
+    One per paramId and value of each of `_UNIQUE_KEYS` (and grid), ordered by paramId
+    then first appearance; each with the sorted distinct values of its own header keys.
+    """
+    split: dict[tuple[Any, ...], list[_Message]] = defaultdict(list)
+    for message in messages:
+        k = message.keys
+        split[(*(k.get(key) for key in _UNIQUE_KEYS), k["_grid"])].append(message)
+    ordered = sorted(split.items(), key=lambda item: int(item[0][0] or 0))
+    parameters = []
+    for _, members in ordered:
+        axes, positions = [], []
+        for name, values, attributes in _header_axes(members):
+            distinct, inverse = np.unique(values, return_inverse=True)
+            if name in _DECREASING:  # pressure levels run downwards, as cfgrib stores them
+                distinct, inverse = distinct[::-1], len(distinct) - 1 - inverse
+            axes.append((name, distinct, attributes))
+            positions.append(inverse.astype(np.int64))
+        keys = members[0].keys
+        parameters.append(
+            _Parameter(
+                name=_variable_name(keys),
+                members=members,
+                axes=axes,
+                positions=positions,
+                level_type=str(keys.get("typeOfLevel", "undef")),
+                dataset_keys=tuple(keys.get(key) for key in _DATASET_KEYS),
+            )
+        )
+    return parameters
+
+
+def _datasets(parameters: list[_Parameter]) -> list[list[_Parameter]]:
+    """The variables merged into datasets as cfgrib's ``open_datasets`` merges them.
+
+    Per level type (sorted), each variable joins the first dataset whose coordinates
+    (every header key, the grid) and global keys are exactly its own and which has no
+    variable of its name yet; else it starts a dataset.
+    """
+    by_level: dict[str, list[_Parameter]] = defaultdict(list)
+    for parameter in parameters:
+        by_level[parameter.level_type].append(parameter)
+    datasets: list[list[_Parameter]] = []
+    for level_type in sorted(by_level):
+        merged: list[list[_Parameter]] = []
+        for parameter in by_level[level_type]:
+            for dataset in merged:
+                if dataset[0].fits(parameter) and all(p.name != parameter.name for p in dataset):
+                    dataset.append(parameter)
+                    break
+            else:
+                merged.append([parameter])
+        datasets.extend(merged)
+    return datasets
+
+
+def _dataset_names(datasets: list[list[_Parameter]]) -> list[str]:
+    """``<typeOfLevel>_<stepType>`` per dataset (step types joined when several), the
+    grid added when the file has several, and ``_<n>`` counting names still repeated."""
+    grids = {d[0].members[0].keys["_grid"] for d in datasets}
+    names = []
+    for dataset in datasets:
+        steps = sorted({str(m.keys.get("stepType")) for p in dataset for m in p.members[:1]})
+        name = f"{dataset[0].level_type}_{'_'.join(steps)}"
+        if len(grids) > 1:
+            grid = dataset[0].members[0].keys["_grid"]
+            name += f"_{grid[0]}_{grid[1]}"
+        names.append(name)
+    repeated = {n for n in names if names.count(n) > 1}
+    counts: dict[str, int] = defaultdict(int)
+    unique = []
+    for name in names:
+        if name in repeated:
+            counts[name] += 1
+            name = f"{name}_{counts[name]}"
+        unique.append(name)
+    return unique
+
+
+def _hypercube(dataset: list[_Parameter], sample: bytes, url: str, where: str) -> VirtualGroup:
+    """One dataset: the shared header coordinates squeezed where of length 1, as cfgrib."""
+    first = dataset[0]
     dims: list[str] = []
-    positions: list[npt.NDArray[np.int64]] = []
     arrays: dict[str, AnyArray] = {}
-    for name, values, attributes in axes:
-        distinct, inverse = np.unique(values, return_inverse=True)
-        if name in _DECREASING:  # pressure levels run downwards, as cfgrib stores them
-            distinct, inverse = distinct[::-1], len(distinct) - 1 - inverse
+    kept: list[int] = []
+    for axis, (name, distinct, attributes) in enumerate(first.axes):
         if len(distinct) > 1:
             dims.append(name)
-            positions.append(inverse.astype(np.int64))
-            data = distinct
+            kept.append(axis)
+            arrays[name] = _loaded(distinct, (name,), attributes)
         else:
-            data = distinct.reshape(())
-        arrays[name] = _loaded(data, (name,) if data.ndim else (), attributes)
-    grid_dims, grid_shape, geography = _geography(sample, members[0].keys, where)
+            arrays[name] = _loaded(distinct.reshape(()), (), attributes)
+    grid_dims, grid_shape, geography, order = _geography(sample, first.members[0].keys, where)
     arrays.update(geography)
-    header_shape = tuple(len(arrays[d].data) for d in dims)  # type: ignore[union-attr]
+    header_shape = tuple(len(first.axes[axis][1]) for axis in kept)
     # Scalar coordinates and 2-d or 1-d point coordinates are named, as CF does.
     dimensions = {*dims, *grid_dims}
     coordinate_names = " ".join(sorted(n for n in arrays if n not in dimensions))
-    by_name: dict[str, list[int]] = defaultdict(list)
-    for index, message in enumerate(members):
-        by_name[_variable_name(message.keys)].append(index)
-    for short_name, indices in by_name.items():
-        rows_of = np.asarray(indices)
-        coordinates = tuple(p[rows_of] for p in positions)
+    keys = first.members[0].keys
+    for parameter in dataset:
+        coordinates = tuple(parameter.positions[axis] for axis in kept)
         rows = (
             np.ravel_multi_index(coordinates, header_shape)
             if header_shape
-            else np.zeros(len(indices), np.int64)
+            else np.zeros(len(parameter.members), np.int64)
         )
         if len(np.unique(rows)) != len(rows):
             raise GRIBFormatError(
-                f"{where}: variable {short_name!r} has two messages for one "
+                f"{where}: variable {parameter.name!r} has two messages for one "
                 f"({', '.join(dims)}) combination; select with filter_by_keys="
             )
-        arrays[short_name] = _variable(
-            [members[i] for i in indices],
+        arrays[parameter.name] = _variable(
+            parameter.members,
             rows,
             header_shape,
-            (dims, grid_dims),
+            (dims, grid_dims, order),
             grid_shape,
             url,
             coordinate_names,
         )
-    return VirtualGroup(arrays=arrays)
+    globals_: dict[str, JSON] = {
+        f"GRIB_{key}": _json(keys[key]) for key in _DATASET_KEYS if keys.get(key) is not None
+    }
+    globals_["Conventions"] = "CF-1.7"
+    if "GRIB_centreDescription" in globals_:
+        globals_["institution"] = globals_["GRIB_centreDescription"]
+    return VirtualGroup(arrays=arrays, attributes=globals_)
 
 
 def _variable_name(keys: Mapping[str, Any]) -> str:
     """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``), else ``shortName``."""
     for key in ("cfVarName", "shortName"):
         value = str(keys.get(key, ""))
-        if value and value not in ("unknown", "~"):
+        if value and value not in ("unknown", "undef", "~"):
             return value
-    return f"param{keys.get('paramId', 0)}"
+    return f"paramId_{keys.get('paramId', 0)}"
 
 
 def _loaded(
@@ -516,68 +626,80 @@ def _loaded(
     return LoadedArray(metadata, values)
 
 
+_GRID_2D = frozenset(
+    {"rotated_ll", "rotated_gg", "lambert", "lambert_azimuthal_equal_area", "albers",
+     "polar_stereographic"}
+)  # fmt: skip
+"""Grids cfgrib gives as ``y``/``x`` with 2-d latitude/longitude; `_GEOGRAPHY` as
+``latitude``/``longitude``; every other grid as a flat ``values`` axis."""
+
+
 def _geography(
     sample: bytes, keys: Mapping[str, Any], where: str
-) -> tuple[tuple[str, ...], tuple[int, ...], dict[str, LoadedArray]]:
-    """The grid dimensions, shape and latitude/longitude coordinates of one message."""
+) -> tuple[tuple[str, ...], tuple[int, ...], dict[str, LoadedArray], str]:
+    """The grid dimensions, shape, latitude/longitude and the codec's point order.
+
+    As cfgrib: the layout follows the grid type, and a grid dimension of length 1 is
+    squeezed away (a single grid point gives scalar latitude and longitude).
+    """
     codes = _eccodes()
     handle = codes.codes_new_from_message(sample)
     try:
         latitudes = np.asarray(codes.codes_get_array(handle, "latitudes"), dtype=np.float64)
         longitudes = np.asarray(codes.codes_get_array(handle, "longitudes"), dtype=np.float64)
-        ni, nj = keys.get("Ni"), keys.get("Nj")
-        if ni and nj and int(ni) * int(nj) != len(latitudes):
-            ni = nj = None  # not a grid of rows and columns (a reduced grid)
-        lat_attrs: dict[str, JSON] = {"units": "degrees_north", "standard_name": "latitude"}
-        lon_attrs: dict[str, JSON] = {"units": "degrees_east", "standard_name": "longitude"}
-        if keys.get("gridType") in _GEOGRAPHY and ni and nj and int(ni) > 0 and int(nj) > 0:
-            shape = (int(nj), int(ni))
-            lats = latitudes.reshape(shape)[:, 0].copy()
-            lons = longitudes.reshape(shape)[0, :].copy()
-            return (
-                ("latitude", "longitude"),
-                shape,
-                {
-                    "latitude": _loaded(lats, ("latitude",), lat_attrs),
-                    "longitude": _loaded(lons, ("longitude",), lon_attrs),
-                },
-            )
-        if ni and nj and int(ni) > 0 and int(nj) > 0:
-            shape = (int(nj), int(ni))
-            return (
-                ("y", "x"),
-                shape,
-                {
-                    "latitude": _loaded(latitudes.reshape(shape), ("y", "x"), lat_attrs),
-                    "longitude": _loaded(longitudes.reshape(shape), ("y", "x"), lon_attrs),
-                },
-            )
-        return (
-            ("values",),
-            (len(latitudes),),
-            {
-                "latitude": _loaded(latitudes, ("values",), lat_attrs),
-                "longitude": _loaded(longitudes, ("values",), lon_attrs),
-            },
-        )
     except Exception as err:
-        if isinstance(err, VirtualizationError):
-            raise
         raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
     finally:
         codes.codes_release(handle)
+    ni, nj = int(keys.get("Ni") or 0), int(keys.get("Nj") or 0)
+    rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
+    grid_type = keys.get("gridType")
+    if rows and grid_type in _GEOGRAPHY:
+        dims: tuple[str, ...] = ("latitude", "longitude")
+        points: dict[str, tuple[npt.NDArray[Any], tuple[str, ...]]]
+        lats, lons = latitudes.reshape(nj, ni)[:, 0], longitudes.reshape(nj, ni)[0, :]
+        points = {
+            "latitude": (lats.copy(), ("latitude",)),
+            "longitude": (lons.copy(), ("longitude",)),
+        }
+        order = "rows"
+    elif rows and grid_type in _GRID_2D:
+        dims = ("y", "x")
+        points = {
+            "latitude": (latitudes.reshape(nj, ni), dims),
+            "longitude": (longitudes.reshape(nj, ni), dims),
+        }
+        order = "rows"
+    else:
+        dims = ("values",)
+        points = {"latitude": (latitudes, dims), "longitude": (longitudes, dims)}
+        order = "stored"
+    shape = (nj, ni) if dims != ("values",) else (len(latitudes),)
+    squeezed = {d for d, n in zip(dims, shape, strict=True) if n == 1}
+    geography = {}
+    for name, (values, on) in points.items():
+        axes = tuple(i for i, d in enumerate(on) if d in squeezed)
+        kept = tuple(d for d in on if d not in squeezed)
+        attributes: dict[str, JSON] = {
+            "units": "degrees_north" if name == "latitude" else "degrees_east",
+            "standard_name": name,
+        }
+        geography[name] = _loaded(np.squeeze(values, axis=axes), kept, attributes)
+    kept_dims = tuple(d for d in dims if d not in squeezed)
+    kept_shape = tuple(n for d, n in zip(dims, shape, strict=True) if d not in squeezed)
+    return kept_dims, kept_shape, geography, order
 
 
 def _variable(
     members: list[_Message],
     rows: npt.NDArray[np.int64],
     header_shape: tuple[int, ...],
-    names: tuple[list[str], tuple[str, ...]],
+    names: tuple[list[str], tuple[str, ...], str],
     grid_shape: tuple[int, ...],
     url: str,
     coordinates: str,
 ) -> VirtualArray:
-    dims, grid_dims = names
+    dims, grid_dims, order = names
     keys = members[0].keys
     fields = sorted({m.field for m in members})
     if len(fields) > 1:
@@ -589,6 +711,9 @@ def _variable(
     attributes: dict[str, JSON] = {
         f"GRIB_{k}": _json(keys[k]) for k in _ATTRIBUTE_KEYS if k in keys and k != "edition"
     }
+    if "GRIB_stepUnits" in attributes:
+        # cfgrib reads every step in hours and so reports stepUnits as 1 (hours).
+        attributes["GRIB_stepUnits"] = 1
     for source_key, cf_key in (
         ("name", "long_name"),
         ("units", "units"),
@@ -604,7 +729,7 @@ def _variable(
         chunk_shape=(*(1 for _ in header_shape), *grid_shape),
         dtype=np.float32,
         fill_value=float("nan"),
-        codecs=[{"name": "vz.grib", "configuration": {"field": fields[0]}}],
+        codecs=[{"name": "vz.grib", "configuration": {"field": fields[0], "order": order}}],
         dimension_names=(*dims, *grid_dims),
         attributes=attributes,
     )

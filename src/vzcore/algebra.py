@@ -708,6 +708,8 @@ def select_slices(array: VirtualArray, selection: Sequence[slice]) -> VirtualArr
     meta = array.metadata
     if len(selection) != meta.ndim:
         raise ShapeMismatch(f"selection has {len(selection)} slices for a {meta.ndim}-d array")
+    if all(s.indices(n) == (0, n, 1) for s, n in zip(selection, meta.shape, strict=True)):
+        return array  # the whole array
     grid = meta.chunk_grid
     spans: list[tuple[int, int]] = []
     cut_axes: list[int] = []

@@ -8,6 +8,7 @@ engine) or with ecCodes' decoded values.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,9 +143,9 @@ def test_holes_in_the_cube_are_missing_chunks(tmp_path: Path) -> None:
     assert got["t2m"].dims == ("time", "step", "latitude", "longitude")
     assert np.isnan(got["t2m"].isel(time=1, step=1).values).all()
     decoded = _decoded(path)
-    for (time, step), values in zip(((0, 0), (0, 1), (0, 2), (1, 0), (1, 2)), decoded, strict=True):
+    for (day, step), values in zip(((0, 0), (0, 1), (0, 2), (1, 0), (1, 2)), decoded, strict=True):
         np.testing.assert_array_equal(
-            got["t2m"].isel(time=time, step=step).values.ravel(), values.astype("f4")
+            got["t2m"].isel(time=day, step=step).values.ravel(), values.astype("f4")
         )
     with xr.open_dataset(path, engine="cfgrib", indexpath="") as ref:
         np.testing.assert_array_equal(got["t2m"].values, ref["t2m"].values)
@@ -246,6 +247,44 @@ def test_corrupt_files_are_typed_errors(tmp_path: Path, case: str) -> None:
         _virtual(path)
     assert f"file://{path}" in str(info.value)
     assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("edition", [1, 2])
+def test_a_grib_needing_local_tables_is_a_typed_error(tmp_path: Path, edition: int) -> None:
+    """Parameters of a centre's local tables: named by their numbers, not merged.
+
+    cfgrib calls both ``unknown`` and keeps one; vz refuses within a second, naming the
+    file, the message and the numbers, and reads the known ones through filter_by_keys.
+    """
+    if edition == 2:
+        sample = "regular_ll_sfc_grib2"
+        local = {"centre": 74, "localTablesVersion": 1, "discipline": 0,
+                 "parameterCategory": 0}  # fmt: skip
+        unknown = [{**local, "parameterNumber": n} for n in (250, 251)]
+        known = {"discipline": 0, "parameterCategory": 0, "parameterNumber": 0}
+        needle, param, name = "parameterNumber=250", 130, "t"
+    else:
+        sample = "regular_ll_sfc_grib1"
+        unknown = [{"centre": 74, "table2Version": 250, "indicatorOfParameter": n}
+                   for n in (250, 251)]  # fmt: skip
+        known = {"table2Version": 128, "indicatorOfParameter": 167}
+        needle, param, name = "indicatorOfParameter=250", 167, "t2m"
+    messages = [_message(sample, None, **k) for k in (*unknown, known)]
+    path = _write(tmp_path / f"local{edition}.grib", messages)
+    start = time.perf_counter()
+    with pytest.raises(GRIBFormatError) as info:
+        _virtual(path)
+    assert time.perf_counter() - start < 1.0 + 5.0  # a second, with slack for a busy CI
+    text = str(info.value)
+    assert f"file://{path}" in text
+    assert "message at byte 0" in text
+    assert needle in text
+    assert "local tables" in text
+    group, registry = _virtual(path, filter_by_keys={"paramId": param})
+    got = _opened(group, registry)
+    with xr.open_dataset(path, engine="cfgrib", indexpath="",
+                         backend_kwargs={"filter_by_keys": {"paramId": param}}) as ref:  # fmt: skip
+        np.testing.assert_array_equal(got[name].values, ref[name].values)
 
 
 def test_a_damaged_message_body_is_a_typed_error_on_parse_or_read(tmp_path: Path) -> None:

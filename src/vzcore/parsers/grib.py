@@ -57,7 +57,14 @@ _ATTRIBUTE_KEYS = (
 _MESSAGE_KEYS = (
     *_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step",
     "centre", "centreDescription", "subCentre", "uvRelativeToGrid",
+    # what names a parameter ecCodes' tables do not know (`_check_known`)
+    "discipline", "parameterCategory", "parameterNumber", "localTablesVersion",
+    "table2Version", "indicatorOfParameter",
 )  # fmt: skip
+_PARAMETER_NUMBERS = {
+    1: ("table2Version", "indicatorOfParameter"),
+    2: ("discipline", "parameterCategory", "parameterNumber", "localTablesVersion"),
+}
 _GEOGRAPHY = ("regular_ll", "regular_gg")
 _DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
 
@@ -372,6 +379,7 @@ class GRIBParser:
         first_bytes: dict[tuple[Any, ...], bytes] = {}
         for found, keys in _fields_with_keys(file, size):
             if _matches(keys, self.filter_by_keys):
+                _check_known(keys, f"{file.url}: message at byte {found.offset}")
                 messages.append(_Message(found.offset, found.length, keys, found.field))
                 first_bytes.setdefault(keys["_grid"], found.data)
         if not messages:
@@ -392,6 +400,25 @@ class GRIBParser:
         shared = [dict(g.attributes) for g in groups.values()]
         attributes = {k: v for k, v in shared[0].items() if all(a.get(k) == v for a in shared)}
         return VirtualGroup(groups=groups, attributes=attributes, sources=sources)
+
+
+def _check_known(keys: Mapping[str, Any], where: str) -> None:
+    """Refuse a parameter ecCodes' tables do not name (paramId 0: it needs local tables).
+
+    cfgrib calls every such parameter ``unknown`` and keeps one of them where several
+    meet; vz names the numbers instead, so the user can add the centre's tables
+    (``ECCODES_DEFINITION_PATH``) or leave the message out (``filter_by_keys``).
+    """
+    if keys.get("paramId") not in (0, None):
+        return
+    numbers = _PARAMETER_NUMBERS.get(int(keys.get("edition", 0)), ())
+    named = ", ".join(f"{k}={keys[k]}" for k in numbers if k in keys)
+    centre = keys.get("centreDescription", keys.get("centre", "?"))
+    raise GRIBFormatError(
+        f"{where}: a parameter ecCodes' tables do not know ({named}; centre {centre}): "
+        "it needs the centre's local tables (ECCODES_DEFINITION_PATH), or leave it out "
+        "with filter_by_keys="
+    )
 
 
 # ---- hypercubes ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import vzcore as vc
 from vzcore.byteranges import (
     RangeFile,
     ReadPolicy,
+    ShortReadError,
     Source,
     coalesced,
     open_file,
@@ -237,6 +238,37 @@ def test_range_file_caches_blocks() -> None:
         view.seek(5000)
         view.read(100)
     assert view.requests == 2
+
+
+def test_a_cached_source_serves_many_small_reads_from_a_few_block_requests() -> None:
+    reader = RecordingReader()
+    cached = _source(reader).cached(block_size=4096, whole_below=0)
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, len(DATA) - 64, 200)
+    for start in starts.tolist():  # one range at a time, as a parser reads headers
+        (got,) = cached.read_ranges([start], [start + 64])
+        assert bytes(got) == DATA[start : start + 64]
+    spans = cached.read_ranges([4000, 100, 8190], [4200, 100, 12300])  # across blocks, empty
+    assert [bytes(v) for v in spans] == [DATA[4000:4200], b"", DATA[8190:12300]]
+    fetched = [r for batch in reader.batches for r in batch]
+    assert len(fetched) == len(DATA) // 4096  # every block once, never again
+    assert all(start % 4096 == 0 for start, _ in fetched)
+    assert cached.url == _source(reader).url
+    assert cached.size() == len(DATA)  # what the store answers passes through
+
+
+def test_a_cached_source_reports_a_range_past_the_end_as_short() -> None:
+    cached = _source(RecordingReader()).cached(block_size=4096, whole_below=0)
+    with pytest.raises(ShortReadError, match=r"memory://m/f\.bin"):
+        cached.read_ranges([len(DATA) - 10], [len(DATA) + 10])
+
+
+def test_a_cached_source_reads_more_than_it_holds_past_the_cache() -> None:
+    reader = RecordingReader()
+    cached = _source(reader).cached(block_size=1024, cache_blocks=2, whole_below=0)
+    (got,) = cached.read_ranges([0], [len(DATA)])
+    assert bytes(got) == DATA
+    assert reader.batches == [[(0, len(DATA))]]  # one request, not 16 blocks
 
 
 def test_open_file_gives_local_paths_and_range_files(tmp_path: Path) -> None:

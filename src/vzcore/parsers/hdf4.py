@@ -236,9 +236,7 @@ def _loaded_array(
         attributes["_FillValue"] = fill.item()
     data = dataset.data
     if data is not None and data.special and file.special_kind(data) == SPECIAL_LINKED:
-        pieces = file.pieces(data, where)
-        ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
-        raw = b"".join(bytes(v) for v in file.reader.file.read_ranges(pieces.offsets, ends))
+        raw = file.linked_bytes(file.pieces(data, where))
         if len(raw) < nbytes:
             raise HDF4FormatError(f"{where}: {len(raw)} bytes of data, the data set needs {nbytes}")
         values = np.frombuffer(raw[:nbytes], dtype=dataset.dtype).reshape(dataset.shape)
@@ -342,7 +340,8 @@ class HDF4Parser:
     def _parse(self, source_file: Source, registry: ObjectStoreRegistry) -> VirtualGroup:
         seen = source_file.fingerprint()
         size = seen.size if seen.size is not None else source_file.size()
-        file = HDF4File(source_file, size)
+        # Tags, chunk tables and attributes are small reads scattered through the file.
+        file = HDF4File(source_file.cached(size=size), size)
         members = _root_members(file)
         attributes = _attributes(file, members, "global ")
         eos_dims = eos_dimension_names(struct_metadata(attributes))

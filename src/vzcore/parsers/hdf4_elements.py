@@ -74,6 +74,8 @@ _COMP_HEADER = np.dtype(
 _LINK_TAG = 20
 _PRELOADED = (TAG_VG, TAG_VH, TAG_VS, TAG_VS | EXTENDED, TAG_NT, TAG_SDD, TAG_SD | EXTENDED)
 _MAX_LINK_TABLES = 1 << 16
+_SMALL_LINKED = 1 << 16
+_PRELOADED_LINKED_BYTES = 4 << 20
 
 
 @attrs.frozen
@@ -82,6 +84,8 @@ class Pieces:
 
     offsets: tuple[int, ...]
     lengths: tuple[int, ...]
+    refs: tuple[int, ...] = ()
+    """The linked blocks' refs, one per range, when the pieces are linked blocks."""
 
 
 class HDF4File:
@@ -92,7 +96,13 @@ class HDF4File:
         self.reader = Reader(file, read_dd_table(file, size))
         # Every header-sized element is read at once (one batched, coalesced request),
         # so a file of many data sets costs a few requests, not a few per data set.
-        rows = np.flatnonzero(np.isin(self.reader.table["tag"], _PRELOADED))
+        table = self.reader.table
+        preloaded = np.isin(table["tag"], _PRELOADED)
+        # Linked blocks and their tables (chunk tables are stored so) when they are small.
+        linked = (table["tag"] == _LINK_TAG) & (table["length"] <= _SMALL_LINKED)
+        if int(table["length"][linked].sum()) <= _PRELOADED_LINKED_BYTES:
+            preloaded |= linked
+        rows = np.flatnonzero(preloaded)
         elements = [self.reader.element(int(row)) for row in rows]
         held = zip(elements, self.reader.read(elements), strict=True)
         # A (tag, ref) listed twice is the first descriptor's, as Reader.find answers.
@@ -171,7 +181,10 @@ class HDF4File:
         keep = used > 0
         if int(ends[-1] if len(ends) else 0) < total:
             raise HDF4FormatError(f"{where}: the linked blocks hold fewer than {total} bytes")
-        return Pieces(tuple(offsets[keep].tolist()), tuple(used[keep].tolist()))
+        kept = np.array(refs, dtype=np.int64)[keep]
+        return Pieces(
+            tuple(offsets[keep].tolist()), tuple(used[keep].tolist()), tuple(kept.tolist())
+        )
 
     def vdata_bytes(self, vdata: Vdata, where: str) -> bytes:
         element = self.reader.find(TAG_VS, vdata.ref)
@@ -179,7 +192,14 @@ class HDF4File:
             return b""
         if not element.special:
             return self.read(element)
-        pieces = self.pieces(element, where)
+        return self.linked_bytes(self.pieces(element, where))
+
+    def linked_bytes(self, pieces: Pieces) -> bytes:
+        """The bytes of ``pieces`` joined (of linked blocks read with the file's headers)."""
+        if pieces.refs:
+            held = [self._bytes.get((_LINK_TAG, ref)) for ref in pieces.refs]
+            if all(h is not None for h in held):
+                return b"".join(h[:n] for h, n in zip(held, pieces.lengths, strict=True))  # type: ignore[index]
         ends = [o + n for o, n in zip(pieces.offsets, pieces.lengths, strict=True)]
         return b"".join(bytes(v) for v in self.reader.file.read_ranges(pieces.offsets, ends))
 

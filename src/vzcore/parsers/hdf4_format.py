@@ -151,11 +151,20 @@ class Reader:
         base = (table["tag"].astype(np.int64) & ~EXTENDED) << 16 | table["ref"].astype(np.int64)
         self._order = np.argsort(base, kind="stable")
         self._keys = base[self._order]
+        # The same, for one lookup at a time: the first descriptor of a key wins.
+        keys = base.tolist()
+        self._row_of = {keys[row]: row for row in range(len(keys) - 1, -1, -1)}
+        self._records = list(
+            zip(
+                table["tag"].tolist(), table["ref"].tolist(),
+                table["offset"].tolist(), table["length"].tolist(), strict=True,
+            )
+        )  # fmt: skip
 
     def find(self, tag: int, ref: int) -> Element | None:
         """The element of base tag ``tag`` (special or not) and ``ref``, if any."""
-        found = self.find_many(tag, np.array([ref]))
-        return None if found[0] < 0 else self.element(int(found[0]))
+        row = self._row_of.get((tag & ~EXTENDED) << 16 | ref)
+        return None if row is None else self.element(row)
 
     def find_many(self, tag: int, refs: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         """Row numbers in the table of ``(tag, ref)`` for each ref, -1 where absent."""
@@ -168,10 +177,7 @@ class Reader:
         return np.where(hit, self._order[at_clipped], -1).astype(np.int64)
 
     def element(self, row: int) -> Element:
-        record = self.table[row]
-        return Element(
-            int(record["tag"]), int(record["ref"]), int(record["offset"]), int(record["length"])
-        )
+        return Element(*self._records[row])
 
     def of_tag(self, tag: int) -> list[Element]:
         rows = np.flatnonzero(self.table["tag"] == tag)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import struct
@@ -451,8 +452,8 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     """A whole GRIB message (edition 1 or 2) decoded by ecCodes to its grid's values.
 
     Every packing ecCodes reads works (simple, complex, spatial differencing, JPEG,
-    CCSDS, IEEE, PNG); values equal to the message's ``missingValue`` (bitmap or
-    not) decode as NaN, as cfgrib reads them. Needs the
+    CCSDS, IEEE, PNG); points the message marks missing (its bitmap, complex
+    packing's missing-value management) decode as NaN, as cfgrib reads them. Needs the
     ``eccodes`` package (the ``grib`` extra).
     """
 
@@ -495,12 +496,16 @@ def check_grib_order(order: object, codec: str) -> None:
         )
 
 
+_GRIB_MISSING = float(np.finfo(np.float32).max)
+"""cfgrib's missing-value indicator (its ``MISSING_VAUE_INDICATOR``)."""
+
+
 def decode_grib_field(
     data: bytes, field: int, count: int | None, where: str, *, order: str = "rows"
 ) -> npt.NDArray[np.float64]:
     """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
 
-    Values equal to the message's missingValue are NaN (as cfgrib). With ``order="rows"``
+    Points the message marks missing are NaN (as cfgrib). With ``order="rows"``
     the rows of a grid that alternates row direction all run one way (as cfgrib gives a
     2-D grid); with ``"stored"`` the points stay in the message's order (as cfgrib gives
     a flat ``values`` axis). The one decoder behind the zarr v3 codec `GRIBCodec` and
@@ -526,11 +531,14 @@ def decode_grib_field(
     except Exception as err:  # ecCodes raises its own error family
         raise ChunkDecodeError(f"{where}: not a GRIB message: {err}") from err
     try:
+        # As cfgrib: ecCodes is told to give the points the message marks missing (its
+        # bitmap, or complex packing's missing-value management, as in cfgrib's
+        # ds.waveh.5) as the float32 maximum, which then reads NaN. A value the message
+        # stores is never NaN, even one equal to its missingValue (9999 gpm, say).
+        with contextlib.suppress(eccodes.GribInternalError):
+            eccodes.codes_set(handle, "missingValue", _GRIB_MISSING)
         values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
-        # As cfgrib: every value equal to the message's missingValue is NaN, with or
-        # without a bitmap (cfgrib's ds.waveh.5 has bitmap-less 9999 points).
-        if eccodes.codes_is_defined(handle, "missingValue"):
-            values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+        values[values == _GRIB_MISSING] = np.nan
         if order == "rows":
             values = _rows_in_one_direction(eccodes, handle, values)
     except Exception as err:

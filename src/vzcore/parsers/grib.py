@@ -605,11 +605,13 @@ def _hypercube(dataset: list[_Parameter], sample: bytes, url: str, where: str) -
 
 
 def _variable_name(keys: Mapping[str, Any]) -> str:
-    """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``), else ``shortName``."""
-    for key in ("cfVarName", "shortName"):
-        value = str(keys.get(key, ""))
-        if value and value not in ("unknown", "undef", "~"):
-            return value
+    """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``) unless it is ``unknown`` or
+    ``undef``, else ``shortName`` whatever it says (``unknown`` too), else the paramId."""
+    name = str(keys.get("cfVarName", ""))
+    if name and name not in ("unknown", "undef"):
+        return name
+    if keys.get("shortName") is not None:
+        return str(keys["shortName"])
     return f"paramId_{keys.get('paramId', 0)}"
 
 
@@ -714,14 +716,14 @@ def _variable(
     if "GRIB_stepUnits" in attributes:
         # cfgrib reads every step in hours and so reports stepUnits as 1 (hours).
         attributes["GRIB_stepUnits"] = 1
-    for source_key, cf_key in (
-        ("name", "long_name"),
-        ("units", "units"),
-        ("cfName", "standard_name"),
-    ):
-        value = keys.get(source_key)
-        if value not in (None, "unknown", "~"):
-            attributes[cf_key] = _json(value)
+    # As cfgrib: ``name`` and ``units`` whatever they say ("~" for wave spectra), else
+    # the paramId and "1"; a ``cfName`` that names no standard name is left out.
+    attributes["long_name"] = _json(
+        keys.get("name", f"original GRIB paramId: {keys.get('paramId')}")
+    )
+    attributes["units"] = _json(keys.get("units", "1"))
+    if keys.get("cfName") not in (None, "unknown", "~"):
+        attributes["standard_name"] = _json(keys["cfName"])
     if coordinates:
         attributes["coordinates"] = coordinates
     metadata = ArrayMetadata.create(

@@ -506,8 +506,8 @@ def decode_grib_field(
     """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
 
     Points the message marks missing are NaN (as cfgrib). With ``order="rows"``
-    the rows of a grid that alternates row direction all run one way (as cfgrib gives a
-    2-D grid); with ``"stored"`` the points stay in the message's order (as cfgrib gives
+    the rows of a grid that alternates row direction all run one way, and a grid stored
+    column by column is laid out as rows (`grib_points_as_rows`); with ``"stored"`` the points stay in the message's order (as cfgrib gives
     a flat ``values`` axis). The one decoder behind the zarr v3 codec `GRIBCodec` and
     the numcodecs codec of Kerchunk output.
 
@@ -540,7 +540,7 @@ def decode_grib_field(
         values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
         values[values == _GRIB_MISSING] = np.nan
         if order == "rows":
-            values = _rows_in_one_direction(eccodes, handle, values)
+            values = grib_points_as_rows(eccodes, handle, values)
     except Exception as err:
         raise ChunkDecodeError(f"{where}: ecCodes cannot decode: {err}") from err
     finally:
@@ -552,17 +552,21 @@ def decode_grib_field(
     return values
 
 
-def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The values with every other row reversed when the grid scans rows boustrophedon.
+def grib_points_as_rows(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The grid's points (values, latitudes or longitudes) as rows that all run one way.
 
-    ecCodes returns the points in the order they are stored; with scanning mode bit
+    ecCodes returns the points in the order they are stored. With scanning mode bit
     0x10 (``alternativeRowScanning``) odd rows run the opposite way, and cfgrib turns
-    them round so that every row runs as the first does.
+    them round so that every row runs as the first does. With bit 0x20
+    (``jPointsAreConsecutive``) the points are stored column by column; they are laid
+    out as rows here, where cfgrib lays the column-ordered points out as rows unturned.
     """
-    if not (
-        eccodes.codes_is_defined(handle, "alternativeRowScanning")
-        and eccodes.codes_get(handle, "alternativeRowScanning")
-    ):
+    flags = [
+        eccodes.codes_is_defined(handle, k) and bool(eccodes.codes_get(handle, k))
+        for k in ("alternativeRowScanning", "jPointsAreConsecutive")
+    ]
+    alternate, by_columns = flags
+    if not (alternate or by_columns):
         return values
     ni, nj = (
         int(eccodes.codes_get(handle, k)) if eccodes.codes_is_defined(handle, k) else 0
@@ -570,9 +574,10 @@ def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) 
     )
     if ni <= 0 or nj <= 0 or ni * nj != values.size:
         return values  # not rows and columns (a reduced grid): nothing to turn round
-    rows = values.reshape(nj, ni).copy()
-    rows[1::2] = rows[1::2, ::-1]
-    return rows.ravel()
+    lines = values.reshape((ni, nj) if by_columns else (nj, ni)).copy()
+    if alternate:
+        lines[1::2] = lines[1::2, ::-1]
+    return (lines.T if by_columns else lines).ravel()
 
 
 # ---- FITS ------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from vzcore._frozen import JSON
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import Source, source
 from vzcore.errors import VirtualizationError
+from vzcore.format_codecs import grib_points_as_rows
 from vzcore.grib_fields import grib2_sections, message_fields
 from vzcore.group import VirtualGroup
 from vzcore.limits import check_limit
@@ -58,7 +59,7 @@ _MESSAGE_KEYS = (
     *_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step",
     "centre", "centreDescription", "subCentre", "uvRelativeToGrid",
 )  # fmt: skip
-_GEOGRAPHY = ("regular_ll", "regular_gg")
+_GEOGRAPHY = frozenset({"regular_ll", "regular_gg"})
 _DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
 
 
@@ -646,16 +647,19 @@ def _geography(
     """
     codes = _eccodes()
     handle = codes.codes_new_from_message(sample)
+    ni, nj = int(keys.get("Ni") or 0), int(keys.get("Nj") or 0)
+    grid_type = keys.get("gridType")
     try:
         latitudes = np.asarray(codes.codes_get_array(handle, "latitudes"), dtype=np.float64)
         longitudes = np.asarray(codes.codes_get_array(handle, "longitudes"), dtype=np.float64)
+        rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
+        if rows and grid_type in _GEOGRAPHY | _GRID_2D:  # the codec's order "rows"
+            latitudes = grib_points_as_rows(codes, handle, latitudes)
+            longitudes = grib_points_as_rows(codes, handle, longitudes)
     except Exception as err:
         raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
     finally:
         codes.codes_release(handle)
-    ni, nj = int(keys.get("Ni") or 0), int(keys.get("Nj") or 0)
-    rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
-    grid_type = keys.get("gridType")
     if rows and grid_type in _GEOGRAPHY:
         dims: tuple[str, ...] = ("latitude", "longitude")
         points: dict[str, tuple[npt.NDArray[Any], tuple[str, ...]]]

@@ -552,20 +552,25 @@ def decode_grib_field(
     return values
 
 
-def grib_points_as_rows(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The grid's points (values, latitudes or longitudes) as rows that all run one way.
+def grib_points_as_rows(
+    eccodes: Any, handle: Any, values: npt.NDArray[Any], *, points: bool = False
+) -> npt.NDArray[Any]:
+    """The grid's values (or with ``points`` its latitudes or longitudes) as rows.
 
-    ecCodes returns the points in the order they are stored. With scanning mode bit
+    ecCodes returns the values in the order they are stored. With scanning mode bit
     0x10 (``alternativeRowScanning``) odd rows run the opposite way, and cfgrib turns
-    them round so that every row runs as the first does. With bit 0x20
-    (``jPointsAreConsecutive``) the points are stored column by column; they are laid
-    out as rows here, where cfgrib lays the column-ordered points out as rows unturned.
+    them round so that every row runs as the first does (ecCodes gives the points'
+    latitudes and longitudes with every row running one way already). With bit 0x20
+    (``jPointsAreConsecutive``) values and points alike are stored column by column;
+    they are laid out as rows here, where cfgrib lays the column-ordered values out as
+    rows unturned.
     """
     flags = [
         eccodes.codes_is_defined(handle, k) and bool(eccodes.codes_get(handle, k))
         for k in ("alternativeRowScanning", "jPointsAreConsecutive")
     ]
     alternate, by_columns = flags
+    alternate = alternate and not points
     if not (alternate or by_columns):
         return values
     ni, nj = (

@@ -654,8 +654,8 @@ def _geography(
         longitudes = np.asarray(codes.codes_get_array(handle, "longitudes"), dtype=np.float64)
         rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
         if rows and grid_type in _GEOGRAPHY | _GRID_2D:  # the codec's order "rows"
-            latitudes = grib_points_as_rows(codes, handle, latitudes)
-            longitudes = grib_points_as_rows(codes, handle, longitudes)
+            latitudes = grib_points_as_rows(codes, handle, latitudes, points=True)
+            longitudes = grib_points_as_rows(codes, handle, longitudes, points=True)
     except Exception as err:
         raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
     finally:

@@ -254,7 +254,8 @@ def test_a_grib_needing_local_tables_is_a_typed_error(tmp_path: Path, edition: i
     """Parameters of a centre's local tables: named by their numbers, not merged.
 
     cfgrib calls both ``unknown`` and keeps one; vz refuses within a second, naming the
-    file, the message and the numbers, and reads the known ones through filter_by_keys.
+    file, the messages and the numbers, and reads the known ones through filter_by_keys;
+    one unknown parameter alone is ``unknown``, as in cfgrib.
     """
     if edition == 2:
         sample = "regular_ll_sfc_grib2"
@@ -280,11 +281,37 @@ def test_a_grib_needing_local_tables_is_a_typed_error(tmp_path: Path, edition: i
     assert "message at byte 0" in text
     assert needle in text
     assert "local tables" in text
+    (alone, registry) = _virtual(_write(tmp_path / "one.grib", messages[:1]))
+    assert list(alone.arrays) == ["unknown"] or "unknown" in alone.arrays
     group, registry = _virtual(path, filter_by_keys={"paramId": param})
     got = _opened(group, registry)
     with xr.open_dataset(path, engine="cfgrib", indexpath="",
                          backend_kwargs={"filter_by_keys": {"paramId": param}}) as ref:  # fmt: skip
         np.testing.assert_array_equal(got[name].values, ref[name].values)
+
+
+def test_grib1_messages_over_8_mib_are_read_with_ecmwfs_length_coding(tmp_path: Path) -> None:
+    """A GRIB1 length has 3 bytes: ECMWF codes longer messages in units of 120 bytes."""
+    grid = {"Ni": 2880, "Nj": 1441, "iDirectionIncrementInDegrees": 0.125,
+            "jDirectionIncrementInDegrees": 0.125, "latitudeOfFirstGridPointInDegrees": 90.0,
+            "latitudeOfLastGridPointInDegrees": -90.0, "longitudeOfFirstGridPointInDegrees": 0.0,
+            "longitudeOfLastGridPointInDegrees": 359.875, "bitsPerValue": 24}  # fmt: skip
+    rng = np.random.default_rng(0)
+    big = [
+        _message("regular_ll_sfc_grib1", rng.normal(280, 10, 2880 * 1441), dataDate=d, **grid)
+        for d in (20240101, 20240102)
+    ]
+    assert all(len(m) > 1 << 23 and m[4] & 0x80 for m in big)  # the large-message coding
+    path = _write(tmp_path / "large.grib1", [big[0], _message("regular_ll_sfc_grib1"), big[1]])
+    group, registry = _virtual(path)
+    (cube,) = [g for g in group.groups.values() if g.arrays["t2m"].shape[0] == 2]
+    assert cube.arrays["t2m"].manifest.to_arrays()[2].ravel().tolist() == [len(m) for m in big]
+    got = xr.open_zarr(
+        vc.ManifestStore(cube, registry=registry), consolidated=False, decode_timedelta=True
+    )
+    with xr.open_dataset(path, engine="cfgrib", indexpath="",
+                         backend_kwargs={"filter_by_keys": {"Ni": 2880}}) as ref:  # fmt: skip
+        np.testing.assert_array_equal(got["t2m"].values, ref["t2m"].values)
 
 
 def test_a_damaged_message_body_is_a_typed_error_on_parse_or_read(tmp_path: Path) -> None:

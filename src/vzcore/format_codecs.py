@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import struct
@@ -451,8 +452,8 @@ class GRIBCodec(DecodeOnlyArrayBytesCodec):
     """A whole GRIB message (edition 1 or 2) decoded by ecCodes to its grid's values.
 
     Every packing ecCodes reads works (simple, complex, spatial differencing, JPEG,
-    CCSDS, IEEE, PNG); values equal to the message's ``missingValue`` (bitmap or
-    not) decode as NaN, as cfgrib reads them. Needs the
+    CCSDS, IEEE, PNG); points the message marks missing (its bitmap, complex
+    packing's missing-value management) decode as NaN, as cfgrib reads them. Needs the
     ``eccodes`` package (the ``grib`` extra).
     """
 
@@ -495,14 +496,18 @@ def check_grib_order(order: object, codec: str) -> None:
         )
 
 
+_GRIB_MISSING = float(np.finfo(np.float32).max)
+"""cfgrib's missing-value indicator (its ``MISSING_VAUE_INDICATOR``)."""
+
+
 def decode_grib_field(
     data: bytes, field: int, count: int | None, where: str, *, order: str = "rows"
 ) -> npt.NDArray[np.float64]:
     """Field ``field`` of the GRIB message ``data`` as ecCodes decodes it (``count`` values).
 
-    Values equal to the message's missingValue are NaN (as cfgrib). With ``order="rows"``
-    the rows of a grid that alternates row direction all run one way (as cfgrib gives a
-    2-D grid); with ``"stored"`` the points stay in the message's order (as cfgrib gives
+    Points the message marks missing are NaN (as cfgrib). With ``order="rows"``
+    the rows of a grid that alternates row direction all run one way, and a grid stored
+    column by column is laid out as rows (`grib_points_as_rows`); with ``"stored"`` the points stay in the message's order (as cfgrib gives
     a flat ``values`` axis). The one decoder behind the zarr v3 codec `GRIBCodec` and
     the numcodecs codec of Kerchunk output.
 
@@ -526,13 +531,16 @@ def decode_grib_field(
     except Exception as err:  # ecCodes raises its own error family
         raise ChunkDecodeError(f"{where}: not a GRIB message: {err}") from err
     try:
+        # As cfgrib: ecCodes is told to give the points the message marks missing (its
+        # bitmap, or complex packing's missing-value management, as in cfgrib's
+        # ds.waveh.5) as the float32 maximum, which then reads NaN. A value the message
+        # stores is never NaN, even one equal to its missingValue (9999 gpm, say).
+        with contextlib.suppress(eccodes.GribInternalError):
+            eccodes.codes_set(handle, "missingValue", _GRIB_MISSING)
         values = np.asarray(eccodes.codes_get_values(handle), dtype=np.float64)
-        # As cfgrib: every value equal to the message's missingValue is NaN, with or
-        # without a bitmap (cfgrib's ds.waveh.5 has bitmap-less 9999 points).
-        if eccodes.codes_is_defined(handle, "missingValue"):
-            values[values == eccodes.codes_get(handle, "missingValue")] = np.nan
+        values[values == _GRIB_MISSING] = np.nan
         if order == "rows":
-            values = _rows_in_one_direction(eccodes, handle, values)
+            values = grib_points_as_rows(eccodes, handle, values)
     except Exception as err:
         raise ChunkDecodeError(f"{where}: ecCodes cannot decode: {err}") from err
     finally:
@@ -544,17 +552,26 @@ def decode_grib_field(
     return values
 
 
-def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The values with every other row reversed when the grid scans rows boustrophedon.
+def grib_points_as_rows(
+    eccodes: Any, handle: Any, values: npt.NDArray[Any], *, points: bool = False
+) -> npt.NDArray[Any]:
+    """The grid's values (or with ``points`` its latitudes or longitudes) as rows.
 
-    ecCodes returns the points in the order they are stored; with scanning mode bit
+    ecCodes returns the values in the order they are stored. With scanning mode bit
     0x10 (``alternativeRowScanning``) odd rows run the opposite way, and cfgrib turns
-    them round so that every row runs as the first does.
+    them round so that every row runs as the first does (ecCodes gives the points'
+    latitudes and longitudes with every row running one way already). With bit 0x20
+    (``jPointsAreConsecutive``) values and points alike are stored column by column;
+    they are laid out as rows here, where cfgrib lays the column-ordered values out as
+    rows unturned.
     """
-    if not (
-        eccodes.codes_is_defined(handle, "alternativeRowScanning")
-        and eccodes.codes_get(handle, "alternativeRowScanning")
-    ):
+    flags = [
+        eccodes.codes_is_defined(handle, k) and bool(eccodes.codes_get(handle, k))
+        for k in ("alternativeRowScanning", "jPointsAreConsecutive")
+    ]
+    alternate, by_columns = flags
+    alternate = alternate and not points
+    if not (alternate or by_columns):
         return values
     ni, nj = (
         int(eccodes.codes_get(handle, k)) if eccodes.codes_is_defined(handle, k) else 0
@@ -562,9 +579,10 @@ def _rows_in_one_direction(eccodes: Any, handle: Any, values: npt.NDArray[Any]) 
     )
     if ni <= 0 or nj <= 0 or ni * nj != values.size:
         return values  # not rows and columns (a reduced grid): nothing to turn round
-    rows = values.reshape(nj, ni).copy()
-    rows[1::2] = rows[1::2, ::-1]
-    return rows.ravel()
+    lines = values.reshape((ni, nj) if by_columns else (nj, ni)).copy()
+    if alternate:
+        lines[1::2] = lines[1::2, ::-1]
+    return (lines.T if by_columns else lines).ravel()
 
 
 # ---- FITS ------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from vzcore._frozen import JSON
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.byteranges import Source, source
 from vzcore.errors import VirtualizationError
+from vzcore.format_codecs import grib_points_as_rows
 from vzcore.grib_fields import grib2_sections, message_fields
 from vzcore.group import VirtualGroup
 from vzcore.limits import check_limit
@@ -57,7 +58,7 @@ _ATTRIBUTE_KEYS = (
 _MESSAGE_KEYS = (
     *_ATTRIBUTE_KEYS, "level", "dataDate", "dataTime", "number", "Ni", "Nj", "step",
     "centre", "centreDescription", "subCentre", "uvRelativeToGrid",
-    # what names a parameter ecCodes' tables do not know (`_check_known`)
+    # what names a parameter ecCodes' tables do not know (`_check_unknown`)
     "discipline", "parameterCategory", "parameterNumber", "localTablesVersion",
     "table2Version", "indicatorOfParameter",
 )  # fmt: skip
@@ -65,7 +66,7 @@ _PARAMETER_NUMBERS = {
     1: ("table2Version", "indicatorOfParameter"),
     2: ("discipline", "parameterCategory", "parameterNumber", "localTablesVersion"),
 }
-_GEOGRAPHY = ("regular_ll", "regular_gg")
+_GEOGRAPHY = frozenset({"regular_ll", "regular_gg"})
 _DECREASING = {"isobaricInhPa": "hPa", "isobaricInPa": "Pa"}
 
 
@@ -119,6 +120,8 @@ def scan_messages(file: Source, size: int) -> Iterator[tuple[int, int, bytes]]:
             length = int.from_bytes(head[8:16], "big")
         elif edition == 1:
             length = int.from_bytes(head[4:7], "big")
+            if length & 0x800000:
+                length = _large_grib1_length(file, offset, length, size)
         else:
             raise GRIBFormatError(f"{file.url}: GRIB edition {edition} at byte {offset}")
         if length < 16 or offset + length > size:
@@ -136,6 +139,27 @@ def scan_messages(file: Source, size: int) -> Iterator[tuple[int, int, bytes]]:
             )
         yield offset, length, data
         position = offset + length
+
+
+def _large_grib1_length(file: Source, offset: int, coded: int, size: int) -> int:
+    """The length of a GRIB1 message over 8 MiB, in ECMWF's coding (as ecCodes reads it).
+
+    The top bit of section 0's length says the rest counts units of 120 bytes; section
+    4's length, when below 120, is then what to take off that (and 4 to add back).
+    """
+    position = offset + 8
+    head = _read(file, position, min(size, position + 8))
+    if len(head) < 8:
+        raise GRIBFormatError(f"{file.url}: the message at byte {offset} is truncated")
+    flags = head[7]
+    position += int.from_bytes(head[:3], "big")  # past section 1
+    for present in (flags & 0x80, flags & 0x40):  # sections 2 and 3, when present
+        if present:
+            position += int.from_bytes(_read(file, position, min(size, position + 3)), "big")
+    section4 = int.from_bytes(_read(file, position, min(size, position + 3)), "big")
+    if section4 >= 120:
+        return coded
+    return (coded & 0x7FFFFF) * 120 - section4 + 4
 
 
 def _read(file: Source, start: int, end: int) -> bytes:
@@ -379,7 +403,6 @@ class GRIBParser:
         first_bytes: dict[tuple[Any, ...], bytes] = {}
         for found, keys in _fields_with_keys(file, size):
             if _matches(keys, self.filter_by_keys):
-                _check_known(keys, f"{file.url}: message at byte {found.offset}")
                 messages.append(_Message(found.offset, found.length, keys, found.field))
                 first_bytes.setdefault(keys["_grid"], found.data)
         if not messages:
@@ -387,6 +410,7 @@ class GRIBParser:
                 f"{file.url}: no GRIB message"
                 + (f" matches filter_by_keys={self.filter_by_keys}" if self.filter_by_keys else "")
             )
+        _check_unknown(messages, file.url)
         datasets = _datasets(_parameters(messages))
         names = _dataset_names(datasets)
         groups: dict[str, VirtualGroup] = {}
@@ -402,22 +426,31 @@ class GRIBParser:
         return VirtualGroup(groups=groups, attributes=attributes, sources=sources)
 
 
-def _check_known(keys: Mapping[str, Any], where: str) -> None:
-    """Refuse a parameter ecCodes' tables do not name (paramId 0: it needs local tables).
+def _check_unknown(messages: list[_Message], url: str) -> None:
+    """Refuse parameters ecCodes' tables do not name (paramId 0) when several differ.
 
-    cfgrib calls every such parameter ``unknown`` and keeps one of them where several
-    meet; vz names the numbers instead, so the user can add the centre's tables
-    (``ECCODES_DEFINITION_PATH``) or leave the message out (``filter_by_keys``).
+    One such parameter is ``unknown``, as in cfgrib. Several (a centre's local tables
+    are needed) would all be ``unknown``, where cfgrib keeps one of them: vz names them
+    by their numbers, so the user can add the centre's tables (``ECCODES_DEFINITION_PATH``)
+    or leave them out (``filter_by_keys``).
     """
-    if keys.get("paramId") not in (0, None):
+    unknown: dict[tuple[Any, ...], _Message] = {}
+    for m in messages:
+        if m.keys.get("paramId") in (0, None):
+            numbers = _PARAMETER_NUMBERS.get(int(m.keys.get("edition", 0)), ())
+            unknown.setdefault(tuple((k, m.keys.get(k)) for k in numbers), m)
+    if len(unknown) < 2:
         return
-    numbers = _PARAMETER_NUMBERS.get(int(keys.get("edition", 0)), ())
-    named = ", ".join(f"{k}={keys[k]}" for k in numbers if k in keys)
-    centre = keys.get("centreDescription", keys.get("centre", "?"))
+    found = list(unknown.items())[:3]
+    named = "; ".join(
+        f"message at byte {m.offset}: " + ", ".join(f"{k}={v}" for k, v in numbers if v is not None)
+        for numbers, m in found
+    )
+    centre = found[0][1].keys.get("centreDescription", found[0][1].keys.get("centre", "?"))
     raise GRIBFormatError(
-        f"{where}: a parameter ecCodes' tables do not know ({named}; centre {centre}): "
-        "it needs the centre's local tables (ECCODES_DEFINITION_PATH), or leave it out "
-        "with filter_by_keys="
+        f"{url}: {len(unknown)} parameters ecCodes' tables do not know ({named}; centre "
+        f"{centre}) would all be 'unknown': they need the centre's local tables "
+        "(ECCODES_DEFINITION_PATH), or leave them out with filter_by_keys="
     )
 
 
@@ -632,11 +665,13 @@ def _hypercube(dataset: list[_Parameter], sample: bytes, url: str, where: str) -
 
 
 def _variable_name(keys: Mapping[str, Any]) -> str:
-    """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``), else ``shortName``."""
-    for key in ("cfVarName", "shortName"):
-        value = str(keys.get(key, ""))
-        if value and value not in ("unknown", "undef", "~"):
-            return value
+    """cfgrib's name: ``cfVarName`` (``t2m`` for ``2t``) unless it is ``unknown`` or
+    ``undef``, else ``shortName`` whatever it says (``unknown`` too), else the paramId."""
+    name = str(keys.get("cfVarName", ""))
+    if name and name not in ("unknown", "undef"):
+        return name
+    if keys.get("shortName") is not None:
+        return str(keys["shortName"])
     return f"paramId_{keys.get('paramId', 0)}"
 
 
@@ -671,16 +706,19 @@ def _geography(
     """
     codes = _eccodes()
     handle = codes.codes_new_from_message(sample)
+    ni, nj = int(keys.get("Ni") or 0), int(keys.get("Nj") or 0)
+    grid_type = keys.get("gridType")
     try:
         latitudes = np.asarray(codes.codes_get_array(handle, "latitudes"), dtype=np.float64)
         longitudes = np.asarray(codes.codes_get_array(handle, "longitudes"), dtype=np.float64)
+        rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
+        if rows and grid_type in _GEOGRAPHY | _GRID_2D:  # the codec's order "rows"
+            latitudes = grib_points_as_rows(codes, handle, latitudes, points=True)
+            longitudes = grib_points_as_rows(codes, handle, longitudes, points=True)
     except Exception as err:
         raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
     finally:
         codes.codes_release(handle)
-    ni, nj = int(keys.get("Ni") or 0), int(keys.get("Nj") or 0)
-    rows = ni > 0 and nj > 0 and ni * nj == len(latitudes)
-    grid_type = keys.get("gridType")
     if rows and grid_type in _GEOGRAPHY:
         dims: tuple[str, ...] = ("latitude", "longitude")
         points: dict[str, tuple[npt.NDArray[Any], tuple[str, ...]]]
@@ -741,14 +779,14 @@ def _variable(
     if "GRIB_stepUnits" in attributes:
         # cfgrib reads every step in hours and so reports stepUnits as 1 (hours).
         attributes["GRIB_stepUnits"] = 1
-    for source_key, cf_key in (
-        ("name", "long_name"),
-        ("units", "units"),
-        ("cfName", "standard_name"),
-    ):
-        value = keys.get(source_key)
-        if value not in (None, "unknown", "~"):
-            attributes[cf_key] = _json(value)
+    # As cfgrib: ``name`` and ``units`` whatever they say ("~" for wave spectra), else
+    # the paramId and "1"; a ``cfName`` that names no standard name is left out.
+    attributes["long_name"] = _json(
+        keys.get("name", f"original GRIB paramId: {keys.get('paramId')}")
+    )
+    attributes["units"] = _json(keys.get("units", "1"))
+    if keys.get("cfName") not in (None, "unknown", "~"):
+        attributes["standard_name"] = _json(keys["cfName"])
     if coordinates:
         attributes["coordinates"] = coordinates
     metadata = ArrayMetadata.create(

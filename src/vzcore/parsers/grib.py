@@ -23,10 +23,11 @@ cfgrib.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -307,19 +308,42 @@ def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
     except Exception as err:  # ecCodes raises its own GribInternalError family
         raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
     try:
-        keys: dict[str, Any] = {}
-        for key in _MESSAGE_KEYS:
-            if codes.codes_is_defined(handle, key) and not codes.codes_is_missing(handle, key):
-                try:
-                    keys[key] = codes.codes_get(handle, key)
-                except codes.GribInternalError:  # defined, but this template cannot compute it
-                    keys.pop(key, None)
+        keys = _handle_keys(codes, handle, [k for k in _MESSAGE_KEYS if k not in _NAME_KEYS])
+        parameter = tuple(keys.get(k) for k in _PARAMETER_KEYS)
+        names = _NAMES.get(parameter)
+        if names is None:
+            names = _handle_keys(codes, handle, _NAME_KEYS)
+            if len(_NAMES) >= _KEY_CACHE_SIZE:
+                _NAMES.clear()
+            _NAMES[parameter] = names
+        keys.update(names)
         if "step" in keys:
             keys["step"] = _step_hours(codes, handle, where)
         keys["_grid"] = _grid(codes, handle, keys)
         return keys
     finally:
         codes.codes_release(handle)
+
+
+def _handle_keys(codes: Any, handle: Any, names: Iterable[str]) -> dict[str, Any]:
+    """The keys of ``names`` the message defines (and can compute), by name."""
+    keys: dict[str, Any] = {}
+    for key in names:
+        if codes.codes_is_defined(handle, key) and not codes.codes_is_missing(handle, key):
+            # defined, but this template cannot compute it: left out
+            with contextlib.suppress(codes.GribInternalError):
+                keys[key] = codes.codes_get(handle, key)
+    return keys
+
+
+# ecCodes evaluates the names and units of a parameter from its concept tables (~20 ms a
+# message); they follow from the parameter, so they are looked up once per parameter.
+_NAME_KEYS = ("shortName", "units", "name", "cfName", "cfVarName")
+_PARAMETER_KEYS = (
+    "edition", "centre", "subCentre", "paramId", "discipline", "parameterCategory",
+    "parameterNumber", "localTablesVersion", "table2Version", "indicatorOfParameter",
+)  # fmt: skip
+_NAMES: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 # Seconds per unit of ecCodes' ``stepUnits`` (its stepUnits.table; cfgrib's table too).

@@ -53,7 +53,7 @@ from vzcore.limits import Limits, current_limits, limits
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.manifest_parquet import read_manifest_parquet
-from vzcore.read import read_array
+from vzcore.read import read_array, read_arrays
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.store import ChunkFetchError, ManifestStore
 from vzcore.verify import SourceChangedError, SourceCheck, Verification, verify
@@ -111,6 +111,7 @@ __all__ = [
     "expand_dims",
     "limits",
     "read_array",
+    "read_arrays",
     "read_manifest_parquet",
     "regularize",
     "rename_paths",

@@ -13,7 +13,7 @@ import vzcore as vc
 from vzcore._frozen import thaw_json
 from vzcore.algebra import referenced_paths
 from vzcore.cf import is_encoding_key
-from vzcore.read import read_array
+from vzcore.read import read_arrays
 from vzxarray.manifest_array import ManifestArray
 
 __all__ = [
@@ -189,10 +189,11 @@ def _load(
     """
     if not names:
         return {}, set()
+    values = read_arrays({name: group.arrays[name] for name in names}, registry)
     raw = {
         name: xr.Variable(
             _dims(name, group.arrays[name]),
-            read_array(group.arrays[name], registry),
+            values[name],
             group.arrays[name].metadata.stored_attributes,
         )
         for name in names

@@ -506,7 +506,12 @@ def _gather_concat(
             stop = start + manifest.grid[axis]
             slab = shaped[(slice(None),) * axis + (slice(start, stop),)]
             local = column[0].reshape(manifest.grid)
-            slab[...] = local if mapping is None else mapping[local]
+            if mapping is None:
+                slab[...] = local
+            else:
+                # "wrap": unbuffered, straight into the slab; -1 (missing) takes the
+                # mapping's last entry, which is -1.
+                np.take(mapping, local, out=slab, mode="wrap")
             start = stop
         return indices
 

@@ -702,7 +702,7 @@ def unify_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
                 indices = pc.take(pa.array(mapping[:-1]), indices)
             else:
                 out = buffer[start : start + len(local)]
-                np.take(mapping, local, out=out)
+                np.take(mapping, local, out=out, mode="wrap")  # unbuffered; no -1 here
                 start += len(local)
                 indices = pa.array(out, type=pa.int32())
         chunks.append(pa.DictionaryArray.from_arrays(indices, unified))

@@ -32,7 +32,9 @@ def _read_back(dataset: xr.Dataset, files: list[Path]) -> xr.Dataset:
     return xr.open_zarr(store, consolidated=False).load()
 
 
-@pytest.mark.parametrize("parallel", [None, False, "threads", "executor", ThreadPoolExecutor])
+@pytest.mark.parametrize(
+    "parallel", [None, False, "threads", "processes", "executor", ThreadPoolExecutor]
+)
 def test_every_parallel_mode_gives_the_originals(year: list[Path], parallel: str | None) -> None:
     mode = ThreadPoolExecutor(2) if parallel == "executor" else parallel
     combined = vx.open_virtual_mfdataset(
@@ -130,7 +132,7 @@ def test_progress_bar_can_be_shown_or_not(
     assert "virtualizing" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("parallel", [None, "threads", ThreadPoolExecutor])
+@pytest.mark.parametrize("parallel", [None, "threads", "processes", ThreadPoolExecutor])
 def test_the_callers_limits_hold_in_every_worker(year: list[Path], parallel: str | None) -> None:
     """Limits are a context variable; pool threads and dask tasks get the caller's."""
     pattern = str(year[0].parent / "tas_*.nc")
@@ -139,3 +141,29 @@ def test_the_callers_limits_hold_in_every_worker(year: list[Path], parallel: str
     assert len(info.value.failures) == len(year)
     assert all(isinstance(f.error, vc.LimitExceededError) for f in info.value.failures)
     assert "max_chunks" in str(info.value.failures[0].error)
+
+
+def _die(dataset: xr.Dataset) -> xr.Dataset:
+    """A preprocess step that kills the worker process running it."""
+    import os
+
+    os._exit(13)
+
+
+def test_the_process_pool_is_kept_and_replaced_when_a_worker_dies(year: list[Path]) -> None:
+    from vzxarray import mfdataset
+
+    paths = [str(p) for p in year[:4]]
+    serial = vx.open_virtual_mfdataset(paths, progress=False)
+    first = vx.open_virtual_mfdataset(paths, parallel="processes", progress=False)
+    (pool,) = mfdataset._POOL
+    again = vx.open_virtual_mfdataset(paths, parallel="processes", progress=False)
+    assert len(mfdataset._POOL) == 1  # the workers started once serve the next call
+    assert mfdataset._POOL[0] is pool
+    assert first.vz.to_virtual_group() == serial.vz.to_virtual_group()
+    assert again.vz.to_virtual_group() == serial.vz.to_virtual_group()
+    with pytest.raises(vc.VirtualizationError, match="worker process died"):
+        vx.open_virtual_mfdataset(paths, parallel="processes", preprocess=_die, progress=False)
+    assert not mfdataset._POOL
+    after = vx.open_virtual_mfdataset(paths, parallel="processes", progress=False)
+    assert after.vz.to_virtual_group() == serial.vz.to_virtual_group()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
@@ -145,7 +148,8 @@ def open_virtual_mfdataset(
         As in `xarray.open_mfdataset` (defaults suit virtual data: nothing compares
         the values of virtual variables).
     parallel
-        None or False (serial), ``"threads"``, ``"processes"``, ``"dask"`` (the
+        None or False (serial), ``"threads"``, ``"processes"`` (a pool of one worker
+        per core, started with "spawn" on first use and kept for later calls), ``"dask"`` (the
         current dask scheduler), any `concurrent.futures.Executor` (used, left
         running), or an Executor class such as ``ThreadPoolExecutor`` (created with
         its defaults, used and shut down; a `ProcessPoolExecutor` class starts its
@@ -328,16 +332,61 @@ def _run_all(
     if parallel == "threads":
         parallel = ThreadPoolExecutor
     if parallel == "processes":
-        parallel = ProcessPoolExecutor
+        pool = _process_pool()
+        try:
+            return list(_progress(_mapped(pool, task, urls), len(urls), progress))
+        except BrokenProcessPool as err:
+            with _POOL_LOCK:
+                if _POOL and _POOL[0] is pool:
+                    _POOL.clear()  # the next call starts new workers
+            raise vc.VirtualizationError(
+                f"a worker process died while opening {len(urls)} files ({err}); nothing "
+                "was combined"
+            ) from err
     if isinstance(parallel, type) and issubclass(parallel, Executor):
         with _new_executor(parallel) as executor:
-            return list(_progress(executor.map(task, urls), len(urls), progress))
+            return list(_progress(_mapped(executor, task, urls), len(urls), progress))
     if isinstance(parallel, Executor):
-        return list(_progress(parallel.map(task, urls), len(urls), progress))
+        return list(_progress(_mapped(parallel, task, urls), len(urls), progress))
     raise vc.VirtualizationError(
         f"parallel={parallel!r}: use None or False, 'threads', 'processes', 'dask', "
         "an Executor, an Executor class or a distributed.Client"
     )
+
+
+_POOL: list[ProcessPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _process_pool() -> ProcessPoolExecutor:
+    """The process pool of ``parallel="processes"``: one per process, started on first use.
+
+    A worker's start (a fresh interpreter importing xarray, h5py and vz) costs more than
+    parsing a few hundred files, so the workers are kept for the next call; they end
+    with the process.
+    """
+    with _POOL_LOCK:
+        if not _POOL:
+            pool = ProcessPoolExecutor(
+                mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker
+            )
+            atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+            _POOL.append(pool)
+        return _POOL[0]
+
+
+def _warm_worker() -> None:
+    """Import what a worker needs before its first file arrives."""
+    import vzcore.parsers  # noqa: F401
+
+
+def _mapped(executor: Executor, task: _OpenOne, urls: list[str]) -> Iterable[Any]:
+    """``executor.map``; a process pool gets the files in batches (a round trip each),
+    a few per worker, rather than one round trip per file."""
+    if isinstance(executor, ProcessPoolExecutor):
+        workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+        return executor.map(task, urls, chunksize=max(1, len(urls) // (4 * workers)))
+    return executor.map(task, urls)
 
 
 def _new_executor(cls: type[Executor]) -> Executor:

@@ -730,14 +730,19 @@ def unified_dictionary(
     position = {key: k for k, key in enumerate(by_identity)}
     encoded = pa.concat_arrays(ordered).dictionary_encode()
     transpose = encoded.indices.to_numpy().astype(np.int32)
-    starts = np.cumsum([0] + [len(d) for d in ordered])
-    per_distinct: list[npt.NDArray[np.int32] | None] = []
-    for k, dictionary in enumerate(ordered):
-        mapping = transpose[starts[k] : starts[k] + len(dictionary)]
-        if np.array_equal(mapping, np.arange(len(mapping))):
-            per_distinct.append(None)
-        else:
-            per_distinct.append(np.append(mapping, np.int32(-1)).astype(np.int32))
+    sizes = np.array([len(d) for d in ordered], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    # Whole-array passes, not one per dictionary: which transpositions are the
+    # identity, and every transposition followed by its -1 in one buffer (views of it).
+    within = np.arange(len(transpose)) - np.repeat(starts, sizes)
+    changed = np.concatenate([[0], np.cumsum(transpose != within)])
+    moved = changed[starts + sizes] - changed[starts]  # entries moved, per dictionary
+    padded = np.insert(transpose, np.cumsum(sizes), np.int32(-1)).astype(np.int32)
+    padded_starts = (starts + np.arange(len(ordered))).tolist()
+    per_distinct: list[npt.NDArray[np.int32] | None] = [
+        None if not m else padded[a : a + n + 1]
+        for m, a, n in zip(moved.tolist(), padded_starts, sizes.tolist(), strict=True)
+    ]
     return encoded.dictionary, [per_distinct[position[id(d)]] for d in dictionaries]
 
 

@@ -27,12 +27,14 @@ given to libraries that want a file (h5py) all read with one policy:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -56,6 +58,7 @@ __all__ = [
     "open_file",
     "read_references",
     "reraise_source_error",
+    "shared_reads",
     "source",
 ]
 
@@ -372,9 +375,77 @@ class Source:
 def source(
     registry: ObjectStoreRegistry, url: str, *, policy: ReadPolicy = DEFAULT_POLICY
 ) -> Source:
-    """The `Source` for ``url`` (refused with `UnregisteredURLError` outside the registry)."""
+    """The `Source` for ``url`` (refused with `UnregisteredURLError` outside the registry).
+
+    Inside `shared_reads`, a remote object's sources share one block cache.
+    """
     reader, path = registry.resolve(url)
-    return Source(normalize_url(url), reader, path, policy)
+    found = Source(normalize_url(url), reader, path, policy)
+    shared = _SHARED.get()
+    if shared is None:
+        return found
+    key = (found.url, id(reader))
+    entry = shared.get(key)
+    if entry is None:
+        if found.local_path() is not None or not callable(getattr(reader, "head", None)):
+            return found  # a local file is read by path; a store without HEAD: as usual
+        entry = shared[key] = (reader, _SharedReader(found, shared.options))
+    return attrs.evolve(found, reader=entry[1], policy=attrs.evolve(policy, coalesce=0))
+
+
+class _Shared(dict[tuple[str, int], tuple[ByteRangeReader, "_SharedReader"]]):
+    """The objects one `shared_reads` block has read: (URL, store) -> the shared reader.
+
+    The store is kept with its reader so its id is not reused while the block lasts.
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.options = options
+
+
+SHARED_HEAD_BLOCK = 1 << 20
+"""`shared_reads`' default ``head_block``: a bigger file's first MiB comes with its first read."""
+
+_SHARED: contextvars.ContextVar[_Shared | None] = contextvars.ContextVar(
+    "vz_shared_reads", default=None
+)
+
+
+@contextmanager
+def shared_reads(**options: Any) -> Iterator[None]:
+    """Within the block, every read of one remote object shares one `RangeFile` block cache.
+
+    Opening a file reads it in several passes, each through `source`: format
+    detection's first bytes, the parser's metadata (h5py through a `RangeFile`), the
+    values of the coordinates loaded afterwards. Inside the block they are served
+    from the blocks the first of them fetched (a file of at most ``whole_below``
+    bytes is fetched whole, the first ``head_block`` bytes of a bigger one in one
+    request), and the object's HEAD is asked once. ``options`` are `RangeFile`'s. The
+    blocks are dropped when the block ends; local files are read as usual. The
+    sharing is per thread (a context variable): worker threads started inside the
+    block read as usual. A block inside another shares the outer block's cache.
+
+    >>> import obstore, vzcore as vc
+    >>> from obstore.store import MemoryStore
+    >>> store = MemoryStore()
+    >>> obstore.put(store, "a.bin", bytes(range(100)))  # doctest: +ELLIPSIS
+    {...}
+    >>> registry = vc.ObjectStoreRegistry({"memory://m/": store})
+    >>> with shared_reads():
+    ...     first = source(registry, "memory://m/a.bin").read_ranges([0], [2])
+    ...     again = source(registry, "memory://m/a.bin")
+    ...     [bytes(v) for v in again.read_ranges([98], [100])], again.reader.file.requests
+    ([b'bc'], 1)
+    """
+    if _SHARED.get() is not None:  # inside another block: its blocks (and options) serve
+        yield
+        return
+    token = _SHARED.set(_Shared({"head_block": SHARED_HEAD_BLOCK, **options}))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 def read_references(
@@ -513,7 +584,10 @@ class RangeFile(io.RawIOBase):
     blocks suit metadata scattered through a file: h5py parses a 12 MB netCDF4 file
     on S3 in 10 GETs and 0.7 MB with 64 KiB blocks (37 GETs and 39 MB with a 1 MiB
     read-ahead buffer). A file of at most ``whole_below`` bytes is one block, read
-    in one request. ``size`` saves a HEAD request when the caller knows it.
+    in one request. The first read of a bigger file also fetches its first
+    ``head_block`` bytes, in the same request when they are adjacent (h5coro's
+    approach: a netCDF4 file's metadata is mostly at its start). ``size`` saves a
+    HEAD request when the caller knows it.
     """
 
     def __init__(
@@ -524,18 +598,31 @@ class RangeFile(io.RawIOBase):
         block_size: int = 1 << 16,
         cache_blocks: int = 256,
         whole_below: int = 4 << 20,
+        head_block: int = 0,
     ) -> None:
         super().__init__()
         self.source = source
         self.size = source.size() if size is None else size
         if self.size <= whole_below:  # one request for the whole of a small file
-            block_size, cache_blocks = max(self.size, 1), 1
+            block_size, cache_blocks, head_block = max(self.size, 1), 1, 0
         self._block = block_size
         self._capacity = max(cache_blocks, 1)
         self._cache: OrderedDict[int, memoryview] = OrderedDict()
         self._position = 0
+        # The blocks of the first `head_block` bytes, fetched with the first read.
+        head_blocks = -(-min(head_block, self.size) // block_size)
+        self._head: list[int] = list(range(min(head_blocks, self._capacity)))
         self.requests = 0
         """How many batches of ranged reads this file has issued."""
+
+    def view(self) -> RangeFile:
+        """Another file over the same blocks (its own position, at 0; not thread-safe)."""
+        other = RangeFile.__new__(RangeFile)
+        io.RawIOBase.__init__(other)
+        other.source, other.size, other._block = self.source, self.size, self._block
+        other._capacity, other._cache, other._head = self._capacity, self._cache, self._head
+        other._position, other.requests = 0, 0
+        return other
 
     def readable(self) -> bool:
         return True
@@ -609,6 +696,9 @@ class RangeFile(io.RawIOBase):
         missing = [b for b in blocks if b not in self._cache]
         if not missing:
             return
+        if self._head:  # the first fetch: the file's first blocks come along
+            missing = sorted({*missing, *(b for b in self._head if b not in self._cache)})
+            self._head.clear()
         starts = np.array(missing, dtype=np.int64) * self._block
         ends = np.minimum(starts + self._block, self.size)
         self.requests += 1
@@ -649,6 +739,72 @@ class _CachedReader:
         return await self._reader.get_async(path)
 
 
+class _SharedReader:
+    """`_CachedReader` for `shared_reads`: its `RangeFile` made at the first read.
+
+    The object's ``head`` is asked once (its size sizes the `RangeFile`); until then
+    nothing is fetched, so a URL that names no object (a folder, a store prefix)
+    fails as the store fails, at each read.
+    """
+
+    def __init__(self, found: Source, options: dict[str, Any]) -> None:
+        self._source = found
+        self._reader = found.reader
+        self._options = options
+        self._lock = threading.RLock()
+        self._head: dict[str, Any] | None = None
+        self._file: RangeFile | None = None
+
+    def __getattr__(self, name: str) -> Any:  # local_path, list_objects...: the store's own
+        return getattr(self._reader, name)
+
+    @property
+    def file(self) -> RangeFile:
+        """The object's block cache (made, with one HEAD request, at the first call)."""
+        with self._lock:
+            if self._file is None:
+                size = self.size(self._source.path)
+                self._file = RangeFile(self._source, size=size, **self._options)
+            return self._file
+
+    def head(self, path: str) -> dict[str, Any]:
+        if path != self._source.path:
+            other: dict[str, Any] = self._reader.head(path)  # type: ignore[attr-defined]
+            return other
+        with self._lock:
+            if self._head is None:
+                self._head = dict(self._reader.head(path))  # type: ignore[attr-defined]
+            return self._head
+
+    def size(self, path: str) -> int:
+        return int(self.head(path)["size"])
+
+    def serves(self, path: str) -> bool:
+        """Whether reads of ``path`` go through the shared blocks."""
+        return path == self._source.path
+
+    def get_ranges(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]:
+        if path != self._source.path:
+            return self._reader.get_ranges(path, starts=starts, ends=ends)
+        with self._lock:
+            return self.file.ranges(starts, ends)
+
+    async def get_ranges_async(
+        self, path: str, *, starts: Sequence[int], ends: Sequence[int]
+    ) -> Sequence[bytes | memoryview]:
+        if path != self._source.path:
+            return await self._reader.get_ranges_async(path, starts=starts, ends=ends)
+        return await asyncio.to_thread(self.get_ranges, path, starts=starts, ends=ends)
+
+    def get(self, path: str) -> bytes | memoryview:
+        return self._reader.get(path)
+
+    async def get_async(self, path: str) -> bytes | memoryview:
+        return await self._reader.get_async(path)
+
+
 def reraise_source_error(err: BaseException) -> None:
     """Raise the `SourceReadError` behind ``err``, if there is one.
 
@@ -664,4 +820,9 @@ def reraise_source_error(err: BaseException) -> None:
 def open_file(source: Source, **options: Any) -> str | RangeFile:
     """What to hand a file-reading library: the local path when there is one, else a `RangeFile`."""
     local = source.local_path()
-    return local if local is not None else RangeFile(source, **options)
+    if local is not None:
+        return local
+    shared = source.reader
+    if isinstance(shared, _SharedReader) and shared.serves(source.path):
+        return shared.file.view()  # `shared_reads`: the blocks other passes read
+    return RangeFile(source, **options)

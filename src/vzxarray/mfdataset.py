@@ -17,6 +17,7 @@ import attrs
 import xarray as xr
 
 import vzcore as vc
+from vzcore.byteranges import shared_reads
 from vzcore.parsers import Parser, detect_parser
 from vzxarray._tree_reduce import tree_combine
 from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
@@ -101,15 +102,16 @@ class _OpenOne:
             return FileFailure(url, err)
 
     def _open(self, url: str) -> xr.Dataset:
-        parser = self.parser or detect_parser(url, self.registry)
-        dataset = open_virtual_dataset(
-            url,
-            registry=self.registry,
-            parser=parser,
-            loadable_variables=self.loadable_variables,
-            drop_variables=self.drop_variables,
-            decode_times=self.decode_times,
-        )
+        with shared_reads():  # detection's reads served with the parser's and coordinates'
+            parser = self.parser or detect_parser(url, self.registry)
+            dataset = open_virtual_dataset(
+                url,
+                registry=self.registry,
+                parser=parser,
+                loadable_variables=self.loadable_variables,
+                drop_variables=self.drop_variables,
+                decode_times=self.decode_times,
+            )
         return self.preprocess(dataset) if self.preprocess else dataset
 
 

@@ -9,6 +9,7 @@ import attrs
 import xarray as xr
 
 import vzcore as vc
+from vzcore.byteranges import shared_reads
 from vzcore.parsers import Parser, detect_parser
 from vzxarray.dataset import dataset_from_group
 
@@ -82,17 +83,20 @@ def open_virtual_dataset(
     decode_times
         As in `xarray.open_dataset`, for the loaded variables.
     """
-    loadable = None if loadable_variables is None else list(loadable_variables)
-    parser, drop_variables = _told(parser or detect_parser(url, registry), loadable, drop_variables)
-    root = parser(url, registry)
-    node = _subgroup(root, group, url)
-    return dataset_from_group(
-        node,
-        registry=registry,
-        loadable_variables=_loadable_in(node, loadable, group, url),
-        drop_variables=drop_variables,
-        decode_times=decode_times,
-    )
+    with shared_reads():  # detection, parsing, loaded coordinates: one file cache
+        loadable = None if loadable_variables is None else list(loadable_variables)
+        parser, drop_variables = _told(
+            parser or detect_parser(url, registry), loadable, drop_variables
+        )
+        root = parser(url, registry)
+        node = _subgroup(root, group, url)
+        return dataset_from_group(
+            node,
+            registry=registry,
+            loadable_variables=_loadable_in(node, loadable, group, url),
+            drop_variables=drop_variables,
+            decode_times=decode_times,
+        )
 
 
 def _loadable_in(
@@ -132,23 +136,26 @@ def open_virtual_datatree(
     ``loadable_variables`` and ``drop_variables`` apply in each group to the names
     that group has.
     """
-    loadable_variables = None if loadable_variables is None else list(loadable_variables)
-    parser, drop_variables = _told(
-        parser or detect_parser(url, registry), loadable_variables, drop_variables
-    )
-    root = _subgroup(parser(url, registry), group, url)
-    datasets: dict[str, xr.Dataset] = {}
-    for path, node in root.walk_groups():
-        names = set(node.arrays)
-        loadable = (
-            None if loadable_variables is None else [n for n in loadable_variables if n in names]
+    with shared_reads():  # detection, parsing, loaded coordinates: one file cache
+        loadable_variables = None if loadable_variables is None else list(loadable_variables)
+        parser, drop_variables = _told(
+            parser or detect_parser(url, registry), loadable_variables, drop_variables
         )
-        dropped = None if drop_variables is None else [n for n in drop_variables if n in names]
-        datasets["/" + path] = dataset_from_group(
-            node,
-            registry=registry,
-            loadable_variables=loadable,
-            drop_variables=dropped,
-            decode_times=decode_times,
-        )
+        root = _subgroup(parser(url, registry), group, url)
+        datasets: dict[str, xr.Dataset] = {}
+        for path, node in root.walk_groups():
+            names = set(node.arrays)
+            loadable = (
+                None
+                if loadable_variables is None
+                else [n for n in loadable_variables if n in names]
+            )
+            dropped = None if drop_variables is None else [n for n in drop_variables if n in names]
+            datasets["/" + path] = dataset_from_group(
+                node,
+                registry=registry,
+                loadable_variables=loadable,
+                drop_variables=dropped,
+                decode_times=decode_times,
+            )
     return xr.DataTree.from_dict(datasets)

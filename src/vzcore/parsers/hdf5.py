@@ -91,6 +91,9 @@ _SKIP = object()
 # TypeError, IndexError or OverflowError.
 _H5PY_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError)
 
+_HEAD_BLOCK = 1 << 20
+"""A remote file's first MiB comes with its first read (metadata is mostly at the start)."""
+
 
 class HDF5FormatError(VirtualizationError):
     """The file is not readable as HDF5 (corrupt, truncated, or another format)."""
@@ -105,7 +108,10 @@ def _open_file(file: Source, size: int | None) -> Iterator[Any]:
     import h5py
 
     try:
-        handle = h5py.File(open_file(file, size=size), "r")
+        opened = open_file(file, size=size, head_block=_HEAD_BLOCK)
+        if not isinstance(opened, str):  # a RangeFile: fetch before h5py takes its global lock
+            opened.ranges([0], [1])
+        handle = h5py.File(opened, "r")
     except SourceReadError:
         raise
     except (OSError, ValueError) as err:

@@ -167,3 +167,13 @@ def test_the_process_pool_is_kept_and_replaced_when_a_worker_dies(year: list[Pat
     assert not mfdataset._POOL
     after = vx.open_virtual_mfdataset(paths, parallel="processes", progress=False)
     assert after.vz.to_virtual_group() == serial.vz.to_virtual_group()
+
+
+def test_threads_are_many_for_remote_files_and_the_pools_default_for_local_ones() -> None:
+    import os
+
+    from vzxarray.mfdataset import _thread_count
+
+    default = min(32, (os.cpu_count() or 1) + 4)
+    assert _thread_count(["/data/a.nc", "file:///data/b.nc"]) == default
+    assert _thread_count(["/data/a.nc", "s3://bucket/b.nc"]) == max(default, 16)

@@ -19,6 +19,7 @@ import xarray as xr
 import vzcore as vc
 from vzcore.byteranges import shared_reads
 from vzcore.parsers import Parser, detect_parser
+from vzcore.urls import normalize_url
 from vzxarray._tree_reduce import tree_combine
 from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.open import open_virtual_dataset
@@ -150,7 +151,8 @@ def open_virtual_mfdataset(
         As in `xarray.open_mfdataset` (defaults suit virtual data: nothing compares
         the values of virtual variables).
     parallel
-        None or False (serial), ``"threads"``, ``"processes"`` (a pool of one worker
+        None or False (serial), ``"threads"`` (16 threads for remote files, the
+        thread pool's default for local ones), ``"processes"`` (a pool of one worker
         per core, started with "spawn" on first use and kept for later calls), ``"dask"`` (the
         current dask scheduler), any `concurrent.futures.Executor` (used, left
         running), or an Executor class such as ``ThreadPoolExecutor`` (created with
@@ -332,7 +334,8 @@ def _run_all(
         )
         return gathered
     if parallel == "threads":
-        parallel = ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=_thread_count(urls)) as threads:
+            return list(_progress(threads.map(task, urls), len(urls), progress))
     if parallel == "processes":
         pool = _process_pool()
         try:
@@ -354,6 +357,18 @@ def _run_all(
         f"parallel={parallel!r}: use None or False, 'threads', 'processes', 'dask', "
         "an Executor, an Executor class or a distributed.Client"
     )
+
+
+_REMOTE_THREADS = 16
+"""Threads of ``parallel="threads"`` when files are remote: their time is the store's latency."""
+
+
+def _thread_count(urls: list[str]) -> int:
+    """As many threads as help: ThreadPoolExecutor's default for local files (their work
+    is CPU), `_REMOTE_THREADS` when some file is behind a network."""
+    local = all(normalize_url(u).startswith("file://") for u in urls)
+    default = min(32, (os.cpu_count() or 1) + 4)
+    return default if local else max(default, _REMOTE_THREADS)
 
 
 _POOL: list[ProcessPoolExecutor] = []

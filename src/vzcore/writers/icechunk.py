@@ -391,15 +391,41 @@ def _set_references(
     order = present[np.argsort(groups[present], kind="stable")]
     bounds = np.searchsorted(groups[order], np.arange(len(distinct) + 1))
     blocks = [order[bounds[k] : bounds[k + 1]] for k in range(len(distinct))]
-    coords = [np.unravel_index(rows, grid) for rows in blocks]
-    spans = [_span(c, len(grid)) for c in coords]
+    # A file's block is most often whole slabs along the first axis, back to back in
+    # the manifest (files concatenated along it): such a block is passed as a slice
+    # of the columns, with no coordinates computed and nothing scattered.
+    per_slab = math.prod(grid[1:]) if grid else 0
+    runs = [_slab_run(rows, per_slab) for rows in blocks]
+    coords: list[tuple[npt.NDArray[np.intp], ...] | None] = []
+    spans = []
+    for rows, run in zip(blocks, runs, strict=True):
+        where = None if run is not None else np.unravel_index(rows, grid)
+        coords.append(where)
+        spans.append(_run_span(run, grid) if where is None else _span(where, len(grid)))
     if sum(int(np.prod(hi - lo + 1)) for lo, hi in spans) > 4 * len(indices):
         # Interleaved files: the whole grid, guarded by the newest of their times.
         locations = location_of[np.where(indices < 0, len(urls), indices)]
         _set_slabs(store, path, grid, locations, offsets, lengths, offset, max(distinct))
         return
-    for rows, where, (low, high), stamp in zip(blocks, coords, spans, distinct, strict=True):
+    for rows, run, where, (low, high), stamp in zip(
+        blocks, runs, coords, spans, distinct, strict=True
+    ):
         shape = tuple(int(n) for n in high - low + 1)
+        start = tuple(int(a + lo) for a, lo in zip(offset, low, strict=True))
+        if run is not None:
+            first, last = run[0] * per_slab, (run[0] + run[1]) * per_slab
+            _set_slabs(
+                store,
+                path,
+                shape,
+                location_of[indices[first:last]],
+                offsets[first:last],
+                lengths[first:last],
+                start,
+                stamp,
+            )
+            continue
+        assert where is not None
         inside = np.ravel_multi_index(
             tuple(c - lo for c, lo in zip(where, low, strict=True)), shape
         )
@@ -409,8 +435,29 @@ def _set_references(
         block_locations[inside] = location_of[indices[rows]]
         block_offsets[inside] = offsets[rows]
         block_lengths[inside] = lengths[rows]
-        start = tuple(int(a + lo) for a, lo in zip(offset, low, strict=True))
         _set_slabs(store, path, shape, block_locations, block_offsets, block_lengths, start, stamp)
+
+
+def _slab_run(rows: npt.NDArray[np.intp], per_slab: int) -> tuple[int, int] | None:
+    """``(first slab, number of slabs)`` if ``rows`` (ascending) are exactly whole slabs
+    back to back, else None."""
+    if not len(rows) or per_slab < 1:
+        return None
+    first, count = int(rows[0]), len(rows)
+    if first % per_slab or count % per_slab or int(rows[-1]) - first + 1 != count:
+        return None
+    return first // per_slab, count // per_slab
+
+
+def _run_span(
+    run: tuple[int, int] | None, grid: tuple[int, ...]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The first and last chunk coordinates of whole slabs ``run`` of ``grid``."""
+    assert run is not None
+    first, count = run
+    low = np.array([first, *(0 for _ in grid[1:])], dtype=np.int64)
+    high = np.array([first + count - 1, *(n - 1 for n in grid[1:])], dtype=np.int64)
+    return low, high
 
 
 def _set_inline(

@@ -169,29 +169,59 @@ def _key_texts(
 ) -> Callable[[npt.NDArray[np.int64]], list[pa.Array | pa.Scalar]]:
     """A function giving, for rows of ``grid``, the texts that joined make ``prefix + "i.j.k"``.
 
-    One text per axis: the coordinate with the separator (and, on the first axis,
-    ``prefix``) around it, formatted once per coordinate value when the axis has no
-    more chunks than the rows of a call (``rows_per_call``), else per row.
+    Trailing axes are taken together while their chunks number no more than the rows
+    of a call (``rows_per_call``): the texts of such a run (``"j.k"``) are formatted once
+    and picked per row by ``row // stride % size``, so a join sees few pieces (one per
+    run of axes); a longer axis alone is formatted per row. The first text starts with
+    ``prefix``; the runs are joined by ``"."``.
     """
     if not grid:
         return lambda rows: [_text(prefix + "0")]
-    last = len(grid) - 1
-    around = [(prefix if a == 0 else "", "" if a == last else ".") for a in range(len(grid))]
-    labels = [
-        _decimal_with(np.arange(side, dtype=np.int64), before, after)
-        if side <= rows_per_call
-        else None
-        for side, (before, after) in zip(grid, around, strict=True)
-    ]
+    runs: list[tuple[int, int]] = []  # (first axis, last axis + 1), from the last axis back
+    stop = len(grid)
+    while stop > 0:
+        start, size = stop - 1, grid[stop - 1]
+        while start > 0 and size * grid[start - 1] <= rows_per_call:
+            start -= 1
+            size *= grid[start]
+        runs.append((start, stop))
+        stop = start
+    runs.reverse()
+    pieces: list[tuple[int, int | None, pa.Array | None, str, str]] = []
+    for number, (start, stop) in enumerate(runs):
+        before = prefix if number == 0 else ""
+        after = "" if number == len(runs) - 1 else "."
+        size = math.prod(grid[start:stop])
+        stride = math.prod(grid[stop:])
+        labels = _run_labels(grid[start:stop], before, after) if size <= rows_per_call else None
+        # The first run's coordinate is row // stride already; the others wrap around.
+        pieces.append((stride, size if start else None, labels, before, after))
 
     def texts(rows: npt.NDArray[np.int64]) -> list[pa.Array | pa.Scalar]:
-        coords = np.unravel_index(rows, grid)
-        return [
-            _decimal_with(c, *around[a]) if labels[a] is None else pc.take(labels[a], c)
-            for a, c in enumerate(coords)
-        ]
+        out: list[pa.Array | pa.Scalar] = []
+        for stride, wrap, labels, before, after in pieces:
+            coords = rows // stride if stride > 1 else rows
+            if wrap is not None:
+                coords = coords % wrap
+            out.append(
+                _decimal_with(coords, before, after) if labels is None else pc.take(labels, coords)
+            )
+        return out
 
     return texts
+
+
+def _run_labels(sides: tuple[int, ...], before: str, after: str) -> pa.Array:
+    """``before + "j.k" + after`` for every coordinate of a grid of ``sides``, in C order."""
+    coords = np.unravel_index(np.arange(math.prod(sides), dtype=np.int64), sides)
+    last = len(sides) - 1
+    parts = [
+        _decimal_with(c, before if a == 0 else "", after if a == last else ".")
+        for a, c in enumerate(coords)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, _text(""))
 
 
 def _decimal_with(values: npt.NDArray[Any], before: str, after: str) -> pa.Array:
@@ -300,6 +330,12 @@ def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[pa
     Each batch is read from the manifest's Arrow columns in place (no numpy copy of the
     whole manifest) and handed out as the data buffer of the joined strings, for the
     file to take without a copy; an entry starts with its comma.
+
+    A join costs about the same per piece and row, so each entry is made of as few
+    pieces as there can be: the key's runs of axes (`_key_texts`), the URL text, the
+    offset, ``","`` and the length. The ``]`` that closes an entry is written at the
+    start of the next one (``],"key":...``): the first entry's is dropped, and the
+    last entry's ``]`` is written after the last batch.
     """
     manifest = array.manifest
     # Everything between a row's numbers is text per URL or per coordinate, formatted
@@ -307,7 +343,7 @@ def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[pa
     url_texts = pa.array(
         [f'":[{json.dumps(u)},' for u in _fsspec_urls(manifest)], pa.large_string()
     )
-    key_texts = _key_texts(manifest.grid, f',"{path}/')
+    key_texts = _key_texts(manifest.grid, "]," + json.dumps(path + "/")[:-1])
     skipped = np.fromiter(skip, np.int64, len(skip))
 
     def batch_text(start: int) -> list[pa.Buffer]:
@@ -327,21 +363,30 @@ def _json_entries(path: str, array: VirtualArray, skip: set[int]) -> Iterator[pa
             pc.cast(batch.column("offset"), pa.large_string()),
             _text(","),
             pc.cast(batch.column("length"), pa.large_string()),
-            _text("]"),
             _text(""),
         )
         return list(_data_buffers(text))
 
-    # Arrow's kernels release the GIL: the next batch is formatted while one is written,
-    # and at most two batches are held at once.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: deque[Future[list[pa.Buffer]]] = deque()
-        for start in range(0, manifest.n_chunks, _BATCH_ROWS):
-            pending.append(pool.submit(batch_text, start))
-            if len(pending) == 2:
+    def buffers() -> Iterator[pa.Buffer]:
+        # Arrow's kernels release the GIL: the next batch is formatted while one is
+        # written, and at most two batches are held at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending: deque[Future[list[pa.Buffer]]] = deque()
+            for start in range(0, manifest.n_chunks, _BATCH_ROWS):
+                pending.append(pool.submit(batch_text, start))
+                if len(pending) == 2:
+                    yield from pending.popleft().result()
+            while pending:
                 yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+
+    first = True
+    for buffer in buffers():
+        if first:
+            first = False
+            buffer = buffer.slice(1)  # the "]" of no entry before the first
+        yield buffer
+    if not first:
+        yield pa.py_buffer(b"]")
 
 
 def _fill_json_entries(path: str, array: VirtualArray) -> Iterator[pa.Buffer]:
@@ -351,7 +396,7 @@ def _fill_json_entries(path: str, array: VirtualArray) -> Iterator[pa.Buffer]:
     for start in range(0, len(rows), _BATCH_ROWS):
         keys = _chunk_keys(array.manifest.grid, rows[start : start + _BATCH_ROWS])
         text = pc.binary_join_element_wise(
-            _text(f',"{path}/'), keys, _text(f'":{value}'), _text("")
+            _text("," + json.dumps(path + "/")[:-1]), keys, _text(f'":{value}'), _text("")
         )
         yield from _data_buffers(text)
 

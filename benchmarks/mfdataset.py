@@ -443,7 +443,7 @@ def main() -> None:
     folder: Path = args.folder or Path(tempfile.mkdtemp(prefix="vz-bench-mf-"))
     work = Path(tempfile.mkdtemp(prefix="vz-bench-mf-out-"))
     try:
-        written, seconds = ensure_files(folder, small=not args.only_lazy)
+        written, seconds = ensure_files(folder, small=not (args.only_lazy or args.only_combine))
         print(
             f"workload: {N_FILES} netCDF4 files of tas {SHAPE} float32, chunks "
             f"(1, {SHAPE[1]}, {SHAPE[2]}), zlib, CF time/lat/lon; scaling: "

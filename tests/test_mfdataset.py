@@ -169,11 +169,11 @@ def test_the_process_pool_is_kept_and_replaced_when_a_worker_dies(year: list[Pat
     assert after.vz.to_virtual_group() == serial.vz.to_virtual_group()
 
 
-def test_threads_are_many_for_remote_files_and_the_pools_default_for_local_ones() -> None:
+def test_threads_are_many_for_remote_files_and_one_per_core_for_local_ones() -> None:
     import os
 
     from vzxarray.mfdataset import _thread_count
 
-    default = min(32, (os.cpu_count() or 1) + 4)
-    assert _thread_count(["/data/a.nc", "file:///data/b.nc"]) == default
-    assert _thread_count(["/data/a.nc", "s3://bucket/b.nc"]) == max(default, 16)
+    cores = max(os.cpu_count() or 1, 2)
+    assert _thread_count(["/data/a.nc", "file:///data/b.nc"]) == cores
+    assert _thread_count(["/data/a.nc", "s3://bucket/b.nc"]) == max(cores, 16)

@@ -151,8 +151,8 @@ def open_virtual_mfdataset(
         As in `xarray.open_mfdataset` (defaults suit virtual data: nothing compares
         the values of virtual variables).
     parallel
-        None or False (serial), ``"threads"`` (16 threads for remote files, the
-        thread pool's default for local ones), ``"processes"`` (a pool of one worker
+        None or False (serial), ``"threads"`` (16 threads for remote files, one
+        per core for local ones), ``"processes"`` (a pool of one worker
         per core, started with "spawn" on first use and kept for later calls), ``"dask"`` (the
         current dask scheduler), any `concurrent.futures.Executor` (used, left
         running), or an Executor class such as ``ThreadPoolExecutor`` (created with
@@ -364,11 +364,12 @@ _REMOTE_THREADS = 16
 
 
 def _thread_count(urls: list[str]) -> int:
-    """As many threads as help: ThreadPoolExecutor's default for local files (their work
-    is CPU), `_REMOTE_THREADS` when some file is behind a network."""
+    """As many threads as help: one per core for local files (their work is CPU, and
+    more threads only contend for h5py's lock and the GIL), `_REMOTE_THREADS` when some
+    file is behind a network."""
     local = all(normalize_url(u).startswith("file://") for u in urls)
-    default = min(32, (os.cpu_count() or 1) + 4)
-    return default if local else max(default, _REMOTE_THREADS)
+    cores = max(os.cpu_count() or 1, 2)
+    return cores if local else max(cores, _REMOTE_THREADS)
 
 
 _POOL: list[ProcessPoolExecutor] = []

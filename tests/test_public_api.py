@@ -45,6 +45,7 @@ EXPECTED = {
     "write_manifest_parquet",
     "select_chunks",
     "read_array",
+    "read_arrays",
     "squeeze",
     "ManifestStore",
     "ObjectStoreRegistry",

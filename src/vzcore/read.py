@@ -131,7 +131,29 @@ def _decode_with_zarr(
 
 
 def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[Any], str]:
-    """The zarr v2 form of the pipeline: numcodecs codecs, stored dtype, memory order."""
+    """The zarr v2 form of the pipeline: numcodecs codecs, stored dtype, memory order.
+
+    It depends on the codecs and the dtype alone, so it is built once per pair (files
+    of one collection share both) and the codec objects are shared: numcodecs codecs
+    hold their configuration only.
+    """
+    key = (metadata.codecs, metadata.dtype)
+    try:
+        return _PIPELINES[key]
+    except KeyError:
+        pass
+    except TypeError:  # a codec configuration that does not hash: build it each time
+        return _build_numcodecs_pipeline(metadata)
+    if len(_PIPELINES) >= 256:
+        _PIPELINES.clear()
+    built = _PIPELINES[key] = _build_numcodecs_pipeline(metadata)
+    return built
+
+
+_PIPELINES: dict[tuple[Any, ...], tuple[list[Any], np.dtype[Any], str]] = {}
+
+
+def _build_numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[Any], str]:
     import numcodecs
 
     if not metadata.is_regular:

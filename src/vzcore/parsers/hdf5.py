@@ -360,8 +360,8 @@ class HDFParser:
         ):
             return self._load(dataset, dims, attributes, fill_value, where)
         try:
-            metadata = _metadata(dataset, plist, element, where, dims, dimension_lengths).evolve(
-                fill_value=fill_value, attributes=attributes
+            metadata = _metadata(
+                dataset, plist, element, where, dims, dimension_lengths, fill_value, attributes
             )
         except InvalidMetadataError as err:
             if self._loads(dataset, path):
@@ -402,8 +402,10 @@ def _metadata(
     where: str,
     dims: tuple[str, ...],
     dimension_lengths: tuple[int, ...],
+    fill_value: object,
+    attributes: dict[str, Any],
 ) -> ArrayMetadata:
-    """Shape, chunks, type and codecs of a referenced dataset (fill value and attributes unset)."""
+    """Shape, chunks, type, codecs, fill value and attributes of a referenced dataset."""
     import h5py
 
     filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
@@ -425,6 +427,8 @@ def _metadata(
         dtype=element.dtype,
         codecs=codecs_for_filters(filters, dataset.dtype, where=where),
         dimension_names=dims,
+        fill_value=fill_value,
+        attributes=attributes,
     )
 
 

@@ -123,7 +123,7 @@ class ChunkManifest:
         # Paths become URLs once, here: a plain path (from a parser, from Kerchunk
         # references with POSIX paths) is the file:// URL of that local file.
         dictionary = self.dictionary
-        if len(dictionary) and not pc.all(pc.match_substring(dictionary, "://")).as_py():
+        if len(dictionary) and not _all_urls(dictionary):
             urls = [p if is_url(p) else normalize_url(p) for p in dictionary.to_pylist()]
             object.__setattr__(self, "table", _with_dictionary(self.table, urls))
 
@@ -554,6 +554,13 @@ class ChunkManifest:
             f"ChunkManifest(grid={self.grid}, n_chunks={self.n_chunks}, n_missing={self.n_missing}"
             f"{inline}, n_files={len(self.dictionary)})"
         )
+
+
+def _all_urls(dictionary: pa.Array) -> bool:
+    """Whether every path of ``dictionary`` has a scheme (plain paths become URLs)."""
+    if len(dictionary) <= 32:  # a parser's one file: cheaper in Python than two kernels
+        return all(path is None or "://" in path for path in dictionary.to_pylist())
+    return bool(pc.all(pc.match_substring(dictionary, "://")).as_py())
 
 
 def _entries_grid(coords: list[list[int]], grid: Iterable[int] | None) -> GridShape:

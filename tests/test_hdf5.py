@@ -624,6 +624,55 @@ def test_a_trimmed_file_reads_like_the_original(tmp_path: Path, local: Source) -
         xr.testing.assert_identical(got.drop_encoding(), expected.load().drop_encoding())
 
 
+def _parse_in_child(url: str, folder: str, results: Any) -> None:
+    registry = vc.ObjectStoreRegistry({url.rsplit("/", 1)[0] + "/": LocalStore(folder)})
+    results.put(sorted(HDFParser()(url, registry).arrays))
+
+
+def test_local_parses_run_one_at_a_time_and_a_forked_child_is_not_blocked(
+    tmp_path: Path, local: Source
+) -> None:
+    """Threads parse local files in turn (h5py's lock convoys otherwise); a child forked
+    while another thread holds that turn parses anyway."""
+    import multiprocessing
+    import threading
+
+    from vzcore.parsers import hdf5
+
+    _unlimited_netcdf(tmp_path / "a.nc", start=0, steps=3)
+    url = local.url("a.nc")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with hdf5._LOCAL_PARSE:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        child = context.Process(target=_parse_in_child, args=(url, str(tmp_path), results))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert results.get(timeout=5) == ["tas", "time"]
+        # In this process, a second thread waits its turn.
+        parsed: list[vc.VirtualGroup] = []
+        waiter = threading.Thread(target=lambda: parsed.append(HDFParser()(url, local.registry)))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive()
+        assert not parsed
+    finally:
+        release.set()
+        holder.join()
+    waiter.join(30)
+    assert sorted(parsed[0].arrays) == ["tas", "time"]
+
+
 def test_filters_become_codecs(parsed: Parse) -> None:
     group = parsed("nc_filters.nc", "local")
     variants = filter_variants()

@@ -624,6 +624,30 @@ def test_a_trimmed_file_reads_like_the_original(tmp_path: Path, local: Source) -
         xr.testing.assert_identical(got.drop_encoding(), expected.load().drop_encoding())
 
 
+def test_dimension_coordinates_are_loaded_while_the_file_is_open_when_asked(
+    tmp_path: Path, local: Source
+) -> None:
+    """vzxarray's default: coordinates read by h5py during the parse, equal to netCDF4's."""
+    _unlimited_netcdf(tmp_path / "a.nc", start=5, steps=4)
+    url = local.url("a.nc")
+    referenced = HDFParser()(url, local.registry)
+    loaded = HDFParser(load_dimension_coordinates=True)(url, local.registry)
+    assert isinstance(referenced["time"], vc.VirtualArray)
+    assert isinstance(loaded["time"], vc.LoadedArray)
+    assert isinstance(loaded["tas"], vc.VirtualArray)
+    assert loaded["tas"] == referenced["tas"]
+    assert (
+        loaded["time"].metadata.stored_attributes == referenced["time"].metadata.stored_attributes
+    )
+    values = vc.read_arrays({"time": referenced["time"]}, local.registry)["time"]
+    with netCDF4.Dataset(tmp_path / "a.nc") as expected:
+        np.testing.assert_array_equal(loaded["time"].data, expected["time"][:])
+    np.testing.assert_array_equal(loaded["time"].data, values)
+    opened = vx.open_virtual_dataset(url, registry=local.registry)
+    with xr.open_dataset(tmp_path / "a.nc") as expected:
+        xr.testing.assert_identical(opened["time"], expected["time"])
+
+
 def _try_parse_lock(results: Any) -> None:
     from vzcore.parsers import hdf5
 

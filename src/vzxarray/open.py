@@ -44,11 +44,14 @@ def _told(
     own_loadable = getattr(parser, "loadable_variables", None)
     if loadable_variables is not None:
         own_loadable = (*(own_loadable or ()), *loadable_variables)
-    told: Parser = attrs.evolve(
-        parser,  # type: ignore[misc]
-        loadable_variables=own_loadable,
-        drop_variables=(*getattr(parser, "drop_variables", ()), *(drop or ())),
-    )
+    changes: dict[str, Any] = {
+        "loadable_variables": own_loadable,
+        "drop_variables": (*getattr(parser, "drop_variables", ()), *(drop or ())),
+    }
+    if "load_dimension_coordinates" in fields and loadable_variables is None:
+        # The coordinates this call loads, read while the parser has the file open.
+        changes["load_dimension_coordinates"] = True
+    told: Parser = attrs.evolve(parser, **changes)  # type: ignore[misc]
     return told, None
 
 

@@ -169,6 +169,12 @@ class HDFParser:
         member linked under two names appears under both); a link back to an
         enclosing group raises `LinkCycleError`, and a dangling soft link is left
         out with a `SkippedLinkWarning`.
+    load_dimension_coordinates
+        Read 1-d datasets named like their dimension into memory (`LoadedArray`) while
+        the file is open, instead of referencing them: the coordinates
+        `vzxarray.open_virtual_dataset` loads by default, without a second read
+        through the registry. It passes True when it is given no ``loadable_variables``.
+        A coordinate h5py cannot read is referenced as usual.
     direct_index
         Read the chunk index of datasets of many chunks from the file's bytes with
         numpy (`vzcore.parsers.hdf5_index`), much faster than h5py's ``chunk_iter``;
@@ -191,6 +197,7 @@ class HDFParser:
         default="error", validator=attrs.validators.in_(("error", "skip"))
     )
     direct_index: bool = True
+    load_dimension_coordinates: bool = False
 
     priority = -60  # last of the built-ins: a user block past the probe's head costs reads
 
@@ -374,6 +381,14 @@ class HDFParser:
             if not self._loads(dataset, path):
                 raise
             return self._load(dataset, dims, attributes, None, where)
+        if (
+            self.load_dimension_coordinates
+            and dims == (posixpath.basename(path),)
+            and not element.extra_shape
+        ):
+            coordinate = self._coordinate(dataset, dims, attributes, fill_value)
+            if coordinate is not None:
+                return coordinate
         if layout == h5py.h5d.COMPACT or (
             self.inline_threshold and dataset.id.get_storage_size() <= self.inline_threshold
         ):
@@ -396,6 +411,15 @@ class HDFParser:
         else:
             manifest = _contiguous_manifest(dataset, metadata, walk.url, where)
         return VirtualArray(metadata, manifest)
+
+    def _coordinate(
+        self, dataset: Any, dims: tuple[str, ...], attributes: dict[str, Any], fill_value: object
+    ) -> LoadedArray | None:
+        """A dimension coordinate's values, or None to reference it (h5py cannot read it)."""
+        try:
+            return load_values(dataset, dims, attributes, fill_value)
+        except (*_H5PY_ERRORS, InvalidMetadataError):
+            return None
 
     def _load(
         self,

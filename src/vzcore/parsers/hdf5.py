@@ -207,6 +207,8 @@ class HDFParser:
         signature = b"\x89HDF\r\n\x1a\n"
         if probe.head is None:
             return False
+        if probe.head.startswith(signature):
+            return True  # no user block: the size (maybe a request) is not needed
         offset, size = 0, probe.size or 0
         while offset + len(signature) <= size:
             if probe.read_range(offset, offset + len(signature)) == signature:

@@ -68,8 +68,10 @@ class ManifestParquetParser:
         """A folder with ``vz-group.json``, or a parquet file whose metadata says ``vz:format``."""
         if probe.head is None:
             return probe.exists(GROUP_DOCUMENT)
+        if not probe.head.startswith(b"PAR1"):
+            return False  # before the size: that may cost a request
         size = probe.size or 0
-        if not probe.head.startswith(b"PAR1") or size < 12:
+        if size < 12:
             return False
         # The footer: thrift metadata, its length (4 bytes, little-endian), b"PAR1".
         tail = probe.read_range(size - 8, size)

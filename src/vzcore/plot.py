@@ -4,8 +4,10 @@
 true edges (rectilinear grids included), coloured by the file it references.
 Colours follow the files' **sorted path order** along a sequential colour map, so
 monthly files named in date order make a smooth ramp along time, and files that a
-combine put in the wrong order break it. Missing chunks (no reference: they read as
-the fill value) are hatched, inline chunks grey; a legend names the files.
+combine put in the wrong order break it; each file's number in that order is also
+written on its run of chunks (a strip) or on its chunks (a grid of at most 64).
+Missing chunks (no reference: they read as the fill value) are hatched, inline
+chunks grey; a legend names the files.
 
 An N-d array is drawn as a 2-D slice: by default its first two axes with more than
 one chunk (rows, then columns; a strip along the only such axis, or along axis 0),
@@ -264,6 +266,7 @@ def plot_chunks(
                 label="missing",
             )
         )
+    _number_runs(ax, cmap, palette)
     ax.set_xlim(float(x_edges[0]), float(x_edges[-1]))
     ax.set_ylim(float(y_edges[-1]), float(y_edges[0]))  # chunk row 0 at the top
     ax.set_xlabel(cmap.labels[1])
@@ -288,6 +291,54 @@ def plot_chunks(
         )
     result: Figure = figure
     return result
+
+
+def _runs(codes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Starts and ends (exclusive) of the runs of equal codes along a 1-D array."""
+    starts = np.flatnonzero(np.diff(codes, prepend=codes[0] - 1))
+    return starts, np.append(starts[1:], len(codes))
+
+
+def _number_runs(ax: Axes, cmap: ChunkMap, palette: npt.NDArray[np.float64]) -> None:
+    """Write each file's legend number on its chunks: a strip's runs, or a small grid's chunks.
+
+    The numbers show the order at a glance where neighbouring colours look alike.
+    """
+    y_edges, x_edges = cmap.edges
+    n_rows, n_cols = cmap.codes.shape
+    width = float(x_edges[-1] - x_edges[0]) or 1.0
+    places: list[tuple[float, float, int]] = []
+    if n_rows == 1:
+        starts, ends = _runs(cmap.codes[0])
+        if len(starts) <= 40:
+            places = [
+                (
+                    (x_edges[s] + x_edges[e]) / 2,
+                    (y_edges[0] + y_edges[1]) / 2,
+                    int(cmap.codes[0, s]),
+                )
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+                if (x_edges[e] - x_edges[s]) / width >= 0.02
+            ]
+    elif n_rows * n_cols <= 64:
+        places = [
+            ((x_edges[j] + x_edges[j + 1]) / 2, (y_edges[i] + y_edges[i + 1]) / 2, int(code))
+            for (i, j), code in np.ndenumerate(cmap.codes)
+        ]
+    for x, y, code in places:
+        if code < 0:
+            continue
+        r, g, b, _ = palette[code]
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+        ax.text(
+            float(x),
+            float(y),
+            str(code + 1),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark else "black",
+        )
 
 
 def _title(array: VirtualArray | ChunkManifest, name: str | None, cmap: ChunkMap) -> str:
@@ -330,7 +381,9 @@ def _legend_handles(
     files = cmap.files
     shown = files if len(files) <= max_legend else files[: max(max_legend - 1, 0)]
     handles = [
-        patch(facecolor=colours[k], edgecolor="none", label=_short(path[len(prefix) :]))
+        patch(
+            facecolor=colours[k], edgecolor="none", label=f"{k + 1} {_short(path[len(prefix) :])}"
+        )
         for k, path in enumerate(shown)
     ]
     if len(shown) < len(files):

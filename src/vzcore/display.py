@@ -289,7 +289,7 @@ def group_html(group: VirtualGroup, max_rows: int = MAX_ROWS) -> str:
             ("missing chunks", str(missing)),
             ("inline chunks", str(inline)),
             ("distinct files", str(len(pc.unique(pa.concat_arrays(files)))) if files else "0"),
-            ("bytes", _exact_bytes(nbytes)),
+            ("bytes (referenced + in memory)", _exact_bytes(nbytes)),
         ]
     )
     table = f"<table>{_GROUP_HEADER}{''.join(shown)}</table>" if shown else ""

@@ -67,10 +67,14 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+_SOURCE_SUFFIXES = {".md", ".py", ".css", ".svg", ".png", ".yml"}
+
+
 def _newest_source() -> float:
+    """The last change to what the docs are built from (caches such as .pyc not counted)."""
     sources = [ROOT / "mkdocs.yml", *(ROOT / "docs_hooks").glob("*.py")]
     for folder in ("docs", "src"):
-        sources += [p for p in (ROOT / folder).rglob("*") if p.is_file()]
+        sources += [p for p in (ROOT / folder).rglob("*") if p.suffix in _SOURCE_SUFFIXES]
     return max(p.stat().st_mtime for p in sources)
 
 

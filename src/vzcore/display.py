@@ -32,6 +32,7 @@ __all__ = [
     "ManifestSummary",
     "array_html",
     "format_bytes",
+    "grid_text",
     "group_html",
     "manifest_html",
     "summarize",

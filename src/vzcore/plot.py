@@ -75,6 +75,7 @@ class ChunkMap:
 
     @property
     def n_missing(self) -> int:
+        """Missing chunks in the slice (hatched in the picture)."""
         return int(np.count_nonzero(self.codes == -1))
 
 
@@ -233,14 +234,16 @@ def plot_chunks(
     rgba = palette[np.where(cmap.codes < 0, len(palette) + cmap.codes, cmap.codes)]
 
     n_rows, n_cols = cmap.codes.shape
+    y_edges, x_edges = cmap.edges
     if ax is None:
         strip = cmap.axes[0] is None or n_rows == 1
-        height = 2.6 if strip else min(max(3.0, 8.0 * n_rows / max(n_cols, 1)), 7.0)
+        # The plot area (about 6 of the 9 inches) keeps the array's aspect, within bounds.
+        aspect = float(y_edges[-1] - y_edges[0]) / max(float(x_edges[-1] - x_edges[0]), 1.0)
+        height = 2.6 if strip else min(max(3.0, 6.0 * aspect + 1.0), 7.0)
         figure = mpl.figure.Figure(figsize=(9.0, height + 0.4), layout="constrained")
         ax = figure.add_subplot()
     else:
         figure = ax.figure
-    y_edges, x_edges = cmap.edges
     edged = max(n_rows, n_cols) <= _MAX_EDGED
     ax.pcolormesh(
         x_edges,

@@ -202,6 +202,6 @@ def make_gallery(folder: Path) -> list[Path]:
         }
         written = []
         for name, figure in figures.items():
-            figure.savefig(folder / name, dpi=100)
+            figure.savefig(folder / name, dpi=144)
             written.append(folder / name)
     return written

@@ -168,9 +168,13 @@ def make_gallery(folder: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="vz-gallery-") as scratch:
         root = Path(scratch)
         files = [str(p) for p in make_demo_files(root)]
-        year = open_virtual_mfdataset(files, progress=False)
+        year = open_virtual_mfdataset(files, parallel="threads", progress=False)
         swapped = open_virtual_mfdataset(
-            [files[1], files[0], *files[2:]], combine="nested", concat_dim="time", progress=False
+            [files[1], files[0], *files[2:]],
+            combine="nested",
+            concat_dim="time",
+            parallel="threads",
+            progress=False,
         )
         tas = year["tas"].data.virtual
         days = np.cumsum([0, 31, 28, 31, 30, 31, 30])
@@ -193,7 +197,7 @@ def make_gallery(folder: Path) -> list[Path]:
                 lon = np.arange(lon_edges[j], lon_edges[j + 1], 2.0) + 1
                 _write_tile(path, lat, lon)
                 tiles.append(str(path))
-        mosaic = open_virtual_mfdataset(tiles, progress=False)
+        mosaic = open_virtual_mfdataset(tiles, parallel="threads", progress=False)
         figures = {
             "year.png": year.vz.plot_chunks("tas"),
             "wrong-order.png": swapped.vz.plot_chunks("tas"),

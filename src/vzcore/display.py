@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from vzcore.grid import RectilinearChunkGrid
 
@@ -35,8 +33,8 @@ __all__ = [
     "grid_text",
     "group_html",
     "manifest_html",
+    "n_references",
     "summarize",
-    "used_paths",
 ]
 
 MAX_ROWS = 100
@@ -51,8 +49,9 @@ _MAX_TEXT = 200
 class ManifestSummary:
     """Counts over one manifest, computed without a per-chunk loop.
 
-    ``files`` are the first `MAX_FILES` distinct referenced paths in order of first
-    appearance (C order over the grid); ``n_files`` counts them all.
+    ``files`` are the first `MAX_FILES` distinct referenced paths in sorted order
+    (`vzcore.algebra.referenced_paths`: paths the dictionary still holds but no row
+    uses are not counted); ``n_files`` counts them all.
     """
 
     grid: tuple[int, ...]
@@ -66,29 +65,22 @@ class ManifestSummary:
     files: tuple[str, ...]
 
 
-def used_paths(manifest: ChunkManifest) -> pa.Array:
-    """The distinct paths the rows reference, in order of first appearance (C order).
-
-    The dictionary may hold paths no row uses any more (after a take): they are not
-    in it.
-    """
-    paths = manifest.paths
-    if not len(paths):
-        return pa.array([], pa.string())
-    indices = pa.chunked_array([c.indices for c in paths.chunks], type=pa.int32())
-    used = pc.unique(pc.drop_null(indices))  # keeps the order of first appearance
-    return pc.take(manifest.dictionary, used)
+def n_references(manifest: ChunkManifest) -> int:
+    """Chunks that reference bytes in a file (neither missing nor inline)."""
+    unreferenced: int = manifest.paths.null_count
+    return manifest.n_chunks - unreferenced
 
 
 def summarize(manifest: ChunkManifest) -> ManifestSummary:
     """The `ManifestSummary` of ``manifest`` (Arrow compute over its columns)."""
-    paths = manifest.paths
-    used = used_paths(manifest)
-    files = used[:MAX_FILES].to_pylist()
+    from vzcore.algebra import referenced_paths  # a cycle at import time
+
+    used = referenced_paths(manifest)
+    files = used[:MAX_FILES]
     return ManifestSummary(
         grid=manifest.grid,
         n_chunks=manifest.n_chunks,
-        n_references=manifest.n_chunks - paths.null_count,
+        n_references=n_references(manifest),
         n_missing=manifest.n_missing,
         n_inline=manifest.n_inline,
         n_files=len(used),
@@ -266,12 +258,11 @@ def group_html(group: VirtualGroup, max_rows: int = MAX_ROWS) -> str:
 
     shown: list[str] = []
     n_arrays = n_virtual = refs = missing = inline = nbytes = 0
-    files: list[pa.Array] = []
+    from vzcore.algebra import referenced_paths
+
     for path, array in group.walk_arrays():
         n_arrays += 1
-        if isinstance(array, VirtualArray):
-            n_virtual += 1
-            files.append(used_paths(array.manifest))
+        n_virtual += isinstance(array, VirtualArray)
         if len(shown) < max_rows:
             row, r, m, i, b = _array_row(path, array)
             shown.append(row)
@@ -289,7 +280,7 @@ def group_html(group: VirtualGroup, max_rows: int = MAX_ROWS) -> str:
             ("references", str(refs)),
             ("missing chunks", str(missing)),
             ("inline chunks", str(inline)),
-            ("distinct files", str(len(pc.unique(pa.concat_arrays(files)))) if files else "0"),
+            ("distinct files", str(len(referenced_paths(group)))),
             ("bytes (referenced + in memory)", _exact_bytes(nbytes)),
         ]
     )
@@ -309,4 +300,4 @@ def _counts(array: AnyArray) -> tuple[int, int, int]:
     if isinstance(array, LoadedArray):
         return 0, 0, 0
     m = array.manifest
-    return m.n_chunks - m.paths.null_count, m.n_missing, m.n_inline
+    return n_references(m), m.n_missing, m.n_inline

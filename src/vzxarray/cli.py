@@ -396,7 +396,7 @@ def describe_group(group: vc.VirtualGroup, title: str) -> str:
             lines.append(f"{head} in memory ({array.nbytes} bytes)")
             continue
         manifest = array.manifest
-        used = manifest.dictionary.to_pylist()
+        used = referenced_paths(manifest)  # not the dictionary: it may hold unused paths
         files.update(used)
         total_refs += manifest.n_chunks - manifest.n_missing - manifest.n_inline
         total_missing += manifest.n_missing

@@ -20,8 +20,8 @@ demo: venv
 	$(VENV)/bin/vz demo
 
 lint: venv
-	$(VENV)/bin/ruff check src tests properties benchmarks
-	$(VENV)/bin/ruff format --check src tests properties benchmarks
+	$(VENV)/bin/ruff check src tests properties benchmarks docs_hooks
+	$(VENV)/bin/ruff format --check src tests properties benchmarks docs_hooks
 
 typecheck: venv
 	$(VENV)/bin/mypy --strict src
@@ -30,7 +30,7 @@ unit: venv
 	$(PY) -m pytest -q src tests properties docs
 
 docs: venv
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: lint typecheck docs unit
 

@@ -64,8 +64,11 @@ def test_repr() -> None:
     assert repr(array) == (
         "ManifestArray<shape=(5, 7), dtype=float32, chunks=(2, 3), 7 chunk refs>"
     )
-    assert array._repr_inline_(80) == "ManifestArray<chunks=(2, 3), refs=9>"
-    assert array._repr_inline_(20) == "ManifestArray<chu..."
+    assert array._repr_inline_(100) == (
+        "ManifestArray<7 refs, 2 missing in 1 file(s), 700 B, chunks=(2, 3), codecs=bytes>"
+    )
+    assert array._repr_inline_(35) == "7 refs·1 file·2 missing·700 B"
+    assert array._repr_inline_(20) == "7 refs·1 file·2 m..."
 
 
 def test_a_zero_d_array() -> None:

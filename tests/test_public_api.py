@@ -64,6 +64,8 @@ EXPECTED = {
     "subchunk",
     "select_slices",
     "SubchunkError",
+    "MissingDependencyError",
+    "plot_chunks",
 }
 
 VZXARRAY = {

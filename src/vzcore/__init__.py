@@ -38,6 +38,7 @@ from vzcore.errors import (
     LimitExceededError,
     ManifestFormatError,
     MissingChunkError,
+    MissingDependencyError,
     PartialChunkError,
     RectilinearGridError,
     ShapeMismatch,
@@ -53,6 +54,7 @@ from vzcore.limits import Limits, current_limits, limits
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata
 from vzcore.parsers.manifest_parquet import read_manifest_parquet
+from vzcore.plot import plot_chunks
 from vzcore.read import read_array, read_arrays
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError
 from vzcore.store import ChunkFetchError, ManifestStore
@@ -85,6 +87,7 @@ __all__ = [
     "ManifestFormatError",
     "ManifestStore",
     "MissingChunkError",
+    "MissingDependencyError",
     "ObjectStoreRegistry",
     "PartialChunkError",
     "RectilinearChunkGrid",
@@ -110,6 +113,7 @@ __all__ = [
     "current_limits",
     "expand_dims",
     "limits",
+    "plot_chunks",
     "read_array",
     "read_arrays",
     "read_manifest_parquet",

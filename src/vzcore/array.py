@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from vzcore.display import array_html
 from vzcore.errors import InvalidManifestError, InvalidMetadataError
 from vzcore.grid import ChunkGrid, describe_grid
 from vzcore.manifest import ChunkManifest
@@ -68,6 +69,9 @@ class VirtualArray:
 
     def __repr__(self) -> str:
         return f"VirtualArray({self.metadata!r}, {self.manifest!r})"
+
+    def _repr_html_(self) -> str:
+        return array_html(self)
 
 
 def _readonly_copy(value: npt.ArrayLike) -> npt.NDArray[Any]:

@@ -20,6 +20,7 @@ __all__ = [
     "LimitExceededError",
     "ManifestFormatError",
     "MissingChunkError",
+    "MissingDependencyError",
     "PartialChunkError",
     "RectilinearGridError",
     "ShapeMismatch",
@@ -129,6 +130,10 @@ class BroadcastError(VirtualizationError):
 
 class MissingChunkError(VirtualizationError):
     """A chunk that must exist has no reference."""
+
+
+class MissingDependencyError(VirtualizationError, ImportError):
+    """An optional feature needs a package that is not installed (the message names the extra)."""
 
 
 class AmbiguousRenameError(VirtualizationError):

@@ -10,6 +10,7 @@ import attrs
 
 from vzcore._frozen import JSON, FrozenDict, freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
+from vzcore.display import group_html
 from vzcore.errors import InvalidMetadataError, VirtualizationError
 from vzcore.limits import check_limit
 from vzcore.urls import is_url, normalize_url
@@ -194,6 +195,9 @@ class VirtualGroup:
     def evolve(self, **changes: Any) -> VirtualGroup:
         """A copy with some fields replaced (the original is untouched)."""
         return attrs.evolve(self, **changes)
+
+    def _repr_html_(self) -> str:
+        return group_html(self)
 
     @property
     def nbytes(self) -> int:

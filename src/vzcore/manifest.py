@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vzcore.display import manifest_html
 from vzcore.errors import InvalidManifestError, InvalidMetadataError
 from vzcore.grid import GridShape, integer_tuple
 from vzcore.limits import check_limit
@@ -547,6 +548,9 @@ class ChunkManifest:
 
     def __hash__(self) -> int:
         return hash((self.grid, self.n_chunks, self.n_missing, self.n_inline))
+
+    def _repr_html_(self) -> str:
+        return manifest_html(self)
 
     def __repr__(self) -> str:
         inline = f", n_inline={self.n_inline}" if self.n_inline else ""

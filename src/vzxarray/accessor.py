@@ -5,14 +5,15 @@ from __future__ import annotations
 import abc
 import datetime
 import os
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
 import vzcore as vc
 from vzcore.algebra import PathMap, PathRenamer, referenced_paths, single_path_renamer
+from vzcore.plot import Axis
 from vzcore.writers import (
     kerchunk_refs,
     write_icechunk,
@@ -22,6 +23,10 @@ from vzcore.writers import (
 from vzcore.writers.icechunk import IcechunkMode
 from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.manifest_array import ManifestArray
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["VirtualDataArrayAccessor", "VirtualDataTreeAccessor", "VirtualDatasetAccessor"]
 
@@ -214,6 +219,42 @@ class VirtualDatasetAccessor(_SavingMixin):
             (encoded, or the pieces would not be contiguous); the variable is named.
         """
         return _subchunk_variables(self._ds, _either(lengths, lengths_kwargs))
+
+    def plot_chunks(
+        self,
+        variable: Hashable,
+        *,
+        axes: Sequence[Axis] | None = None,
+        at: Mapping[Axis, int] | None = None,
+        ax: Axes | None = None,
+        max_legend: int = 12,
+    ) -> Figure:
+        """Draw ``variable``'s chunk map, each chunk coloured by its file (`vzcore.plot_chunks`).
+
+        A 2-D slice of an N-d variable: ``axes`` (dimension names or numbers) chooses
+        which, ``at`` the chunk index of the other dimensions (default 0); missing
+        chunks are hatched. Returns the matplotlib Figure (``fig.savefig(...)``).
+
+        Raises
+        ------
+        vzcore.MissingDependencyError
+            Without matplotlib (``pip install 'vz[plot]'``).
+        vzcore.VirtualizationError
+            If the variable is not in the dataset or not virtual (loaded in memory).
+        """
+        if variable not in self._ds.variables:
+            raise vc.VirtualizationError(
+                f"no variable {variable!r} in the dataset (it has {list(self._ds.variables)})"
+            )
+        data = self._ds.variables[variable]._data
+        if not isinstance(data, ManifestArray):
+            raise vc.VirtualizationError(
+                f"variable {variable!r} is loaded in memory, not virtual: it has no chunk "
+                "references to draw"
+            )
+        return vc.plot_chunks(
+            data.virtual, name=str(variable), axes=axes, at=at, ax=ax, max_legend=max_legend
+        )
 
     def rename_paths(self, new: PathRenamer) -> xr.Dataset:
         """A new dataset whose chunk references point at renamed files.

@@ -78,6 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     version.add_argument("--branch", help="an Icechunk repository's branch (default main)")
     version.add_argument("--tag", help="an Icechunk repository's tag")
     version.add_argument("--snapshot", help="an Icechunk repository's snapshot id")
+    info.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="also draw a variable's chunk map, coloured by source file (needs vz[plot])",
+    )
+    info.add_argument(
+        "--variable",
+        metavar="V",
+        help="the variable --plot draws (default: the virtual array with the most chunks)",
+    )
 
     check = commands.add_parser(
         "verify",
@@ -108,7 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "virtualize":
             _virtualize(args)
         elif args.command == "info":
-            _info(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
+            _info(
+                args.store,
+                branch=args.branch,
+                tag=args.tag,
+                snapshot_id=args.snapshot,
+                plot=args.plot,
+                variable=args.variable,
+            )
         elif args.command == "verify":
             return _verify(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
         else:
@@ -315,9 +332,38 @@ def _info(
     branch: str | None = None,
     tag: str | None = None,
     snapshot_id: str | None = None,
+    plot: str | None = None,
+    variable: str | None = None,
 ) -> None:
     group, title = _open_store(store, branch, tag, snapshot_id)
     print(describe_group(group, title))
+    if plot is not None:
+        name, array = _plotted_array(group, variable, title)
+        figure = vc.plot_chunks(array, name=name)
+        try:
+            figure.savefig(plot, dpi=120)
+        except OSError as err:
+            raise vc.WriteError(plot, str(err)) from err
+        print(f"chunk map of {name} written to {plot}")
+    elif variable is not None:
+        raise vc.VirtualizationError("--variable chooses what --plot draws: give --plot OUT.png")
+
+
+def _plotted_array(
+    group: vc.VirtualGroup, variable: str | None, title: str
+) -> tuple[str, vc.VirtualArray]:
+    """The array ``--variable`` names, or the virtual array with the most chunks."""
+    virtual = [(p, a) for p, a in group.walk_arrays() if isinstance(a, vc.VirtualArray)]
+    if variable is None:
+        if not virtual:
+            raise vc.VirtualizationError(f"{title}: no virtual array to draw")
+        return max(virtual, key=lambda item: item[1].manifest.n_chunks)
+    found = dict(virtual)
+    if variable not in found:
+        raise vc.VirtualizationError(
+            f"{title}: no virtual array {variable!r} to draw (virtual arrays: {sorted(found)})"
+        )
+    return variable, found[variable]
 
 
 def _verify(
@@ -350,7 +396,7 @@ def describe_group(group: vc.VirtualGroup, title: str) -> str:
             lines.append(f"{head} in memory ({array.nbytes} bytes)")
             continue
         manifest = array.manifest
-        used = manifest.dictionary.to_pylist()
+        used = referenced_paths(manifest)  # not the dictionary: it may hold unused paths
         files.update(used)
         total_refs += manifest.n_chunks - manifest.n_missing - manifest.n_inline
         total_missing += manifest.n_missing

@@ -13,7 +13,7 @@ import xarray as xr
 
 import vzcore as vc
 
-__all__ = ["make_demo_files", "run_demo"]
+__all__ = ["GALLERY", "make_demo_files", "make_gallery", "run_demo"]
 
 _SHAPE = (90, 180)  # lat, lon: a 2-degree global grid
 
@@ -136,3 +136,76 @@ def _print_timings(timings: dict[str, float]) -> None:
     print("timings:")
     for label, seconds in timings.items():
         print(f"  {label:<{width}}  {seconds:7.3f} s")
+
+
+GALLERY = ("year.png", "wrong-order.png", "missing.png", "tiles.png")
+"""The chunk-map pictures `make_gallery` draws (docs/gallery.md shows them)."""
+
+
+def _write_tile(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("lat", len(lat))
+        ds.createDimension("lon", len(lon))
+        ds.createVariable("lat", "f4", ("lat",))[:] = lat
+        ds.createVariable("lon", "f4", ("lon",))[:] = lon
+        height = ds.createVariable(
+            "height", "f4", ("lat", "lon"), zlib=True, chunksizes=(len(lat), len(lon))
+        )
+        height[:] = np.add.outer(lat, lon)
+
+
+def make_gallery(folder: Path) -> list[Path]:
+    """Draw the chunk-map pictures of the docs' gallery (`GALLERY`) into ``folder``.
+
+    Makes the demo's year of files and six map tiles in a temporary folder, virtualizes
+    them and saves each picture as a PNG; offline and a few seconds long.
+    """
+    from vzxarray.mfdataset import open_virtual_mfdataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vz-gallery-") as scratch:
+        root = Path(scratch)
+        files = [str(p) for p in make_demo_files(root)]
+        year = open_virtual_mfdataset(files, parallel="threads", progress=False)
+        swapped = open_virtual_mfdataset(
+            [files[1], files[0], *files[2:]],
+            combine="nested",
+            concat_dim="time",
+            parallel="threads",
+            progress=False,
+        )
+        tas = year["tas"].data.virtual
+        days = np.cumsum([0, 31, 28, 31, 30, 31, 30])
+        june = vc.select_chunks(tas, (slice(days[5], days[6]), slice(None), slice(None)))
+        gap = vc.VirtualArray(june.metadata, vc.ChunkManifest.empty(june.manifest.grid))
+        without_june = vc.concat(
+            [
+                vc.select_chunks(tas, (slice(0, days[5]), slice(None), slice(None))),
+                gap,
+                vc.select_chunks(tas, (slice(days[6], 365), slice(None), slice(None))),
+            ],
+            axis=0,
+        )
+        lat_edges, lon_edges = (-90, -30, 90), (0, 60, 200, 360)
+        tiles = []
+        for i in range(2):
+            for j in range(3):
+                path = root / f"height_{i}{j}.nc"
+                lat = np.arange(lat_edges[i], lat_edges[i + 1], 2.0) + 1
+                lon = np.arange(lon_edges[j], lon_edges[j + 1], 2.0) + 1
+                _write_tile(path, lat, lon)
+                tiles.append(str(path))
+        mosaic = open_virtual_mfdataset(tiles, parallel="threads", progress=False)
+        figures = {
+            "year.png": year.vz.plot_chunks("tas"),
+            "wrong-order.png": swapped.vz.plot_chunks("tas"),
+            "missing.png": vc.plot_chunks(without_june, name="tas"),
+            "tiles.png": mosaic.vz.plot_chunks("height"),
+        }
+        written = []
+        for name, figure in figures.items():
+            figure.savefig(folder / name, dpi=144)
+            written.append(folder / name)
+    return written

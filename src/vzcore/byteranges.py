@@ -104,6 +104,9 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+_BODY_CUT_SHORT = "response body error"
+
+
 def _wrapped(err: BaseException, url: str, what: str) -> VirtualizationError:
     """A store's exception as a typed error naming ``url`` (the original is chained).
 
@@ -117,6 +120,11 @@ def _wrapped(err: BaseException, url: str, what: str) -> VirtualizationError:
         kind, reason = SourceNotFoundError, "no such object"
     elif "range" in str(err).lower() and "invalid" in str(err).lower():
         kind, reason = ShortReadError, f"the object is shorter than the request ({reason})"
+    elif _BODY_CUT_SHORT in str(err).lower():
+        # hyper's word for a body that ended before its Content-Length (the connection
+        # closed mid-body), after obstore's retries: bytes were missing, none returned.
+        kind = ShortReadError
+        reason = f"the response ended before all its bytes arrived, after retries ({reason})"
     message = (
         f"{url}: {reason}"
         if kind is SourceNotFoundError
@@ -247,7 +255,7 @@ class Source:
                 reason = (
                     f"bytes {int(starts[first])}-{int(ends[first])} requested, "
                     f"{max(int(available[owner[first]] - starts[first]), 0)} returned (the file "
-                    "is shorter than the reference says)"
+                    "is shorter than the reference says, or the server sent less than asked)"
                     + (f"; {len(bad)} ranges affected" if len(bad) > 1 else "")
                 )
                 raise ShortReadError(f"{self.url}: {reason}", url=self.url, reason=reason)

@@ -1,0 +1,170 @@
+"""One `ManifestStore` read from many threads and from worker processes gives the serial result.
+
+Four HDF5 files of noise, 16 gzip chunks each, are virtualized into one group (local
+files, and the same files on moto's S3). The serial reference is every chunk's
+bytes (a SHA-256 each) and the decoded array, checked against the source files.
+Then:
+
+- 32 threads started together each read every chunk through the *same* store, in
+  an order of their own and in concurrent batches (each thread its own event
+  loop), and a share of the array through zarr: every thread gets the serial
+  digests and values.
+- The store is pickled to the worker processes of a `distributed.LocalCluster`,
+  each task reading a share of the chunks; and xarray's lazy dataset over the
+  store is computed on the cluster: both equal the serial result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+from tests.s3_server import S3Bucket
+from zarr.core.buffer import default_buffer_prototype
+
+import vzcore as vc
+from vzcore.parsers import HDFParser
+from vzxarray.dataset import lazy_dataset_from_group
+
+FILES = 4
+STEPS = 16  # chunks per file
+THREADS = 32
+
+
+def write_files(folder: Path) -> tuple[list[Path], np.ndarray]:
+    """``x`` (16, 16, 16) per file, one gzip chunk per step; the values, concatenated."""
+    paths, values = [], []
+    for index in range(FILES):
+        path = folder / f"part{index}.h5"
+        data = np.random.default_rng(index).standard_normal((STEPS, 16, 16)).astype("<f4")
+        with h5py.File(path, "w") as f:
+            f.create_dataset("x", data=data, chunks=(1, 16, 16), compression="gzip")
+        paths.append(path)
+        values.append(data)
+    return paths, np.concatenate(values)
+
+
+def combined_group(urls: Sequence[str], registry: vc.ObjectStoreRegistry) -> vc.VirtualGroup:
+    groups = [HDFParser()(url, registry) for url in urls]
+    x = vc.concat([g["x"] for g in groups], axis=0)  # type: ignore[arg-type]
+    sources = {u: f for g in groups for u, f in g.sources.items()}
+    return vc.VirtualGroup(arrays={"x": x}, sources=sources)
+
+
+def chunk_keys() -> list[str]:
+    return [f"x/c/{step}/0/0" for step in range(FILES * STEPS)]
+
+
+def read_digests(store: vc.ManifestStore, keys: Sequence[str], batch: int = 8) -> dict[str, str]:
+    """The SHA-256 of each chunk ``store`` serves, ``batch`` requests awaited together."""
+
+    async def every() -> dict[str, str]:
+        prototype = default_buffer_prototype()
+        found: dict[str, str] = {}
+        for first in range(0, len(keys), batch):
+            some = keys[first : first + batch]
+            buffers = await asyncio.gather(*(store.get(key, prototype) for key in some))
+            for key, buffer in zip(some, buffers, strict=True):
+                assert buffer is not None, key
+                found[key] = hashlib.sha256(buffer.to_bytes()).hexdigest()
+        return found
+
+    return asyncio.run(every())
+
+
+def source_digests(group: vc.VirtualGroup, paths: Sequence[Path]) -> dict[str, str]:
+    """The SHA-256 of each chunk's bytes, cut from the source files by the manifest."""
+    x = group["x"]
+    assert isinstance(x, vc.VirtualArray)
+    locations, offsets, lengths = x.manifest.to_arrays()
+    by_name = {p.name: p.read_bytes() for p in paths}
+    found = {}
+    for key, url, offset, length in zip(
+        chunk_keys(), locations.ravel(), offsets.ravel(), lengths.ravel(), strict=True
+    ):
+        data = by_name[str(url).rsplit("/", 1)[-1]]
+        found[key] = hashlib.sha256(data[int(offset) : int(offset) + int(length)]).hexdigest()
+    return found
+
+
+@pytest.fixture(params=["local", "s3"])
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[vc.ManifestStore, dict[str, str], np.ndarray]:
+    """(one store over the four files, the chunks' source digests, the values)."""
+    paths, values = write_files(tmp_path)
+    if request.param == "local":
+        urls = [f"file://{p}" for p in paths]
+        registry = vc.ObjectStoreRegistry.for_urls(urls)
+    else:
+        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+        urls = [bucket.put_file(f"parts/{p.name}", p) for p in paths]
+        registry = bucket.registry()
+    group = combined_group(urls, registry)
+    expected = source_digests(group, paths)
+    store = vc.ManifestStore(group, registry=registry)
+    assert read_digests(store, chunk_keys()) == expected  # the serial read
+    np.testing.assert_array_equal(zarr.open_array(store, path="x", mode="r")[...], values)
+    return store, expected, values
+
+
+def test_one_store_read_from_32_threads_gives_the_serial_result(
+    served: tuple[vc.ManifestStore, dict[str, str], np.ndarray],
+) -> None:
+    store, expected, values = served
+    start = threading.Barrier(THREADS)
+
+    share = FILES * STEPS // THREADS
+
+    def one(seed: int) -> tuple[dict[str, str], np.ndarray]:
+        keys = list(np.random.default_rng(seed).permutation(chunk_keys()))
+        start.wait()  # every thread reads at once
+        digests = read_digests(store, keys, batch=4 << seed % 3)  # 4, 8 or 16 at once
+        array = zarr.open_array(store, path="x", mode="r")
+        return digests, array[seed * share : (seed + 1) * share]
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = list(pool.map(one, range(THREADS)))
+    for seed, (digests, part) in enumerate(results):
+        assert digests == expected
+        np.testing.assert_array_equal(part, values[seed * share : (seed + 1) * share])
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A client of a `LocalCluster` of two worker processes (shared by the module's tests)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as connected,
+    ):
+        yield connected
+
+
+def test_one_store_read_from_cluster_worker_processes_gives_the_serial_result(
+    served: tuple[vc.ManifestStore, dict[str, str], np.ndarray], client: Any
+) -> None:
+    store, expected, values = served
+    keys = chunk_keys()
+    shares = [keys[k::8] for k in range(8)]
+    [remote] = client.scatter([store], broadcast=True)  # pickled to each worker
+    digests = client.gather(client.map(read_digests, [remote] * len(shares), shares))
+    pids = client.run(os.getpid)
+    assert len(set(pids.values()) - {os.getpid()}) == 2  # two worker processes, not this one
+    lazy = lazy_dataset_from_group(store.group, registry=store.registry, chunks={})
+    computed = lazy["x"].compute()  # the store in dask's graph, read on the workers
+    merged = {k: v for share in digests for k, v in share.items()}
+    assert merged == expected
+    np.testing.assert_array_equal(computed.values, values)

@@ -168,3 +168,112 @@ def test_one_store_read_from_cluster_worker_processes_gives_the_serial_result(
     merged = {k: v for share in digests for k, v in share.items()}
     assert merged == expected
     np.testing.assert_array_equal(computed.values, values)
+
+
+# ---- a worker that dies ---------------------------------------------------------------------
+
+
+def write_days(folder: Path, count: int = 4) -> list[str]:
+    """``count`` netCDF4 files of two time steps each (time 2i, 2i+1); their URLs."""
+    import netCDF4
+
+    urls = []
+    for index in range(count):
+        path = folder / f"day{index}.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.createDimension("time", 2)
+            ds.createVariable("time", "i4", ("time",))[:] = [2 * index, 2 * index + 1]
+            ds.createVariable("tas", "f4", ("time",))[:] = [index, index + 0.5]
+        urls.append(f"file://{path}")
+    return urls
+
+
+def die_on_day_3(dataset: Any) -> Any:
+    """A preprocess step killing the worker process that opens day3.nc (time 6, 7)."""
+    if int(dataset["time"][0]) == 6:
+        os._exit(13)
+    return dataset
+
+
+def die_on_day_1(dataset: Any) -> Any:
+    """A preprocess step killing the worker process that opens day1.nc (time 2, 3)."""
+    if int(dataset["time"][0]) == 2:
+        os._exit(13)
+    return dataset
+
+
+def test_a_worker_process_that_dies_is_reported_by_its_file_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    import vzxarray as vx
+
+    data = tmp_path / "data"
+    data.mkdir()
+    urls = write_days(data)
+    out = tmp_path / "refs.parquet"
+    options: dict[str, Any] = {
+        "parallel": "processes",
+        "preprocess": die_on_day_3,
+        "combine": "nested",
+        "concat_dim": "time",
+        "progress": False,
+    }
+    with pytest.raises(vx.MultiFileError) as info:
+        vx.open_virtual_mfdataset(urls, **options).vz.to_manifest_parquet(out)
+    (failure,) = info.value.failures
+    assert failure.url == urls[3]
+    assert isinstance(failure.error, vx.WorkerDiedError)
+    assert f"{urls[3]}: a worker process died opening it" in str(failure.error)
+    assert sorted(os.listdir(tmp_path)) == ["data"]  # no output, not even a temporary one
+
+
+def test_after_too_many_worker_deaths_the_rest_are_failures_unopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vzxarray as vx
+    from vzxarray import mfdataset
+
+    monkeypatch.setattr(mfdataset, "_MAX_DEATHS", 1)
+    urls = write_days(tmp_path)
+    skipped = vx.open_virtual_mfdataset(
+        urls,
+        parallel="processes",
+        preprocess=die_on_day_1,
+        combine="nested",
+        concat_dim="time",
+        on_error="skip",
+        progress=False,
+    )
+    assert skipped.attrs["vz_skipped_files"] == urls[1:]
+    np.testing.assert_array_equal(skipped["time"].values, [0, 1])
+
+
+def test_a_task_whose_cluster_workers_die_is_reported_by_its_file(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    import vzxarray as vx
+
+    urls = write_days(tmp_path)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),  # no retry elsewhere
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        options: dict[str, Any] = {
+            "parallel": client,
+            "preprocess": die_on_day_3,
+            "combine": "nested",
+            "concat_dim": "time",
+        }
+        with pytest.raises(vx.MultiFileError) as info:
+            vx.open_virtual_mfdataset(urls, **options)
+        skipped = vx.open_virtual_mfdataset(urls, on_error="skip", **options)
+    (failure,) = info.value.failures
+    assert failure.url == urls[3]
+    assert isinstance(failure.error, vx.WorkerDiedError)
+    assert "KilledWorker" in str(failure.error)
+    assert skipped.attrs["vz_skipped_files"] == [urls[3]]  # the others are combined
+    np.testing.assert_array_equal(skipped["time"].values, [0, 1, 2, 3, 4, 5])

@@ -252,3 +252,70 @@ def test_retries_and_timeout_are_the_registrys_and_say_so(s3_bucket: S3Bucket) -
         )
     with pytest.raises(vc.VirtualizationError, match="retries=-1"):
         vc.ObjectStoreRegistry.for_urls([s3_bucket.url], retries=-1)
+
+
+# ---- writes: one object, put whole or not at all ------------------------------------------------
+
+
+def test_kerchunk_json_on_s3_is_replaced_whole_or_not_at_all(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """A put that fails (the connection reset once the body is sent, every retry) leaves
+    the previous references and their sidecar as they were, readable."""
+    from vzcore.parsers import KerchunkJSONParser
+    from vzcore.writers import WriteError, write_kerchunk_json
+
+    local, _, group = sample
+    registry = faulty_registry(s3_bucket, proxy, retries=1)
+    refs = s3_bucket.key_url("refs/noise.json")
+    assert write_kerchunk_json(group, refs, registry=registry) == refs
+    store = s3_bucket.store()
+    before = {
+        key: bytes(store.get(key).bytes())
+        for key in ("refs/noise.json", "refs/noise.json.vz-sources.json")
+    }
+    parsed = KerchunkJSONParser()(refs, registry)
+    assert parsed.sources == group.sources  # from the sidecar
+    assert_reads_the_source(parsed, registry, local)
+
+    x = group["x"]
+    assert isinstance(x, vc.VirtualArray)
+    twice = vc.VirtualGroup(arrays={"x": vc.concat([x, x], axis=0)}, sources=group.sources)
+    proxy.reset()
+    proxy.rule = always("PUT", object_path(s3_bucket, "refs/noise.json"), Fault.reset())
+    with pytest.raises(WriteError, match="the upload failed") as info:
+        write_kerchunk_json(twice, refs, registry=registry)
+    assert info.value.path == refs
+    assert proxy.requests("PUT", object_path(s3_bucket, "refs/noise.json")) == 2  # and a retry
+    assert {key: bytes(store.get(key).bytes()) for key in before} == before
+    assert KerchunkJSONParser()(refs, registry) == parsed
+
+    proxy.rule = None
+    write_kerchunk_json(twice, refs, registry=registry)
+    assert KerchunkJSONParser()(refs, registry)["x"].metadata.shape == (32, 24, 24)
+
+
+def test_a_manifest_parquet_array_on_s3_is_one_put_and_a_group_is_refused(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    from vzcore.writers import WriteError, write_kerchunk_parquet, write_manifest_parquet
+
+    _, _, group = sample
+    registry = s3_bucket.registry()
+    url = s3_bucket.key_url("manifests/x.parquet")
+    assert write_manifest_parquet(group["x"], url, registry=registry) == url
+    downloaded = tmp_path / "x.parquet"
+    downloaded.write_bytes(bytes(s3_bucket.store().get("manifests/x.parquet").bytes()))
+    assert vc.read_manifest_parquet(downloaded) == group["x"]
+    for write in (
+        lambda: write_manifest_parquet(
+            group, s3_bucket.key_url("manifests/all"), registry=registry
+        ),
+        lambda: write_kerchunk_parquet(group, s3_bucket.key_url("refs.parq"), registry=registry),
+    ):
+        with pytest.raises(WriteError, match="cannot be replaced on an object store at once"):
+            write()
+    with pytest.raises(WriteError, match="needs registry="):
+        write_manifest_parquet(group["x"], url)
+    listed = s3_bucket.store().list().collect()
+    assert sorted(item["path"] for item in listed) == ["manifests/x.parquet", "noise.h5"]

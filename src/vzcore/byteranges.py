@@ -8,7 +8,10 @@ given to libraries that want a file (h5py) all read with one policy:
   sliced apart without copying;
 - **a concurrency limit**: at most ``ReadPolicy.concurrency`` files are read at once;
 - **short-read detection**: a range that returns fewer bytes than asked raises
-  `ShortReadError`;
+  `ShortReadError` (a short file, or a server sending less than asked);
+- **retries** are the store's: obstore retries 5xx answers, resets, timeouts and
+  bodies cut short (``ObjectStoreRegistry.for_urls(retries=, timeout=)``); what is
+  left when they are spent is raised as below;
 - **typed errors**: whatever the store raises becomes a `SourceReadError` (or its
   subclasses `SourceNotFoundError`, `ShortReadError`) naming the URL and the bytes,
   with the store's own error chained.

@@ -227,6 +227,23 @@ def test_a_worker_process_that_dies_is_reported_by_its_file_and_nothing_is_writt
     assert sorted(os.listdir(tmp_path)) == ["data"]  # no output, not even a temporary one
 
 
+def test_after_a_worker_dies_the_other_files_open_and_combine(tmp_path: Path) -> None:
+    import vzxarray as vx
+
+    urls = write_days(tmp_path)
+    skipped = vx.open_virtual_mfdataset(
+        urls,
+        parallel="processes",
+        preprocess=die_on_day_1,
+        combine="nested",
+        concat_dim="time",
+        on_error="skip",
+        progress=False,
+    )
+    assert skipped.attrs["vz_skipped_files"] == [urls[1]]  # day2 and day3: a new pool
+    np.testing.assert_array_equal(skipped["time"].values, [0, 1, 4, 5, 6, 7])
+
+
 def test_after_too_many_worker_deaths_the_rest_are_failures_unopened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

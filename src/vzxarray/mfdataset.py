@@ -347,16 +347,7 @@ def _run_all(
         with ThreadPoolExecutor(max_workers=_thread_count(urls)) as threads:
             return list(_progress(threads.map(task, urls), len(urls), progress))
     if parallel == "processes":
-        pool = _process_pool()
-        done: list[xr.Dataset | FileFailure] = []
-        try:
-            done.extend(_progress(_mapped(pool, task, urls), len(urls), progress))
-        except BrokenProcessPool:
-            with _POOL_LOCK:
-                if _POOL and _POOL[0] is pool:
-                    _POOL.clear()  # the next call starts new workers
-            done.extend(_one_by_one(task, urls[len(done) :], stop_on_failure=stop_on_failure))
-        return done
+        return _run_processes(task, urls, progress, stop_on_failure=stop_on_failure)
     if isinstance(parallel, type) and issubclass(parallel, Executor):
         with _new_executor(parallel) as executor:
             return list(_progress(_mapped(executor, task, urls), len(urls), progress))
@@ -369,55 +360,78 @@ def _run_all(
 
 
 _MAX_DEATHS = 3
-"""Worker deaths `_one_by_one` isolates (``on_error="skip"``) before it gives the rest up."""
+"""Worker deaths `_run_processes` isolates (``on_error="skip"``) before it gives the rest up."""
 
 
-def _one_by_one(
-    task: _OpenOne, urls: list[str], *, stop_on_failure: bool
+def _run_processes(
+    task: _OpenOne, urls: list[str], progress: bool, *, stop_on_failure: bool
 ) -> list[xr.Dataset | FileFailure]:
-    """Open ``urls`` one at a time in a one-worker pool, after a worker died among them.
+    """``parallel="processes"``: the files on the shared pool, and a worker's death named.
 
-    The files in flight when a pool breaks are not told apart, so each unfinished
-    file is opened alone: a file whose worker dies again is a `FileFailure` naming
-    it (and a fresh worker takes the next file); the others open as usual. With
+    The files in flight when a worker dies are not told apart (the whole pool
+    breaks), so the unfinished files are opened one at a time in a one-worker pool
+    until one kills its worker again: that file is a `FileFailure` naming it
+    (`WorkerDiedError`), and the rest go back to a new pool. With
     ``stop_on_failure`` the first such file ends the run (the caller raises);
     otherwise, after `_MAX_DEATHS` deaths, the rest are failures unopened (the cause
     is not one file).
     """
     results: list[xr.Dataset | FileFailure] = []
-    pool: ProcessPoolExecutor | None = None
     dead: list[str] = []
+    remaining = urls
+    while remaining:
+        pool = _process_pool()
+        count = len(results)
+        try:
+            shown = progress and not results
+            results.extend(_progress(_mapped(pool, task, remaining), len(remaining), shown))
+            return results
+        except BrokenProcessPool:
+            with _POOL_LOCK:
+                if _POOL and _POOL[0] is pool:
+                    _POOL.clear()  # the next pool starts new workers
+        unfinished = remaining[len(results) - count :]
+        isolated = _until_a_death(task, unfinished)
+        results.extend(isolated)
+        remaining = unfinished[len(isolated) :]
+        last = isolated[-1] if isolated else None
+        if isinstance(last, FileFailure) and isinstance(last.error, WorkerDiedError):
+            dead.append(last.url)
+        if dead and stop_on_failure:
+            return results
+        if len(dead) >= _MAX_DEATHS:
+            results.extend(
+                FileFailure(
+                    url,
+                    WorkerDiedError(
+                        f"{url}: not opened: worker processes died opening {len(dead)} other "
+                        f"files ({', '.join(dead)})"
+                    ),
+                )
+                for url in remaining
+            )
+            return results
+    return results
+
+
+def _until_a_death(task: _OpenOne, urls: list[str]) -> list[xr.Dataset | FileFailure]:
+    """Open ``urls`` one at a time in a one-worker pool until a file's worker dies;
+    the results so far, that file's a `FileFailure` (`WorkerDiedError`) at the end."""
+    results: list[xr.Dataset | FileFailure] = []
+    pool = ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker
+    )
     try:
         for url in urls:
-            if dead and stop_on_failure:
-                break
-            if len(dead) >= _MAX_DEATHS:
-                results.append(
-                    FileFailure(
-                        url,
-                        WorkerDiedError(
-                            f"{url}: not opened: worker processes died opening {len(dead)} "
-                            f"other files ({', '.join(dead)})"
-                        ),
-                    )
-                )
-                continue
-            if pool is None:
-                pool = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker
-                )
             try:
                 results.append(pool.submit(task, url).result())
             except BrokenProcessPool as err:
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = None
                 died = WorkerDiedError(f"{url}: a worker process died opening it ({err})")
                 died.__cause__ = err
                 results.append(FileFailure(url, died))
-                dead.append(url)
+                break
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
     return results
 
 

@@ -319,3 +319,57 @@ def test_a_manifest_parquet_array_on_s3_is_one_put_and_a_group_is_refused(
         write_manifest_parquet(group["x"], url)
     listed = s3_bucket.store().list().collect()
     assert sorted(item["path"] for item in listed) == ["manifests/x.parquet", "noise.h5"]
+
+
+def test_an_icechunk_commit_on_s3_whose_last_put_fails_commits_nothing(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """The references and the snapshot are stored, the put that publishes it (the
+    repository's ``repo`` object) fails every retry: the branch tip stays the first commit."""
+    import icechunk
+
+    from vzcore.parsers import IcechunkParser
+    from vzcore.writers import icechunk_commit_metadata, write_icechunk
+
+    local, _, group = sample
+    config = s3_bucket.icechunk_config()
+    config.storage = icechunk.StorageSettings(
+        retries=icechunk.StorageRetriesSettings(
+            max_tries=2, initial_backoff_ms=5, max_backoff_ms=20
+        )
+    )
+    through_proxy = icechunk.s3_storage(
+        bucket=s3_bucket.name,
+        prefix="repo",
+        region=s3_bucket.region,
+        endpoint_url=proxy.endpoint,
+        allow_http=True,
+        access_key_id=s3_bucket.access_key_id,
+        secret_access_key=s3_bucket.secret_access_key,
+        force_path_style=True,
+    )
+    credentials = s3_bucket.icechunk_credentials()
+    repository = icechunk.Repository.create(
+        through_proxy, config, authorize_virtual_chunk_access=credentials
+    )
+    session = repository.writable_session("main")
+    write_icechunk(group, session.store)
+    first = session.commit("sixteen steps", metadata=icechunk_commit_metadata(group))
+
+    x = group["x"]
+    assert isinstance(x, vc.VirtualArray)
+    twice = vc.VirtualGroup(arrays={"x": vc.concat([x, x], axis=0)}, sources=group.sources)
+    session = repository.writable_session("main")
+    write_icechunk(twice, session.store, mode="w")
+    proxy.rule = always("PUT", object_path(s3_bucket, "repo/repo"), Fault.status(503))
+    with pytest.raises(icechunk.IcechunkError):
+        session.commit("thirty-two steps", metadata=icechunk_commit_metadata(twice))
+    assert proxy.faults  # the publishing put was refused
+
+    reopened = icechunk.Repository.open(
+        s3_bucket.icechunk_storage("repo"), authorize_virtual_chunk_access=credentials
+    )
+    assert reopened.lookup_branch("main") == first
+    parsed = IcechunkParser()(s3_bucket.key_url("repo"), s3_bucket.registry())
+    assert parsed["x"].metadata.shape == (16, 24, 24)
+    assert_reads_the_source(parsed, s3_bucket.registry(), local)

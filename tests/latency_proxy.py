@@ -1,4 +1,4 @@
-"""A loopback HTTP proxy adding a delay to every request, and counting them.
+"""A loopback HTTP proxy adding a delay to every request, and counting them; faults on demand.
 
 `LatencyProxy` listens on ``127.0.0.1`` and a free port and forwards each request
 (method, path, headers, body) to one upstream server (moto's S3 server in the tests
@@ -15,16 +15,30 @@ unchanged), and moto does not check signatures against its own address.
 >>> with LatencyProxy("http://127.0.0.1:9", delay=0.02) as proxy:  # doctest: +SKIP
 ...     store = S3Store("bucket", endpoint=proxy.endpoint, ...)
 ...     proxy.requests("GET")
+
+`FaultProxy` is the same proxy with faults injected per request, chosen by a rule
+(`fail_nth`, or any callable): an error status (500, 503) sent instead of
+forwarding, a response held back longer than the client waits, the connection
+reset, or a response whose ``Content-Length`` promises more body than is sent before
+the connection closes.
+
+>>> with FaultProxy(moto, rule=fail_nth("GET", "/bucket/a.nc", {1: Fault.status(503)})) as proxy:  # doctest: +SKIP
+...     ...  # the first GET of /bucket/a.nc is answered 503; the rest are forwarded
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own, never forwarded.
@@ -62,6 +76,8 @@ class LatencyProxy:
         self._paths: Counter[tuple[str, str]] = Counter()
         self.log: list[tuple[str, str, str | None]] = []
         """Every request forwarded: method, path and ``Range`` header (None without one)."""
+        self.faults: list[Fault] = []
+        """Every fault injected (`FaultProxy`), in order."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -100,12 +116,22 @@ class LatencyProxy:
 
     # ---- counts ---------------------------------------------------------------------------
 
-    def count(self, method: str, path: str, byte_range: str | None = None) -> None:
-        """Count one request (the proxy's handlers call this)."""
+    def count(self, method: str, path: str, byte_range: str | None = None) -> int:
+        """Count one request (the proxy's handlers call this); its number for this path (1, 2...)."""
         with self._lock:
             self._methods[method] += 1
             self._paths[(method, path)] += 1
             self.log.append((method, path, byte_range))
+            return self._paths[(method, path)]
+
+    def fault(self, request: Request) -> Fault | None:
+        """The fault to inject into ``request``: none (`FaultProxy` chooses some)."""
+        return None
+
+    def injected(self, fault: Fault) -> None:
+        """Note one injected fault (the handlers call this)."""
+        with self._lock:
+            self.faults.append(fault)
 
     def requests(self, method: str = "GET", path: str | None = None) -> int:
         """How many ``method`` requests were forwarded (for ``path`` only, if given).
@@ -128,6 +154,7 @@ class LatencyProxy:
             self._methods.clear()
             self._paths.clear()
             self.log.clear()
+            self.faults.clear()
 
 
 def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
@@ -141,13 +168,37 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
 
         def _forward(self) -> None:
             method = self.command.upper()
-            proxy.count(method, unquote(urlsplit(self.path).path), self.headers.get("Range"))
+            path = unquote(urlsplit(self.path).path)
+            byte_range = self.headers.get("Range")
+            number = proxy.count(method, path, byte_range)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            fault = proxy.fault(Request(method, path, byte_range, number))
             if proxy.delay > 0:
                 time.sleep(proxy.delay)
+            if fault is not None:
+                if fault.kind == "status":
+                    proxy.injected(fault)
+                    self._send_error_status(fault.code)
+                    return
+                if fault.kind == "reset":
+                    proxy.injected(fault)
+                    self._reset()
+                    return
+                if fault.kind == "delay":
+                    proxy.injected(fault)
+                    time.sleep(fault.seconds)
             status, reason, response_headers, data = self._upstream_request(method, headers, body)
+            if (
+                fault is not None
+                and fault.kind in ("truncate", "short")
+                and method == "GET"
+                and data
+            ):
+                proxy.injected(fault)
+                self._send_truncated(status, reason, response_headers, data, fault)
+                return
             self.send_response_only(status, reason)
             head = method == "HEAD"  # a HEAD's Content-Length is the object's size: kept
             for name, value in response_headers:
@@ -184,11 +235,164 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                 return response.status, response.reason, response.getheaders(), data
             raise AssertionError("unreachable")
 
+        def _send_error_status(self, code: int) -> None:
+            """An S3-style error document with ``code``, the connection kept alive."""
+            name = {500: "InternalError", 503: "SlowDown"}.get(code, "InternalError")
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{name}</Code>'
+                f"<Message>injected by the test proxy</Message></Error>"
+            ).encode()
+            self.send_response_only(code)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command.upper() != "HEAD":
+                self.wfile.write(body)
+
+        def _reset(self) -> None:
+            """Close the client's connection with a TCP reset (SO_LINGER 0), nothing sent."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _send_truncated(
+            self,
+            status: int,
+            reason: str,
+            response_headers: list[tuple[str, str]],
+            data: bytes,
+            fault: Fault,
+        ) -> None:
+            """The upstream's headers and part of the body: ``truncate`` keeps the full
+            ``Content-Length`` and closes; ``short`` says the shorter length (a whole,
+            well-formed response, but fewer bytes than the ``Content-Range`` asked)."""
+            kept = data[: int(len(data) * fault.keep)]
+            self.send_response_only(status, reason)
+            for name, value in response_headers:
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            if fault.kind == "truncate":
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(kept)))
+            self.end_headers()
+            self.wfile.write(kept)
+            self.wfile.flush()
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except OSError:  # the client left (it timed out, or was reset): nothing to answer
+                self.close_connection = True
+
         def finish(self) -> None:
             if self._upstream is not None:
                 self._upstream.close()
-            super().finish()
+            with contextlib.suppress(OSError):  # a reset connection cannot be flushed
+                super().finish()
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
 
     return Handler
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as a fault rule sees it: ``number`` counts this method and path from 1."""
+
+    method: str
+    path: str
+    byte_range: str | None
+    number: int
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault injected into one request (use the constructors).
+
+    - ``status``: answered ``code`` (an S3 error document) without reaching the server;
+    - ``delay``: forwarded after ``seconds`` more (past a client's timeout);
+    - ``reset``: the client's connection reset, nothing answered;
+    - ``truncate``: forwarded, the answer's ``Content-Length`` kept but only the first
+      ``keep`` fraction of its body sent before the connection closes (GETs only);
+    - ``short``: forwarded, only the first ``keep`` fraction of the body sent, with a
+      ``Content-Length`` saying so (a server sending fewer bytes than it claims in
+      ``Content-Range``; GETs only).
+    """
+
+    kind: Literal["status", "delay", "reset", "truncate", "short"]
+    code: int = 500
+    seconds: float = 0.0
+    keep: float = 0.5
+
+    @classmethod
+    def status(cls, code: int) -> Fault:
+        return cls("status", code=code)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        return cls("reset")
+
+    @classmethod
+    def truncate(cls, keep: float = 0.5) -> Fault:
+        return cls("truncate", keep=keep)
+
+    @classmethod
+    def short(cls, keep: float = 0.5) -> Fault:
+        return cls("short", keep=keep)
+
+
+type FaultRule = Callable[[Request], Fault | None]
+
+
+def fail_nth(method: str, path: str, schedule: Mapping[int, Fault]) -> FaultRule:
+    """A rule: the ``n``-th ``method`` request of ``path`` gets ``schedule[n]`` (from 1).
+
+    ``path`` is ``/bucket/key``; ``"*"`` matches every path (each counted on its own).
+    """
+
+    def rule(request: Request) -> Fault | None:
+        if request.method != method.upper() or path not in ("*", request.path):
+            return None
+        return schedule.get(request.number)
+
+    return rule
+
+
+def always(method: str, path: str, fault: Fault) -> FaultRule:
+    """A rule: every ``method`` request of ``path`` (``"*"``: of any path) gets ``fault``."""
+
+    def rule(request: Request) -> Fault | None:
+        if request.method != method.upper() or path not in ("*", request.path):
+            return None
+        return fault
+
+    return rule
+
+
+class FaultProxy(LatencyProxy):
+    """A `LatencyProxy` injecting the fault ``rule`` picks for each request (None: none).
+
+    ``rule`` may be replaced while the proxy runs; ``faults`` lists those injected.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        rule: FaultRule | None = None,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(upstream, delay=delay, host=host)
+        self.rule = rule
+
+    def fault(self, request: Request) -> Fault | None:
+        rule = self.rule
+        return None if rule is None else rule(request)

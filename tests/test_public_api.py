@@ -85,6 +85,7 @@ VZXARRAY = {
     "open_virtual_datatree",
     "open_virtual_mfdataset",
     "MultiFileError",
+    "WorkerDiedError",
     "lazy_dataset_from_group",
     "open_mfdataset",
 }

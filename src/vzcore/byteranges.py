@@ -8,7 +8,10 @@ given to libraries that want a file (h5py) all read with one policy:
   sliced apart without copying;
 - **a concurrency limit**: at most ``ReadPolicy.concurrency`` files are read at once;
 - **short-read detection**: a range that returns fewer bytes than asked raises
-  `ShortReadError`;
+  `ShortReadError` (a short file, or a server sending less than asked);
+- **retries** are the store's: obstore retries 5xx answers, resets, timeouts and
+  bodies cut short (``ObjectStoreRegistry.for_urls(retries=, timeout=)``); what is
+  left when they are spent is raised as below;
 - **typed errors**: whatever the store raises becomes a `SourceReadError` (or its
   subclasses `SourceNotFoundError`, `ShortReadError`) naming the URL and the bytes,
   with the store's own error chained.
@@ -104,6 +107,9 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+_BODY_CUT_SHORT = "response body error"
+
+
 def _wrapped(err: BaseException, url: str, what: str) -> VirtualizationError:
     """A store's exception as a typed error naming ``url`` (the original is chained).
 
@@ -117,6 +123,11 @@ def _wrapped(err: BaseException, url: str, what: str) -> VirtualizationError:
         kind, reason = SourceNotFoundError, "no such object"
     elif "range" in str(err).lower() and "invalid" in str(err).lower():
         kind, reason = ShortReadError, f"the object is shorter than the request ({reason})"
+    elif _BODY_CUT_SHORT in str(err).lower():
+        # hyper's word for a body that ended before its Content-Length (the connection
+        # closed mid-body), after obstore's retries: bytes were missing, none returned.
+        kind = ShortReadError
+        reason = f"the response ended before all its bytes arrived, after retries ({reason})"
     message = (
         f"{url}: {reason}"
         if kind is SourceNotFoundError
@@ -247,7 +258,7 @@ class Source:
                 reason = (
                     f"bytes {int(starts[first])}-{int(ends[first])} requested, "
                     f"{max(int(available[owner[first]] - starts[first]), 0)} returned (the file "
-                    "is shorter than the reference says)"
+                    "is shorter than the reference says, or the server sent less than asked)"
                     + (f"; {len(bad)} ranges affected" if len(bad) > 1 else "")
                 )
                 raise ShortReadError(f"{self.url}: {reason}", url=self.url, reason=reason)

@@ -13,6 +13,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -234,15 +235,32 @@ def _options_for(
     anonymous: bool,
     region: str | None,
     endpoint: str | None,
+    retries: int | None = None,
+    timeout: str | timedelta | None = None,
 ) -> dict[str, Any]:
     """obstore options for a store of ``scheme`` built by `ObjectStoreRegistry.for_urls`.
 
     ``anonymous`` skips request signing (public buckets); ``region`` and ``endpoint``
     go to S3 (an S3-compatible server such as MinIO or moto); a plain ``http://``
     URL or endpoint needs obstore's ``allow_http`` (without it every request fails
-    with a bare "builder error").
+    with a bare "builder error"). ``retries`` is obstore's
+    ``retry_config["max_retries"]``, ``timeout`` its ``client_options["timeout"]``.
     """
     built = dict(options)
+    if retries is not None:
+        retry = dict(built.get("retry_config") or {})
+        if "max_retries" in retry:
+            raise VirtualizationError(
+                "give retries= or retry_config={'max_retries': ...}, not both"
+            )
+        if retries < 0:
+            raise VirtualizationError(f"retries={retries}: give 0 (no retry) or more")
+        built["retry_config"] = {**retry, "max_retries": retries}
+    if timeout is not None:
+        client = dict(built.get("client_options") or {})
+        if "timeout" in client:
+            raise VirtualizationError("give timeout= or client_options={'timeout': ...}, not both")
+        built["client_options"] = {**client, "timeout": timeout}
     if scheme in _CLOUD_SCHEMES and anonymous:
         built.setdefault("skip_signature", True)
     if scheme in ("s3", "s3a"):
@@ -276,6 +294,11 @@ def describe_store(store: Any) -> str:
         client = getattr(inner, "client_options", None) or {}
         if client.get("allow_http") in (True, "true"):
             shown.append("allow_http=True")
+        if client.get("timeout") is not None:
+            shown.append(f"timeout={str(client['timeout'])!r}")
+        retry = getattr(inner, "retry_config", None) or {}
+        if retry.get("max_retries") is not None:
+            shown.append(f"retries={retry['max_retries']}")
         prefix = getattr(inner, "prefix", None)
         if prefix:
             shown.append(f"prefix={str(prefix)!r}")
@@ -375,6 +398,8 @@ class ObjectStoreRegistry:
         anonymous: bool = False,
         region: str | None = None,
         endpoint: str | None = None,
+        retries: int | None = None,
+        timeout: str | timedelta | None = None,
         **store_options: Any,
     ) -> ObjectStoreRegistry:
         """A registry covering ``urls``: one store per bucket or host, local folders by path.
@@ -384,9 +409,14 @@ class ObjectStoreRegistry:
         container or host, built with `obstore.store.from_url` and ``store_options``;
         ``memory://`` URLs are refused (register a MemoryStore yourself).
         ``anonymous=True`` reads public buckets without credentials; ``region`` and
-        ``endpoint`` configure S3 (``endpoint`` for S3-compatible servers). The
-        registry is logged (logger ``vzcore.registry``, level INFO) and
-        `describe` says what was built.
+        ``endpoint`` configure S3 (``endpoint`` for S3-compatible servers).
+        ``retries`` is how often a failed request (a 5xx answer, a dropped or reset
+        connection, a timeout, a body cut short) is retried, with exponential backoff
+        (obstore's default: 10, within 3 minutes); ``timeout`` bounds each request
+        (``"30s"`` by default, or a `datetime.timedelta`). Finer settings are
+        obstore's ``retry_config=`` and ``client_options=``, passed on. The registry
+        is logged (logger ``vzcore.registry``, level INFO) and `describe` says what
+        was built.
 
         >>> registry = ObjectStoreRegistry.for_urls(["s3://bucket/a.nc"], anonymous=True,
         ...                                         region="us-west-2")
@@ -414,6 +444,8 @@ class ObjectStoreRegistry:
                         anonymous=anonymous,
                         region=region,
                         endpoint=endpoint,
+                        retries=retries,
+                        timeout=timeout,
                     )
                     try:
                         stores[prefix] = from_url(prefix, **options)

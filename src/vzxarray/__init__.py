@@ -18,7 +18,12 @@ from vzxarray.dataset import (
     lazy_dataset_from_group,
 )
 from vzxarray.manifest_array import ManifestArray, VirtualChunkingError, VirtualValuesError
-from vzxarray.mfdataset import MultiFileError, open_mfdataset, open_virtual_mfdataset
+from vzxarray.mfdataset import (
+    MultiFileError,
+    WorkerDiedError,
+    open_mfdataset,
+    open_virtual_mfdataset,
+)
 from vzxarray.open import open_virtual_dataset, open_virtual_datatree
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "VirtualDatasetAccessor",
     "VirtualGroup",
     "VirtualValuesError",
+    "WorkerDiedError",
     "dataset_from_group",
     "default_loadable_variables",
     "group_from_dataset",

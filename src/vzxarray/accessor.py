@@ -155,7 +155,7 @@ class _SavingMixin(abc.ABC):
         record_size: int = 100_000,
         inline_threshold: int = 0,
         registry: vc.ObjectStoreRegistry | None = None,
-    ) -> dict[str, Any] | Path:
+    ) -> dict[str, Any] | Path | str:
         """Kerchunk references: a dict (``format="dict"`` or no path), JSON or parquet."""
         return to_kerchunk(
             self.to_virtual_group(),
@@ -316,7 +316,7 @@ def to_kerchunk(
     record_size: int,
     inline_threshold: int,
     registry: vc.ObjectStoreRegistry | None,
-) -> dict[str, Any] | Path:
+) -> dict[str, Any] | Path | str:
     """Dispatch to the Kerchunk writer of ``format``."""
     if format == "dict" or path is None:
         if format != "dict":

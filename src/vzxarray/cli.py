@@ -44,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
+    # How stores on object storage are reached (credentials: the environment's, as
+    # obstore and Icechunk read them, AWS_ACCESS_KEY_ID and so on).
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--endpoint", help="the S3 endpoint (an S3-compatible server)")
+    remote.add_argument("--region", help="the S3 region")
+    remote.add_argument(
+        "--anonymous", action="store_true", help="read public buckets without credentials"
+    )
+    remote.add_argument(
+        "--retries", type=int, help="retries of a failed request (default obstore's, 10)"
+    )
+    remote.add_argument("--timeout", help="time allowed a request, as '30s' (default 30s)")
 
     virtualize = commands.add_parser(
         "virtualize",
@@ -70,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "--skip-bad", action="store_true", help="leave out files that fail, and list them"
     )
 
-    info = commands.add_parser("info", parents=[debug], help="describe a store vz can read")
+    info = commands.add_parser("info", parents=[debug, remote], help="describe a store vz can read")
     info.add_argument(
         "store", help="a file, a reference store, a Zarr/manifest store or an Icechunk repository"
     )
@@ -91,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "verify",
-        parents=[debug],
+        parents=[debug, remote],
         help="list the source files that changed since a store's references were made",
     )
     check.add_argument("store", help="a manifest store, reference store or Icechunk repository")
@@ -125,9 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 snapshot_id=args.snapshot,
                 plot=args.plot,
                 variable=args.variable,
+                remote=_remote_options(args),
             )
         elif args.command == "verify":
-            return _verify(args.store, branch=args.branch, tag=args.tag, snapshot_id=args.snapshot)
+            return _verify(
+                args.store,
+                branch=args.branch,
+                tag=args.tag,
+                snapshot_id=args.snapshot,
+                remote=_remote_options(args),
+            )
         else:
             from vzxarray.demo import run_demo
 
@@ -305,14 +324,27 @@ def _declare_containers(config: Any, registry: vc.ObjectStoreRegistry) -> dict[s
     return result
 
 
+def _remote_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``ObjectStoreRegistry.for_urls`` keywords from ``--endpoint``, ``--region``..."""
+    options: dict[str, Any] = {"anonymous": args.anonymous}
+    for name in ("endpoint", "region", "retries", "timeout"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
 def _open_store(
-    store: str, branch: str | None, tag: str | None, snapshot_id: str | None
+    store: str,
+    branch: str | None,
+    tag: str | None,
+    snapshot_id: str | None,
+    remote: dict[str, Any] | None = None,
 ) -> tuple[vc.VirtualGroup, str]:
     """The group a store holds (an Icechunk repository at the version asked), and its title."""
     from vzcore.parsers import IcechunkParser, detect_parser
 
     url = vc.registry.normalize_url(store)
-    registry = vc.ObjectStoreRegistry.for_urls([url])
+    registry = vc.ObjectStoreRegistry.for_urls([url], **(remote or {}))
     parser = detect_parser(url, registry)
     title = url
     if isinstance(parser, IcechunkParser):
@@ -334,8 +366,9 @@ def _info(
     snapshot_id: str | None = None,
     plot: str | None = None,
     variable: str | None = None,
+    remote: dict[str, Any] | None = None,
 ) -> None:
-    group, title = _open_store(store, branch, tag, snapshot_id)
+    group, title = _open_store(store, branch, tag, snapshot_id, remote)
     print(describe_group(group, title))
     if plot is not None:
         name, array = _plotted_array(group, variable, title)
@@ -372,10 +405,11 @@ def _verify(
     branch: str | None = None,
     tag: str | None = None,
     snapshot_id: str | None = None,
+    remote: dict[str, Any] | None = None,
 ) -> int:
-    group, title = _open_store(store, branch, tag, snapshot_id)
+    group, title = _open_store(store, branch, tag, snapshot_id, remote)
     urls = sorted(set(referenced_paths(group)) | set(recorded_sources(group)))
-    result = vc.verify(group, vc.ObjectStoreRegistry.for_urls(urls))
+    result = vc.verify(group, vc.ObjectStoreRegistry.for_urls(urls, **(remote or {})))
     print(title)
     print(result)
     if result.with_status("changed", "missing", "unreadable"):

@@ -20,6 +20,7 @@ import vzcore as vc
 from vzcore.byteranges import shared_reads
 from vzcore.parsers import Parser, detect_parser
 from vzcore.urls import normalize_url
+from vzcore.writers import failure_reason
 from vzxarray._tree_reduce import tree_combine
 from vzxarray.dataset import Chunks, group_from_dataset, lazy_dataset_from_group
 from vzxarray.open import open_virtual_dataset
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FileFailure",
     "MultiFileError",
+    "WorkerDiedError",
     "expand_paths",
     "open_mfdataset",
     "open_virtual_mfdataset",
@@ -50,6 +52,10 @@ class FileFailure:
 
     def __str__(self) -> str:
         return f"{self.url}: {type(self.error).__name__}: {self.error}"
+
+
+class WorkerDiedError(vc.VirtualizationError):
+    """The worker process opening a file died (killed, out of memory, a crash in C code)."""
 
 
 class MultiFileError(vc.VirtualizationError):
@@ -215,7 +221,9 @@ def open_virtual_mfdataset(
             raise MultiFileError(failures)
         combined: xr.Dataset = tree.combined
     elif reduce == "client":
-        results = _run_all(task, urls, parallel, _show_progress(progress))
+        results = _run_all(
+            task, urls, parallel, _show_progress(progress), stop_on_failure=on_error == "raise"
+        )
         failures = [r for r in results if isinstance(r, FileFailure)]
         datasets = [r for r in results if isinstance(r, xr.Dataset)]
         if failures and (on_error == "raise" or not datasets):
@@ -321,7 +329,12 @@ def _show_progress(progress: bool | None) -> bool:
 
 
 def _run_all(
-    task: _OpenOne, urls: list[str], parallel: Parallel, progress: bool
+    task: _OpenOne,
+    urls: list[str],
+    parallel: Parallel,
+    progress: bool,
+    *,
+    stop_on_failure: bool = False,
 ) -> list[xr.Dataset | FileFailure]:
     if parallel is None or parallel is False:
         return list(_progress(map(task, urls), len(urls), progress))
@@ -329,25 +342,12 @@ def _run_all(
         return _run_dask(task, urls)
     distributed = sys.modules.get("distributed")
     if distributed is not None and isinstance(parallel, distributed.Client):
-        gathered: list[xr.Dataset | FileFailure] = parallel.gather(
-            parallel.map(task, urls, pure=False)
-        )
-        return gathered
+        return _run_on_client(parallel, task, urls)
     if parallel == "threads":
         with ThreadPoolExecutor(max_workers=_thread_count(urls)) as threads:
             return list(_progress(threads.map(task, urls), len(urls), progress))
     if parallel == "processes":
-        pool = _process_pool()
-        try:
-            return list(_progress(_mapped(pool, task, urls), len(urls), progress))
-        except BrokenProcessPool as err:
-            with _POOL_LOCK:
-                if _POOL and _POOL[0] is pool:
-                    _POOL.clear()  # the next call starts new workers
-            raise vc.VirtualizationError(
-                f"a worker process died while opening {len(urls)} files ({err}); nothing "
-                "was combined"
-            ) from err
+        return _run_processes(task, urls, progress, stop_on_failure=stop_on_failure)
     if isinstance(parallel, type) and issubclass(parallel, Executor):
         with _new_executor(parallel) as executor:
             return list(_progress(_mapped(executor, task, urls), len(urls), progress))
@@ -357,6 +357,108 @@ def _run_all(
         f"parallel={parallel!r}: use None or False, 'threads', 'processes', 'dask', "
         "an Executor, an Executor class or a distributed.Client"
     )
+
+
+_MAX_DEATHS = 3
+"""Worker deaths `_run_processes` isolates (``on_error="skip"``) before it gives the rest up."""
+
+
+def _run_processes(
+    task: _OpenOne, urls: list[str], progress: bool, *, stop_on_failure: bool
+) -> list[xr.Dataset | FileFailure]:
+    """``parallel="processes"``: the files on the shared pool, and a worker's death named.
+
+    The files in flight when a worker dies are not told apart (the whole pool
+    breaks), so the unfinished files are opened one at a time in a one-worker pool
+    until one kills its worker again: that file is a `FileFailure` naming it
+    (`WorkerDiedError`), and the rest go back to a new pool. With
+    ``stop_on_failure`` the first such file ends the run (the caller raises);
+    otherwise, after `_MAX_DEATHS` deaths, the rest are failures unopened (the cause
+    is not one file).
+    """
+    results: list[xr.Dataset | FileFailure] = []
+    dead: list[str] = []
+    remaining = urls
+    while remaining:
+        pool = _process_pool()
+        count = len(results)
+        try:
+            shown = progress and not results
+            results.extend(_progress(_mapped(pool, task, remaining), len(remaining), shown))
+            return results
+        except BrokenProcessPool:
+            with _POOL_LOCK:
+                if _POOL and _POOL[0] is pool:
+                    _POOL.clear()  # the next pool starts new workers
+        unfinished = remaining[len(results) - count :]
+        isolated = _until_a_death(task, unfinished)
+        results.extend(isolated)
+        remaining = unfinished[len(isolated) :]
+        last = isolated[-1] if isolated else None
+        if isinstance(last, FileFailure) and isinstance(last.error, WorkerDiedError):
+            dead.append(last.url)
+        if dead and stop_on_failure:
+            return results
+        if len(dead) >= _MAX_DEATHS:
+            results.extend(
+                FileFailure(
+                    url,
+                    WorkerDiedError(
+                        f"{url}: not opened: worker processes died opening {len(dead)} other "
+                        f"files ({', '.join(dead)})"
+                    ),
+                )
+                for url in remaining
+            )
+            return results
+    return results
+
+
+def _until_a_death(task: _OpenOne, urls: list[str]) -> list[xr.Dataset | FileFailure]:
+    """Open ``urls`` one at a time in a one-worker pool until a file's worker dies;
+    the results so far, that file's a `FileFailure` (`WorkerDiedError`) at the end."""
+    results: list[xr.Dataset | FileFailure] = []
+    pool = ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker
+    )
+    try:
+        for url in urls:
+            try:
+                results.append(pool.submit(task, url).result())
+            except BrokenProcessPool as err:
+                died = WorkerDiedError(f"{url}: a worker process died opening it ({err})")
+                died.__cause__ = err
+                results.append(FileFailure(url, died))
+                break
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+def _run_on_client(
+    client: Client, task: _OpenOne, urls: list[str]
+) -> list[xr.Dataset | FileFailure]:
+    """Each file a task on the cluster, its key naming the file; a task that failed
+    (its workers died: `distributed.KilledWorker`) is a `FileFailure` naming it."""
+    keys = [f"vz-open-{index}-{url}" for index, url in enumerate(urls)]
+    futures = client.map(task, urls, key=keys, pure=False)
+    gathered = client.gather(futures, errors="skip")  # type: ignore[no-untyped-call]
+    results: list[xr.Dataset | FileFailure] = []
+    found = iter(gathered)
+    for url, future in zip(urls, futures, strict=True):
+        if future.status == "finished":
+            results.append(next(found))
+            continue
+        error: BaseException = (
+            future.exception()  # type: ignore[no-untyped-call]
+            if future.status == "error"
+            else RuntimeError(f"the task was {future.status}")
+        )
+        kind = WorkerDiedError if type(error).__name__ == "KilledWorker" else vc.VirtualizationError
+        failure = kind(f"{url}: {type(error).__name__}: {failure_reason(error)}")
+        failure.__cause__ = error
+        results.append(FileFailure(url, failure))
+    return results
 
 
 _REMOTE_THREADS = 16

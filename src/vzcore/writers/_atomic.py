@@ -7,9 +7,15 @@ to disk, and renames it into place. A file replaces a file in one ``os.replace``
 folder (or a change between file and folder) moves the previous output aside under
 ``.<name>.vz-old-<random>`` first and moves it back if the second rename fails.
 
-The writers write local paths only (``file://`` URLs are local paths); an object-store
-URL is refused. Icechunk repositories on object stores are made atomic by Icechunk's
-own commit, which publishes a snapshot only after all its chunks and manifests exist.
+Local paths and ``file://`` URLs are written so. An output that is one object
+(Kerchunk JSON, the manifest parquet file of one array) may also be written to an
+object-store URL (``s3://...``) whose store the caller's registry holds: it is built
+in a local temporary folder and uploaded in one ``put`` (`staged_upload`), which an
+object store applies whole or not at all, so a reader sees the previous object or the
+new one and a failed upload leaves the previous one. Outputs of several objects (a
+folder) are refused on object stores: no sequence of puts replaces a set of objects
+at once. Icechunk repositories on object stores are made atomic by Icechunk's own
+commit, which publishes a snapshot only after all its chunks and manifests exist.
 """
 
 from __future__ import annotations
@@ -18,14 +24,30 @@ import contextlib
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from vzcore.errors import WriteError
-from vzcore.urls import is_url
+import attrs
 
-__all__ = ["failure_reason", "local_target", "replace_path", "staged_output", "temporary_sibling"]
+from vzcore.errors import WriteError
+from vzcore.urls import UnregisteredURLError, is_url, normalize_url
+
+if TYPE_CHECKING:
+    from vzcore.registry import ObjectStoreRegistry
+
+__all__ = [
+    "ObjectTarget",
+    "failure_reason",
+    "local_target",
+    "object_target",
+    "replace_path",
+    "staged_output",
+    "staged_upload",
+    "temporary_sibling",
+]
 
 # Room for the prefix and suffix within a file name's 255-byte limit.
 _NAME_KEPT = 200
@@ -37,7 +59,7 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     WriteError
-        ``path`` is a URL of another scheme (writers do not upload).
+        ``path`` is a URL of another scheme (this output is not one object).
     """
     text = os.fspath(path)
     if not is_url(text):
@@ -46,10 +68,81 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         raise WriteError(
             text,
-            "writers write local files only; write to a local path and upload it, "
-            "or write an Icechunk repository on object storage",
+            "a folder of several objects cannot be replaced on an object store at once; "
+            "write it to a local path and upload it, or write Kerchunk JSON or an "
+            "Icechunk repository there",
         )
     return Path(unquote(parts.path))
+
+
+def is_object_store_url(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a URL of a scheme other than ``file://`` (an object store)."""
+    text = os.fspath(path)
+    return is_url(text) and urlsplit(text).scheme != "file"
+
+
+@attrs.frozen
+class ObjectTarget:
+    """Where an output object goes: its URL, and the obstore store and key that hold it."""
+
+    url: str
+    store: Any
+    key: str
+
+
+def object_target(
+    path: str | os.PathLike[str], registry: ObjectStoreRegistry | None
+) -> ObjectTarget:
+    """The store and key of the object-store URL ``path``, from ``registry``.
+
+    Raises
+    ------
+    WriteError
+        No registry was given, none of its prefixes covers the URL, or its store
+        there is not an obstore store (a reader of your own cannot be written to).
+    """
+    from vzcore.registry import ObstoreReader
+
+    url = normalize_url(os.fspath(path))
+    if registry is None:
+        raise WriteError(url, "an object-store output needs registry= holding a store for its URL")
+    try:
+        reader, key = registry.resolve(url)
+    except UnregisteredURLError as err:
+        raise WriteError(url, str(err)) from err
+    if not isinstance(reader, ObstoreReader) or reader.root is not None:
+        raise WriteError(
+            url, f"the registry's store for it ({type(reader).__name__}) is not an object store"
+        )
+    return ObjectTarget(url, reader.store, key)
+
+
+@contextlib.contextmanager
+def staged_upload(target: ObjectTarget) -> Iterator[Path]:
+    """A local path to build the object at; when the block ends cleanly it is put at
+    ``target`` in one request, which the store applies whole or not at all.
+
+    On a failure, nothing is uploaded and the previous object is unchanged; an
+    ``OSError`` of the local build and any error of the upload become a `WriteError`
+    naming the URL.
+    """
+    import obstore
+
+    with tempfile.TemporaryDirectory(prefix="vz-upload-") as folder:
+        built = Path(folder) / "object"
+        try:
+            yield built
+        except OSError as err:
+            raise WriteError(target.url, failure_reason(err)) from err
+        if not built.is_file():
+            raise WriteError(target.url, "an object-store output must be one file, not a folder")
+        try:
+            obstore.put(target.store, target.key, built)
+        except Exception as err:
+            raise WriteError(
+                target.url,
+                f"the upload failed ({failure_reason(err)}); the previous object is kept",
+            ) from err
 
 
 def temporary_sibling(target: Path, kind: str = "tmp") -> Path:

@@ -99,9 +99,10 @@ def write_icechunk(
     last_updated_at
         One checksum (a timezone-aware datetime) for every reference: a source
         modified after it makes the read fail instead of returning changed bytes.
-        By default each file's own last-modified time, as its parser recorded it in
-        ``group.sources`` (rounded up to the second, which Icechunk compares), or
-        the next second for files without one.
+        By default each ``s3://`` file's ETag as its parser recorded it in
+        ``group.sources`` (any rewrite then fails the read, even one within the
+        second), else its last-modified time (rounded up to the second, which
+        Icechunk compares), or the next second for files without one.
     validate_containers
         Check that a virtual chunk container of the repository covers every
         referenced URL (Icechunk would refuse to read the others).
@@ -333,8 +334,18 @@ def _appended_document(step: _Step) -> dict[str, Any]:
     return document
 
 
+type _Checksum = datetime.datetime | str
+"""What Icechunk compares a source with before reading: a time (modified after it
+fails the read) or an ETag (any other ETag fails it)."""
+
+# Icechunk compares the ETag its own S3 client sees with the one a reference keeps;
+# obstore's ETags of local files are not the ones Icechunk computes.
+_ETAG_SCHEMES = ("s3://",)
+
+
 class _Checksums:
-    """The checksum of each source URL: ``last_updated_at``, else the file's own time."""
+    """The checksum of each source URL: ``last_updated_at``, else an S3 object's ETag,
+    else the file's own time."""
 
     def __init__(
         self, sources: Mapping[str, SourceFingerprint], last_updated_at: datetime.datetime | None
@@ -343,13 +354,21 @@ class _Checksums:
         self._sources = sources
         self._default = _next_second()
 
-    def of(self, url: str) -> datetime.datetime:
+    def of(self, url: str) -> _Checksum:
+        if self._fixed is not None:
+            return self._fixed
+        fingerprint = self._sources.get(url)
+        if fingerprint is not None and fingerprint.etag and url.startswith(_ETAG_SCHEMES):
+            return fingerprint.etag
+        return self.time_of(url)
+
+    def time_of(self, url: str) -> datetime.datetime:
+        """The time checksum of ``url`` (for a reference guarding several files at once)."""
         if self._fixed is not None:
             return self._fixed
         fingerprint = self._sources.get(url)
         if fingerprint is None or fingerprint.last_modified is None:
             return self._default
-        # obstore's ETags of local files are not the ones Icechunk compares, and
         # Icechunk compares whole seconds: the file's time, rounded up.
         modified = datetime.datetime.fromisoformat(fingerprint.last_modified)
         if modified.microsecond:
@@ -375,7 +394,7 @@ def _set_references(
     if not len(indices) or not urls:
         return  # nothing referenced: every chunk reads as the fill value
     stamps = [checksums.of(u) for u in urls]
-    distinct = sorted(set(stamps))
+    distinct = sorted(set(stamps), key=lambda c: (isinstance(c, str), str(c)))
     position = {stamp: k for k, stamp in enumerate(distinct)}
     group_of_url = np.array([position[t] for t in stamps] + [-1], dtype=np.int64)
     groups = group_of_url[np.where(indices < 0, len(urls), indices)]
@@ -405,7 +424,8 @@ def _set_references(
     if sum(int(np.prod(hi - lo + 1)) for lo, hi in spans) > 4 * len(indices):
         # Interleaved files: the whole grid, guarded by the newest of their times.
         locations = location_of[np.where(indices < 0, len(urls), indices)]
-        _set_slabs(store, path, grid, locations, offsets, lengths, offset, max(distinct))
+        newest = max(checksums.time_of(u) for u in urls)
+        _set_slabs(store, path, grid, locations, offsets, lengths, offset, newest)
         return
     for rows, run, where, (low, high), stamp in zip(
         blocks, runs, coords, spans, distinct, strict=True
@@ -504,7 +524,7 @@ def _set_slabs(
     offsets: npt.NDArray[np.uint64],
     lengths: npt.NDArray[np.uint64],
     start: tuple[int, ...],
-    checksum: datetime.datetime,
+    checksum: _Checksum,
 ) -> None:
     """A block of the grid in calls over runs of whole slabs along its first axis.
 
@@ -538,7 +558,7 @@ def _set_block(
     offsets: npt.NDArray[np.uint64],
     lengths: npt.NDArray[np.uint64],
     start: tuple[int, ...],
-    checksum: datetime.datetime,
+    checksum: _Checksum,
 ) -> None:
     """One bulk call of Icechunk's: a block of the grid starting at chunk ``start``."""
     failed = store.set_virtual_refs_arr(

@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -35,13 +36,25 @@ from vzcore._frozen import JSON, thaw_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray, encode_chunk
 from vzcore.byteranges import read_references
 from vzcore.cf import zarr_v2_fill_value
-from vzcore.errors import RectilinearGridError, UnsupportedCodecError, VirtualizationError
+from vzcore.errors import (
+    RectilinearGridError,
+    UnsupportedCodecError,
+    VirtualizationError,
+    WriteError,
+)
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest, _indices
 from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import fsspec_url
-from vzcore.writers._atomic import local_target, staged_output
+from vzcore.writers._atomic import (
+    ObjectTarget,
+    is_object_store_url,
+    local_target,
+    object_target,
+    staged_output,
+    staged_upload,
+)
 from vzcore.writers.icechunk import SOURCES_METADATA_KEY
 
 __all__ = ["kerchunk_refs", "write_kerchunk_json", "write_kerchunk_parquet"]
@@ -453,28 +466,69 @@ def _write_sources_sidecar(group: VirtualGroup, target: Path) -> None:
             built.write_bytes(document)
 
 
+def _upload_sources_sidecar(group: VirtualGroup, target: ObjectTarget) -> None:
+    """The JSON object's sidecar, put after it (a stale one is deleted)."""
+    import obstore
+
+    sidecar = attrs.evolve(
+        target,
+        url=sources_sidecar(target.url, folder=False),
+        key=sources_sidecar(target.key, folder=False),
+    )
+    document = _sources_document(group)
+    if document is None:
+        try:
+            obstore.delete(sidecar.store, sidecar.key)
+        except FileNotFoundError:
+            pass
+        except Exception as err:
+            raise WriteError(sidecar.url, f"cannot delete the stale sidecar: {err}") from err
+        return
+    with staged_upload(sidecar) as built:
+        built.write_bytes(document)
+
+
 def write_kerchunk_json(
     group: VirtualGroup,
     path: str | os.PathLike[str],
     *,
     inline_threshold: int = 0,
     registry: ObjectStoreRegistry | None = None,
-) -> Path:
+) -> Path | str:
     """Write version 1 Kerchunk JSON references at ``path`` (atomically).
 
+    ``path`` is a local path (returned as a `Path`), or an object-store URL whose
+    store ``registry`` holds (returned as the URL): the file is built locally and
+    put in one request, so the previous object stays until the new one is whole.
     The fingerprints of the referenced files, which Kerchunk cannot hold, go to the
     sidecar ``<path>.vz-sources.json`` (`sources_sidecar`), read back by
-    `KerchunkJSONParser` and ``vz verify``.
+    `KerchunkJSONParser` and ``vz verify``, written after the references.
 
     Raises
     ------
     WriteError
-        The file could not be written (a full disk, no permission); what was at
-        ``path`` before is still there.
+        The file could not be written (a full disk, no permission, a failed
+        upload); what was at ``path`` before is still there.
     """
     _check_inline(inline_threshold, registry)
+    if is_object_store_url(path):
+        remote = object_target(path, registry)
+        with staged_upload(remote) as built:
+            _write_json_file(group, built, inline_threshold, registry)
+        _upload_sources_sidecar(group, remote)
+        return remote.url
     target = local_target(path)
-    with staged_output(target) as built, built.open("wb") as out:
+    with staged_output(target) as built:
+        _write_json_file(group, built, inline_threshold, registry)
+    _write_sources_sidecar(group, target)
+    return target
+
+
+def _write_json_file(
+    group: VirtualGroup, built: Path, inline_threshold: int, registry: ObjectStoreRegistry | None
+) -> None:
+    """The references of ``group`` as Kerchunk JSON, streamed into the file ``built``."""
+    with built.open("wb") as out:
         out.write(b'{"version":1,"refs":{')
         first = True
         for key, value in _metadata_entries(group).items():
@@ -495,8 +549,6 @@ def write_kerchunk_json(
                 for batch in _json_entries(array_path, array, skip):
                     out.write(batch)
         out.write(b"}}")
-    _write_sources_sidecar(group, target)
-    return target
 
 
 def _json_pair(key: str, value: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import overload
 
 import pyarrow.parquet as pq
 
@@ -12,7 +13,14 @@ from vzcore.array import AnyArray, LoadedArray, VirtualArray
 from vzcore.errors import VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest_layout import GROUP_DOCUMENT, array_to_table, group_document
-from vzcore.writers._atomic import local_target, staged_output
+from vzcore.registry import ObjectStoreRegistry
+from vzcore.writers._atomic import (
+    is_object_store_url,
+    local_target,
+    object_target,
+    staged_output,
+    staged_upload,
+)
 
 __all__ = ["write_manifest_parquet"]
 
@@ -22,17 +30,38 @@ _COLUMN_ENCODING = {"offset": "DELTA_BINARY_PACKED", "length": "DELTA_BINARY_PAC
 _ROW_GROUP_SIZE = 4 * 1024 * 1024
 
 
-def write_manifest_parquet(x: AnyArray | VirtualGroup, path: str | os.PathLike[str]) -> Path:
+@overload
+def write_manifest_parquet(
+    x: VirtualGroup, path: str | os.PathLike[str], *, registry: ObjectStoreRegistry | None = None
+) -> Path: ...
+
+
+@overload
+def write_manifest_parquet(
+    x: AnyArray, path: str | os.PathLike[str], *, registry: ObjectStoreRegistry | None = None
+) -> Path | str: ...
+
+
+def write_manifest_parquet(
+    x: AnyArray | VirtualGroup,
+    path: str | os.PathLike[str],
+    *,
+    registry: ObjectStoreRegistry | None = None,
+) -> Path | str:
     """Save an array (one ``.parquet`` file) or a group (a directory) at ``path``.
 
     The output appears whole or not at all: it is written beside ``path`` and
     renamed into place, replacing what was there (see `vzcore.writers._atomic`).
+    An array's file may also go to an object-store URL whose store ``registry``
+    holds (built locally, put in one request; the URL is returned); a group, a
+    folder of several objects, is written to local paths only.
 
     Raises
     ------
     WriteError
-        The output could not be written (a full disk, no permission); what was at
-        ``path`` before is still there.
+        The output could not be written (a full disk, no permission, a failed
+        upload, a group to an object store); what was at ``path`` before is
+        still there.
 
     >>> import tempfile, vzcore as vc
     >>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a", "offset": 0, "length": 8}})
@@ -41,9 +70,14 @@ def write_manifest_parquet(x: AnyArray | VirtualGroup, path: str | os.PathLike[s
     >>> vc.read_manifest_parquet(out) == a
     True
     """
-    target = local_target(path)
     if not isinstance(x, VirtualGroup | VirtualArray | LoadedArray):
         raise TypeError(f"expected an array or a VirtualGroup, got {type(x).__name__}")
+    if is_object_store_url(path) and not isinstance(x, VirtualGroup):
+        remote = object_target(path, registry)
+        with staged_upload(remote) as built:
+            _write_array(x, built)
+        return remote.url
+    target = local_target(path)
     with staged_output(target) as built:
         if isinstance(x, VirtualGroup):
             _write_group(x, built, target)

@@ -25,6 +25,7 @@ from properties.strategies import URLS, chunk_grids, concat_cases, manifest_for
 import vzcore as vc
 from vzcore.manifest import MANIFEST_SCHEMA
 from vzcore.parsers import KerchunkJSONParser, ManifestParquetParser
+from vzcore.read import encode_fill_chunk
 from vzcore.writers import write_kerchunk_json
 
 # Odd sizes never decode as a chunk of 2-byte elements: no inline chunk can pass for
@@ -205,4 +206,25 @@ def test_kerchunk_json_keeps_inline_bytes(scratch: Path, array: vc.VirtualArray)
     ) == (manifest.n_inline)
     parsed = KerchunkJSONParser()(f"file://{written}", registry).arrays["v"]
     assert isinstance(parsed, vc.VirtualArray)
-    assert parsed.manifest == manifest
+    if parsed.manifest != manifest:
+        _assert_read_as_missing_chunk_stand_ins(array, parsed)
+
+
+def _assert_read_as_missing_chunk_stand_ins(
+    array: vc.VirtualArray, parsed: vc.VirtualArray
+) -> None:
+    """The one way the manifest may change: inline chunks that look like the writer's
+    stand-ins for missing chunks (one constant chunk, every chunk present) come back
+    as missing chunks whose fill value is that constant, which reads the same values."""
+    manifest = array.manifest
+    inline = manifest.inline_mask()
+    assert manifest.n_missing == 0
+    assert parsed.manifest.n_inline == 0
+    assert np.array_equal(parsed.manifest.missing_mask(), inline)
+    kept = ~inline
+    for got, want in zip(
+        parsed.manifest.to_numpy_columns(), manifest.to_numpy_columns(), strict=True
+    ):
+        assert np.array_equal(got[kept], want[kept])
+    chunks = set(manifest.inline_chunks(np.flatnonzero(inline)))
+    assert chunks == {encode_fill_chunk(parsed.metadata)}

@@ -43,6 +43,7 @@ from vzcore.limits import (
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
 from vzcore.parsers.protocol import Probe
+from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry, UnregisteredURLError, normalize_url
 from vzcore.urls import from_fsspec_url, quote_path
 from vzcore.writers.icechunk import SOURCES_METADATA_KEY
@@ -681,7 +682,14 @@ def _missing_chunks_fill(
     items = flat.view(np.uint8).reshape(flat.size, -1)
     if flat.size == 0 or bool((items != items[0]).any()):
         return None
-    return metadata.evolve(fill_value=flat[0])
+    filled = metadata.evolve(fill_value=flat[0])
+    # Exactly the bytes the writer makes for that value, or a chunk of the file's own
+    # (a raw chunk of the wrong length decodes too, and must stay what it is).
+    try:
+        stand_in = encode_fill_chunk(filled)
+    except VirtualizationError:
+        return None
+    return filled if stand_in == next(iter(inline)) else None
 
 
 _CHUNK_KEY = re.compile(r"[0-9]{1,19}(?:\.[0-9]{1,19})*")

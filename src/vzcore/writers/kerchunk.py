@@ -44,6 +44,7 @@ from vzcore.errors import (
 )
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest, _indices
+from vzcore.metadata import ArrayMetadata
 from vzcore.read import encode_fill_chunk
 from vzcore.registry import ObjectStoreRegistry
 from vzcore.urls import fsspec_url
@@ -95,7 +96,7 @@ def _fill_value_must_say_it(array: AnyArray) -> bool:
     if (
         "_FillValue" not in metadata.encoding
         and array.manifest.n_missing > 0
-        and _nan_fill(metadata.fill_value)
+        and _nan_carried(metadata)
     ):
         return True
     return _fill_is_material(array) and not _fill_chunk(array)
@@ -108,13 +109,19 @@ def _fill_is_material(array: VirtualArray) -> bool:
         "_FillValue" not in metadata.encoding
         and array.manifest.n_missing > 0
         and any(metadata.fill_value.tobytes())
-        and not _nan_fill(metadata.fill_value)
+        and not _nan_carried(metadata)
     )
 
 
-def _nan_fill(fill: np.generic) -> bool:
-    """A NaN fill: the ``fill_value`` may carry it, since masking NaN as NaN changes nothing."""
-    return fill.dtype.kind in "fc" and bool(np.isnan(fill).all())
+def _nan_carried(metadata: ArrayMetadata) -> bool:
+    """A NaN fill the ``fill_value`` may carry: masking NaN as NaN changes no value.
+
+    Not for packed data: a ``fill_value`` read as ``_FillValue`` makes xarray keep the
+    stored float type where ``add_offset`` alone would give float64.
+    """
+    fill = metadata.fill_value
+    packed = "scale_factor" in metadata.encoding or "add_offset" in metadata.encoding
+    return not packed and fill.dtype.kind in "fc" and bool(np.isnan(fill).all())
 
 
 def _fill_chunk(array: VirtualArray) -> bytes:

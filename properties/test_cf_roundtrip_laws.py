@@ -113,10 +113,21 @@ HDF5_FILL_ONLY = (
     "kerchunk-dict",
 )
 
+# Missing chunks of NaN in packed float data: written out, not carried by fill_value
+# (which xarray reads as _FillValue, keeping float32 where add_offset gives float64).
+NAN_FILL_PACKED = (
+    PackedSpec("f4", None, 0.0, "f8", np.nan, chunk_x=1, fill_kind="hdf5"),
+    np.array([[np.nan] * 4, [0.0] * 4, [0.0] * 4, [0.0] * 4], dtype="f4"),
+    [4],
+    "standard",
+    "kerchunk-dict",
+)
+
 
 @settings(max_examples=15, deadline=None)
 @given(cases())
 @example(HDF5_FILL_ONLY)
+@example(NAN_FILL_PACKED)
 def test_concatenated_and_written_decodes_like_open_mfdataset(
     case: tuple[PackedSpec, np.ndarray, list[int], str, str],
 ) -> None:

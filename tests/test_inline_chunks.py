@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 import xarray as xr
 import zarr
+from obstore.store import LocalStore
 from tests.writer_corpus import PyarrowReferenceMapper, reference_dataset
 
 import vzcore as vc
@@ -596,3 +597,42 @@ def test_inline_bytes_over_the_limit_are_refused(files: Files) -> None:
             * 2,
             axis=0,
         )
+
+
+@pytest.mark.parametrize(
+    ("chunk", "fill"),
+    [(bytes(8), 0), (b"\x01\x00" * 4, 1), (bytes(9), None), (bytes(7), None)],
+    ids=["zeros", "ones", "a-raw-chunk-one-byte-long", "one-byte-short"],
+)
+def test_kerchunk_reads_an_inline_chunk_as_missing_only_if_it_is_the_writers_stand_in(
+    tmp_path: Path, chunk: bytes, fill: int | None
+) -> None:
+    """Every chunk present and one inline constant chunk: the writer's form of missing
+    chunks exactly (the encoding of a chunk of one value, which becomes the fill value:
+    the same values), or an inline chunk kept as it is."""
+    from vzcore.parsers import KerchunkJSONParser
+    from vzcore.writers import write_kerchunk_json
+
+    paths = np.array([["file:///data/f0.nc"] * 2, ["file:///data/f0.nc", ""]], dtype=object)
+    data = np.full((2, 2), None, dtype=object)
+    data[1, 1] = chunk
+    manifest = vc.ChunkManifest.from_arrays(
+        paths=paths,
+        offsets=np.array([[0, 8], [16, 0]]),
+        lengths=np.array([[8, 8], [8, 0]]),
+        data=data,
+    )
+    meta = vc.ArrayMetadata(
+        shape=(4, 4), chunk_grid=(2, 2), dtype="<u2", dimension_names=("y", "x")
+    )
+    written = write_kerchunk_json(
+        vc.VirtualGroup(arrays={"v": vc.VirtualArray(meta, manifest)}), tmp_path / "refs.json"
+    )
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    parsed = KerchunkJSONParser()(f"file://{written}", registry).arrays["v"]
+    assert isinstance(parsed, vc.VirtualArray)
+    if fill is not None:
+        assert parsed.manifest.missing_mask().tolist() == [False, False, False, True]
+        assert parsed.metadata.fill_value == fill
+    else:
+        assert parsed.manifest == manifest

@@ -133,13 +133,17 @@ def _decode_with_zarr(
 def _numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[Any], str]:
     """The zarr v2 form of the pipeline: numcodecs codecs, stored dtype, memory order."""
     import numcodecs
+    import numcodecs.errors
 
     if not metadata.is_regular:
         # The codecs alone matter here: any regular stand-in grid gives their v2 form.
         metadata = metadata.evolve(chunk_grid=metadata.chunk_grid.max_chunk_shape())
     zarray, _ = metadata.to_zarr_v2()
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
-    pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
+    try:
+        pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
+    except numcodecs.errors.UnknownCodecError as err:  # e.g. imagecodecs' not registered
+        raise UnsupportedCodecError(f"no numcodecs codec here: {err}") from err
     # As `to_zarr_v2` stores it; a struct's v2 dtype is a list numpy cannot parse.
     stored = metadata.dtype
     if metadata.endian is not None:
@@ -258,8 +262,44 @@ def _read_with_zarr(array: VirtualArray, registry: ObjectStoreRegistry) -> npt.N
 
     store = ManifestStore(VirtualGroup(arrays={"a": array}), registry=registry)
     with rectilinear_chunks_enabled():
-        values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, path="a", mode="r")[...])
+        try:
+            opened = zarr.open_array(store, path="a", mode="r")
+        except Exception as err:  # zarr raises whatever its codec registry raises
+            raise UnsupportedCodecError(
+                f"{', '.join(_urls(array))}: zarr cannot open the array: {err}"
+            ) from err
+        try:
+            values: npt.NDArray[Any] = np.asarray(opened[...])
+        except Exception as err:  # whatever the codecs raise; the store's own errors name the URL
+            if isinstance(err, VirtualizationError) and not isinstance(err, ChunkDecodeError):
+                raise
+            raise _undecodable(array, opened, err) from err
     return values
+
+
+def _urls(array: VirtualArray) -> list[str]:
+    return array.manifest.dictionary.to_pylist() or ["inline chunks"]
+
+
+def _undecodable(array: VirtualArray, opened: Any, err: Exception) -> ChunkDecodeError:
+    """The error naming the first chunk zarr cannot decode (found by reading them one by one)."""
+    meta = array.metadata
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    urls = array.manifest.dictionary.to_pylist()
+    grid = array.manifest.grid
+    for row in range(min(len(indices), 10**5)):
+        coords = tuple(int(c) for c in np.unravel_index(row, grid)) if grid else ()
+        try:
+            opened[chunk_selection(meta.chunk_grid, meta.shape, coords)]
+        except Exception as inner:  # noqa: BLE001 (the chunk that fails, whatever zarr raises)
+            if indices[row] < 0:
+                return ChunkDecodeError(f"inline chunk {coords} does not decode: {inner}")
+            start = int(offsets[row])
+            return ChunkDecodeError(
+                f"{urls[int(indices[row])]}: chunk {coords} (bytes {start}-"
+                f"{start + int(lengths[row])}) does not decode: {inner}"
+            )
+    return ChunkDecodeError(f"{', '.join(_urls(array))}: the array does not decode: {err}")
 
 
 @contextlib.contextmanager

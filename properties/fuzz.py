@@ -591,7 +591,9 @@ class Runner:
 
         seed = self.seeds[fmt]
         url = f"file://{folder}/{seed.source_name}"
-        registry = vc.ObjectStoreRegistry({f"file://{folder}/": _local_store(folder)})
+        # The seed folder too: a manifest's references name its data file there.
+        stores = {f"file://{d}/": _local_store(d) for d in (folder, seed.folder)}
+        registry = vc.ObjectStoreRegistry(stores)
         try:
             group = self.contracts[fmt].parser(url, registry)
             arrays = dict(group.walk_arrays())

@@ -603,7 +603,9 @@ class Runner:
             values = vc.read_arrays(arrays, registry)
         except vc.VirtualizationError as err:
             message = str(err)
-            if str(folder) in message or any(n in message for n in names):
+            if any(str(d) in message for d in (folder, seed.folder)) or any(
+                n in message for n in names
+            ):
                 return "typed_error", f"{type(err).__name__}: {message[:300]}", None
             return "unnamed_error", traceback.format_exc(), None
         except Exception:  # noqa: BLE001 (the outcome this harness looks for)

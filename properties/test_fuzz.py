@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from properties import fuzz
 
 
@@ -34,9 +33,7 @@ def pool(
 
 
 @pytest.mark.parametrize("fmt", fuzz.FORMATS)
-def test_the_unmutated_sample_reads_equal_to_its_library(
-    pool: fuzz.WorkerPool, fmt: str
-) -> None:
+def test_the_unmutated_sample_reads_equal_to_its_library(pool: fuzz.WorkerPool, fmt: str) -> None:
     assert pool.run(fmt, []) == ("equal", "")
 
 

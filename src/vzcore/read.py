@@ -182,12 +182,26 @@ def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
 
     def decode(raw: bytes | memoryview, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         data: Any = raw
+        if pipeline and pipeline[-1].codec_id == "blosc":
+            _check_blosc_frame(raw)
         for codec in reversed(pipeline):
             data = codec.decode(data)
         values = np.frombuffer(memoryview(data).cast("B"), dtype=stored, count=int(np.prod(shape)))
         return values.reshape(shape)
 
     return decode
+
+
+def _check_blosc_frame(raw: bytes | memoryview) -> None:
+    """Refuse a blosc frame whose header declares more bytes than it has.
+
+    c-blosc trusts the header: a truncated frame decodes to whatever memory follows it.
+    """
+    if len(raw) < 16:
+        raise ValueError(f"a blosc frame has a 16-byte header, this chunk has {len(raw)} bytes")
+    declared = int.from_bytes(bytes(raw[12:16]), "little")
+    if declared > len(raw):
+        raise ValueError(f"the blosc header declares {declared} bytes, the chunk has {len(raw)}")
 
 
 def _read_chunks(

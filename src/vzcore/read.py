@@ -89,7 +89,10 @@ def read_arrays(
     for (name, array, decode), (rows, _, _, _) in zip(batched, columns, strict=True):
         fetched = buffers[start : start + len(rows)]
         start += len(rows)
-        out[name] = _decoded(array, decode, rows, fetched)
+        try:
+            out[name] = _decoded(array, decode, rows, fetched)
+        except ChunkDecodeError as err:
+            raise ChunkDecodeError(f"array {name!r}: {err}") from err
     return {name: out[name] for name in arrays}
 
 
@@ -106,7 +109,11 @@ def decode_chunks(
     for coords, data in chunks.items():
         if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
             raise VirtualizationError(f"chunk {coords} lies outside the grid {grid}")
-        _place(out, decode(data, metadata.chunk_grid.chunk_shape_at(coords)), coords, metadata)
+        try:
+            values = decode(data, metadata.chunk_grid.chunk_shape_at(coords))
+        except Exception as err:  # whatever the codec raises (zlib.error is no ValueError)
+            raise ChunkDecodeError(f"chunk {coords} does not decode: {err}") from err
+        _place(out, values, coords, metadata)
     return out
 
 

@@ -67,7 +67,10 @@ def read_arrays(
         try:
             batched.append((name, array, _numcodecs_decoder(array.metadata)))
         except UnsupportedCodecError:
-            out[name] = _read_with_zarr(array, registry)
+            try:
+                out[name] = _read_with_zarr(array, registry)
+            except ChunkDecodeError as err:
+                raise ChunkDecodeError(f"array {name!r}: {err}") from err
     if not batched:
         return out
     urls: dict[str, int] = {}

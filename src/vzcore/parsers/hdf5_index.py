@@ -238,11 +238,6 @@ def _v1_btree(
                 f"{where}: the chunk B-tree holds a chunk at an offset off the chunk grid "
                 "(corrupt file)"
             )
-        if (keys["offsets"][:, ndim] != 0).any():  # HDF5 would find no such chunk: fill
-            raise HDF5IndexError(
-                f"{where}: a key of the chunk B-tree has a nonzero offset in its datatype "
-                "dimension (corrupt file)"
-            )
         return ChunkLocations(
             coords,
             children,

@@ -484,6 +484,13 @@ def _mutate_xml(data: bytes, attribute: int, kind: int) -> bytes:
 
 
 def _mutate_parquet(data: bytes, column: int, row: int, kind: int) -> bytes:
+    try:
+        return _mutated_parquet(data, column, row, kind)
+    except Exception:  # noqa: BLE001 (pyarrow cannot read what earlier mutations left)
+        return data
+
+
+def _mutated_parquet(data: bytes, column: int, row: int, kind: int) -> bytes:
     import io
 
     import pyarrow as pa

@@ -270,3 +270,53 @@ def test_a_dimension_record_disagreeing_with_the_sdd_is_refused(
     (size,) = struct.unpack(">i", hdf4[values[ref] : values[ref] + 4])
     data[values[ref] : values[ref] + 4] = struct.pack(">i", size + 3)
     _hdf4_refused(tmp_path, bytes(data), "the SDD says")
+
+
+def test_a_grib_key_ecCodes_cannot_compute_names_the_file(tmp_path: Path) -> None:
+    """``stepUnits`` raised gribapi's InternalError out of the parser."""
+    import eccodes
+
+    messages = []
+    for step in (0, 6, 12):  # the parser contract's sample
+        handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+        eccodes.codes_set(handle, "step", step)
+        eccodes.codes_set_values(handle, np.linspace(250, 300 + step, 16 * 31))
+        messages.append(bytes(eccodes.codes_get_message(handle)))
+        eccodes.codes_release(handle)
+    data = bytearray(b"".join(messages))
+    data[2066:2070] = b"\xff" * 4
+    data[117:120] = bytes([158]) * 3  # the first message's product definition
+    (tmp_path / "bad.grib2").write_bytes(bytes(data))
+    url = url_of(tmp_path / "bad.grib2")
+    with pytest.raises(GRIBFormatError) as info:
+        GRIBParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+
+
+def _name_not_utf8(path: Path) -> None:
+    """Break the UTF-8 of the ``offset`` column's name in a parquet footer."""
+    data = path.read_bytes()
+    (footer,) = struct.unpack("<i", data[-8:-4])
+    start = len(data) - 8 - footer
+    path.write_bytes(data[:start] + data[start:].replace(b"offset", b"\x80ffset"))
+
+
+def test_parquet_column_names_that_are_not_utf8_are_typed_errors(tmp_path: Path) -> None:
+    from tests.test_parser_contract import netcdf4_group
+
+    from vzcore.parsers import KerchunkParquetParser, ManifestParquetParser
+    from vzcore.writers import write_kerchunk_parquet
+
+    group = netcdf4_group(tmp_path)
+    vc.write_manifest_parquet(group, tmp_path / "group.vz")
+    write_kerchunk_parquet(group, tmp_path / "refs.parq")
+    _name_not_utf8(tmp_path / "group.vz" / "lat.parquet")
+    _name_not_utf8(tmp_path / "refs.parq" / "lat" / "refs.0.parq")
+    for parser, name in (
+        (ManifestParquetParser(), "group.vz"),
+        (KerchunkParquetParser(), "refs.parq"),
+    ):
+        url = url_of(tmp_path / name)
+        with pytest.raises(vc.VirtualizationError, match="utf-8") as info:
+            parser(url, local_registry(tmp_path))
+        assert url in str(info.value)

@@ -321,6 +321,8 @@ def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
             keys["step"] = _step_hours(codes, handle, where)
         keys["_grid"] = _grid(codes, handle, keys)
         return keys
+    except codes.GribInternalError as err:  # a key ecCodes cannot compute for this message
+        raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
     finally:
         codes.codes_release(handle)
 

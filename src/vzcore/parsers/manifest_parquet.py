@@ -107,7 +107,7 @@ def _read_array(fetch: Fetch, name: str, where: str) -> AnyArray:
         table = pq.read_table(data)
     except (SourceReadError, LimitExceededError, ManifestFormatError):
         raise
-    except (OSError, pa.ArrowException, VirtualizationError) as err:
+    except (OSError, pa.ArrowException, UnicodeDecodeError, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: cannot read manifest parquet: {err}") from err
     return table_to_array(table, where=where)
 

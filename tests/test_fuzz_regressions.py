@@ -320,3 +320,35 @@ def test_parquet_column_names_that_are_not_utf8_are_typed_errors(tmp_path: Path)
         with pytest.raises(vc.VirtualizationError, match="utf-8") as info:
             parser(url, local_registry(tmp_path))
         assert url in str(info.value)
+
+
+def _seed_with(tmp_path: Path, fmt: str, ops: list[tuple[object, ...]]) -> str:
+    """The fuzz seed of ``fmt`` in ``tmp_path``, with the mutations ``ops`` the fuzzer found."""
+    from properties import fuzz
+
+    seed = fuzz.make_seeds(tmp_path, [fmt])[fmt]
+    originals = {name: (seed.folder / name).read_bytes() for name, *_ in seed.files}
+    for name, data in fuzz.apply_ops(originals, seed, ops).items():
+        (seed.folder / name).write_bytes(data)
+    return f"file://{seed.folder}/{seed.source_name}"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ops"),
+    [
+        # A flipped bit in a dictionary-encoded path column: an index past the dictionary.
+        ("kerchunk_parquet", [("flip", 2, 90, 4)]),
+    ],
+    ids=["kerchunk-dictionary-index"],
+)
+def test_parquet_paths_arrow_would_not_validate_are_typed_errors(
+    tmp_path: Path, fmt: str, ops: list[tuple[object, ...]]
+) -> None:
+    from properties import fuzz
+
+    url = _seed_with(tmp_path, fmt, ops)
+    folder = tmp_path / fmt
+    parser = fuzz._contract(fmt).parser
+    with pytest.raises(vc.VirtualizationError, match="Invalid") as info:
+        read_all(parser(url, local_registry(folder)), folder)
+    assert str(folder) in str(info.value)

@@ -67,7 +67,10 @@ def read_arrays(
         try:
             batched.append((name, array, _numcodecs_decoder(array.metadata)))
         except UnsupportedCodecError:
-            out[name] = _read_with_zarr(array, registry)
+            try:
+                out[name] = _read_with_zarr(array, registry)
+            except ChunkDecodeError as err:
+                raise ChunkDecodeError(f"array {name!r}: {err}") from err
     if not batched:
         return out
     urls: dict[str, int] = {}
@@ -89,7 +92,10 @@ def read_arrays(
     for (name, array, decode), (rows, _, _, _) in zip(batched, columns, strict=True):
         fetched = buffers[start : start + len(rows)]
         start += len(rows)
-        out[name] = _decoded(array, decode, rows, fetched)
+        try:
+            out[name] = _decoded(array, decode, rows, fetched)
+        except ChunkDecodeError as err:
+            raise ChunkDecodeError(f"array {name!r}: {err}") from err
     return {name: out[name] for name in arrays}
 
 
@@ -106,7 +112,11 @@ def decode_chunks(
     for coords, data in chunks.items():
         if len(coords) != len(grid) or any(c >= g for c, g in zip(coords, grid, strict=True)):
             raise VirtualizationError(f"chunk {coords} lies outside the grid {grid}")
-        _place(out, decode(data, metadata.chunk_grid.chunk_shape_at(coords)), coords, metadata)
+        try:
+            values = decode(data, metadata.chunk_grid.chunk_shape_at(coords))
+        except Exception as err:  # whatever the codec raises (zlib.error is no ValueError)
+            raise ChunkDecodeError(f"chunk {coords} does not decode: {err}") from err
+        _place(out, values, coords, metadata)
     return out
 
 
@@ -155,13 +165,17 @@ _PIPELINES: dict[tuple[Any, ...], tuple[list[Any], np.dtype[Any], str]] = {}
 
 def _build_numcodecs_pipeline(metadata: ArrayMetadata) -> tuple[list[Any], np.dtype[Any], str]:
     import numcodecs
+    import numcodecs.errors
 
     if not metadata.is_regular:
         # The codecs alone matter here: any regular stand-in grid gives their v2 form.
         metadata = metadata.evolve(chunk_grid=metadata.chunk_grid.max_chunk_shape())
     zarray, _ = metadata.to_zarr_v2()
     codecs = [*(zarray["filters"] or []), zarray["compressor"]]
-    pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
+    try:
+        pipeline = [numcodecs.get_codec(c) for c in codecs if c is not None]
+    except numcodecs.errors.UnknownCodecError as err:  # e.g. imagecodecs' not registered
+        raise UnsupportedCodecError(f"no numcodecs codec here: {err}") from err
     # As `to_zarr_v2` stores it; a struct's v2 dtype is a list numpy cannot parse.
     stored = metadata.dtype
     if metadata.endian is not None:
@@ -200,12 +214,26 @@ def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
 
     def decode(raw: bytes | memoryview, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         data: Any = raw
+        if pipeline and pipeline[-1].codec_id == "blosc":
+            _check_blosc_frame(raw)
         for codec in reversed(pipeline):
             data = codec.decode(data)
         values = np.frombuffer(memoryview(data).cast("B"), dtype=stored, count=int(np.prod(shape)))
         return values.reshape(shape)
 
     return decode
+
+
+def _check_blosc_frame(raw: bytes | memoryview) -> None:
+    """Refuse a blosc frame whose header declares more bytes than it has.
+
+    c-blosc trusts the header: a truncated frame decodes to whatever memory follows it.
+    """
+    if len(raw) < 16:
+        raise ValueError(f"a blosc frame has a 16-byte header, this chunk has {len(raw)} bytes")
+    declared = int.from_bytes(bytes(raw[12:16]), "little")
+    if declared > len(raw):
+        raise ValueError(f"the blosc header declares {declared} bytes, the chunk has {len(raw)}")
 
 
 def _read_chunks(
@@ -280,8 +308,44 @@ def _read_with_zarr(array: VirtualArray, registry: ObjectStoreRegistry) -> npt.N
 
     store = ManifestStore(VirtualGroup(arrays={"a": array}), registry=registry)
     with rectilinear_chunks_enabled():
-        values: npt.NDArray[Any] = np.asarray(zarr.open_array(store, path="a", mode="r")[...])
+        try:
+            opened = zarr.open_array(store, path="a", mode="r")
+        except Exception as err:  # zarr raises whatever its codec registry raises
+            raise UnsupportedCodecError(
+                f"{', '.join(_urls(array))}: zarr cannot open the array: {err}"
+            ) from err
+        try:
+            values: npt.NDArray[Any] = np.asarray(opened[...])
+        except Exception as err:  # whatever the codecs raise; the store's own errors name the URL
+            if isinstance(err, VirtualizationError) and not isinstance(err, ChunkDecodeError):
+                raise
+            raise _undecodable(array, opened, err) from err
     return values
+
+
+def _urls(array: VirtualArray) -> list[str]:
+    return array.manifest.dictionary.to_pylist() or ["inline chunks"]
+
+
+def _undecodable(array: VirtualArray, opened: Any, err: Exception) -> ChunkDecodeError:
+    """The error naming the first chunk zarr cannot decode (found by reading them one by one)."""
+    meta = array.metadata
+    indices, offsets, lengths = array.manifest.to_numpy_columns()
+    urls = array.manifest.dictionary.to_pylist()
+    grid = array.manifest.grid
+    for row in range(min(len(indices), 10**5)):
+        coords = tuple(int(c) for c in np.unravel_index(row, grid)) if grid else ()
+        try:
+            opened[chunk_selection(meta.chunk_grid, meta.shape, coords)]
+        except Exception as inner:  # noqa: BLE001 (the chunk that fails, whatever zarr raises)
+            if indices[row] < 0:
+                return ChunkDecodeError(f"inline chunk {coords} does not decode: {inner}")
+            start = int(offsets[row])
+            return ChunkDecodeError(
+                f"{urls[int(indices[row])]}: chunk {coords} (bytes {start}-"
+                f"{start + int(lengths[row])}) does not decode: {inner}"
+            )
+    return ChunkDecodeError(f"{', '.join(_urls(array))}: the array does not decode: {err}")
 
 
 @contextlib.contextmanager

@@ -161,7 +161,16 @@ class DMRPPParser:
             document=file.url, data_url=data, drop=self.drop_variables, registry=registry
         )
         node = _select_group(root, self.group, file.url)
-        group = _group(node, context, path="", dimensions=_dimensions(root, ""), depth=0)
+        try:
+            group = _group(node, context, path="", dimensions=_dimensions(root, ""), depth=0)
+        except VirtualizationError as err:  # from the model's checks, which know no file
+            if file.url in str(err):
+                raise
+            raise DMRPPFormatError(f"{file.url}: {err}") from err
+        except (ValueError, OverflowError) as err:  # a number numpy cannot hold or parse
+            raise DMRPPFormatError(
+                f"{file.url}: a value of the document is invalid: {err}"
+            ) from err
         return attrs.evolve(group, sources=_fingerprints(context))
 
     def _data_url(self, root: ET.Element, document: str) -> str:
@@ -201,7 +210,7 @@ def _parse_xml(data: bytes, where: str) -> ET.Element:
         )
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as err:
+    except (ET.ParseError, LookupError) as err:  # LookupError: an unknown encoding
         raise DMRPPFormatError(f"{where}: not well-formed XML: {err}") from err
     if root.tag != f"{DAP}Dataset":
         raise DMRPPFormatError(f"{where}: the root element is {root.tag!r}, not a DAP4 Dataset")

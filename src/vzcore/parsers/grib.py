@@ -321,6 +321,8 @@ def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
             keys["step"] = _step_hours(codes, handle, where)
         keys["_grid"] = _grid(codes, handle, keys)
         return keys
+    except codes.GribInternalError as err:  # a key ecCodes cannot compute for this message
+        raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
     finally:
         codes.codes_release(handle)
 
@@ -435,7 +437,10 @@ class GRIBParser:
                 + (f" matches filter_by_keys={self.filter_by_keys}" if self.filter_by_keys else "")
             )
         _check_unknown(messages, file.url)
-        datasets = _datasets(_parameters(messages))
+        try:
+            datasets = _datasets(_parameters(messages))
+        except _BadDateError as err:
+            raise GRIBFormatError(f"{file.url}: {err}") from err
         names = _dataset_names(datasets)
         groups: dict[str, VirtualGroup] = {}
         for name, dataset in zip(names, datasets, strict=True):
@@ -481,10 +486,17 @@ def _check_unknown(messages: list[_Message], url: str) -> None:
 # ---- hypercubes ---------------------------------------------------------------------------
 
 
+class _BadDateError(Exception):
+    """A message's date is no calendar date (`GRIBParser` names the file)."""
+
+
 def _time(keys: Mapping[str, Any]) -> int:
     """The reference time in seconds since 1970 (``dataDate`` YYYYMMDD, ``dataTime`` HHMM)."""
     date, hhmm = int(keys.get("dataDate", 19700101)), int(keys.get("dataTime", 0))
-    day = np.datetime64(f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}")
+    try:
+        day = np.datetime64(f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}")
+    except ValueError as err:
+        raise _BadDateError(f"dataDate {date} is no date: {err}") from err
     seconds = day.astype("datetime64[s]").astype(np.int64)
     return int(seconds) + (hhmm // 100) * 3600 + (hhmm % 100) * 60
 

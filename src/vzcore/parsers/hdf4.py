@@ -130,6 +130,14 @@ def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
         and ref in file.vgroups
         and file.vgroups[ref].class_name in ("Dim0.0", "UDim0.0")
     ]
+    if dims and len(dims) != rank:  # the HDF4 library takes the rank from these
+        raise HDF4FormatError(f"{where}: {len(dims)} dimension records for rank {rank}")
+    for axis, dim in enumerate(dims):
+        size = _dimension_size(file, dim) if dim.class_name == "Dim0.0" else None
+        if size is not None and size != shape[axis]:
+            raise HDF4FormatError(
+                f"{where}: dimension {dim.name!r} has length {size}, the SDD says {shape[axis]}"
+            )
     names = (
         tuple(d.name for d in dims)
         if len(dims) == rank
@@ -144,6 +152,20 @@ def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
     data = file.reader.find(TAG_SD, members[TAG_SD]) if TAG_SD in members else None
     attributes = _attributes(file, group.members, f"{where}: ")
     return _Dataset(group.name, shape, names, dtype, attributes, data, is_coordinate)
+
+
+def _dimension_size(file: HDF4File, dim: Vgroup) -> int | None:
+    """A dimension's length as its ``DimVal0.1`` Vdata holds it (None: not that layout)."""
+    for tag, ref in dim.members:
+        vdata = file.vdatas.get(ref) if tag == TAG_VH else None
+        if vdata is None or vdata.class_name != "DimVal0.1" or vdata.n_records != 1:
+            continue
+        where = f"dimension {dim.name!r}"
+        records = vdata_records(vdata, file.vdata_bytes(vdata, where), where)
+        fields = records.dtype.names or ()
+        if len(fields) == 1 and records.size == 1:
+            return int(records[fields[0]].reshape(-1)[0])
+    return None
 
 
 def _fill_value(dataset: _Dataset, where: str) -> Any:

@@ -233,6 +233,9 @@ class Vgroup:
     members: tuple[tuple[int, int], ...]
 
 
+_VSET_VERSIONS = (2, 3, 4)  # VSET_OLD_VERSION, VSET_VERSION, VSET_NEW_VERSION
+
+
 def parse_vgroup(ref: int, data: bytes) -> Vgroup:
     """A Vgroup from its VG element (``vpackvg``: nelt, tags, refs, name, class)."""
     c = _Cursor(data, f"Vgroup {ref}")
@@ -240,6 +243,11 @@ def parse_vgroup(ref: int, data: bytes) -> Vgroup:
     tags, refs = c.uints(2, count), c.uints(2, count)
     name = c.text()
     class_name = c.text()
+    if len(data) >= c.pos + 6:  # extension tag and ref, then the version
+        c.uints(2, 2)
+        version = c.uint(2)
+        if version not in _VSET_VERSIONS:  # the HDF4 library does not load the Vgroup
+            raise HDF4FormatError(f"Vgroup {ref}: unknown version {version} (corrupt file?)")
     return Vgroup(ref, name, class_name, tuple(zip(tags, refs, strict=True)))
 
 
@@ -286,8 +294,11 @@ class Vdata:
 def parse_vdata_header(ref: int, data: bytes) -> Vdata:
     """A Vdata header from its VH element (``vpackvs``)."""
     c = _Cursor(data, f"Vdata {ref}")
-    c.uint(2)  # interlace
+    interlace = c.uint(2)
     n_records, record_nbytes, count = c.uint(4), c.uint(2), c.uint(2)
+    # Records are read fully interlaced; field by field (1) is the same for one field or record.
+    if interlace not in (0, 1) or (interlace == 1 and count > 1 and n_records > 1):
+        raise HDF4FormatError(f"Vdata {ref}: interlace {interlace} is not read (corrupt file?)")
     types, sizes, offsets, orders = (c.uints(2, count) for _ in range(4))
     del sizes
     names = tuple(c.text() for _ in range(count))

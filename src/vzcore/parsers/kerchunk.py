@@ -881,7 +881,8 @@ class KerchunkParquetParser:
                 )
             check_parquet_size(footer, url)
             table = pq.read_table(pa.BufferReader(data), read_dictionary=["path"])
-        except (OSError, pa.ArrowException) as err:
+            table.validate(full=True)  # UTF-8 of the paths, indices of their dictionary
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as err:  # names not UTF-8
             raise KerchunkFormatError(f"{place}: cannot read {url}: {err}") from err
         missing = {"path", "offset", "size"} - set(table.column_names)
         if missing:

@@ -107,9 +107,10 @@ def _read_array(fetch: Fetch, name: str, where: str) -> AnyArray:
         check_parquet_size(footer, where)
         check_manifest_metadata(footer, where=where)
         table = pq.read_table(data)
+        table.validate(full=True)  # UTF-8 of the paths, indices of their dictionary
     except (SourceReadError, LimitExceededError, ManifestFormatError):
         raise
-    except (OSError, pa.ArrowException, VirtualizationError) as err:
+    except (OSError, pa.ArrowException, UnicodeDecodeError, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: cannot read manifest parquet: {err}") from err
     return table_to_array(table, where=where)
 

@@ -1,0 +1,354 @@
+"""Inputs the fuzz harness (``properties/fuzz.py``) found mishandled, each built here by hand.
+
+Each was a crash (an exception that is no `VirtualizationError`), an error not
+naming the file, or values that differ from what the format's library reads. Now
+each is a typed error naming the file, or reads like the library.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from tests.dmrpp_maker import make_dmrpp
+from tests.hdf4_maker import make_sample as make_hdf4
+from tests.parser_contract import local_registry
+
+import vzcore as vc
+from vzcore.parsers import (
+    DMRPPFormatError,
+    GRIBFormatError,
+    GRIBParser,
+    HDF4FormatError,
+    HDF4Parser,
+    KerchunkJSONParser,
+    TIFFParser,
+    ZarrParser,
+)
+
+
+def url_of(path: Path) -> str:
+    return f"file://{path}"
+
+
+def read_all(group: vc.VirtualGroup, folder: Path) -> dict[str, np.ndarray]:
+    return vc.read_arrays(dict(group.walk_arrays()), local_registry(folder))
+
+
+def parse_and_read(url: str, folder: Path) -> dict[str, np.ndarray]:
+    return read_all(KerchunkJSONParser()(url, local_registry(folder)), folder)
+
+
+# ---- reading: codec errors escaping, codecs numcodecs lacks, short blosc frames -------------
+
+
+def _two_page_tiff(path: Path) -> np.ndarray:
+    values = np.arange(30 * 45, dtype="u2").reshape(30, 45)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(values, tile=(16, 16), compression="zlib", predictor=True)
+        tif.write(values, rowsperstrip=10, compression="lzw")
+    return values
+
+
+def test_read_arrays_reads_lzw_tiles_numcodecs_has_no_codec_for(tmp_path: Path) -> None:
+    values = _two_page_tiff(tmp_path / "lzw.tif")
+    group = TIFFParser()(url_of(tmp_path / "lzw.tif"), local_registry(tmp_path))
+    got = read_all(group, tmp_path)
+    np.testing.assert_array_equal(got["0"], values)
+    np.testing.assert_array_equal(got["1"], values)
+
+
+def test_a_corrupt_deflate_tile_read_through_zarr_names_file_and_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.tif"
+    _two_page_tiff(path)
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        first = tif.pages[0].dataoffsets[0]
+    data[first + 5] ^= 0x10  # inside the first tile's deflate stream
+    path.write_bytes(bytes(data))
+    group = TIFFParser()(url_of(path), local_registry(tmp_path))
+    with pytest.raises(vc.ChunkDecodeError) as info:
+        read_all(group, tmp_path)
+    assert url_of(path) in str(info.value)
+    assert "chunk (0, 0)" in str(info.value)
+    assert "array '0'" in str(info.value)
+
+
+def test_a_corrupt_shard_of_zarr_v3_names_file_and_chunk(tmp_path: Path) -> None:
+    """Shards are read through zarr, whose codecs raised RuntimeError and ValueError."""
+    store = tmp_path / "s.zarr"
+    root = zarr.create_group(store)
+    array = root.create_array("a", shape=(8,), chunks=(2,), shards=(4,), dtype="i4")
+    array[:] = np.arange(8)
+    chunk = store / "a" / "c" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:-3])
+    group = ZarrParser()(url_of(store), local_registry(tmp_path))
+    with pytest.raises(vc.ChunkDecodeError) as info:
+        read_all(group, tmp_path)
+    assert url_of(chunk) in str(info.value)
+    assert "chunk (1,)" in str(info.value)
+
+
+def test_a_truncated_blosc_chunk_is_refused_not_read_past_its_end(tmp_path: Path) -> None:
+    """c-blosc trusts the frame's header: a short frame decoded to memory after it."""
+    store = tmp_path / "b.zarr"
+    root = zarr.create_group(store, zarr_format=2)
+    root.create_array("a", shape=(16,), chunks=(16,), dtype="f8")[:] = np.arange(16.0)
+    chunk = store / "a" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-8])
+    group = ZarrParser()(url_of(store), local_registry(tmp_path))
+    with pytest.raises(vc.ChunkDecodeError, match="blosc header declares") as info:
+        read_all(group, tmp_path)
+    assert url_of(chunk) in str(info.value)
+
+
+def test_an_inline_chunk_that_does_not_decode_is_a_typed_error(tmp_path: Path) -> None:
+    zarray = {
+        "zarr_format": 2,
+        "shape": [4],
+        "chunks": [2],
+        "dtype": "<i4",
+        "compressor": {"id": "zlib", "level": 1},
+        "filters": None,
+        "fill_value": 0,
+        "order": "C",
+    }
+    refs = {".zgroup": '{"zarr_format": 2}', "a/.zarray": json.dumps(zarray), "a/0": "not zlib"}
+    (tmp_path / "refs.json").write_text(json.dumps({"version": 1, "refs": refs}))
+    url = url_of(tmp_path / "refs.json")
+    with pytest.raises(vc.VirtualizationError) as info:
+        parse_and_read(url, tmp_path)
+    assert "does not decode" in str(info.value)
+    assert url in str(info.value)
+
+
+def test_an_undecodable_inline_chunk_with_missing_chunks_names_the_document(
+    tmp_path: Path,
+) -> None:
+    """The parser decodes an inline chunk to tell the fill value: zlib.error escaped."""
+    zarray = {
+        "zarr_format": 2,
+        "shape": [6],
+        "chunks": [2],
+        "dtype": "<i4",
+        "compressor": {"id": "zlib", "level": 1},
+        "filters": None,
+        "fill_value": 0,
+        "order": "C",
+    }
+    good = base64.b64encode(__import__("zlib").compress(np.zeros(2, "<i4").tobytes())).decode()
+    refs = {
+        ".zgroup": '{"zarr_format": 2}',
+        "a/.zarray": json.dumps(zarray),
+        "a/0": "base64:" + good,
+        "a/1": "file:///etc/passwd",  # a string is inline data
+    }
+    (tmp_path / "refs.json").write_text(json.dumps({"version": 1, "refs": refs}))
+    url = url_of(tmp_path / "refs.json")
+    with pytest.raises(vc.VirtualizationError, match="does not decode") as info:
+        parse_and_read(url, tmp_path)
+    assert url in str(info.value) or "array 'a': inline chunk (1,)" in str(info.value)
+
+
+# ---- GRIB ----------------------------------------------------------------------------------
+
+
+def test_a_grib_date_that_is_no_date_names_the_file(tmp_path: Path) -> None:
+    import eccodes
+
+    handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+    message = bytearray(eccodes.codes_get_message(handle))
+    eccodes.codes_release(handle)
+    message[16 + 14] = 0  # section 1's month
+    (tmp_path / "bad.grib2").write_bytes(bytes(message))
+    with pytest.raises(GRIBFormatError, match="is no date") as info:
+        GRIBParser()(url_of(tmp_path / "bad.grib2"), local_registry(tmp_path))
+    assert url_of(tmp_path / "bad.grib2") in str(info.value)
+
+
+# ---- DMR++ ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dmrpp(tmp_path: Path) -> bytes:
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f.create_dataset("x", data=np.arange(8, dtype="<i4"), chunks=(4,))
+        f["x"].attrs["_FillValue"] = np.int32(-1)
+    return make_dmrpp(tmp_path / "d.h5")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement"),
+    [
+        (rb'encoding="[^"]*"', b'encoding="IRO-8859-1"'),  # an encoding Python lacks
+        (rb'size="8"', b'size="99999999999999999999999"'),  # a dimension numpy cannot hold
+        (rb'name="x"', b'name="../../outside.h5"'),  # an array name that is a path
+    ],
+    ids=["encoding", "huge-dimension", "path-name"],
+)
+def test_a_dmrpp_value_numpy_or_the_model_refuses_names_the_document(
+    tmp_path: Path, dmrpp: bytes, pattern: bytes, replacement: bytes
+) -> None:
+    document = dmrpp if re.search(pattern, dmrpp) else b'<?xml version="1.0" encoding="x"?>' + dmrpp
+    assert re.search(pattern, document), pattern
+    (tmp_path / "d.h5.dmrpp").write_bytes(re.sub(pattern, replacement, document, count=1))
+    url = url_of(tmp_path / "d.h5.dmrpp")
+    with pytest.raises(DMRPPFormatError) as info:
+        vc.parsers.DMRPPParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+
+
+# ---- HDF4 ----------------------------------------------------------------------------------
+
+
+def _elements(data: bytes) -> list[tuple[int, int, int, int]]:
+    """Every (tag, ref, offset, length) of the file's DD blocks."""
+    found, block = [], 4
+    while block:
+        count, following = struct.unpack(">HI", data[block : block + 6])
+        entries = (data[block + 6 + 12 * i : block + 18 + 12 * i] for i in range(count))
+        found.extend(struct.unpack(">HHII", entry) for entry in entries)
+        block = following
+    return found
+
+
+def _hdf4_refused(tmp_path: Path, data: bytes, match: str) -> None:
+    (tmp_path / "bad.hdf").write_bytes(data)
+    url = url_of(tmp_path / "bad.hdf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(HDF4FormatError, match=match) as info:
+            HDF4Parser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+
+
+@pytest.fixture
+def hdf4(tmp_path: Path) -> bytes:
+    make_hdf4(tmp_path / "sample.hdf")
+    return (tmp_path / "sample.hdf").read_bytes()
+
+
+def test_a_vgroup_of_an_unknown_version_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The HDF4 library does not load it: a data set lost a dimension, and its shape."""
+    data = bytearray(hdf4)
+    _, _, offset, _ = next(
+        e for e in _elements(hdf4) if e[0] == 1965 and b"Dim0.0" in hdf4[e[2] : e[2] + e[3]]
+    )
+    version = hdf4.index(b"Dim0.0", offset) + len(b"Dim0.0") + 4  # after extag, exref
+    data[version] ^= 1
+    _hdf4_refused(tmp_path, bytes(data), "unknown version")
+
+
+def test_a_vdata_interlace_the_reader_does_not_know_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    data = bytearray(hdf4)
+    for tag, _, offset, _ in _elements(hdf4):
+        if tag == 1962:  # every Vdata header: the library reads none of them then
+            data[offset : offset + 2] = b"\x00\xfe"
+    _hdf4_refused(tmp_path, bytes(data), "interlace")
+
+
+def test_a_dimension_record_disagreeing_with_the_sdd_is_refused(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """The library takes a dimension's length from its record; vz took the SDD's."""
+    data = bytearray(hdf4)
+    elements = _elements(hdf4)
+    headers = {ref: (o, n) for tag, ref, o, n in elements if tag == 1962}
+    values = {ref: o for tag, ref, o, _ in elements if tag == 1963}
+    ref = next(
+        r for r, (o, n) in headers.items() if b"DimVal0.1" in hdf4[o : o + n] and r in values
+    )
+    (size,) = struct.unpack(">i", hdf4[values[ref] : values[ref] + 4])
+    data[values[ref] : values[ref] + 4] = struct.pack(">i", size + 3)
+    _hdf4_refused(tmp_path, bytes(data), "the SDD says")
+
+
+def test_a_grib_key_ecCodes_cannot_compute_names_the_file(tmp_path: Path) -> None:
+    """``stepUnits`` raised gribapi's InternalError out of the parser."""
+    import eccodes
+
+    messages = []
+    for step in (0, 6, 12):  # the parser contract's sample
+        handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+        eccodes.codes_set(handle, "step", step)
+        eccodes.codes_set_values(handle, np.linspace(250, 300 + step, 16 * 31))
+        messages.append(bytes(eccodes.codes_get_message(handle)))
+        eccodes.codes_release(handle)
+    data = bytearray(b"".join(messages))
+    data[2066:2070] = b"\xff" * 4
+    data[117:120] = bytes([158]) * 3  # the first message's product definition
+    (tmp_path / "bad.grib2").write_bytes(bytes(data))
+    url = url_of(tmp_path / "bad.grib2")
+    with pytest.raises(GRIBFormatError) as info:
+        GRIBParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+
+
+def _name_not_utf8(path: Path) -> None:
+    """Break the UTF-8 of the ``offset`` column's name in a parquet footer."""
+    data = path.read_bytes()
+    (footer,) = struct.unpack("<i", data[-8:-4])
+    start = len(data) - 8 - footer
+    path.write_bytes(data[:start] + data[start:].replace(b"offset", b"\x80ffset"))
+
+
+def test_parquet_column_names_that_are_not_utf8_are_typed_errors(tmp_path: Path) -> None:
+    from tests.test_parser_contract import netcdf4_group
+
+    from vzcore.parsers import KerchunkParquetParser, ManifestParquetParser
+    from vzcore.writers import write_kerchunk_parquet
+
+    group = netcdf4_group(tmp_path)
+    vc.write_manifest_parquet(group, tmp_path / "group.vz")
+    write_kerchunk_parquet(group, tmp_path / "refs.parq")
+    _name_not_utf8(tmp_path / "group.vz" / "lat.parquet")
+    _name_not_utf8(tmp_path / "refs.parq" / "lat" / "refs.0.parq")
+    for parser, name in (
+        (ManifestParquetParser(), "group.vz"),
+        (KerchunkParquetParser(), "refs.parq"),
+    ):
+        url = url_of(tmp_path / name)
+        with pytest.raises(vc.VirtualizationError, match="utf-8") as info:
+            parser(url, local_registry(tmp_path))
+        assert url in str(info.value)
+
+
+def _seed_with(tmp_path: Path, fmt: str, ops: list[tuple[object, ...]]) -> str:
+    """The fuzz seed of ``fmt`` in ``tmp_path``, with the mutations ``ops`` the fuzzer found."""
+    from properties import fuzz
+
+    seed = fuzz.make_seeds(tmp_path, [fmt])[fmt]
+    originals = {name: (seed.folder / name).read_bytes() for name, *_ in seed.files}
+    for name, data in fuzz.apply_ops(originals, seed, ops).items():
+        (seed.folder / name).write_bytes(data)
+    return f"file://{seed.folder}/{seed.source_name}"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ops"),
+    [
+        # A flipped bit in a dictionary-encoded path column: an index past the dictionary.
+        ("kerchunk_parquet", [("flip", 2, 90, 4)]),
+    ],
+    ids=["kerchunk-dictionary-index"],
+)
+def test_parquet_paths_arrow_would_not_validate_are_typed_errors(
+    tmp_path: Path, fmt: str, ops: list[tuple[object, ...]]
+) -> None:
+    from properties import fuzz
+
+    url = _seed_with(tmp_path, fmt, ops)
+    folder = tmp_path / fmt
+    parser = fuzz._contract(fmt).parser
+    with pytest.raises(vc.VirtualizationError, match="Invalid") as info:
+        read_all(parser(url, local_registry(folder)), folder)
+    assert str(folder) in str(info.value)

@@ -548,3 +548,25 @@ def test_a_failed_batch_fails_every_chunk_in_it(tmp_path: Path) -> None:
     assert [str(r).split(" from ")[0] for r in results] == [
         f"cannot read chunk 'x/c/{i}'" for i in range(3)
     ]
+
+
+def test_nested_attribute_values_are_served_as_json(tmp_path: Path) -> None:
+    """A mapping inside an attribute value (frozen in the metadata) is written as JSON."""
+    values = np.arange(4, dtype="<i4")
+    (tmp_path / "a.bin").write_bytes(values.tobytes())
+    manifest = vc.ChunkManifest.from_arrays(
+        paths=np.array([f"file://{tmp_path}/a.bin"], dtype=object),
+        offsets=np.array([0]),
+        lengths=np.array([16]),
+    )
+    nested = {"grid": {"name": "regular", "shape": [4]}, "list": [{"a": 1}]}
+    meta = vc.ArrayMetadata(
+        shape=(4,), chunk_grid=(4,), dtype="<i4", dimension_names=("x",), attributes=nested
+    )
+    registry = vc.ObjectStoreRegistry({f"file://{tmp_path}/": LocalStore(tmp_path)})
+    store = vc.ManifestStore(
+        vc.VirtualGroup(arrays={"v": vc.VirtualArray(meta, manifest)}), registry=registry
+    )
+    opened = zarr.open_group(store, mode="r", zarr_format=3)["v"]
+    assert dict(opened.attrs) == nested
+    np.testing.assert_array_equal(opened[:], values)

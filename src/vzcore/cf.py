@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vzcore._frozen import JSON
+from vzcore._frozen import JSON, thaw_json
 
 __all__ = [
     "ENCODING_KEYS",
@@ -158,7 +158,8 @@ def zarr_v3_attributes(
     >>> zarr_v3_attributes({}, {"_FillValue": -1.0}, np.dtype("f4"))
     {'_FillValue': 'AAAAAAAA8L8='}
     """
-    stored = stored_attributes(attributes, encoding)
+    # Thawed: nested attribute values are frozen mappings, which json cannot write.
+    stored: dict[str, JSON] = thaw_json(stored_attributes(attributes, encoding))
     if "_FillValue" in stored:
         stored["_FillValue"] = _xarray_fill_value(stored["_FillValue"], dtype)
     return stored

@@ -175,6 +175,24 @@ def test_a_grib_date_that_is_no_date_names_the_file(tmp_path: Path) -> None:
     assert url_of(tmp_path / "bad.grib2") in str(info.value)
 
 
+def test_a_grib_grid_whose_increment_leaves_the_globe_is_refused(tmp_path: Path) -> None:
+    """31 rows from 60° by 69.1°: ecCodes' points and cfgrib's distinct latitudes
+    disagree, and neither is the data's grid."""
+    import eccodes
+
+    handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+    good = eccodes.codes_get_message(handle)
+    eccodes.codes_set(handle, "jDirectionIncrementInDegrees", 69.1)
+    message = eccodes.codes_get_message(handle)
+    eccodes.codes_release(handle)
+    (tmp_path / "good.grib2").write_bytes(good)
+    assert GRIBParser()(url_of(tmp_path / "good.grib2"), local_registry(tmp_path)).arrays
+    (tmp_path / "bad.grib2").write_bytes(message)
+    with pytest.raises(GRIBFormatError, match="beyond the poles") as info:
+        GRIBParser()(url_of(tmp_path / "bad.grib2"), local_registry(tmp_path))
+    assert url_of(tmp_path / "bad.grib2") in str(info.value)
+
+
 # ---- DMR++ ---------------------------------------------------------------------------------
 
 

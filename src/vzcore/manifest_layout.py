@@ -48,6 +48,7 @@ from vzcore.group import SourceFingerprint, name_problem
 from vzcore.limits import load_json
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, check_in_memory_size, checked_grid
+from vzcore.urls import UnregisteredURLError, normalize_url
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -166,11 +167,17 @@ def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
                     f"{where}: malformed manifest file: invalid chunk manifest: vz:grid "
                     f"{str(grid)[:80]} is not the grid {metadata.grid_shape} of the array"
                 )
-            return VirtualArray(metadata, ChunkManifest.from_arrow(table, grid=grid))
+            manifest = ChunkManifest.from_arrow(table, grid=grid)
+            for url in manifest.dictionary.to_pylist():
+                try:
+                    normalize_url(url)  # an unsafe path is refused here, naming this file
+                except UnregisteredURLError as err:
+                    raise type(err)(f"{where}: {err}") from err
+            return VirtualArray(metadata, manifest)
         if kind == b"loaded":
             data = np.load(io.BytesIO(table.column("npy")[0].as_py()), allow_pickle=False)
             return LoadedArray(metadata, data)
-    except (ManifestFormatError, LimitExceededError):
+    except (ManifestFormatError, LimitExceededError, UnregisteredURLError):
         raise
     except (KeyError, ValueError, TypeError, VirtualizationError) as err:
         raise ManifestFormatError(f"{where}: malformed manifest file: {err}") from err

@@ -732,6 +732,21 @@ _GRID_2D = frozenset(
 ``latitude``/``longitude``; every other grid as a flat ``values`` axis."""
 
 
+def _check_latitudes(latitudes: npt.NDArray[np.float64], where: str) -> None:
+    """Refuse a grid whose rows' latitudes leave the globe (a corrupt increment or count).
+
+    ecCodes computes such points one way per point and another for cfgrib's
+    ``distinctLatitudes``: neither is the data's grid. A wrong increment that stays on
+    the globe is read as ecCodes and cfgrib read it (cfgrib's
+    ``regular_ll_wrong_increment.grib``).
+    """
+    if latitudes.size and np.abs(latitudes).max() > 90 + 1e-6:
+        raise GRIBFormatError(
+            f"{where}: the grid's latitudes reach {latitudes[np.abs(latitudes).argmax()]:g}°, "
+            "beyond the poles: its increment or point count is corrupt"
+        )
+
+
 def _geography(
     sample: bytes, keys: Mapping[str, Any], where: str
 ) -> tuple[tuple[str, ...], tuple[int, ...], dict[str, LoadedArray], str]:
@@ -755,6 +770,8 @@ def _geography(
         raise GRIBFormatError(f"{where}: ecCodes cannot give the grid's points: {err}") from err
     finally:
         codes.codes_release(handle)
+    if rows and grid_type in _GEOGRAPHY:
+        _check_latitudes(latitudes.reshape(nj, ni)[:, 0], where)
     if rows and grid_type in _GEOGRAPHY:
         dims: tuple[str, ...] = ("latitude", "longitude")
         points: dict[str, tuple[npt.NDArray[Any], tuple[str, ...]]]

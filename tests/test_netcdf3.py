@@ -733,3 +733,43 @@ def test_text_attributes_read_like_netcdf4(tmp_path: Path, raw: bytes) -> None:
     with netCDF4.Dataset(path) as ds:
         assert group["v"].metadata.attributes["text"] == ds["v"].getncattr("text")
         assert group.attributes["text"] == ds.getncattr("text")
+
+
+def test_overlapping_variables_are_refused_as_netcdf_c_refuses_them(tmp_path: Path) -> None:
+    """scipy puts a scalar variable after the record variables, over the second record:
+    netCDF-C refuses such a file, and so does vz (scipy reads the record wrong)."""
+    path = tmp_path / "overlap.nc"
+    with netcdf_file(path, "w", version=2) as f:
+        f.createDimension("time", None)
+        f.createVariable("temp", "f4", ("time",))[:] = [1.0, 2.0, 3.0]
+        f.createVariable("flag", "i2", ("time",))[:] = [0, 1, 0]
+        f.createVariable("scalar", "f8", ())[...] = 2.5
+    with netcdf_file(path, mmap=False) as f:  # what scipy reads back is not what it wrote
+        assert f.variables["temp"][1] != 2.0
+    with pytest.raises(OSError, match="Unknown file format"):
+        netCDF4.Dataset(path)
+    with pytest.raises(NetCDF3FormatError, match="overlap") as info:
+        _parse(path)
+    assert str(path) in str(info.value)
+    assert "'scalar'" in str(info.value)
+
+
+def test_record_variables_out_of_order_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "order.nc"
+    with netCDF4.Dataset(path, "w", format="NETCDF3_CLASSIC") as ds:
+        ds.createDimension("time", None)
+        ds.createVariable("a", "i4", ("time",))[:] = [1, 2]
+        ds.createVariable("b", "i4", ("time",))[:] = [3, 4]
+    _parse(path)  # as written: fine
+    data = bytearray(path.read_bytes())
+    group, _ = _parse(path)
+    begin_b = group["b"].manifest.to_entries()["0"]["offset"]
+    at = data.rindex(begin_b.to_bytes(4, "big"))
+    data[at : at + 4] = (begin_b - 4).to_bytes(4, "big")  # b now begins inside a
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError):
+        netCDF4.Dataset(path)
+    with pytest.raises(
+        NetCDF3FormatError, match=r"variable 'b' begins .* before the end of variable 'a'"
+    ):
+        _parse(path)

@@ -270,7 +270,7 @@ def _record_size(records: Sequence[_Variable]) -> int:
     records of a lone record variable are packed without padding (spec, note on vsize)."""
     if len(records) == 1:
         return records[0].chunk_nbytes
-    return sum(var.chunk_nbytes + (-var.chunk_nbytes % 4) for var in records)
+    return sum(_padded(var) for var in records)
 
 
 def _count_records(header: _Header, records: Sequence[_Variable], size: int) -> int:
@@ -280,6 +280,35 @@ def _count_records(header: _Header, records: Sequence[_Variable], size: int) -> 
     recsize = _record_size(records)
     counts = [(size - var.begin - var.chunk_nbytes) // recsize + 1 for var in records]
     return max(0, min(counts, default=0))
+
+
+def _check_order(variables: Sequence[_Variable]) -> None:
+    """netCDF-C's rule for where variables lie (``NC_check_voffs``): the fixed-size
+    variables in header order, each beginning at or after the end of the one before, then
+    the records, whose variables follow each other the same way within a record. netCDF-C
+    refuses other files as not netCDF; their variables overlap (``scipy.io.netcdf_file``
+    writes such files when a scalar variable is defined beside record variables: the
+    scalar's bytes are written over a record)."""
+    fixed = [var for var in variables if not var.is_record]
+    records = [var for var in variables if var.is_record]
+    previous: _Variable | None = None
+    for var in [*fixed, *records]:
+        if previous is not None and var.begin < previous.begin + _padded(previous):
+            first_record = var.is_record and not previous.is_record
+            what = "the records begin" if first_record else f"variable {var.name!r} begins"
+            raise NetCDF3FormatError(
+                f"{what} at byte {var.begin}, before the end of variable {previous.name!r} "
+                f"(bytes {previous.begin}-{previous.begin + _padded(previous)}"
+                f"{' of a record' if previous.is_record else ''}): variables overlap or are "
+                "out of order (netCDF-C refuses the file)"
+            )
+        previous = var
+
+
+def _padded(var: _Variable) -> int:
+    """A variable's bytes (of one record for a record variable) padded to 4, as netCDF-C
+    counts them when it checks where variables lie."""
+    return var.chunk_nbytes + (-var.chunk_nbytes % 4)
 
 
 def _check_extent(
@@ -491,6 +520,7 @@ class NetCDF3Parser:
         size = seen.size if seen.size is not None else file.size()
         fetch = _fetcher(file)
         header = _parse_header(_HeaderCursor(fetch, size))
+        _check_order(header.variables)
         records = [var for var in header.variables if var.is_record]
         recsize = _record_size(records)
         numrecs = _count_records(header, records, size)

@@ -193,6 +193,49 @@ def test_a_grib_grid_whose_increment_leaves_the_globe_is_refused(tmp_path: Path)
     assert url_of(tmp_path / "bad.grib2") in str(info.value)
 
 
+def _grib_messages(changes: dict[str, object]) -> tuple[bytes, bytes]:
+    """Two messages of one 2 m temperature, 6 hours apart; the second with ``changes``."""
+    import eccodes
+
+    messages = []
+    for step, keys in ((0, {}), (6, changes)):
+        handle = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+        eccodes.codes_set(handle, "step", step)
+        eccodes.codes_set_values(handle, np.linspace(250, 300, 16 * 31))
+        for key, value in keys.items():
+            eccodes.codes_set(handle, key, value)
+        messages.append(bytes(eccodes.codes_get_message(handle)))
+        eccodes.codes_release(handle)
+    return messages[0], messages[1]
+
+
+def test_a_grib_variable_whose_messages_order_their_points_otherwise_is_refused(
+    tmp_path: Path,
+) -> None:
+    """cfgrib reads every message with the first one's coordinates; vz decodes each by
+    its own scanning mode. Neither is right for the second message, so it is refused."""
+    first, second = _grib_messages({"jPointsAreConsecutive": 1})
+    (tmp_path / "good.grib2").write_bytes(first + _grib_messages({})[1])
+    assert GRIBParser()(url_of(tmp_path / "good.grib2"), local_registry(tmp_path)).arrays
+    (tmp_path / "bad.grib2").write_bytes(first + second)
+    with pytest.raises(GRIBFormatError, match="orders or spaces its points otherwise") as info:
+        GRIBParser()(url_of(tmp_path / "bad.grib2"), local_registry(tmp_path))
+    assert url_of(tmp_path / "bad.grib2") in str(info.value)
+    assert f"message at byte {len(first)}" in str(info.value)
+
+
+def test_a_grib_reference_time_that_is_no_time_of_day_is_refused(tmp_path: Path) -> None:
+    """Hour 255: ecCodes' ``dataTime`` says 12:00 while the octets vz reads say 255:00."""
+    first, second = _grib_messages({})
+    data = bytearray(second)
+    assert data[16 + 16] == 12  # section 1, octet 17: the hour
+    data[16 + 16] = 255
+    (tmp_path / "bad.grib2").write_bytes(first + bytes(data))
+    with pytest.raises(GRIBFormatError, match="is no time of day") as info:
+        GRIBParser()(url_of(tmp_path / "bad.grib2"), local_registry(tmp_path))
+    assert url_of(tmp_path / "bad.grib2") in str(info.value)
+
+
 # ---- DMR++ ---------------------------------------------------------------------------------
 
 

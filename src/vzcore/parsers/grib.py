@@ -320,6 +320,7 @@ def _ecc_keys(data: bytes, where: str) -> dict[str, Any]:
         if "step" in keys:
             keys["step"] = _step_hours(codes, handle, where)
         keys["_grid"] = _grid(codes, handle, keys)
+        keys["_layout"] = _layout(codes, handle)
         return keys
     except codes.GribInternalError as err:  # a key ecCodes cannot compute for this message
         raise GRIBFormatError(f"{where}: ecCodes cannot read the message: {err}") from err
@@ -387,6 +388,35 @@ def _grid(codes: Any, handle: Any, keys: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _layout(codes: Any, handle: Any) -> tuple[Any, ...]:
+    """How the grid's points are ordered and spaced: the scanning mode and increments."""
+    return tuple(
+        codes.codes_get(handle, k) if codes.codes_is_defined(handle, k) else None
+        for k in _LAYOUT_KEYS
+    )
+
+
+_LAYOUT_KEYS = (
+    "iScansNegatively", "jScansPositively", "jPointsAreConsecutive", "alternativeRowScanning",
+    "iDirectionIncrementInDegrees", "jDirectionIncrementInDegrees",
+)  # fmt: skip
+
+
+def _check_layouts(name: str, members: list[_Message]) -> None:
+    """One variable's messages share one set of coordinates, those of its first message
+    (cfgrib's too): refuse a message that orders or spaces the same grid's points otherwise."""
+    first = members[0].keys.get("_layout")
+    for member in members[1:]:
+        layout = member.keys.get("_layout")
+        if layout != first:
+            raise _BadFieldError(
+                f"message at byte {member.offset}: variable {name!r}: its grid orders or "
+                f"spaces its points otherwise ({dict(zip(_LAYOUT_KEYS, layout or (), strict=False))}) "
+                f"than the variable's first message ({dict(zip(_LAYOUT_KEYS, first or (), strict=False))}); "
+                "one set of coordinates cannot describe both"
+            )
+
+
 def _matches(keys: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return all(keys.get(k) == v for k, v in wanted.items())
 
@@ -439,7 +469,7 @@ class GRIBParser:
         _check_unknown(messages, file.url)
         try:
             datasets = _datasets(_parameters(messages))
-        except _BadDateError as err:
+        except _BadFieldError as err:
             raise GRIBFormatError(f"{file.url}: {err}") from err
         names = _dataset_names(datasets)
         groups: dict[str, VirtualGroup] = {}
@@ -486,8 +516,9 @@ def _check_unknown(messages: list[_Message], url: str) -> None:
 # ---- hypercubes ---------------------------------------------------------------------------
 
 
-class _BadDateError(Exception):
-    """A message's date is no calendar date (`GRIBParser` names the file)."""
+class _BadFieldError(Exception):
+    """A message's date is no calendar date or time of day, or its grid is not its
+    variable's (`GRIBParser` names the file)."""
 
 
 def _time(keys: Mapping[str, Any]) -> int:
@@ -496,7 +527,9 @@ def _time(keys: Mapping[str, Any]) -> int:
     try:
         day = np.datetime64(f"{date // 10000:04d}-{date // 100 % 100:02d}-{date % 100:02d}")
     except ValueError as err:
-        raise _BadDateError(f"dataDate {date} is no date: {err}") from err
+        raise _BadFieldError(f"dataDate {date} is no date: {err}") from err
+    if hhmm // 100 > 23 or hhmm % 100 > 59:
+        raise _BadFieldError(f"dataTime {hhmm:04d} is no time of day")
     seconds = day.astype("datetime64[s]").astype(np.int64)
     return int(seconds) + (hhmm // 100) * 3600 + (hhmm % 100) * 60
 
@@ -582,6 +615,7 @@ def _parameters(messages: list[_Message]) -> list[_Parameter]:
     ordered = sorted(split.items(), key=lambda item: int(item[0][0] or 0))
     parameters = []
     for _, members in ordered:
+        _check_layouts(_variable_name(members[0].keys), members)
         axes, positions = [], []
         for name, values, attributes in _header_axes(members):
             distinct, inverse = np.unique(values, return_inverse=True)

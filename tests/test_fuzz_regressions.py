@@ -413,3 +413,14 @@ def test_parquet_paths_arrow_would_not_validate_are_typed_errors(
     with pytest.raises(vc.VirtualizationError, match="Invalid") as info:
         read_all(parser(url, local_registry(folder)), folder)
     assert str(folder) in str(info.value)
+
+
+def test_a_manifest_source_path_with_a_nul_names_the_manifest_file(tmp_path: Path) -> None:
+    """A relative path with a NUL: refused when the manifest was built, without the file."""
+    from properties import fuzz
+
+    url = _seed_with(tmp_path, "manifest_parquet", [("cell", 1, 711, 253871, 8)])
+    parser = fuzz._contract("manifest_parquet").parser
+    with pytest.raises(vc.UnregisteredURLError, match="control character") as info:
+        parser(url, local_registry(tmp_path / "manifest_parquet"))
+    assert f"{tmp_path}/manifest_parquet/group.vz/lat.parquet: " in str(info.value)

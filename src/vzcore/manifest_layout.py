@@ -167,12 +167,12 @@ def table_to_array(table: pa.Table, *, where: str) -> AnyArray:
                     f"{where}: malformed manifest file: invalid chunk manifest: vz:grid "
                     f"{str(grid)[:80]} is not the grid {metadata.grid_shape} of the array"
                 )
-            manifest = ChunkManifest.from_arrow(table, grid=grid)
-            for url in manifest.dictionary.to_pylist():
-                try:
-                    normalize_url(url)  # an unsafe path is refused here, naming this file
-                except UnregisteredURLError as err:
-                    raise type(err)(f"{where}: {err}") from err
+            try:  # an unsafe path is refused here, naming this file
+                manifest = ChunkManifest.from_arrow(table, grid=grid)
+                for url in manifest.dictionary.to_pylist():
+                    normalize_url(url)
+            except UnregisteredURLError as err:
+                raise type(err)(f"{where}: {err}") from err
             return VirtualArray(metadata, manifest)
         if kind == b"loaded":
             data = np.load(io.BytesIO(table.column("npy")[0].as_py()), allow_pickle=False)

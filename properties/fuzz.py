@@ -76,10 +76,11 @@ OUTCOMES = (
     "unnamed_error",  # a VirtualizationError that does not name the file
     "crash",  # any other exception
     "wrong",  # values differ from the reference library's read of the mutated file
+    "store_differs",  # read through zarr on a ManifestStore, values differ from read_arrays'
     "hang",  # vz took longer than the time limit
     "died",  # the worker process died (a segfault, an abort, the kernel's OOM killer)
 )
-FAILURES = frozenset({"unnamed_error", "crash", "wrong", "hang", "died"})
+FAILURES = frozenset({"unnamed_error", "crash", "wrong", "store_differs", "hang", "died"})
 
 READ_CAP = 64 << 20  # bytes of values a case reads back; more is "too_large"
 MEMORY_LIMIT = 6 << 30  # address space of a worker (its libraries reserve almost 3 GiB)
@@ -635,9 +636,8 @@ class Runner:
             total = sum(_nbytes(a) for a in arrays.values())
             if total > READ_CAP:
                 return "too_large", f"{total} bytes declared", None
-            values = {
-                p: _cf_decoded(arrays[p], v) for p, v in vc.read_arrays(arrays, registry).items()
-            }
+            raw = vc.read_arrays(arrays, registry)
+            values = {p: _cf_decoded(arrays[p], v) for p, v in raw.items()}
         except vc.VirtualizationError as err:
             message = str(err)
             # An inline chunk has no file but the document the array no longer knows.
@@ -651,6 +651,12 @@ class Runner:
             return "unnamed_error", traceback.format_exc(), None
         except Exception:  # noqa: BLE001 (the outcome this harness looks for)
             return "crash", traceback.format_exc(), None
+        try:
+            differing = _store_differs(group, registry, raw)
+        except Exception:  # noqa: BLE001 (read_arrays read it: the store must too)
+            return "store_differs", f"ManifestStore + zarr: {traceback.format_exc()}", None
+        if differing:
+            return "store_differs", f"ManifestStore + zarr read otherwise: {differing}", None
         return "read", "", values
 
     def _compare(self, fmt: str, folder: Path, values: dict[str, Any]) -> tuple[str, str]:
@@ -677,6 +683,27 @@ class Runner:
                 fresh.unlink()
         differing = _differing(values, reference)
         return ("wrong", f"differ from the reference: {differing}") if differing else ("equal", "")
+
+
+def _store_differs(group: Any, registry: Any, raw: dict[str, Any]) -> list[str]:
+    """The arrays whose values, read as users read them (zarr on a `ManifestStore`),
+    differ from `read_arrays`' (the batch reader the comparison with the library uses)."""
+    import zarr
+
+    import vzcore as vc
+
+    root = zarr.open_group(vc.ManifestStore(group, registry=registry), mode="r")
+    return sorted(p for p, v in raw.items() if not _same_read(root[p][...], v))
+
+
+def _same_read(got: Any, expected: Any) -> bool:
+    got, expected = np.asarray(got), np.asarray(expected)
+    if expected.dtype.kind == "S" and got.dtype.kind in "OTU":  # zarr's strings
+        return got.shape == expected.shape and all(
+            (g if isinstance(g, bytes) else str(g).encode()) == e
+            for g, e in zip(got.ravel().tolist(), expected.ravel().tolist(), strict=True)
+        )
+    return _same(got, expected)
 
 
 def _local_store(folder: Path) -> Any:

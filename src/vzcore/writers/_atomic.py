@@ -67,7 +67,7 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     WriteError
-        ``path`` is a URL of another scheme (this output is not one object).
+        ``path`` is a URL of another scheme.
     """
     text = os.fspath(path)
     if not is_url(text):
@@ -76,9 +76,7 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         raise WriteError(
             text,
-            "a folder of several objects cannot be replaced on an object store at once; "
-            "write it to a local path and upload it, or write Kerchunk JSON or an "
-            "Icechunk repository there",
+            "this output is written to a local path or a file:// URL only",
         )
     return Path(unquote(parts.path))
 

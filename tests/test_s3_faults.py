@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from tests.latency_proxy import Fault, FaultProxy, always, fail_nth
+from tests.latency_proxy import Fault, FaultProxy, Request, always, fail_nth
 from tests.s3_server import MotoS3Server, S3Bucket
 from tests.writer_corpus import PyarrowReferenceMapper
 from zarr.core.buffer import default_buffer_prototype
@@ -454,6 +454,35 @@ def test_a_put_failing_mid_folder_leaves_no_store_and_no_objects(
     proxy.rule = None
     assert write(nested, url, registry) == url
     assert listed(s3_bucket, "out")
+
+
+def test_objects_a_failed_folder_write_cannot_delete_are_named(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """The third put and every delete fail: the error names what is left behind,
+    and without ``.zmetadata`` the leftovers read as no store."""
+    from vzcore.writers import WriteError
+
+    _, _, group = sample
+    url = s3_bucket.key_url("out")
+    registry = faulty_registry(s3_bucket, proxy, retries=0)
+    failing = {object_path(s3_bucket, "out/sub/y/refs.2.parq")}
+
+    def rule(request: Request) -> Fault | None:
+        # obstore deletes on S3 with a POST of DeleteObjects to the bucket.
+        deleting = request.method == "POST" and request.path == object_path(s3_bucket, "")[:-1]
+        if deleting or (request.method == "PUT" and request.path in failing):
+            return Fault.status(503)
+        return None
+
+    proxy.rule = rule
+    with pytest.raises(WriteError, match="could not delete") as info:
+        _kerchunk_parquet(two_levels(group), url, registry)
+    left = ["sub/y/refs.2.parq", "sub/y/refs.1.parq", "sub/y/refs.0.parq"]
+    assert f"could not delete {[f'out/{name}' for name in left]}" in str(info.value)
+    assert listed(s3_bucket, "out") == sorted(f"out/{name}" for name in left[1:])
+    with pytest.raises(vc.VirtualizationError):
+        KerchunkParquetParser()(url, s3_bucket.registry())
 
 
 @pytest.mark.parametrize("fmt", list(FOLDER_WRITERS))

@@ -27,10 +27,10 @@ from vzcore.writers import (
     WriteError,
     failure_reason,
     icechunk_commit_metadata,
+    is_object_store_url,
     local_target,
     staged_output,
 )
-from vzcore.writers._atomic import is_object_store_url
 
 __all__ = ["main"]
 

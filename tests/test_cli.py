@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+from tests.s3_server import S3Bucket
 
 import vzcore as vc
 from vzcore.parsers import detect_parser
@@ -47,6 +48,92 @@ def test_virtualize_writes_a_store_equal_to_the_files(
         group = detect_parser(url, registry)(url, registry)
         opened = xr.open_zarr(vc.ManifestStore(group, registry=registry), consolidated=False)
     xr.testing.assert_equal(opened.load(), expected.load())
+
+
+# ---- inputs and outputs on S3 (moto) -----------------------------------------------------
+
+
+@pytest.fixture
+def on_s3(
+    year: list[Path], s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Path], list[str]]:
+    """Three months uploaded under ``data/`` (and a file the glob must not match), with
+    the bucket's credentials in the environment, as the command reads them."""
+    urls = [s3_bucket.put_file(f"data/{p.name}", p) for p in year[:3]]
+    s3_bucket.put_file("data/deeper/tas_200104.nc", year[3])
+    s3_bucket.put("data/tas_notes.txt", b"not netCDF")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_bucket.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_bucket.secret_access_key)
+    return year[:3], urls
+
+
+def _remote(bucket: S3Bucket) -> list[str]:
+    return ["--endpoint", bucket.endpoint, "--region", bucket.region, "--retries", "1"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "out"),
+    [
+        ("kerchunk-json", "out.json"),
+        ("kerchunk-parquet", "out.parq"),
+        ("manifest-parquet", "out.vz"),
+    ],
+)
+@pytest.mark.parametrize("inputs", ["urls", "glob"])
+def test_virtualize_reads_s3_inputs_and_writes_to_s3(
+    on_s3: tuple[list[Path], list[str]],
+    s3_bucket: S3Bucket,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+    out: str,
+    inputs: str,
+) -> None:
+    local, urls = on_s3
+    given = urls if inputs == "urls" else [s3_bucket.key_url("data/*.nc")]  # not data/deeper/
+    target = s3_bucket.key_url(out)
+    command = ["virtualize", *given, "--concat-dim", "time", *_remote(s3_bucket)]
+    assert main([*command, "--out", target, "--format", fmt]) == 0
+    assert "virtualized 3 file(s)" in capsys.readouterr().out
+
+    registry = s3_bucket.registry()
+    group = detect_parser(target, registry)(target, registry)
+    assert sorted(group.sources) == urls
+    opened = xr.open_zarr(vc.ManifestStore(group, registry=registry), consolidated=False)
+    with xr.open_mfdataset(local, combine="nested", concat_dim="time") as expected:
+        xr.testing.assert_identical(opened.load(), expected.load())
+
+
+def test_virtualize_to_s3_refuses_icechunk_and_an_existing_folder_store(
+    on_s3: tuple[list[Path], list[str]], s3_bucket: S3Bucket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, urls = on_s3
+    before = sorted(item["path"] for batch in s3_bucket.store().list() for item in batch)
+    command = ["virtualize", *urls, "--concat-dim", "time", *_remote(s3_bucket)]
+    target = s3_bucket.key_url("repo")
+    assert main([*command, "--out", target, "--format", "icechunk"]) == 1
+    _one_error_line(capsys, target, "--format icechunk writes a local repository")
+    # An existing Kerchunk parquet folder on S3 is left as it is.
+    refs = s3_bucket.key_url("refs.parq")
+    assert main([*command, "--out", refs, "--format", "kerchunk-parquet"]) == 0
+    capsys.readouterr()
+    written = {k: bytes(s3_bucket.store().get(k).bytes()) for k in _keys(s3_bucket, "refs.parq")}
+    assert main([*command, "--out", refs, "--format", "kerchunk-parquet"]) == 1
+    _one_error_line(capsys, refs, "cannot be replaced atomically")
+    assert {k: bytes(s3_bucket.store().get(k).bytes()) for k in written} == written
+    assert sorted(_keys(s3_bucket)) == sorted([*before, *written])
+
+
+def test_an_s3_glob_matching_nothing_is_one_line(
+    on_s3: tuple[list[Path], list[str]], s3_bucket: S3Bucket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pattern = s3_bucket.key_url("data/pr_*.nc")
+    command = ["virtualize", pattern, *_remote(s3_bucket), "--out", s3_bucket.key_url("o.json")]
+    assert main([*command, "--format", "kerchunk-json"]) == 1
+    _one_error_line(capsys, f"no objects match {pattern!r}")
+
+
+def _keys(bucket: S3Bucket, prefix: str | None = None) -> list[str]:
+    return [item["path"] for batch in bucket.store().list(prefix) for item in batch]
 
 
 def test_info_describes_a_store(
@@ -299,6 +386,11 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--parallel",
         "--loadable",
         "--skip-bad",
+        "--endpoint",
+        "--region",
+        "--anonymous",
+        "--retries",
+        "--timeout",
     ):
         assert option in text
 

@@ -606,6 +606,49 @@ def test_an_array_without_references_reads_as_its_fill(fmt: str, tmp_path: Path)
     np.testing.assert_array_equal(reread.data, np.full((3, 2), -999.0))
 
 
+@pytest.mark.parametrize("fmt", ["json", "parquet-3"])
+def test_a_complex_nan_fill_is_read_back_and_written_again(fmt: str, tmp_path: Path) -> None:
+    """zarr v2 writes a complex fill as [real, imaginary]: ``["NaN", 0.0]`` for NaN+0j.
+    Read back it is the CF ``_FillValue`` in that JSON form, which the writer took for
+    no complex64 (found by properties/test_writer_roundtrips.py)."""
+    import zarr
+
+    values = np.array([1 + 2j, -3.5 + 0.25j], dtype="<c8")
+    (tmp_path / "data.bin").write_bytes(values.tobytes())
+    manifest = vc.ChunkManifest.from_entries(
+        {"0": {"path": f"file://{tmp_path}/data.bin", "offset": 0, "length": 16}}, grid=(2,)
+    )
+    metadata = vc.ArrayMetadata(
+        shape=(4,),
+        chunk_grid=(2,),
+        dtype="<c8",
+        fill_value=complex(np.nan, 0),
+        dimension_names=("x",),
+    )
+    group = vc.VirtualGroup(arrays={"z": vc.VirtualArray(metadata, manifest)})
+    registry = local_registry(tmp_path)
+    parser = (
+        vc.parsers.KerchunkJSONParser() if fmt == "json" else vc.parsers.KerchunkParquetParser()
+    )
+    (tmp_path / "first").mkdir()
+    first = parser(f"file://{write_refs(group, fmt, tmp_path / 'first')}", registry)
+    reread = first["z"]
+    assert isinstance(reread, vc.VirtualArray)
+    assert reread.manifest == manifest
+    assert reread.metadata.encoding["_FillValue"] == ("NaN", 0.0)
+    (tmp_path / "second").mkdir()
+    second_refs = write_refs(first, fmt, tmp_path / "second")
+    second = parser(f"file://{second_refs}", registry)
+    assert second == first
+
+    expected = np.array([1 + 2j, -3.5 + 0.25j, complex(np.nan, 0), complex(np.nan, 0)], "<c8")
+    served = zarr.open_array(vc.ManifestStore(second, registry=registry), path="z", mode="r")[...]
+    assert served.tobytes() == expected.tobytes()  # NaN+0j bit for bit
+    mapper = fsspec.filesystem("reference", fo=fo(second_refs), remote_protocol="file")
+    by_zarr = zarr.open_group(zarr.storage.FsspecStore.from_mapper(mapper.get_mapper("")), mode="r")
+    assert by_zarr["z"][...].tobytes() == expected.tobytes()
+
+
 @pytest.mark.parametrize("fmt", ["dict", "json", "parquet-3"])
 def test_a_fill_chunk_the_codecs_cannot_encode_is_refused_before_output(
     fmt: str, tmp_path: Path

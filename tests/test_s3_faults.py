@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,13 +25,16 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from tests.latency_proxy import Fault, FaultProxy, always, fail_nth
+from tests.latency_proxy import Fault, FaultProxy, Request, always, fail_nth
 from tests.s3_server import MotoS3Server, S3Bucket
+from tests.writer_corpus import PyarrowReferenceMapper
 from zarr.core.buffer import default_buffer_prototype
 
 import vzcore as vc
 from vzcore.byteranges import ShortReadError, SourceReadError, source
-from vzcore.parsers import HDFParser
+from vzcore.parsers import HDFParser, KerchunkParquetParser, ManifestParquetParser
+from vzcore.parsers.protocol import Parser
+from vzcore.writers import write_kerchunk_parquet
 
 RETRIES = 2
 TIMEOUT = timedelta(seconds=1)  # what a held-back answer must exceed; moto answers in ms
@@ -295,10 +298,10 @@ def test_kerchunk_json_on_s3_is_replaced_whole_or_not_at_all(
     assert KerchunkJSONParser()(refs, registry)["x"].metadata.shape == (32, 24, 24)
 
 
-def test_a_manifest_parquet_array_on_s3_is_one_put_and_a_group_is_refused(
+def test_a_manifest_parquet_array_on_s3_is_one_put(
     sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, tmp_path: Path
 ) -> None:
-    from vzcore.writers import WriteError, write_kerchunk_parquet, write_manifest_parquet
+    from vzcore.writers import WriteError, write_manifest_parquet
 
     _, _, group = sample
     registry = s3_bucket.registry()
@@ -307,18 +310,204 @@ def test_a_manifest_parquet_array_on_s3_is_one_put_and_a_group_is_refused(
     downloaded = tmp_path / "x.parquet"
     downloaded.write_bytes(bytes(s3_bucket.store().get("manifests/x.parquet").bytes()))
     assert vc.read_manifest_parquet(downloaded) == group["x"]
-    for write in (
-        lambda: write_manifest_parquet(
-            group, s3_bucket.key_url("manifests/all"), registry=registry
-        ),
-        lambda: write_kerchunk_parquet(group, s3_bucket.key_url("refs.parq"), registry=registry),
-    ):
-        with pytest.raises(WriteError, match="cannot be replaced on an object store at once"):
-            write()
     with pytest.raises(WriteError, match="needs registry="):
         write_manifest_parquet(group["x"], url)
-    listed = s3_bucket.store().list().collect()
-    assert sorted(item["path"] for item in listed) == ["manifests/x.parquet", "noise.h5"]
+    assert listed(s3_bucket) == ["manifests/x.parquet", "noise.h5"]
+
+
+# ---- writes: a folder, put manifest-last ----------------------------------------------------
+
+
+def listed(bucket: S3Bucket, prefix: str | None = None) -> list[str]:
+    """The keys in ``bucket`` (under ``prefix``), sorted."""
+    return sorted(item["path"] for batch in bucket.store().list(prefix) for item in batch)
+
+
+def contents(bucket: S3Bucket, prefix: str) -> dict[str, bytes]:
+    store = bucket.store()
+    return {key: bytes(store.get(key).bytes()) for key in listed(bucket, prefix)}
+
+
+def puts(bucket: S3Bucket, proxy: FaultProxy, prefix: str) -> list[str]:
+    """The keys below ``prefix`` the proxy saw put, in order (retries included)."""
+    start = object_path(bucket, prefix) + "/"
+    return [
+        path.removeprefix(start)
+        for m, path, _ in proxy.log
+        if m == "PUT" and path.startswith(start)
+    ]
+
+
+def two_levels(group: vc.VirtualGroup) -> vc.VirtualGroup:
+    """``x`` at the top and, doubled along time, in subgroup ``sub``."""
+    x = group["x"]
+    assert isinstance(x, vc.VirtualArray)
+    sub = vc.VirtualGroup(arrays={"y": vc.concat([x, x], axis=0)}, attributes={"level": 2})
+    return vc.VirtualGroup(arrays={"x": x}, groups={"sub": sub}, sources=group.sources)
+
+
+def test_kerchunk_parquet_on_s3_is_put_zmetadata_last_and_reads_back(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """Read back by vz and by fsspec's ReferenceFileSystem (s3fs fetching the chunks),
+    the values are h5py's and xarray's."""
+    import fsspec
+    import xarray as xr
+
+    local, _, group = sample
+    registry = faulty_registry(s3_bucket, proxy)
+    refs = s3_bucket.key_url("refs/noise.parq")
+    assert write_kerchunk_parquet(group, refs, record_size=5, registry=registry) == refs
+    order = puts(s3_bucket, proxy, "refs/noise.parq")
+    assert order == ["vz-sources.json"] + [f"x/refs.{k}.parq" for k in range(4)] + [".zmetadata"]
+    assert listed(s3_bucket, "refs/noise.parq") == sorted(f"refs/noise.parq/{k}" for k in order)
+
+    parsed = KerchunkParquetParser()(refs, registry)
+    assert parsed.sources == group.sources  # from the sidecar
+    assert_reads_the_source(parsed, registry, local)
+
+    options = s3_bucket.s3fs_options()
+    mapper = PyarrowReferenceMapper(refs, fs=fsspec.filesystem("s3", **options))
+    fs = fsspec.filesystem(
+        "reference", fo=mapper, remote_protocol="s3",
+        remote_options={**options, "asynchronous": True}, asynchronous=True,
+    )  # fmt: skip
+    root = zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
+    with (
+        h5py.File(local) as f,
+        xr.open_dataset(local, engine="h5netcdf", phony_dims="access") as expected,
+    ):
+        np.testing.assert_array_equal(root["x"][...], f["x"][...])
+        np.testing.assert_array_equal(root["x"][...], expected["x"].values)
+
+
+def test_a_manifest_parquet_group_on_s3_is_put_each_group_document_after_its_arrays(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    from vzcore.writers import write_manifest_parquet
+
+    local, _, group = sample
+    nested = two_levels(group)
+    registry = faulty_registry(s3_bucket, proxy)
+    url = s3_bucket.key_url("manifests/all")
+    assert write_manifest_parquet(nested, url, registry=registry) == url
+    assert puts(s3_bucket, proxy, "manifests/all") == [
+        "sub/y.parquet", "x.parquet", "sub/vz-group.json", "vz-group.json",
+    ]  # fmt: skip
+    parsed = ManifestParquetParser()(url, registry)
+    assert parsed == nested
+    assert_reads_the_source(parsed, registry, local)
+    y = parsed["sub"]["y"]
+    assert isinstance(y, vc.VirtualArray)
+    store = vc.ManifestStore(parsed, registry=registry)
+    with h5py.File(local) as f:
+        twice = np.concatenate([f["x"][...], f["x"][...]])
+        np.testing.assert_array_equal(zarr.open_array(store, path="sub/y", mode="r")[...], twice)
+
+
+def _kerchunk_parquet(
+    group: vc.VirtualGroup, url: str, registry: vc.ObjectStoreRegistry
+) -> Path | str:
+    return write_kerchunk_parquet(group, url, record_size=5, registry=registry)
+
+
+def _manifest_parquet(
+    group: vc.VirtualGroup, url: str, registry: vc.ObjectStoreRegistry
+) -> Path | str:
+    return vc.write_manifest_parquet(group, url, registry=registry)
+
+
+type FolderWriter = Callable[[vc.VirtualGroup, str, vc.ObjectStoreRegistry], Path | str]
+
+# format: its writer, the key of its third put, its reader
+FOLDER_WRITERS: dict[str, tuple[FolderWriter, str, Parser]] = {
+    "kerchunk-parquet": (_kerchunk_parquet, "sub/y/refs.2.parq", KerchunkParquetParser()),
+    "manifest-parquet": (_manifest_parquet, "sub/vz-group.json", ManifestParquetParser()),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FOLDER_WRITERS))
+def test_a_put_failing_mid_folder_leaves_no_store_and_no_objects(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy, fmt: str
+) -> None:
+    """The third put fails every retry: the two put before it (and it) are deleted, the
+    marker is never put, and the prefix holds nothing; a second try without the fault
+    writes the store."""
+    from vzcore.writers import WriteError
+
+    _, _, group = sample
+    write, third, read = FOLDER_WRITERS[fmt]
+    nested = two_levels(group)
+    url = s3_bucket.key_url("out")
+    registry = faulty_registry(s3_bucket, proxy, retries=1)
+    proxy.rule = always("PUT", object_path(s3_bucket, f"out/{third}"), Fault.reset())
+    with pytest.raises(WriteError, match=f"the upload of {third} failed") as info:
+        write(nested, url, registry)
+    assert info.value.path == url
+    assert "the objects put were deleted" in str(info.value)
+    order = puts(s3_bucket, proxy, "out")
+    assert order[2:] == [third, third]  # and its retry; nothing after it
+    assert listed(s3_bucket) == ["noise.h5"]
+    with pytest.raises(vc.VirtualizationError):
+        read(url, s3_bucket.registry())
+
+    proxy.rule = None
+    assert write(nested, url, registry) == url
+    assert listed(s3_bucket, "out")
+
+
+def test_objects_a_failed_folder_write_cannot_delete_are_named(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """The third put and every delete fail: the error names what is left behind,
+    and without ``.zmetadata`` the leftovers read as no store."""
+    from vzcore.writers import WriteError
+
+    _, _, group = sample
+    url = s3_bucket.key_url("out")
+    registry = faulty_registry(s3_bucket, proxy, retries=0)
+    failing = {object_path(s3_bucket, "out/sub/y/refs.2.parq")}
+
+    def rule(request: Request) -> Fault | None:
+        # obstore deletes on S3 with a POST of DeleteObjects to the bucket.
+        deleting = request.method == "POST" and request.path == object_path(s3_bucket, "")[:-1]
+        if deleting or (request.method == "PUT" and request.path in failing):
+            return Fault.status(503)
+        return None
+
+    proxy.rule = rule
+    with pytest.raises(WriteError, match="could not delete") as info:
+        _kerchunk_parquet(two_levels(group), url, registry)
+    left = ["sub/y/refs.2.parq", "sub/y/refs.1.parq", "sub/y/refs.0.parq"]
+    assert f"could not delete {[f'out/{name}' for name in left]}" in str(info.value)
+    assert listed(s3_bucket, "out") == sorted(f"out/{name}" for name in left[1:])
+    with pytest.raises(vc.VirtualizationError):
+        KerchunkParquetParser()(url, s3_bucket.registry())
+
+
+@pytest.mark.parametrize("fmt", list(FOLDER_WRITERS))
+def test_an_existing_folder_store_on_s3_is_refused_unchanged(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy, fmt: str
+) -> None:
+    from vzcore.writers import WriteError
+
+    _, _, group = sample
+    write, _, _ = FOLDER_WRITERS[fmt]
+    url = s3_bucket.key_url("out")
+    registry = faulty_registry(s3_bucket, proxy)
+    write(two_levels(group), url, registry)
+    before = contents(s3_bucket, "out")
+    proxy.reset()
+    with pytest.raises(WriteError, match="cannot be replaced atomically") as info:
+        write(group, url, registry)
+    assert info.value.path == url
+    assert proxy.requests("PUT") == 0
+    assert contents(s3_bucket, "out") == before
+    # A stray object (no store) is refused too: the prefix is not this write's to mix into.
+    s3_bucket.put("stray/notes.txt", b"mine")
+    with pytest.raises(WriteError, match="already holds objects"):
+        write(group, s3_bucket.key_url("stray"), registry)
+    assert listed(s3_bucket, "stray") == ["stray/notes.txt"]
 
 
 def test_an_icechunk_commit_on_s3_whose_last_put_fails_commits_nothing(

@@ -280,8 +280,9 @@ class PyarrowReferenceMapper(LazyReferenceMapper):  # type: ignore[misc]
     with fsspec's default engine, fastparquet (`test_fastparquet_reads_the_parquet_refs`).
     """
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(str(root), fs=fsspec.filesystem("file"), engine="pyarrow")
+    def __init__(self, root: Path | str, fs: fsspec.AbstractFileSystem | None = None) -> None:
+        """``root`` is a local folder, or a URL on ``fs`` (s3fs, say) without its scheme."""
+        super().__init__(str(root), fs=fs or fsspec.filesystem("file"), engine="pyarrow")
 
     def setup(self) -> None:
         super().setup()

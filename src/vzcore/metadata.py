@@ -135,6 +135,9 @@ def _to_fill_value(value: object, self_: Any) -> np.generic:
             scalar = zdtype.default_scalar()
         elif isinstance(value, str) and self_.dtype.kind in "fc":
             scalar = zdtype.from_json_scalar(value, zarr_format=3)
+        elif isinstance(value, list | tuple) and self_.dtype.kind == "c":
+            # zarr's JSON form [real, imaginary], each a number or "NaN", "Infinity"...
+            scalar = zdtype.from_json_scalar(list(value), zarr_format=3)
         else:
             scalar = zdtype.cast_scalar(value)
     except (TypeError, ValueError, OverflowError) as err:

@@ -10,6 +10,7 @@ when none changed but some have no recorded fingerprint to compare with.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import sys
 import time
@@ -20,11 +21,13 @@ from typing import Any
 import vzcore as vc
 from vzcore.algebra import referenced_paths
 from vzcore.grid import describe_grid
+from vzcore.urls import quote_path
 from vzcore.verify import recorded_sources
 from vzcore.writers import (
     WriteError,
     failure_reason,
     icechunk_commit_metadata,
+    is_object_store_url,
     local_target,
     staged_output,
 )
@@ -59,16 +62,22 @@ def _parser() -> argparse.ArgumentParser:
 
     virtualize = commands.add_parser(
         "virtualize",
-        parents=[debug],
+        parents=[debug, remote],
         help="reference many files as one dataset and save the references",
     )
-    virtualize.add_argument("inputs", nargs="+", help="files, URLs or globs (local)")
+    virtualize.add_argument(
+        "inputs", nargs="+", help="files, URLs or globs (local, or s3://bucket/data/*.nc)"
+    )
     how = virtualize.add_mutually_exclusive_group()
     how.add_argument("--concat-dim", help="concatenate along this dimension (combine nested)")
     how.add_argument(
         "--by-coords", action="store_true", help="combine by coordinates (the default)"
     )
-    virtualize.add_argument("--out", required=True, help="where to write the references")
+    virtualize.add_argument(
+        "--out",
+        required=True,
+        help="where to write the references: a path, or an s3:// URL (not for icechunk)",
+    )
     virtualize.add_argument(
         "--format", choices=FORMATS, default="icechunk", help="output format (default icechunk)"
     )
@@ -190,10 +199,18 @@ def _quiet_icechunk() -> None:
 
 
 def _virtualize(args: argparse.Namespace) -> None:
-    from vzxarray.mfdataset import expand_paths, open_virtual_mfdataset
+    from vzxarray.mfdataset import open_virtual_mfdataset
 
-    urls = [url for item in args.inputs for url in expand_paths(item)]
-    registry = vc.ObjectStoreRegistry.for_urls(urls)
+    remote_out = is_object_store_url(args.out)
+    if remote_out and args.format == "icechunk":
+        raise WriteError(
+            args.out,
+            "--format icechunk writes a local repository; for one on object storage, "
+            "commit with write_icechunk into your repository's session from Python",
+        )
+    urls, registry = expand_inputs(
+        args.inputs, _remote_options(args), also=[args.out] if remote_out else []
+    )
     start = time.perf_counter()
     dataset = open_virtual_mfdataset(
         urls,
@@ -215,14 +232,80 @@ def _virtualize(args: argparse.Namespace) -> None:
         print(f"skipped: {url}")
 
 
+def expand_inputs(
+    inputs: Sequence[str], remote: dict[str, Any], *, also: Sequence[str] = ()
+) -> tuple[list[str], vc.ObjectStoreRegistry]:
+    """The URLs of ``inputs`` (paths, URLs, globs), and a registry for them and ``also``.
+
+    A local glob is matched by `glob`. A cloud URL (``s3://``, ``gs://``, ``az://``...)
+    whose key holds ``*``, ``?`` or ``[`` is a glob over the keys listed under its
+    folder, each ``*`` within one ``/``-separated part as in a local glob. ``remote``
+    holds `ObjectStoreRegistry.for_urls` keywords (endpoint, region, ...).
+
+    Raises
+    ------
+    VirtualizationError
+        A glob matches nothing, or the listing failed (naming the URL).
+    """
+    from vzxarray.mfdataset import expand_paths
+
+    patterns = {item for item in inputs if _is_object_glob(item)}
+    literal = [url for item in inputs if item not in patterns for url in expand_paths(item)]
+    buckets = [_split_object_url(item)[0] + "/" for item in patterns]
+    registry = vc.ObjectStoreRegistry.for_urls([*literal, *buckets, *also], **remote)
+    urls: list[str] = []
+    for item in inputs:
+        urls.extend(_matching(item, registry) if item in patterns else expand_paths(item))
+    return urls, registry
+
+
+def _split_object_url(text: str) -> tuple[str, str]:
+    """``("s3://bucket", key)`` of a cloud URL, the key as written (a glob, unescaped)."""
+    scheme, _, rest = text.partition("://")
+    bucket, _, key = rest.partition("/")
+    return f"{scheme.lower()}://{bucket}", key
+
+
+def _is_object_glob(text: str) -> bool:
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    return scheme in _LISTABLE and any(c in _split_object_url(text)[1] for c in "*?[")
+
+
+_LISTABLE = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure")
+
+
+def _matching(pattern: str, registry: vc.ObjectStoreRegistry) -> list[str]:
+    """The object URLs ``pattern`` (a cloud URL with a glob in its key) matches, sorted."""
+    from vzcore.byteranges import source
+
+    bucket, key = _split_object_url(pattern)
+    glob_at = min(key.find(c) for c in "*?[" if c in key)
+    folder = key[: key.rfind("/", 0, glob_at) + 1]  # "" or "data/"
+    listed = source(registry, vc.registry.normalize_url(f"{bucket}/{folder}"))
+    base = listed.path.strip("/")  # the folder's path in its store
+    found = []
+    for path in listed.list().column("path").to_pylist():
+        relative = path[len(base) :].lstrip("/") if base else path
+        name = folder + relative
+        if name.count("/") == key.count("/") and fnmatch.fnmatchcase(name, key):
+            found.append(vc.registry.normalize_url(f"{bucket}/{quote_path(name)}"))
+    if not found:
+        raise vc.VirtualizationError(f"no objects match {pattern!r}")
+    return sorted(found)
+
+
 def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreRegistry) -> None:
-    """Write a virtual dataset in one of `FORMATS`; a failure leaves the previous output."""
+    """Write a virtual dataset in one of `FORMATS`; a failure leaves the previous output.
+
+    Kerchunk and manifest parquet outputs may go to an object-store URL ``registry``
+    covers (see `vzcore.writers._atomic`); an Icechunk repository is local.
+    """
     if format == "kerchunk-json":
-        dataset.vz.to_kerchunk(out, format="json")
+        dataset.vz.to_kerchunk(out, format="json", registry=registry)
     elif format == "kerchunk-parquet":
-        dataset.vz.to_kerchunk(out, format="parquet")
+        dataset.vz.to_kerchunk(out, format="parquet", registry=registry)
     elif format == "manifest-parquet":
-        dataset.vz.to_manifest_parquet(out)
+        vc.write_manifest_parquet(dataset.vz.to_virtual_group(), out, registry=registry)
     else:
         write_icechunk_repository(dataset, out, registry)
 

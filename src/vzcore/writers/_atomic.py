@@ -12,10 +12,17 @@ Local paths and ``file://`` URLs are written so. An output that is one object
 object-store URL (``s3://...``) whose store the caller's registry holds: it is built
 in a local temporary folder and uploaded in one ``put`` (`staged_upload`), which an
 object store applies whole or not at all, so a reader sees the previous object or the
-new one and a failed upload leaves the previous one. Outputs of several objects (a
-folder) are refused on object stores: no sequence of puts replaces a set of objects
-at once. Icechunk repositories on object stores are made atomic by Icechunk's own
-commit, which publishes a snapshot only after all its chunks and manifests exist.
+new one and a failed upload leaves the previous one.
+
+An output of several objects (a folder: Kerchunk parquet, a manifest parquet group)
+goes to an object store in a manifest-last layout (`staged_folder_upload`): every
+file is put before the one whose presence makes the prefix a store (``.zmetadata``,
+``vz-group.json``), so a reader finds no store until it is whole. No sequence of puts
+replaces a set of objects at once, so a prefix that already holds objects is refused
+before anything is put; if a put fails (after the store's retries), the objects this
+write put are deleted, the marker first. Icechunk repositories on object stores are
+made atomic by Icechunk's own commit, which publishes a snapshot only after all its
+chunks and manifests exist.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -44,6 +51,7 @@ __all__ = [
     "local_target",
     "object_target",
     "replace_path",
+    "staged_folder_upload",
     "staged_output",
     "staged_upload",
     "temporary_sibling",
@@ -59,7 +67,7 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     WriteError
-        ``path`` is a URL of another scheme (this output is not one object).
+        ``path`` is a URL of another scheme.
     """
     text = os.fspath(path)
     if not is_url(text):
@@ -68,9 +76,7 @@ def local_target(path: str | os.PathLike[str]) -> Path:
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         raise WriteError(
             text,
-            "a folder of several objects cannot be replaced on an object store at once; "
-            "write it to a local path and upload it, or write Kerchunk JSON or an "
-            "Icechunk repository there",
+            "this output is written to a local path or a file:// URL only",
         )
     return Path(unquote(parts.path))
 
@@ -143,6 +149,79 @@ def staged_upload(target: ObjectTarget) -> Iterator[Path]:
                 target.url,
                 f"the upload failed ({failure_reason(err)}); the previous object is kept",
             ) from err
+
+
+@contextlib.contextmanager
+def staged_folder_upload(target: ObjectTarget, marker: str) -> Iterator[Path]:
+    """A local path to build a folder at; when the block ends cleanly its files are put
+    under ``target``, each file named ``marker`` after all others (deepest first, the
+    top one last), so the prefix reads as a store only once it is whole.
+
+    Raises
+    ------
+    WriteError
+        The prefix already holds objects (an existing folder store cannot be replaced
+        atomically; nothing is put), the local build failed (``OSError``), or a put
+        failed: then the objects this write put are deleted (best effort; the message
+        names any that could not be) and the prefix holds no store.
+    """
+    import obstore
+
+    prefix = target.key.rstrip("/")
+    try:
+        first = next(iter(obstore.list(target.store, prefix or None, chunk_size=1)), [])
+    except Exception as err:
+        raise WriteError(target.url, f"cannot list the prefix: {failure_reason(err)}") from err
+    if first:
+        raise WriteError(
+            target.url,
+            "it already holds objects, and an existing folder store on an object store "
+            "cannot be replaced atomically; delete it first or write to a new URL",
+        )
+    with tempfile.TemporaryDirectory(prefix="vz-upload-") as folder:
+        built = Path(folder) / "folder"
+        try:
+            yield built
+        except OSError as err:
+            raise WriteError(target.url, failure_reason(err)) from err
+        if not _is_folder(built):
+            raise WriteError(target.url, "a folder output was not built as a folder")
+        put: list[str] = []
+        for name in _upload_order(built, marker):
+            key = f"{prefix}/{name}" if prefix else name
+            put.append(key)  # a failed put may still have been stored
+            try:
+                obstore.put(target.store, key, built / name)
+            except Exception as err:
+                kept = _delete_objects(target.store, reversed(put))
+                left = f"; could not delete {kept}" if kept else "; the objects put were deleted"
+                raise WriteError(
+                    target.url, f"the upload of {name} failed ({failure_reason(err)}){left}"
+                ) from err
+
+
+def _upload_order(folder: Path, marker: str) -> list[str]:
+    """The files under ``folder`` (POSIX paths relative to it): every ``marker`` after
+    the other files, deepest first, so that each marker follows what it describes."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    data = [n for n in names if n.rsplit("/", 1)[-1] != marker]
+    markers = [n for n in names if n.rsplit("/", 1)[-1] == marker]
+    return data + sorted(markers, key=lambda n: (-n.count("/"), n))
+
+
+def _delete_objects(store: Any, keys: Iterable[str]) -> list[str]:
+    """Delete ``keys`` one by one, ignoring missing ones; the keys that failed."""
+    import obstore
+
+    failed = []
+    for key in keys:
+        try:
+            obstore.delete(store, key)
+        except FileNotFoundError:
+            pass
+        except Exception:  # noqa: BLE001 (best effort: the caller reports the keys left)
+            failed.append(key)
+    return failed
 
 
 def temporary_sibling(target: Path, kind: str = "tmp") -> Path:

@@ -53,6 +53,7 @@ from vzcore.writers._atomic import (
     is_object_store_url,
     local_target,
     object_target,
+    staged_folder_upload,
     staged_output,
     staged_upload,
 )
@@ -623,7 +624,7 @@ def write_kerchunk_parquet(
     record_size: int = 100_000,
     inline_threshold: int = 0,
     registry: ObjectStoreRegistry | None = None,
-) -> Path:
+) -> Path | str:
     """Write references in fsspec's parquet layout (`LazyReferenceMapper`), atomically.
 
     ``<path>/.zmetadata`` holds every ``.z*`` document and ``record_size``; each
@@ -632,26 +633,46 @@ def write_kerchunk_parquet(
     missing chunks have null ``path`` and ``raw``); ``<path>/vz-sources.json`` keeps
     the referenced files' fingerprints (`sources_sidecar`).
 
+    A local folder is built beside ``path`` and renamed into place. An object-store
+    URL whose store ``registry`` holds (returned as the URL) must hold no objects yet:
+    every file is put before ``.zmetadata``, without which fsspec and vz see no store.
+
     Raises
     ------
     WriteError
-        The folder could not be written (a full disk, no permission); what was at
-        ``path`` before is still there.
+        The folder could not be written (a full disk, no permission, a failed put),
+        or the object-store prefix already holds objects; what was at ``path``
+        before is still there.
     """
     if record_size < 1:
         raise VirtualizationError(f"record_size must be positive, got {record_size}")
     _check_inline(inline_threshold, registry)
+    if is_object_store_url(path):
+        remote = object_target(path, registry)
+        with staged_folder_upload(remote, marker=".zmetadata") as built:
+            _write_parquet_folder(group, built, record_size, inline_threshold, registry)
+        return remote.url
     target = local_target(path)
     with staged_output(target) as built:
-        built.mkdir()
-        zmetadata = {"metadata": _metadata_entries(group), "record_size": record_size}
-        (built / ".zmetadata").write_text(json.dumps(zmetadata))
-        if (sources := _sources_document(group)) is not None:
-            (built / SOURCES_SIDECAR.lstrip(".")).write_bytes(sources)
-        for array_path, array in group.walk_arrays():
-            table = _array_table(array, inline_threshold, registry)
-            _write_records(table, built / array_path, record_size)
+        _write_parquet_folder(group, built, record_size, inline_threshold, registry)
     return target
+
+
+def _write_parquet_folder(
+    group: VirtualGroup,
+    built: Path,
+    record_size: int,
+    inline_threshold: int,
+    registry: ObjectStoreRegistry | None,
+) -> None:
+    built.mkdir()
+    zmetadata = {"metadata": _metadata_entries(group), "record_size": record_size}
+    (built / ".zmetadata").write_text(json.dumps(zmetadata))
+    if (sources := _sources_document(group)) is not None:
+        (built / SOURCES_SIDECAR.lstrip(".")).write_bytes(sources)
+    for array_path, array in group.walk_arrays():
+        table = _array_table(array, inline_threshold, registry)
+        _write_records(table, built / array_path, record_size)
 
 
 def _array_table(

@@ -18,6 +18,7 @@ from vzcore.writers._atomic import (
     is_object_store_url,
     local_target,
     object_target,
+    staged_folder_upload,
     staged_output,
     staged_upload,
 )
@@ -32,13 +33,16 @@ _ROW_GROUP_SIZE = 4 * 1024 * 1024
 
 @overload
 def write_manifest_parquet(
-    x: VirtualGroup, path: str | os.PathLike[str], *, registry: ObjectStoreRegistry | None = None
+    x: VirtualGroup, path: str | os.PathLike[str], *, registry: None = None
 ) -> Path: ...
 
 
 @overload
 def write_manifest_parquet(
-    x: AnyArray, path: str | os.PathLike[str], *, registry: ObjectStoreRegistry | None = None
+    x: AnyArray | VirtualGroup,
+    path: str | os.PathLike[str],
+    *,
+    registry: ObjectStoreRegistry | None = None,
 ) -> Path | str: ...
 
 
@@ -52,16 +56,17 @@ def write_manifest_parquet(
 
     The output appears whole or not at all: it is written beside ``path`` and
     renamed into place, replacing what was there (see `vzcore.writers._atomic`).
-    An array's file may also go to an object-store URL whose store ``registry``
-    holds (built locally, put in one request; the URL is returned); a group, a
-    folder of several objects, is written to local paths only.
+    It may also go to an object-store URL whose store ``registry`` holds (the URL
+    is returned): an array's file is built locally and put in one request; a
+    group's prefix must hold no objects yet, and every file is put before the
+    group's ``vz-group.json``, without which the prefix reads as no group.
 
     Raises
     ------
     WriteError
         The output could not be written (a full disk, no permission, a failed
-        upload, a group to an object store); what was at ``path`` before is
-        still there.
+        upload, a group to an object-store prefix that holds objects); what was
+        at ``path`` before is still there.
 
     >>> import tempfile, vzcore as vc
     >>> m = vc.ChunkManifest.from_entries({"0": {"path": "file:///a", "offset": 0, "length": 8}})
@@ -72,10 +77,14 @@ def write_manifest_parquet(
     """
     if not isinstance(x, VirtualGroup | VirtualArray | LoadedArray):
         raise TypeError(f"expected an array or a VirtualGroup, got {type(x).__name__}")
-    if is_object_store_url(path) and not isinstance(x, VirtualGroup):
+    if is_object_store_url(path):
         remote = object_target(path, registry)
-        with staged_upload(remote) as built:
-            _write_array(x, built)
+        if isinstance(x, VirtualGroup):
+            with staged_folder_upload(remote, marker=GROUP_DOCUMENT) as built:
+                _write_group(x, built, remote.url)
+        else:
+            with staged_upload(remote) as built:
+                _write_array(x, built)
         return remote.url
     target = local_target(path)
     with staged_output(target) as built:
@@ -101,7 +110,7 @@ def _write_array(array: AnyArray, path: Path) -> None:
         pq.write_table(table, path, compression="zstd")
 
 
-def _write_group(group: VirtualGroup, directory: Path, shown: Path) -> None:
+def _write_group(group: VirtualGroup, directory: Path, shown: Path | str) -> None:
     """Write ``group`` into ``directory``; errors name ``shown``, where it will end up."""
     clashes = sorted(
         {f"{name}.parquet" for name in group.arrays} & set(group.groups)
@@ -123,4 +132,4 @@ def _write_group(group: VirtualGroup, directory: Path, shown: Path) -> None:
     for name, array in group.arrays.items():
         _write_array(array, directory / f"{name}.parquet")
     for name, subgroup in group.groups.items():
-        _write_group(subgroup, directory / name, shown / name)
+        _write_group(subgroup, directory / name, f"{shown}/{name}")

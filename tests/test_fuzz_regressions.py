@@ -370,3 +370,95 @@ def test_parquet_paths_arrow_would_not_validate_are_typed_errors(
     with pytest.raises(vc.VirtualizationError, match="Invalid") as info:
         read_all(parser(url, local_registry(folder)), folder)
     assert str(folder) in str(info.value)
+
+
+# ---- HDF4: metadata the HDF4 library reads otherwise (session 11) -------------------------
+
+
+def _var_members(data: bytes, name: str) -> list[tuple[int, int]]:
+    """The (tag, ref) members of the ``Var0.0`` Vgroup of data set ``name``."""
+    for tag, _, offset, length in _elements(data):
+        raw = data[offset : offset + length]
+        if tag == 1965 and f"{name}\x00\x06Var0.0".encode() in raw:
+            (count,) = struct.unpack(">H", raw[:2])
+            tags = struct.unpack(f">{count}H", raw[2 : 2 + 2 * count])
+            refs = struct.unpack(f">{count}H", raw[2 + 2 * count : 2 + 4 * count])
+            return list(zip(tags, refs, strict=True))
+    raise AssertionError(f"no data set {name!r}")
+
+
+def _element_of(data: bytes, tag: int, ref: int) -> tuple[int, int, int]:
+    """(DD entry offset, element offset, element length) of (tag, ref), special or not."""
+    block = 4
+    while block:
+        count, following = struct.unpack(">HI", data[block : block + 6])
+        for i in range(count):
+            at = block + 6 + 12 * i
+            t, r, offset, length = struct.unpack(">HHII", data[at : at + 12])
+            if t & ~0x4000 == tag and r == ref:
+                return at, offset, length
+        block = following
+    raise AssertionError(f"no element ({tag}, {ref})")
+
+
+def _hdf4_reads_like_pyhdf(tmp_path: Path, data: bytes, name: str) -> None:
+    from tests.hdf4_maker import read_all as read_hdf4
+
+    (tmp_path / "bad.hdf").write_bytes(data)
+    group = HDF4Parser()(url_of(tmp_path / "bad.hdf"), local_registry(tmp_path))
+    values = read_all(group, tmp_path)
+    reference = read_hdf4(tmp_path / "bad.hdf")[name]
+    assert values[name].dtype == reference.dtype
+    np.testing.assert_array_equal(values[name], reference)
+
+
+def test_absent_chunks_take_the_chunked_headers_fill_value(tmp_path: Path, hdf4: bytes) -> None:
+    """With its ``_FillValue`` attribute gone, vz filled absent chunks with the default
+    fill; the library fills them with the value the chunked header keeps (7)."""
+    data = bytearray(hdf4)
+    for tag, ref in _var_members(hdf4, "chunked_u8"):
+        _, offset, length = _element_of(hdf4, tag, ref)
+        header = hdf4[offset : offset + length]
+        if tag == 1962 and b"_FillValue" in header:
+            at = offset + header.index(b"Attr0.0") + len("Attr0.")
+            data[at] = ord("1")  # no longer an attribute, for the library nor vz
+    assert data != hdf4
+    _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "chunked_u8")
+
+
+def _partial_chunked_header(data: bytes) -> int:
+    """The offset of data set "partial"'s chunked header."""
+    ref = next(r for t, r in _var_members(data, "partial") if t == 702)
+    return _element_of(data, 702, ref)[1]
+
+
+@pytest.mark.parametrize(
+    ("at", "value", "match"),
+    [
+        (19, b"\x00\x00\x00\x06", "6-byte values"),  # nt_size
+        (11, b"\x00\x00\x00\x00", r"\(0 values\)"),  # elem_tot_length
+        (15, b"\x00\x00\x7f\x06", "values a chunk"),  # chunk_size
+        (10, b"\x70", "flag"),  # the low byte of the flags
+        (6, b"\x01", "version 1"),
+    ],
+)
+def test_a_chunked_header_the_library_reads_otherwise_is_refused(
+    tmp_path: Path, hdf4: bytes, at: int, value: bytes, match: str
+) -> None:
+    """The library sizes and numbers chunks by these fields (or opens no such header,
+    and reads the data set as all fill); vz ignored them."""
+    data = bytearray(hdf4)
+    header = _partial_chunked_header(hdf4)
+    data[header + at : header + at + len(value)] = value
+    _hdf4_refused(tmp_path, bytes(data), match)
+
+
+def test_a_chunk_table_field_size_the_library_reads_otherwise_is_refused(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    data = bytearray(hdf4)
+    header = _partial_chunked_header(hdf4)
+    (table_ref,) = struct.unpack(">H", hdf4[header + 25 : header + 27])
+    _, offset, _ = _element_of(hdf4, 1962, table_ref)
+    data[offset + 16] ^= 4  # the origin field's size: 12 + 1024 bytes
+    _hdf4_refused(tmp_path, bytes(data), "not origin, chk_tag and chk_ref")

@@ -184,6 +184,13 @@ def _fill_value(dataset: _Dataset, where: str) -> Any:
     return cast[()]
 
 
+def _chunk_fill(layout: Layout | None, dtype: np.dtype[Any], fill: Any) -> Any:
+    """What an absent chunk holds: the chunked header's fill value, else ``fill``."""
+    if layout is None or layout.fill is None:
+        return fill
+    return np.frombuffer(layout.fill, dtype=dtype)[0]
+
+
 def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) -> VirtualArray:
     where = f"{file.url}: SDS {dataset.name!r}"
     layout = chunk_layout(file, dataset.shape, dataset.dtype, dataset.data, where)
@@ -196,7 +203,7 @@ def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) ->
         shape=dataset.shape,
         chunk_shape=chunk_shape,
         dtype=dataset.dtype,
-        fill_value=fill,
+        fill_value=_chunk_fill(layout, dataset.dtype, fill),
         codecs=list(layout.codecs) if layout else None,
         dimension_names=names,
         attributes=attributes,
@@ -273,7 +280,8 @@ def _loaded_array(
             ) from None
         if virtual is None:
             assert layout is not None
-            values = _rle_values(file, dataset, layout, fill, where)
+            chunk_fill = _chunk_fill(layout, dataset.dtype, fill)
+            values = _rle_values(file, dataset, layout, chunk_fill, where)
             return LoadedArray.from_numpy(
                 values, dimension_names=names, attributes=attributes, fill_value=fill
             )

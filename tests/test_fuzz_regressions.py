@@ -462,3 +462,78 @@ def test_a_chunk_table_field_size_the_library_reads_otherwise_is_refused(
     _, offset, _ = _element_of(hdf4, 1962, table_ref)
     data[offset + 16] ^= 4  # the origin field's size: 12 + 1024 bytes
     _hdf4_refused(tmp_path, bytes(data), "not origin, chk_tag and chk_ref")
+
+
+def test_a_data_set_without_a_number_type_member_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library takes the type from the Var0.0 Vgroup's NT member (without one, the
+    previous data set's type); vz took the SDD's."""
+    data = bytearray(hdf4)
+    index = [t for t, _ in _var_members(hdf4, "i32")].index(106)
+    for tag, _, offset, length in _elements(hdf4):
+        if tag == 1965 and b"i32\x00\x06Var0.0" in hdf4[offset : offset + length]:
+            at = offset + 2 + 2 * index  # the NT member's tag becomes an unknown one
+            data[at : at + 2] = b"\xa9\xa9"
+    _hdf4_refused(tmp_path, bytes(data), "no number type")
+
+
+def _dimension_value_header(data: bytes, name: str) -> tuple[int, int, int]:
+    """(VH offset, VH length, VS offset) of dimension ``name``'s DimVal0.1 Vdata."""
+    for tag, _, offset, length in _elements(data):
+        raw = data[offset : offset + length]
+        if tag == 1965 and f"{name}\x00\x06Dim0.0".encode() in raw:
+            (vdata_ref,) = struct.unpack(">H", raw[4:6])  # its one member
+            _, header, header_length = _element_of(data, 1962, vdata_ref)
+            _, values, _ = _element_of(data, 1963, vdata_ref)
+            return header, header_length, values
+    raise AssertionError(f"no dimension {name!r}")
+
+
+def test_a_dimension_without_its_length_record_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library takes the length the previous dimension left (lat's 3 for lon)."""
+    data = bytearray(hdf4)
+    header, length, _ = _dimension_value_header(hdf4, "lon")
+    at = hdf4.index(b"DimVal0.1", header, header + length)
+    data[at + 6] = ord("x")
+    _hdf4_refused(tmp_path, bytes(data), "no length record")
+
+
+def test_a_vdata_header_of_a_later_version_is_not_read(tmp_path: Path, hdf4: bytes) -> None:
+    """The library reads a Vdata header's version from its end and nothing more of a
+    header past version 4: the dimension's length record is no longer one."""
+    data = bytearray(hdf4)
+    header, length, _ = _dimension_value_header(hdf4, "lon")
+    data[header + length - 5 : header + length - 3] = b"\x00\x80"
+    _hdf4_refused(tmp_path, bytes(data), "no length record")
+
+
+def test_a_length_record_of_several_records_is_read_by_its_first(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """The library reads the first record whatever the count; vz checked none then."""
+    data = bytearray(hdf4)
+    header, _, values = _dimension_value_header(hdf4, "lon")
+    data[header + 2 : header + 6] = struct.pack(">I", 2)  # two records ...
+    data[values : values + 4] = struct.pack(">i", 9)  # ... the first: 9, not 4
+    _hdf4_refused(tmp_path, bytes(data), "has length 9, the SDD says 4")
+
+
+def test_a_dimension_of_length_zero_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """Length 0 is NC_UNLIMITED to the library, which then reads one record."""
+    data = bytearray(hdf4)
+    _, _, values = _dimension_value_header(hdf4, "lat")
+    data[values : values + 4] = b"\x00\x00\x00\x00"
+    _hdf4_refused(tmp_path, bytes(data), "unlimited at axis 0")
+
+
+def test_an_unlimited_data_sets_records_are_counted_from_its_data(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """The library counts records as the data element's length over a record's bytes
+    (255 // 24 = 10 here, the linked block holding zeros past the 4 written); vz took
+    the SDD's 4."""
+    data = bytearray(hdf4)
+    ref = next(r for t, r in _var_members(hdf4, "unlimited") if t == 702)
+    _, offset, _ = _element_of(hdf4, 702, ref)
+    assert hdf4[offset : offset + 2] == b"\x00\x01"  # linked blocks
+    data[offset + 2 : offset + 6] = struct.pack(">I", 255)
+    _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "unlimited")

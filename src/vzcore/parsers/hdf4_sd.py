@@ -153,4 +153,7 @@ def record_count(
     record = math.prod(shape[1:]) * itemsize
     if record == 0:
         raise HDF4FormatError(f"{where}: an unlimited data set with empty records")
-    return _data_length(file, data, where) // record
+    length = _data_length(file, data, where)
+    if length >= 1 << 31:  # the library's int32 length turns negative
+        raise HDF4FormatError(f"{where}: the data element's length {length} is past 2**31")
+    return length // record

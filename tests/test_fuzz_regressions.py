@@ -537,3 +537,12 @@ def test_an_unlimited_data_sets_records_are_counted_from_its_data(
     assert hdf4[offset : offset + 2] == b"\x00\x01"  # linked blocks
     data[offset + 2 : offset + 6] = struct.pack(">I", 255)
     _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "unlimited")
+
+
+def test_an_unlimited_data_length_past_int32_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library's length is an int32: past 2**31 it counts negative records."""
+    data = bytearray(hdf4)
+    ref = next(r for t, r in _var_members(hdf4, "unlimited") if t == 702)
+    _, offset, _ = _element_of(hdf4, 702, ref)
+    data[offset + 2 : offset + 6] = struct.pack(">I", 1 << 31)
+    _hdf4_refused(tmp_path, bytes(data), r"past 2\*\*31")

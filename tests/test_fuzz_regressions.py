@@ -424,3 +424,179 @@ def test_a_manifest_source_path_with_a_nul_names_the_manifest_file(tmp_path: Pat
     with pytest.raises(vc.UnregisteredURLError, match="control character") as info:
         parser(url, local_registry(tmp_path / "manifest_parquet"))
     assert f"{tmp_path}/manifest_parquet/group.vz/lat.parquet: " in str(info.value)
+
+
+# ---- HDF4: metadata the HDF4 library reads otherwise (session 11) -------------------------
+
+
+def _var_members(data: bytes, name: str) -> list[tuple[int, int]]:
+    """The (tag, ref) members of the ``Var0.0`` Vgroup of data set ``name``."""
+    for tag, _, offset, length in _elements(data):
+        raw = data[offset : offset + length]
+        if tag == 1965 and f"{name}\x00\x06Var0.0".encode() in raw:
+            (count,) = struct.unpack(">H", raw[:2])
+            tags = struct.unpack(f">{count}H", raw[2 : 2 + 2 * count])
+            refs = struct.unpack(f">{count}H", raw[2 + 2 * count : 2 + 4 * count])
+            return list(zip(tags, refs, strict=True))
+    raise AssertionError(f"no data set {name!r}")
+
+
+def _element_of(data: bytes, tag: int, ref: int) -> tuple[int, int, int]:
+    """(DD entry offset, element offset, element length) of (tag, ref), special or not."""
+    block = 4
+    while block:
+        count, following = struct.unpack(">HI", data[block : block + 6])
+        for i in range(count):
+            at = block + 6 + 12 * i
+            t, r, offset, length = struct.unpack(">HHII", data[at : at + 12])
+            if t & ~0x4000 == tag and r == ref:
+                return at, offset, length
+        block = following
+    raise AssertionError(f"no element ({tag}, {ref})")
+
+
+def _hdf4_reads_like_pyhdf(tmp_path: Path, data: bytes, name: str) -> None:
+    from tests.hdf4_maker import read_all as read_hdf4
+
+    (tmp_path / "bad.hdf").write_bytes(data)
+    group = HDF4Parser()(url_of(tmp_path / "bad.hdf"), local_registry(tmp_path))
+    values = read_all(group, tmp_path)
+    reference = read_hdf4(tmp_path / "bad.hdf")[name]
+    assert values[name].dtype == reference.dtype
+    np.testing.assert_array_equal(values[name], reference)
+
+
+def test_absent_chunks_take_the_chunked_headers_fill_value(tmp_path: Path, hdf4: bytes) -> None:
+    """With its ``_FillValue`` attribute gone, vz filled absent chunks with the default
+    fill; the library fills them with the value the chunked header keeps (7)."""
+    data = bytearray(hdf4)
+    for tag, ref in _var_members(hdf4, "chunked_u8"):
+        _, offset, length = _element_of(hdf4, tag, ref)
+        header = hdf4[offset : offset + length]
+        if tag == 1962 and b"_FillValue" in header:
+            at = offset + header.index(b"Attr0.0") + len("Attr0.")
+            data[at] = ord("1")  # no longer an attribute, for the library nor vz
+    assert data != hdf4
+    _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "chunked_u8")
+
+
+def _partial_chunked_header(data: bytes) -> int:
+    """The offset of data set "partial"'s chunked header."""
+    ref = next(r for t, r in _var_members(data, "partial") if t == 702)
+    return _element_of(data, 702, ref)[1]
+
+
+@pytest.mark.parametrize(
+    ("at", "value", "match"),
+    [
+        (19, b"\x00\x00\x00\x06", "6-byte values"),  # nt_size
+        (11, b"\x00\x00\x00\x00", r"\(0 values\)"),  # elem_tot_length
+        (15, b"\x00\x00\x7f\x06", "values a chunk"),  # chunk_size
+        (10, b"\x70", "flag"),  # the low byte of the flags
+        (6, b"\x01", "version 1"),
+    ],
+)
+def test_a_chunked_header_the_library_reads_otherwise_is_refused(
+    tmp_path: Path, hdf4: bytes, at: int, value: bytes, match: str
+) -> None:
+    """The library sizes and numbers chunks by these fields (or opens no such header,
+    and reads the data set as all fill); vz ignored them."""
+    data = bytearray(hdf4)
+    header = _partial_chunked_header(hdf4)
+    data[header + at : header + at + len(value)] = value
+    _hdf4_refused(tmp_path, bytes(data), match)
+
+
+def test_a_chunk_table_field_size_the_library_reads_otherwise_is_refused(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    data = bytearray(hdf4)
+    header = _partial_chunked_header(hdf4)
+    (table_ref,) = struct.unpack(">H", hdf4[header + 25 : header + 27])
+    _, offset, _ = _element_of(hdf4, 1962, table_ref)
+    data[offset + 16] ^= 4  # the origin field's size: 12 + 1024 bytes
+    _hdf4_refused(tmp_path, bytes(data), "not origin, chk_tag and chk_ref")
+
+
+def test_a_data_set_without_a_number_type_member_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library takes the type from the Var0.0 Vgroup's NT member (without one, the
+    previous data set's type); vz took the SDD's."""
+    data = bytearray(hdf4)
+    index = [t for t, _ in _var_members(hdf4, "i32")].index(106)
+    for tag, _, offset, length in _elements(hdf4):
+        if tag == 1965 and b"i32\x00\x06Var0.0" in hdf4[offset : offset + length]:
+            at = offset + 2 + 2 * index  # the NT member's tag becomes an unknown one
+            data[at : at + 2] = b"\xa9\xa9"
+    _hdf4_refused(tmp_path, bytes(data), "no number type")
+
+
+def _dimension_value_header(data: bytes, name: str) -> tuple[int, int, int]:
+    """(VH offset, VH length, VS offset) of dimension ``name``'s DimVal0.1 Vdata."""
+    for tag, _, offset, length in _elements(data):
+        raw = data[offset : offset + length]
+        if tag == 1965 and f"{name}\x00\x06Dim0.0".encode() in raw:
+            (vdata_ref,) = struct.unpack(">H", raw[4:6])  # its one member
+            _, header, header_length = _element_of(data, 1962, vdata_ref)
+            _, values, _ = _element_of(data, 1963, vdata_ref)
+            return header, header_length, values
+    raise AssertionError(f"no dimension {name!r}")
+
+
+def test_a_dimension_without_its_length_record_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library takes the length the previous dimension left (lat's 3 for lon)."""
+    data = bytearray(hdf4)
+    header, length, _ = _dimension_value_header(hdf4, "lon")
+    at = hdf4.index(b"DimVal0.1", header, header + length)
+    data[at + 6] = ord("x")
+    _hdf4_refused(tmp_path, bytes(data), "no length record")
+
+
+def test_a_vdata_header_of_a_later_version_is_not_read(tmp_path: Path, hdf4: bytes) -> None:
+    """The library reads a Vdata header's version from its end and nothing more of a
+    header past version 4: the dimension's length record is no longer one."""
+    data = bytearray(hdf4)
+    header, length, _ = _dimension_value_header(hdf4, "lon")
+    data[header + length - 5 : header + length - 3] = b"\x00\x80"
+    _hdf4_refused(tmp_path, bytes(data), "no length record")
+
+
+def test_a_length_record_of_several_records_is_read_by_its_first(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """The library reads the first record whatever the count; vz checked none then."""
+    data = bytearray(hdf4)
+    header, _, values = _dimension_value_header(hdf4, "lon")
+    data[header + 2 : header + 6] = struct.pack(">I", 2)  # two records ...
+    data[values : values + 4] = struct.pack(">i", 9)  # ... the first: 9, not 4
+    _hdf4_refused(tmp_path, bytes(data), "has length 9, the SDD says 4")
+
+
+def test_a_dimension_of_length_zero_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """Length 0 is NC_UNLIMITED to the library, which then reads one record."""
+    data = bytearray(hdf4)
+    _, _, values = _dimension_value_header(hdf4, "lat")
+    data[values : values + 4] = b"\x00\x00\x00\x00"
+    _hdf4_refused(tmp_path, bytes(data), "unlimited at axis 0")
+
+
+def test_an_unlimited_data_sets_records_are_counted_from_its_data(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """The library counts records as the data element's length over a record's bytes
+    (255 // 24 = 10 here, the linked block holding zeros past the 4 written); vz took
+    the SDD's 4."""
+    data = bytearray(hdf4)
+    ref = next(r for t, r in _var_members(hdf4, "unlimited") if t == 702)
+    _, offset, _ = _element_of(hdf4, 702, ref)
+    assert hdf4[offset : offset + 2] == b"\x00\x01"  # linked blocks
+    data[offset + 2 : offset + 6] = struct.pack(">I", 255)
+    _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "unlimited")
+
+
+def test_an_unlimited_data_length_past_int32_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """The library's length is an int32: past 2**31 it counts negative records."""
+    data = bytearray(hdf4)
+    ref = next(r for t, r in _var_members(hdf4, "unlimited") if t == 702)
+    _, offset, _ = _element_of(hdf4, 702, ref)
+    data[offset + 2 : offset + 6] = struct.pack(">I", 1 << 31)
+    _hdf4_refused(tmp_path, bytes(data), r"past 2\*\*31")

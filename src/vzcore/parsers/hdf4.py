@@ -56,6 +56,7 @@ from vzcore.parsers.hdf4_format import (
     number_type,
     vdata_records,
 )
+from vzcore.parsers.hdf4_sd import Dimension, dimension_table, record_count, sd_number_type
 from vzcore.parsers.protocol import Probe
 from vzcore.read import read_array
 from vzcore.registry import ObjectStoreRegistry
@@ -109,7 +110,10 @@ def _attributes(file: HDF4File, members: Sequence[tuple[int, int]], where: str) 
     return attributes
 
 
-def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
+def _dataset(file: HDF4File, group: Vgroup, table: dict[str, Dimension] | None) -> _Dataset:
+    """A data set's metadata. With the library's dimension ``table`` (a file with a
+    ``CDF0.0`` Vgroup, as the library needs) its type, dimension lengths and record
+    count are the library's; vz refuses the file where they disagree with its SDD."""
     where = f"SDS {group.name!r}"
     members = {(tag & ~EXTENDED): ref for tag, ref in group.members}
     if TAG_SDD not in members:
@@ -118,11 +122,16 @@ def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
     rank = c.uint(2)
     shape = tuple(c.uints(4, rank))
     nt_ref = c.uints(2, 2)[1]
-    nt = cursor(file.read(file.element(TAG_NT, nt_ref, where)), f"{where}: number type")
-    _, code, _, byte_class = (nt.uint(1) for _ in range(4))
-    dtype = number_type(code, where)
-    if byte_class == 4 and dtype.itemsize > 1:  # DFNTF_PC / DFNTI_IBO: little-endian
-        dtype = dtype.newbyteorder("<")
+    sd_refs = [ref for tag, ref in group.members if tag == TAG_SD]
+    data = file.reader.find(TAG_SD, sd_refs[-1]) if sd_refs else None
+    if table is None:
+        nt = cursor(file.read(file.element(TAG_NT, nt_ref, where)), f"{where}: number type")
+        _, code, _, byte_class = (nt.uint(1) for _ in range(4))
+        dtype = number_type(code, where)
+        if byte_class == 4 and dtype.itemsize > 1:  # DFNTF_PC / DFNTI_IBO: little-endian
+            dtype = dtype.newbyteorder("<")
+    else:
+        dtype = sd_number_type(file, group, where)
     dims = [
         file.vgroups[ref]
         for tag, ref in group.members
@@ -130,14 +139,17 @@ def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
         and ref in file.vgroups
         and file.vgroups[ref].class_name in ("Dim0.0", "UDim0.0")
     ]
-    if dims and len(dims) != rank:  # the HDF4 library takes the rank from these
+    if (dims or table is not None) and len(dims) != rank:  # the library's rank is theirs
         raise HDF4FormatError(f"{where}: {len(dims)} dimension records for rank {rank}")
-    for axis, dim in enumerate(dims):
-        size = _dimension_size(file, dim) if dim.class_name == "Dim0.0" else None
-        if size is not None and size != shape[axis]:
-            raise HDF4FormatError(
-                f"{where}: dimension {dim.name!r} has length {size}, the SDD says {shape[axis]}"
-            )
+    if table is None:
+        for axis, dim in enumerate(dims):
+            size = _dimension_size(file, dim) if dim.class_name == "Dim0.0" else None
+            if size is not None and size != shape[axis]:
+                raise HDF4FormatError(
+                    f"{where}: dimension {dim.name!r} has length {size}, the SDD says {shape[axis]}"
+                )
+    else:
+        shape = _library_shape(file, dims, table, shape, dtype, data, where)
     names = (
         tuple(d.name for d in dims)
         if len(dims) == rank
@@ -149,9 +161,42 @@ def _dataset(file: HDF4File, group: Vgroup) -> _Dataset:
     is_coordinate = "CoordVar" in markers or (
         rank == 1 and names == (group.name,) and "SDSVar" not in markers
     )
-    data = file.reader.find(TAG_SD, members[TAG_SD]) if TAG_SD in members else None
     attributes = _attributes(file, group.members, f"{where}: ")
     return _Dataset(group.name, shape, names, dtype, attributes, data, is_coordinate)
+
+
+def _library_shape(
+    file: HDF4File,
+    dims: Sequence[Vgroup],
+    table: dict[str, Dimension],
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    data: Element | None,
+    where: str,
+) -> tuple[int, ...]:
+    """The shape the library gives a data set: each dimension's length from its list of
+    dimensions, and an unlimited first dimension's from the data's length."""
+    lengths = list(shape)
+    for axis, dim in enumerate(dims):
+        entry = table.get(dim.name)
+        if entry is None or entry.size is None:
+            raise HDF4FormatError(
+                f"{where}: dimension {dim.name!r} has no length record (DimVal0.1); the "
+                "HDF4 library would take another dimension's length"
+            )
+        if entry.unlimited and axis == 0:
+            lengths[0] = record_count(file, data, shape, dtype.itemsize, where)
+        elif entry.unlimited or entry.size == 0:
+            raise HDF4FormatError(
+                f"{where}: dimension {dim.name!r} is unlimited at axis {axis}, which the "
+                "HDF4 library does not read"
+            )
+        elif entry.size != shape[axis]:
+            raise HDF4FormatError(
+                f"{where}: dimension {dim.name!r} has length {entry.size}, the SDD says "
+                f"{shape[axis]}"
+            )
+    return tuple(lengths)
 
 
 def _dimension_size(file: HDF4File, dim: Vgroup) -> int | None:
@@ -184,6 +229,13 @@ def _fill_value(dataset: _Dataset, where: str) -> Any:
     return cast[()]
 
 
+def _chunk_fill(layout: Layout | None, dtype: np.dtype[Any], fill: Any) -> Any:
+    """What an absent chunk holds: the chunked header's fill value, else ``fill``."""
+    if layout is None or layout.fill is None:
+        return fill
+    return np.frombuffer(layout.fill, dtype=dtype)[0]
+
+
 def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) -> VirtualArray:
     where = f"{file.url}: SDS {dataset.name!r}"
     layout = chunk_layout(file, dataset.shape, dataset.dtype, dataset.data, where)
@@ -196,7 +248,7 @@ def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) ->
         shape=dataset.shape,
         chunk_shape=chunk_shape,
         dtype=dataset.dtype,
-        fill_value=fill,
+        fill_value=_chunk_fill(layout, dataset.dtype, fill),
         codecs=list(layout.codecs) if layout else None,
         dimension_names=names,
         attributes=attributes,
@@ -273,7 +325,8 @@ def _loaded_array(
             ) from None
         if virtual is None:
             assert layout is not None
-            values = _rle_values(file, dataset, layout, fill, where)
+            chunk_fill = _chunk_fill(layout, dataset.dtype, fill)
+            values = _rle_values(file, dataset, layout, chunk_fill, where)
             return LoadedArray.from_numpy(
                 values, dimension_names=names, attributes=attributes, fill_value=fill
             )
@@ -365,6 +418,8 @@ class HDF4Parser:
         # Tags, chunk tables and attributes are small reads scattered through the file.
         file = HDF4File(source_file.cached(size=size), size)
         members = _root_members(file)
+        has_root = any(g.class_name == "CDF0.0" for g in file.vgroups.values())
+        table = dimension_table(file, members) if has_root else None
         attributes = _attributes(file, members, "global ")
         eos_dims = eos_dimension_names(struct_metadata(attributes))
         arrays: dict[str, AnyArray] = {}
@@ -372,7 +427,7 @@ class HDF4Parser:
             group = file.vgroups.get(ref) if tag == TAG_VG else None
             if group is None or group.class_name != "Var0.0" or group.name in self.drop_variables:
                 continue
-            dataset = _dataset(file, group)
+            dataset = _dataset(file, group, table)
             if dataset.is_coordinate and dataset.data is None:
                 continue  # a dimension with attributes but no scale values
             names = eos_dims.get(dataset.name, dataset.dimension_names)

@@ -23,6 +23,7 @@ from vzcore.parsers.hdf4_format import (
     TAG_CHUNK,
     TAG_COMPRESSED,
     TAG_NT,
+    TAG_NULL,
     TAG_SD,
     TAG_SDD,
     TAG_VG,
@@ -225,6 +226,9 @@ class Layout:
     rows: npt.NDArray[np.int64]  # C-order chunk numbers
     offsets: npt.NDArray[np.uint64]
     lengths: npt.NDArray[np.uint64]
+    fill: bytes | None = None
+    """A chunked element's fill value (its header's, in the file's byte order): the HDF4
+    library fills absent chunks with it, whatever the ``_FillValue`` attribute says."""
 
 
 def _codec(comp_type: int, level: int, where: str, loading: bool) -> dict[str, Any]:
@@ -280,30 +284,127 @@ def _compressed(
     )
 
 
-def _chunked(
-    file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str, loading: bool
-) -> Layout:
-    """A chunked special element (hchunks.c): its header, then the chunk table Vdata."""
+_CHUNK_TABLE_CLASS = "_HDF_CHK_TBL_0"  # the library compares this prefix of the class
+_CHUNK_FIELDS = ("origin", "chk_tag", "chk_ref")
+_INT32, _UINT16 = 24, 23
+_MAX_CHUNK_HEADER = 256  # the library refuses a longer chunked header
+
+
+@attrs.frozen
+class _ChunkedHeader:
+    """The fields of a chunked element's header (``HMCIstaccess``) vz uses or checks."""
+
+    flag: int
+    length: int  # elements in the whole data set
+    chunk_size: int  # elements in one chunk
+    nt_size: int
+    table_tag: int
+    table_ref: int
+    dims: npt.NDArray[np.int64]  # (rank, 3): flag, dim_length, chunk_length
+    fill: bytes
+
+
+def _chunked_header(raw: bytes, where: str) -> _ChunkedHeader:
     c = cursor(raw, f"{where}: chunked header")
-    c.take(2 + 4 + 1 + 4 + 4 + 4 + 4)  # special, length, version, flags, sizes
+    c.take(2)  # the special kind
+    header_length = c.uint(4)
+    if header_length > _MAX_CHUNK_HEADER:
+        raise HDF4FormatError(f"{where}: the chunked header claims {header_length} bytes")
+    version = c.uint(1)
+    if version != 0:  # _HDF_CHK_HDR_VER: the library opens no other
+        raise HDF4FormatError(f"{where}: chunked header version {version} is not read")
+    flag, length, chunk_size, nt_size = (c.uint(4) for _ in range(4))
     table_tag, table_ref = c.uint(2), c.uint(2)
     c.take(4)  # the (unused) special tag and ref
     rank = c.uint(4)
-    if rank != len(shape) or table_tag != TAG_VH:
-        raise HDF4FormatError(f"{where}: the chunked header has rank {rank} for {len(shape)}")
+    if rank > 32:  # MAX_VAR_DIMS
+        raise HDF4FormatError(f"{where}: the chunked header has rank {rank}")
     dims = np.array(c.uints(4, 3 * rank), dtype=np.int64).reshape(rank, 3)
-    chunk_shape = tuple(int(n) for n in dims[:, 2])
+    fill = c.take(c.uint(4))
+    return _ChunkedHeader(flag, length, chunk_size, nt_size, table_tag, table_ref, dims, fill)
+
+
+def _checked_header(
+    header: _ChunkedHeader, shape: tuple[int, ...], itemsize: int, where: str
+) -> tuple[int, ...]:
+    """The chunk shape, once the header agrees with the data set: the library numbers
+    chunks by the header's dimension lengths and sizes its reads by its chunk and
+    element counts, so a header that disagrees is read otherwise than vz would."""
+    if len(header.dims) != len(shape) or header.table_tag != TAG_VH:
+        raise HDF4FormatError(
+            f"{where}: the chunked header has rank {len(header.dims)} for {len(shape)}"
+        )
+    chunk_shape = tuple(int(n) for n in header.dims[:, 2])
     if min(chunk_shape, default=1) < 1:
         raise HDF4FormatError(f"{where}: chunk shape {chunk_shape} has an empty side")
-    vdata = file.vdatas.get(table_ref)
+    if header.flag & 0xFF not in (0, _SPECIAL_COMP):
+        raise HDF4FormatError(f"{where}: chunked header flag {header.flag:#x} is not read")
+    if header.nt_size != itemsize or len(header.fill) != itemsize:
+        raise HDF4FormatError(
+            f"{where}: the chunked header gives {header.nt_size}-byte values and a "
+            f"{len(header.fill)}-byte fill value for a {itemsize}-byte type"
+        )
+    if header.chunk_size != math.prod(chunk_shape):
+        raise HDF4FormatError(
+            f"{where}: the chunked header gives {header.chunk_size} values a chunk for "
+            f"chunk shape {chunk_shape}"
+        )
+    unlimited = ((header.dims[:, 0] >> 8) & 0xFF) != 0
+    lengths = tuple(int(n) for n in header.dims[:, 1])
+    fixed = [axis for axis in range(len(shape)) if not unlimited[axis]]
+    if any(lengths[axis] != shape[axis] for axis in fixed) or (
+        not unlimited.any() and header.length != math.prod(shape)
+    ):
+        raise HDF4FormatError(
+            f"{where}: the chunked header gives shape {lengths} ({header.length} values), "
+            f"the data set has shape {shape}"
+        )
+    return chunk_shape
+
+
+def _chunk_table(file: HDF4File, vdata: Vdata | None, rank: int, where: str) -> npt.NDArray[Any]:
+    """The chunk table's records, once its class and fields are the library's."""
     if vdata is None:
-        raise HDF4FormatError(f"{where}: the chunk table (Vdata {table_ref}) is missing")
-    table = vdata_records(vdata, file.vdata_bytes(vdata, where), f"{where}: chunk table")
-    names = table.dtype.names or ()
-    if len(names) != 3:
-        raise HDF4FormatError(f"{where}: the chunk table has fields {names}")
-    origins = np.asarray(table[names[0]], dtype=np.int64).reshape(len(table), rank)
-    refs = np.asarray(table[names[2]], dtype=np.int64)
+        raise HDF4FormatError(f"{where}: the chunk table is missing")
+    fields = vdata.fields
+    expected = {"origin": (_INT32, rank, 4 * rank), "chk_tag": (_UINT16, 1, 2)}
+    expected["chk_ref"] = (_UINT16, 1, 2)
+    found = {
+        name: (code, order, size)
+        for name, code, order, size in zip(
+            fields.names, fields.types, fields.orders, fields.sizes, strict=True
+        )
+    }
+    if not vdata.class_name.startswith(_CHUNK_TABLE_CLASS) or any(
+        found.get(name) != spec for name, spec in expected.items()
+    ):
+        raise HDF4FormatError(
+            f"{where}: the chunk table (Vdata {vdata.ref}, class {vdata.class_name!r}) has "
+            f"fields {found}, not origin, chk_tag and chk_ref as the HDF4 library reads them"
+        )
+    return vdata_records(vdata, file.vdata_bytes(vdata, where), f"{where}: chunk table")
+
+
+def _chunked(
+    file: HDF4File, raw: bytes, shape: tuple[int, ...], itemsize: int, where: str, loading: bool
+) -> Layout:
+    """A chunked special element (hchunks.c): its header, then the chunk table Vdata."""
+    header = _chunked_header(raw, where)
+    chunk_shape = _checked_header(header, shape, itemsize, where)
+    rank = len(shape)
+    table = _chunk_table(file, file.vdatas.get(header.table_ref), rank, where)
+    tags = np.asarray(table["chk_tag"], dtype=np.int64)
+    # A NULL tag is a chunk not written (the library fills it); any other than a chunk's
+    # is an error when the library reads it.
+    written = tags != TAG_NULL
+    bad = written & ((tags & ~EXTENDED) != TAG_CHUNK)
+    if bad.any():
+        raise HDF4FormatError(
+            f"{where}: the chunk table names tag {int(tags[bad][0])}, not a chunk's"
+        )
+    table = table[written]
+    origins = np.asarray(table["origin"], dtype=np.int64).reshape(len(table), rank)
+    refs = np.asarray(table["chk_ref"], dtype=np.int64)
     grid = tuple(-(-s // n) for s, n in zip(shape, chunk_shape, strict=True))
     if ((origins < 0) | (origins >= np.array(grid, dtype=np.int64))).any():
         raise HDF4FormatError(f"{where}: a chunk origin lies outside the chunk grid {grid}")
@@ -337,7 +438,8 @@ def _chunked(
             raise HDF4UnsupportedError(f"{where}: a compressed chunk's data is a special element")
         offsets = file.reader.table["offset"][data].astype(np.uint64)
         lengths = file.reader.table["length"][data].astype(np.uint64)
-    return Layout(chunk_shape, codecs, rows.astype(np.int64), offsets, lengths)
+    fill = header.fill
+    return Layout(chunk_shape, codecs, rows.astype(np.int64), offsets, lengths, fill)
 
 
 def chunk_layout(
@@ -362,7 +464,7 @@ def chunk_layout(
     raw = file.read(data)
     special = int.from_bytes(raw[:2], "big")
     if special == _SPECIAL_CHUNKED:
-        return _chunked(file, raw, shape, where, loading)
+        return _chunked(file, raw, shape, dtype.itemsize, where, loading)
     if special == _SPECIAL_COMP:
         return _compressed(file, raw, shape, where, loading)
     if special == SPECIAL_LINKED:

@@ -253,12 +253,14 @@ def parse_vgroup(ref: int, data: bytes) -> Vgroup:
 
 @attrs.frozen
 class Fields:
-    """The fields of a Vdata: names, number type codes, orders and byte offsets."""
+    """The fields of a Vdata: names, number type codes, orders, byte offsets and sizes."""
 
     names: tuple[str, ...]
     types: tuple[int, ...]
     orders: tuple[int, ...]
     offsets: tuple[int, ...]
+    sizes: tuple[int, ...] = ()
+    """Each field's size in the file's record (``isize``), as the header states it."""
 
 
 @attrs.frozen
@@ -291,8 +293,18 @@ class Vdata:
             raise HDF4FormatError(f"{where}: inconsistent Vdata fields ({err})") from err
 
 
+_MAX_VDATA_VERSION = 4  # VSET_NEW_VERSION
+
+
 def parse_vdata_header(ref: int, data: bytes) -> Vdata:
-    """A Vdata header from its VH element (``vpackvs``)."""
+    """A Vdata header from its VH element (``vpackvs``).
+
+    The HDF4 library takes the header's version from its last bytes (``version``,
+    ``more`` and a NUL byte end it) and reads nothing more of a header whose version
+    is past 4: such a Vdata has no class, name, fields or records for it.
+    """
+    if len(data) >= 5 and int.from_bytes(data[-5:-3], "big") > _MAX_VDATA_VERSION:
+        return Vdata(ref, "", "", 0, 0, Fields((), (), (), (), ()))
     c = _Cursor(data, f"Vdata {ref}")
     interlace = c.uint(2)
     n_records, record_nbytes, count = c.uint(4), c.uint(2), c.uint(2)
@@ -300,11 +312,10 @@ def parse_vdata_header(ref: int, data: bytes) -> Vdata:
     if interlace not in (0, 1) or (interlace == 1 and count > 1 and n_records > 1):
         raise HDF4FormatError(f"Vdata {ref}: interlace {interlace} is not read (corrupt file?)")
     types, sizes, offsets, orders = (c.uints(2, count) for _ in range(4))
-    del sizes
     names = tuple(c.text() for _ in range(count))
     name = c.text()
     class_name = c.text()
-    fields = Fields(names, tuple(types), tuple(orders), tuple(offsets))
+    fields = Fields(names, tuple(types), tuple(orders), tuple(offsets), tuple(sizes))
     return Vdata(ref, name, class_name, n_records, record_nbytes, fields)
 
 

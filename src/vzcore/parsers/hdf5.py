@@ -373,7 +373,8 @@ class HDFParser:
             refuse_storage(outside, self.external_links)
             return None
         # Before h5py reads an attribute (the dimension list, strings): a corrupt heap loops it.
-        walk.heaps.check_attribute_heaps(header_address(dataset), where)
+        address = header_address(dataset)
+        walk.heaps.check_attribute_heaps(address, where)
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None
         element = element_type(dataset, where)
@@ -425,7 +426,7 @@ class HDFParser:
             )
             raise HDF5UnsupportedError(f"{where}: {err}; {hint} (drop_variables=)") from err
         if layout == h5py.h5d.CHUNKED:
-            manifest = _chunked_manifest(dataset, metadata, walk, where)
+            manifest = _chunked_manifest(dataset, address, metadata, walk, where)
         else:
             manifest = _contiguous_manifest(dataset, metadata, walk.url, where)
         return VirtualArray(metadata, manifest)
@@ -686,8 +687,9 @@ def _reads_index_directly(dataset: Any, grid: tuple[int, ...]) -> bool:
 
 
 def _chunked_manifest(
-    dataset: Any, metadata: ArrayMetadata, walk: _Walk, where: str
+    dataset: Any, address: int, metadata: ArrayMetadata, walk: _Walk, where: str
 ) -> ChunkManifest:
+    """The manifest of a chunked dataset whose object header is at ``address``."""
     grid = checked_grid(metadata, where)
     if 0 in grid:
         return ChunkManifest.empty(grid)
@@ -697,7 +699,8 @@ def _chunked_manifest(
     elif walk.direct_index and walk.heaps.enabled:
         # A version 1 B-tree is read directly however small: chunk_iter hides its keys,
         # and lists chunks HDF5's own lookup does not find when they are corrupt.
-        found = v1_btree_locations(dataset, walk.heaps.reader, walk.heaps.shape, where)
+        messages = walk.heaps.messages(address, where)
+        found = v1_btree_locations(dataset, messages, walk.heaps.reader, walk.heaps.shape, where)
     if found is None:
         if dataset.id.get_storage_size() == 0:  # nothing stored: no index to iterate
             return ChunkManifest.empty(grid)

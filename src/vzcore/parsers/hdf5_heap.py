@@ -53,6 +53,7 @@ class HeapChecker:
             file.cached(size=self.shape.size) if local is None else _LocalRanges(local)
         )
         self._checked: set[int] = set()
+        self._header: tuple[int, list[tuple[int, bytes]]] | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -60,6 +61,12 @@ class HeapChecker:
     def __exit__(self, *exc: object) -> None:
         if isinstance(self.reader, _LocalRanges):
             self.reader.close()
+
+    def messages(self, address: int, where: str) -> list[tuple[int, bytes]]:
+        """The messages of the object header at ``address`` (the last header asked: kept)."""
+        if self._header is None or self._header[0] != address:
+            self._header = address, list(header_messages(address, self.reader, self.shape, where))
+        return self._header[1]
 
     def check_attribute_heaps(self, address: int, where: str) -> None:
         """Refuse the object at ``address`` if a collection its attributes use would hang HDF5.
@@ -72,7 +79,7 @@ class HeapChecker:
         """
         if not self.enabled:
             return
-        for kind, body in header_messages(address, self.reader, self.shape, where):
+        for kind, body in self.messages(address, where):
             if kind == _ATTRIBUTE:
                 for collection in _vlen_collections(body, self.shape):
                     if collection not in self._checked:

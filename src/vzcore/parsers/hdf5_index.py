@@ -11,6 +11,7 @@ other layout versions, user blocks), and the parser asks h5py's ``chunk_iter`` t
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ from vzcore.parsers.hdf5_layout import (
     HDF5IndexError,
     RangeReader,
     chunk_layout,
+    layout_message,
     little_endian,
     read_blocks,
 )
@@ -90,15 +92,20 @@ def chunk_locations(
 
 
 def v1_btree_locations(
-    dataset: Any, file: RangeReader, shape: FileShape, where: str
+    dataset: Any,
+    messages: list[tuple[int, bytes]],
+    file: RangeReader,
+    shape: FileShape,
+    where: str,
 ) -> ChunkLocations | None:
     """The chunks of ``dataset`` if its index is a version 1 B-tree, else None.
 
     h5py's ``chunk_iter`` does not show a version 1 B-tree's keys, and lists chunks
     HDF5's own lookup does not find when they are corrupt: `_v1_btree` checks them.
-    ``file`` is read in small pieces; the file must have no user block.
+    ``messages`` are those of the dataset's object header (`header_messages`); ``file``
+    is read in small pieces; the file must have no user block.
     """
-    layout = chunk_layout(dataset, file, shape, where)
+    layout = layout_message(messages, shape)
     stored_chunks = tuple(int(c) for c in dataset.chunks or ())
     if layout is None or layout.index_type != 0 or layout.chunk_dims[:-1] != stored_chunks:
         return None
@@ -204,6 +211,7 @@ def _within(
 # ---- version 1 B-tree ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)  # building a structured dtype costs tens of microseconds
 def _v1_node_dtype(shape: FileShape, ndim: int, entries: int) -> np.dtype[Any]:
     """A version 1 B-tree node of raw data chunks holding ``entries`` children."""
     key = np.dtype([("size", "<u4"), ("mask", "<u4"), ("offsets", "<u8", (ndim + 1,))])

@@ -9,7 +9,7 @@ Also here: what every index reader shares (`FileShape`, `read_blocks`, `HDF5Inde
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -27,6 +27,7 @@ __all__ = [
     "chunk_layout",
     "header_address",
     "header_messages",
+    "layout_message",
     "little_endian",
     "read_blocks",
     "verify_checksums",
@@ -145,7 +146,12 @@ def chunk_layout(
     dataset: Any, file: RangeReader, shape: FileShape, where: str
 ) -> ChunkLayout | None:
     """The chunked layout message of ``dataset``; None when vz does not read its header itself."""
-    for kind, body in header_messages(header_address(dataset), file, shape, where):
+    return layout_message(header_messages(header_address(dataset), file, shape, where), shape)
+
+
+def layout_message(messages: Iterable[tuple[int, bytes]], shape: FileShape) -> ChunkLayout | None:
+    """The chunked layout message among an object header's ``messages`` (`header_messages`)."""
+    for kind, body in messages:
         if kind == _LAYOUT:
             return _parse_layout(body, shape)
     return None

@@ -289,7 +289,7 @@ class HDFParser:
             elif isinstance(node, h5py.Dataset):
                 where = f"{url}: variable {member.path!r}"
                 try:
-                    array = self._array(node, member.path, where, walk)
+                    array = self._array(node, member.path, where, walk, member.address)
                 except VirtualizationError:
                     raise
                 except _H5PY_ERRORS as err:
@@ -364,7 +364,10 @@ class HDFParser:
             return bool(dataset.is_scale and dataset.ndim == 1)
         return _named(posixpath.basename(path), path, self.loadable_variables)
 
-    def _array(self, dataset: Any, path: str, where: str, walk: _Walk) -> AnyArray | None:
+    def _array(
+        self, dataset: Any, path: str, where: str, walk: _Walk, address: int | None
+    ) -> AnyArray | None:
+        """The array of ``dataset``, whose object header is at ``address`` (None: ask h5py)."""
         import h5py
 
         # Before anything reads values: those of these datasets are in other files.
@@ -373,7 +376,7 @@ class HDFParser:
             refuse_storage(outside, self.external_links)
             return None
         # Before h5py reads an attribute (the dimension list, strings): a corrupt heap loops it.
-        address = header_address(dataset)
+        address = header_address(dataset) if address is None else address
         walk.heaps.check_attribute_heaps(address, where)
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None

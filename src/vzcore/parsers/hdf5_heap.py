@@ -13,6 +13,7 @@ walks each the way libhdf5 does: a collection it would not walk to its end is re
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -151,10 +152,7 @@ def _vlen_collections(body: bytes, shape: FileShape) -> set[int]:
     """The global heap collections the values of an attribute message of a vlen type are in."""
     if len(body) < 8:
         return set()
-    version, flags = body[0], body[1]
-    name_size, type_size, space_size = (
-        int.from_bytes(body[i : i + 2], "little") for i in (2, 4, 6)
-    )
+    version, flags, name_size, type_size, space_size = struct.unpack_from("<BBHHH", body)
     if version == 1:
 
         def padded(n: int) -> int:

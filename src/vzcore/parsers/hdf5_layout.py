@@ -164,7 +164,8 @@ def header_messages(
     followed; nothing for a header vz does not read (not version 1 or 2, outside the file)."""
     if not 0 <= address < shape.size:
         return iter(())
-    head = bytes(read_blocks(file, shape, np.array([address]), _HEADER_PROBE, where)[0])
+    end = min(address + _HEADER_PROBE, shape.size)
+    head = bytes(file.read_ranges([address], [end])[0]).ljust(_HEADER_PROBE, b"\0")
     if head[:4] == b"OHDR":
         return _messages_v2(head, address, file, shape, where)
     if head[0] == 1:

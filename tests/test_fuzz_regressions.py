@@ -600,3 +600,124 @@ def test_an_unlimited_data_length_past_int32_is_refused(tmp_path: Path, hdf4: by
     _, offset, _ = _element_of(hdf4, 702, ref)
     data[offset + 2 : offset + 6] = struct.pack(">I", 1 << 31)
     _hdf4_refused(tmp_path, bytes(data), r"past 2\*\*31")
+
+
+# ---- HDF5: corrupt global heaps (libhdf5 loops) and chunk B-tree keys its lookup misses ----
+
+
+def _netcdf_like(path: Path, *, compression: str | None = "gzip") -> np.ndarray:
+    """A 2-d dataset of 3 x 2 chunks with a dimension scale on each axis (DIMENSION_LIST)."""
+    values = np.arange(6 * 4, dtype="f4").reshape(6, 4)
+    with h5py.File(path, "w") as f:
+        for name, length in (("y", 6), ("x", 4)):
+            f[name] = np.arange(length, dtype="f8")
+            f[name].make_scale(name)
+        v = f.create_dataset("v", data=values, chunks=(2, 2), compression=compression)
+        v.dims[0].attach_scale(f["y"])
+        v.dims[1].attach_scale(f["x"])
+    return values
+
+
+def _raw_tree_node(data: bytes) -> int:
+    """Where the only chunk B-tree node (a TREE of type 1, raw data) of a file starts."""
+    (node,) = [m.start() for m in re.finditer(b"TREE\x01", data)]
+    return node
+
+
+def _leaf_key(node: int, entry: int, ndim: int) -> int:
+    """Where key ``entry`` of a version 1 B-tree leaf of raw data chunks starts (8-byte addresses)."""
+    return node + 24 + entry * (8 + 8 * (ndim + 1) + 8)
+
+
+def test_a_global_heap_object_of_no_size_is_refused_before_hdf5_loops_on_it(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "heap.nc"
+    _netcdf_like(path)
+    data = bytearray(path.read_bytes())
+    (collection,) = [m.start() for m in re.finditer(b"GCOL", data)]
+    first = collection + 16  # the collection's first object: index 0 (free space), size 0
+    data[first : first + 2] = b"\0\0"
+    data[first + 8 : first + 16] = b"\0" * 8
+    path.write_bytes(bytes(data))
+    # Without the check libhdf5 never returns (C code no signal reaches): in a child.
+    script = (
+        "import sys, vzcore as vc\n"
+        "from vzcore.parsers import HDFParser, HDF5FormatError\n"
+        "try:\n"
+        "    HDFParser()(sys.argv[1], vc.ObjectStoreRegistry.for_urls([sys.argv[1]]))\n"
+        "except HDF5FormatError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, url_of(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "global heap collection" in done.stdout
+    assert url_of(path) in done.stdout
+    assert "'/v'" in done.stdout
+
+
+def test_a_chunk_key_with_an_element_offset_hdf5_does_not_find_is_refused(
+    tmp_path: Path,
+) -> None:
+    from vzcore.parsers import HDFParser
+    from vzcore.parsers.hdf5 import HDF5IndexError
+
+    path = tmp_path / "key.nc"
+    values = _netcdf_like(path)
+    data = bytearray(path.read_bytes())
+    key = _leaf_key(_raw_tree_node(data), 2, 2)  # the chunk at (2, 0)
+    data[key + 8 + 16 : key + 8 + 24] = struct.pack("<Q", 1 << 17)  # its element offset
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as f:  # HDF5 lists the chunk but does not find it
+        read = f["v"][...]
+    assert (read[2:4, :2] == 0).all()
+    assert (read[:2] == values[:2]).all()
+    url = url_of(path)
+    with pytest.raises(HDF5IndexError, match="element offset") as info:
+        HDFParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+    assert "'/v'" in str(info.value)
+
+
+def test_chunk_keys_out_of_order_are_refused(tmp_path: Path) -> None:
+    from vzcore.parsers import HDFParser
+    from vzcore.parsers.hdf5 import HDF5IndexError
+
+    path = tmp_path / "order.nc"
+    _netcdf_like(path)
+    data = bytearray(path.read_bytes())
+    node = _raw_tree_node(data)
+    first, second = _leaf_key(node, 1, 2) + 8, _leaf_key(node, 2, 2) + 8
+    offsets = data[first : first + 24], data[second : second + 24]
+    data[first : first + 24], data[second : second + 24] = offsets[1], offsets[0]
+    path.write_bytes(bytes(data))
+    url = url_of(path)
+    with pytest.raises(HDF5IndexError, match="out of order") as info:
+        HDFParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+
+
+def test_an_unfiltered_chunk_whose_key_says_no_bytes_is_refused(tmp_path: Path) -> None:
+    from vzcore.parsers import HDFParser
+    from vzcore.parsers.hdf5 import HDF5IndexError
+
+    path = tmp_path / "size.nc"
+    _netcdf_like(path, compression=None)
+    data = bytearray(path.read_bytes())
+    key = _leaf_key(_raw_tree_node(data), 0, 2)
+    data[key : key + 8] = struct.pack("<II", 0, 0x0000DD0F)  # size 0, a filter mask
+    path.write_bytes(bytes(data))
+    # HDF5 reads such a chunk into a buffer it leaves unfilled: no value to agree with.
+    url = url_of(path)
+    with pytest.raises(HDF5IndexError, match="unfiltered chunk") as info:
+        HDFParser()(url, local_registry(tmp_path))
+    assert url in str(info.value)
+    assert "'/v'" in str(info.value)

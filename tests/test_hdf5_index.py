@@ -520,18 +520,32 @@ def test_lookup3_matches_hdf5_checksums() -> None:
 def test_parser_reads_big_indexes_directly(
     case_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many chunks (or an extensible array chunk_iter misplaces): direct; a few: chunk_iter."""
+    """Many chunks (or an extensible array chunk_iter misplaces): direct; a few: chunk_iter.
+
+    A version 1 B-tree of a few chunks is read directly too (its keys checked), and
+    every other index of a few chunks is left to chunk_iter.
+    """
     from vzcore.parsers import hdf5
 
-    asked: list[str] = []
-    real = hdf5.chunk_locations
+    asked: list[tuple[str, bool]] = []
 
-    def spy(dataset: Any, *args: Any) -> ChunkLocations | None:
-        asked.append(dataset.name)
-        return real(dataset, *args)
+    def spy(real: Any) -> Any:
+        def spied(dataset: Any, *args: Any) -> ChunkLocations | None:
+            found: ChunkLocations | None = real(dataset, *args)
+            asked.append((dataset.name, found is not None))
+            return found
 
-    monkeypatch.setattr(hdf5, "chunk_locations", spy)
+        return spied
+
+    for reader in ("chunk_locations", "v1_btree_locations"):
+        monkeypatch.setattr(hdf5, reader, spy(getattr(hdf5, reader)))
     for name in ("v1_deep", "v1_1d", "ea_inner", "fa_small", "bt2_deep"):
         path = case_files[name]
         HDFParser()(f"file://{path}", vc.ObjectStoreRegistry.for_urls([f"file://{path}"]))
-    assert asked == ["/v1_deep", "/ea_inner", "/bt2_deep"]
+    assert [name for name, direct in asked if direct] == [
+        "/v1_deep",
+        "/v1_1d",
+        "/ea_inner",
+        "/bt2_deep",
+    ]
+    assert ("/fa_small", False) in asked

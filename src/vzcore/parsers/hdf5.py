@@ -30,7 +30,14 @@ from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
 from vzcore.metadata import ArrayMetadata, checked_grid
 from vzcore.parsers.hdf5_filters import HDF5UnsupportedError, codecs_for_filters
-from vzcore.parsers.hdf5_index import HDF5IndexError, chunk_iter_locations, chunk_locations
+from vzcore.parsers.hdf5_heap import HeapChecker
+from vzcore.parsers.hdf5_index import (
+    HDF5IndexError,
+    chunk_iter_locations,
+    chunk_locations,
+    v1_btree_locations,
+)
+from vzcore.parsers.hdf5_layout import header_address
 from vzcore.parsers.hdf5_links import (
     MAX_GROUP_DEPTH,
     MAX_MEMBERS,
@@ -221,7 +228,11 @@ class HDFParser:
         url = file.url
         seen = file.fingerprint()
         local = file.local_path() is not None
-        with _LOCAL_PARSE if local else nullcontext(), _open_file(file, seen.size) as handle:
+        with (
+            _LOCAL_PARSE if local else nullcontext(),
+            _open_file(file, seen.size) as handle,
+            HeapChecker(handle, file, seen.size) as heaps,
+        ):
             try:
                 walk = _Walk(
                     url=url,
@@ -229,6 +240,7 @@ class HDFParser:
                     file=file,
                     size=seen.size,
                     direct_index=self.direct_index,
+                    heaps=heaps,
                 )
                 path, root = _root_group(walk.links, self.group, url)
                 ancestors = {object_address(root): path}
@@ -254,6 +266,8 @@ class HDFParser:
         groups: dict[str, VirtualGroup] = {}
         try:
             members = walk.links.members(h5group, path, self._wanted)
+            # The last of the ancestors is this group.
+            walk.heaps.check_attribute_heaps(next(reversed(ancestors)), f"{url}: group {path!r}")
             attributes = _attributes(h5group.attrs)
         except VirtualizationError:
             raise
@@ -275,7 +289,7 @@ class HDFParser:
             elif isinstance(node, h5py.Dataset):
                 where = f"{url}: variable {member.path!r}"
                 try:
-                    array = self._array(node, member.path, where, walk)
+                    array = self._array(node, member.path, where, walk, member.address)
                 except VirtualizationError:
                     raise
                 except _H5PY_ERRORS as err:
@@ -350,7 +364,10 @@ class HDFParser:
             return bool(dataset.is_scale and dataset.ndim == 1)
         return _named(posixpath.basename(path), path, self.loadable_variables)
 
-    def _array(self, dataset: Any, path: str, where: str, walk: _Walk) -> AnyArray | None:
+    def _array(
+        self, dataset: Any, path: str, where: str, walk: _Walk, address: int | None
+    ) -> AnyArray | None:
+        """The array of ``dataset``, whose object header is at ``address`` (None: ask h5py)."""
         import h5py
 
         # Before anything reads values: those of these datasets are in other files.
@@ -358,6 +375,9 @@ class HDFParser:
         if outside is not None:
             refuse_storage(outside, self.external_links)
             return None
+        # Before h5py reads an attribute (the dimension list, strings): a corrupt heap loops it.
+        address = header_address(dataset) if address is None else address
+        walk.heaps.check_attribute_heaps(address, where)
         if dataset.attrs.get("NAME", b"")[: len(_NETCDF_DIMENSION_ONLY)] == _NETCDF_DIMENSION_ONLY:
             return None
         element = element_type(dataset, where)
@@ -409,7 +429,7 @@ class HDFParser:
             )
             raise HDF5UnsupportedError(f"{where}: {err}; {hint} (drop_variables=)") from err
         if layout == h5py.h5d.CHUNKED:
-            manifest = _chunked_manifest(dataset, metadata, walk, where)
+            manifest = _chunked_manifest(dataset, address, metadata, walk, where)
         else:
             manifest = _contiguous_manifest(dataset, metadata, walk.url, where)
         return VirtualArray(metadata, manifest)
@@ -558,6 +578,7 @@ class _Walk:
     file: Source
     size: int | None
     direct_index: bool
+    heaps: HeapChecker
     phony: _PhonyDimensions = attrs.Factory(_PhonyDimensions)
     # (address, paths dropped/loaded below) -> the group and the size of its tree.
     groups: dict[tuple[int, tuple[tuple[str, ...], tuple[str, ...]]], _Tree] = attrs.Factory(dict)
@@ -669,13 +690,20 @@ def _reads_index_directly(dataset: Any, grid: tuple[int, ...]) -> bool:
 
 
 def _chunked_manifest(
-    dataset: Any, metadata: ArrayMetadata, walk: _Walk, where: str
+    dataset: Any, address: int, metadata: ArrayMetadata, walk: _Walk, where: str
 ) -> ChunkManifest:
+    """The manifest of a chunked dataset whose object header is at ``address``."""
     grid = checked_grid(metadata, where)
     if 0 in grid:
         return ChunkManifest.empty(grid)
-    direct = walk.direct_index and _reads_index_directly(dataset, grid)
-    found = chunk_locations(dataset, walk.file, walk.size, where) if direct else None
+    found = None
+    if walk.direct_index and _reads_index_directly(dataset, grid):
+        found = chunk_locations(dataset, walk.file, walk.size, where)
+    elif walk.direct_index and walk.heaps.enabled:
+        # A version 1 B-tree is read directly however small: chunk_iter hides its keys,
+        # and lists chunks HDF5's own lookup does not find when they are corrupt.
+        messages = walk.heaps.messages(address, where)
+        found = v1_btree_locations(dataset, messages, walk.heaps.reader, walk.heaps.shape, where)
     if found is None:
         if dataset.id.get_storage_size() == 0:  # nothing stored: no index to iterate
             return ChunkManifest.empty(grid)

@@ -11,6 +11,7 @@ other layout versions, user blocks), and the parser asks h5py's ``chunk_iter`` t
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -24,12 +25,20 @@ from vzcore.parsers.hdf5_layout import (
     ChunkLayout,
     FileShape,
     HDF5IndexError,
+    RangeReader,
     chunk_layout,
+    layout_message,
     little_endian,
     read_blocks,
 )
 
-__all__ = ["ChunkLocations", "HDF5IndexError", "chunk_iter_locations", "chunk_locations"]
+__all__ = [
+    "ChunkLocations",
+    "HDF5IndexError",
+    "chunk_iter_locations",
+    "chunk_locations",
+    "v1_btree_locations",
+]
 
 _V1_GUESS_ENTRIES = 64  # 2K for HDF5's default K of 32: most nodes come in one read
 _MAX_TREE_LEVELS = 64
@@ -80,6 +89,30 @@ def chunk_locations(
     if reader is None:
         return None
     return reader(dataset, layout, file, shape, filtered, where)
+
+
+def v1_btree_locations(
+    dataset: Any,
+    messages: list[tuple[int, bytes]],
+    file: RangeReader,
+    shape: FileShape,
+    where: str,
+) -> ChunkLocations | None:
+    """The chunks of ``dataset`` if its index is a version 1 B-tree, else None.
+
+    h5py's ``chunk_iter`` does not show a version 1 B-tree's keys, and lists chunks
+    HDF5's own lookup does not find when they are corrupt: `_v1_btree` checks them.
+    ``messages`` are those of the dataset's object header (`header_messages`); ``file``
+    is read in small pieces; the file must have no user block.
+    """
+    layout = layout_message(messages, shape)
+    stored_chunks = tuple(int(c) for c in dataset.chunks or ())
+    if layout is None or layout.index_type != 0 or layout.chunk_dims[:-1] != stored_chunks:
+        return None
+    if layout.address == shape.undefined:
+        return _none(len(stored_chunks))
+    filtered = dataset.id.get_create_plist().get_nfilters() > 0
+    return _v1_btree(dataset, layout, file, shape, filtered, where)
 
 
 def chunk_iter_locations(dataset: Any) -> ChunkLocations:
@@ -178,6 +211,7 @@ def _within(
 # ---- version 1 B-tree ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)  # building a structured dtype costs tens of microseconds
 def _v1_node_dtype(shape: FileShape, ndim: int, entries: int) -> np.dtype[Any]:
     """A version 1 B-tree node of raw data chunks holding ``entries`` children."""
     key = np.dtype([("size", "<u4"), ("mask", "<u4"), ("offsets", "<u8", (ndim + 1,))])
@@ -196,13 +230,23 @@ def _v1_node_dtype(shape: FileShape, ndim: int, entries: int) -> np.dtype[Any]:
 
 
 def _v1_btree(
-    dataset: Any, layout: ChunkLayout, file: Source, shape: FileShape, filtered: bool, where: str
+    dataset: Any,
+    layout: ChunkLayout,
+    file: RangeReader,
+    shape: FileShape,
+    filtered: bool,
+    where: str,
 ) -> ChunkLocations | None:
     ndim = dataset.ndim
     grid = _grid(dataset.shape, layout) or ()
     bound = max(math.prod(grid), 1)
     addresses = np.array([layout.address], np.int64)
     level: int | None = None
+    dims = np.asarray(layout.chunk_dims, np.uint64)
+    if (dims == 0).any():
+        raise HDF5IndexError(f"{where}: the chunk layout has a dimension of 0 (corrupt file)")
+    # The key interval [low, high) each node's chunks must lie in (None: the root's, open).
+    bounds: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None = None
     for _ in range(_MAX_TREE_LEVELS):
         if len(addresses) == 0:
             return _none(ndim)
@@ -221,6 +265,7 @@ def _v1_btree(
         children = little_endian(
             np.ascontiguousarray(entries["child"]).view(np.uint8).reshape(-1, shape.sizeof_addr)
         )
+        bounds = _v1_key_intervals(nodes, taken, dims, bounds, level == 0, where)
         if level > 0:
             if len(children) > bound:
                 raise HDF5IndexError(
@@ -238,6 +283,17 @@ def _v1_btree(
                 f"{where}: the chunk B-tree holds a chunk at an offset off the chunk grid "
                 "(corrupt file)"
             )
+        if not filtered:
+            # Without filters HDF5 ignores the key's mask, and reads a chunk whose key says
+            # fewer bytes than a chunk's into a buffer it does not fill (other values).
+            if (keys["size"] != _chunk_nbytes(layout)).any():
+                raise HDF5IndexError(
+                    f"{where}: a key of the chunk B-tree gives an unfiltered chunk a size "
+                    f"other than the chunk's {_chunk_nbytes(layout)} bytes (corrupt file)"
+                )
+            return ChunkLocations(
+                coords, children, keys["size"].astype(np.uint64), np.zeros(len(children), np.uint32)
+            )
         return ChunkLocations(
             coords,
             children,
@@ -247,8 +303,65 @@ def _v1_btree(
     raise HDF5IndexError(f"{where}: the chunk B-tree is deeper than {_MAX_TREE_LEVELS} levels")
 
 
+def _v1_key_intervals(
+    nodes: npt.NDArray[Any],
+    taken: npt.NDArray[np.bool_],
+    dims: npt.NDArray[np.uint64],
+    bounds: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None,
+    leaves: bool,
+    where: str,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """Check that HDF5 finds every chunk of one level where the B-tree lists it.
+
+    HDF5 looks a chunk up (``H5B_find``) by a binary search in each node for the
+    child whose keys ``[key i, key i+1)`` hold the chunk's scaled offset (with 0 for
+    the element axis), and takes a leaf's chunk only if its left key is that offset.
+    With a node's keys out of order, a chunk outside its parent's interval, or a leaf
+    key with a nonzero element offset, h5py reads fill values where the listing has
+    bytes: the index is refused. Answers each child's interval (for the next level).
+    """
+    keys = (
+        np.concatenate(
+            [nodes["entries"]["key"]["offsets"], nodes["last_key"]["offsets"][:, None]], axis=1
+        ).astype(np.uint64)
+        // dims
+    )
+    # The keys left and right of each listed child (a node with k children has k+1 keys).
+    node_of, position = np.nonzero(taken)
+    left, right = keys[node_of, position], keys[node_of, position + 1]
+    if leaves and (left[:, -1] != 0).any():
+        raise HDF5IndexError(
+            f"{where}: a key of the chunk B-tree has a nonzero element offset, so HDF5 "
+            "does not find its chunk (corrupt file)"
+        )
+    if not _lex_less(left, right).all():
+        raise HDF5IndexError(
+            f"{where}: the keys of a chunk B-tree node are out of order, so HDF5 does not "
+            "find some of its chunks (corrupt file)"
+        )
+    if bounds is None:
+        return left, right
+    low, high = bounds[0][node_of], bounds[1][node_of]
+    if _lex_less(left, low).any() or not _lex_less(left, high).all():
+        raise HDF5IndexError(
+            f"{where}: a chunk B-tree node holds keys outside its parent's interval, so "
+            "HDF5 does not find some of its chunks (corrupt file)"
+        )
+    return left, np.where(_lex_less(right, high)[:, None], right, high)
+
+
+def _lex_less(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Row-wise ``a < b`` comparing coordinates first to last (HDF5's ``H5VM_vector_cmp_u``)."""
+    less = np.zeros(len(a), bool)
+    decided = np.zeros(len(a), bool)
+    for column in range(a.shape[1]):
+        less |= ~decided & (a[:, column] < b[:, column])
+        decided |= a[:, column] != b[:, column]
+    return less
+
+
 def _v1_level(
-    addresses: npt.NDArray[np.int64], ndim: int, file: Source, shape: FileShape, where: str
+    addresses: npt.NDArray[np.int64], ndim: int, file: RangeReader, shape: FileShape, where: str
 ) -> npt.NDArray[Any]:
     """The nodes at ``addresses``, as one structured array sized for the fullest of them."""
     guess = _v1_node_dtype(shape, ndim, _V1_GUESS_ENTRIES)

@@ -9,13 +9,13 @@ Also here: what every index reader shares (`FileShape`, `read_blocks`, `HDF5Inde
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from vzcore.byteranges import Source
 from vzcore.errors import VirtualizationError
 from vzcore.parsers.hdf5_checksum import lookup3
 
@@ -23,8 +23,11 @@ __all__ = [
     "ChunkLayout",
     "FileShape",
     "HDF5IndexError",
+    "RangeReader",
     "chunk_layout",
     "header_address",
+    "header_messages",
+    "layout_message",
     "little_endian",
     "read_blocks",
     "verify_checksums",
@@ -33,6 +36,16 @@ __all__ = [
 _LAYOUT, _CONTINUATION = 0x0008, 0x0010
 _HEADER_PROBE = 512  # bytes read first at a header: its prefix and, usually, all its messages
 _MAX_CONTINUATIONS = 4096
+
+
+class RangeReader(Protocol):
+    """What the readers here read bytes with: a `Source`, or a cheaper reader of a local file."""
+
+    def read_ranges(
+        self, starts: Sequence[int] | npt.NDArray[Any], ends: Sequence[int] | npt.NDArray[Any]
+    ) -> list[memoryview]:
+        """The bytes of each ``[start, end)`` range, in the order given."""
+        ...
 
 
 class HDF5IndexError(VirtualizationError):
@@ -72,7 +85,7 @@ class ChunkLayout:
 
 
 def read_blocks(
-    file: Source, shape: FileShape, starts: npt.NDArray[np.int64], length: int, where: str
+    file: RangeReader, shape: FileShape, starts: npt.NDArray[np.int64], length: int, where: str
 ) -> npt.NDArray[np.uint8]:
     """``length`` bytes at each of ``starts`` as one (n, length) array, zero past the file's end.
 
@@ -129,17 +142,35 @@ def verify_checksums(
         )
 
 
-def chunk_layout(dataset: Any, file: Source, shape: FileShape, where: str) -> ChunkLayout | None:
+def chunk_layout(
+    dataset: Any, file: RangeReader, shape: FileShape, where: str
+) -> ChunkLayout | None:
     """The chunked layout message of ``dataset``; None when vz does not read its header itself."""
-    address = header_address(dataset)
-    if not 0 <= address < shape.size:
-        return None
-    head = bytes(read_blocks(file, shape, np.array([address]), _HEADER_PROBE, where)[0])
-    if head[:4] == b"OHDR":
-        return _layout_v2(head, address, file, shape, where)
-    if head[0] == 1:
-        return _layout_v1(head, address, file, shape, where)
+    return layout_message(header_messages(header_address(dataset), file, shape, where), shape)
+
+
+def layout_message(messages: Iterable[tuple[int, bytes]], shape: FileShape) -> ChunkLayout | None:
+    """The chunked layout message among an object header's ``messages`` (`header_messages`)."""
+    for kind, body in messages:
+        if kind == _LAYOUT:
+            return _parse_layout(body, shape)
     return None
+
+
+def header_messages(
+    address: int, file: RangeReader, shape: FileShape, where: str
+) -> Iterator[tuple[int, bytes]]:
+    """The (type, body) of each message of the object header at ``address``, continuations
+    followed; nothing for a header vz does not read (not version 1 or 2, outside the file)."""
+    if not 0 <= address < shape.size:
+        return iter(())
+    end = min(address + _HEADER_PROBE, shape.size)
+    head = bytes(file.read_ranges([address], [end])[0]).ljust(_HEADER_PROBE, b"\0")
+    if head[:4] == b"OHDR":
+        return _messages_v2(head, address, file, shape, where)
+    if head[0] == 1:
+        return _messages_v1(head, address, file, shape, where)
+    return iter(())
 
 
 def header_address(dataset: Any) -> int:
@@ -163,7 +194,7 @@ def header_address(dataset: Any) -> int:
     return int(h5py.h5o.get_info(dataset.id).addr)
 
 
-def _read(file: Source, shape: FileShape, start: int, length: int, where: str) -> bytes:
+def _read(file: RangeReader, shape: FileShape, start: int, length: int, where: str) -> bytes:
     if length <= 0 or start < 0 or start + length > shape.size:
         raise HDF5IndexError(
             f"{where}: an object header block (bytes {start}-{start + length}) is outside "
@@ -172,14 +203,14 @@ def _read(file: Source, shape: FileShape, start: int, length: int, where: str) -
     return bytes(file.read_ranges([start], [start + length])[0])
 
 
-def _layout_v1(
-    head: bytes, address: int, file: Source, shape: FileShape, where: str
-) -> ChunkLayout | None:
+def _messages_v1(
+    head: bytes, address: int, file: RangeReader, shape: FileShape, where: str
+) -> Iterator[tuple[int, bytes]]:
     header_size = int.from_bytes(head[8:12], "little")
     blocks = [(address + 16, header_size)]
     for _ in range(_MAX_CONTINUATIONS):
         if not blocks:
-            return None
+            return
         start, length = blocks.pop(0)
         data = head[16 : 16 + length] if start == address + 16 else b""
         if len(data) < length:
@@ -189,17 +220,15 @@ def _layout_v1(
             kind = int.from_bytes(data[position : position + 2], "little")
             size = int.from_bytes(data[position + 2 : position + 4], "little")
             body = data[position + 8 : position + 8 + size]
-            if kind == _LAYOUT:
-                return _parse_layout(body, shape)
+            yield kind, body
             if kind == _CONTINUATION:
                 blocks.append(_continuation(body, shape))
             position += 8 + size
-    return None
 
 
-def _layout_v2(
-    head: bytes, address: int, file: Source, shape: FileShape, where: str
-) -> ChunkLayout | None:
+def _messages_v2(
+    head: bytes, address: int, file: RangeReader, shape: FileShape, where: str
+) -> Iterator[tuple[int, bytes]]:
     flags = head[5]
     position = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
     width = 1 << (flags & 0x03)
@@ -210,7 +239,7 @@ def _layout_v2(
     message_header = 6 if flags & 0x04 else 4
     for _ in range(_MAX_CONTINUATIONS):
         if not blocks:
-            return None
+            return
         block_start, block_length = blocks.pop(0)
         data = head[:block_length] if block_start == address else b""
         if len(data) < block_length:
@@ -228,12 +257,10 @@ def _layout_v2(
             kind = data[position]
             size = int.from_bytes(data[position + 1 : position + 3], "little")
             body = data[position + message_header : position + message_header + size]
-            if kind == _LAYOUT:
-                return _parse_layout(body, shape)
+            yield kind, body
             if kind == _CONTINUATION:
                 blocks.append(_continuation(body, shape))
             position += message_header + size
-    return None
 
 
 def _continuation(body: bytes, shape: FileShape) -> tuple[int, int]:

@@ -126,11 +126,15 @@ class SkippedLinkWarning(UserWarning):
 
 @attrs.frozen
 class Member:
-    """A group member the walk follows: its name, its path in the file, the h5py object."""
+    """A group member the walk follows: its name, its path in the file, the h5py object.
+
+    ``address``: where its object header is, when a hard link names it (else None).
+    """
 
     name: str
     path: str
     node: Any
+    address: int | None = None
 
 
 class _Unresolved(Exception):
@@ -224,10 +228,12 @@ class Walker:
             link_path = posixpath.join(path, name)
             if not wanted(name, link_path):
                 continue
+            address = None
             try:
                 info = group.id.links.get_info(encoded, lapl=self.lapl)
                 if info.type == h5py.h5l.TYPE_HARD:
                     object_id = h5py.h5o.open(group.id, encoded, lapl=self.lapl)
+                    address = int(info.u)
                 elif info.type == h5py.h5l.TYPE_SOFT:
                     target = group.id.links.get_val(encoded, lapl=self.lapl)
                     object_id = self._soft(group.id, path, link_path, target)
@@ -248,7 +254,9 @@ class Walker:
                     )
                 self.refuse_external(f"{self.url}: {what}", link_path, err)
                 continue
-            members.append(Member(name=name, path=link_path, node=_high_level(object_id)))
+            members.append(
+                Member(name=name, path=link_path, node=_high_level(object_id), address=address)
+            )
         return members
 
     def refuse_external(self, what: str, link: str, err: _External) -> None:

@@ -721,3 +721,44 @@ def test_an_unfiltered_chunk_whose_key_says_no_bytes_is_refused(tmp_path: Path) 
         HDFParser()(url, local_registry(tmp_path))
     assert url in str(info.value)
     assert "'/v'" in str(info.value)
+
+
+# ---- found by reading through zarr on a ManifestStore (session 11) ------------------------
+
+
+def test_a_zarr_v3_bytes_codec_without_endian_for_a_multibyte_type_is_refused(
+    tmp_path: Path,
+) -> None:
+    """zarr refuses such a zarr.json; vz served it, and no reader could open the store."""
+    url = _seed_with(tmp_path, "zarr_v3", [("json", 11, 937834, 17)])
+    document = json.loads((tmp_path / "zarr_v3" / "v3.zarr" / "b" / "zarr.json").read_text())
+    assert document["codecs"][0] == {"name": "bytes"}
+    with pytest.raises(ValueError, match="endian"):
+        zarr.open_array(tmp_path / "zarr_v3" / "v3.zarr" / "b", mode="r")
+    from vzcore.parsers import ZarrParser
+
+    with pytest.raises(vc.VirtualizationError, match="states no endian") as info:
+        ZarrParser()(url, local_registry(tmp_path / "zarr_v3"))
+    assert "'b'" in str(info.value)
+
+
+def test_metadata_built_with_a_bare_bytes_codec_states_an_endian() -> None:
+    """As before, such items are read little-endian; zarr now opens the metadata served."""
+    numbers = vc.ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="<i2", codecs=["bytes"])
+    strings = vc.ArrayMetadata(shape=(4,), chunk_grid=(4,), dtype="S5", codecs=["bytes"])
+    assert (numbers.endian, strings.endian) == ("little", None)
+    from zarr.core.metadata.v3 import ArrayV3Metadata
+
+    assert ArrayV3Metadata.from_dict(numbers.to_zarr_v3()).codecs  # zarr opens it
+
+
+def test_a_chunk_longer_than_its_shape_is_a_decode_error(tmp_path: Path) -> None:
+    """A DMR++ variable whose <Dim> was lost became a scalar with a 3-item chunk: zarr
+    refused the chunk, read_arrays took its first item."""
+    url = _seed_with(tmp_path, "dmrpp", [("flip", 0, 303, 2)])
+    from vzcore.parsers import DMRPPParser
+
+    group = DMRPPParser()(url, local_registry(tmp_path / "dmrpp"))
+    assert group["flag"].shape == ()
+    with pytest.raises(vc.ChunkDecodeError, match="decodes to 6 bytes; a chunk of shape"):
+        vc.read_arrays({"flag": group["flag"]}, local_registry(tmp_path / "dmrpp"))

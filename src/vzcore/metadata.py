@@ -190,7 +190,50 @@ def _to_codecs(
     # The byte order of 1-byte items is meaningless: drop it so pipelines compare equal.
     if not _has_endian(self_.dtype):
         codecs = tuple(CodecSpec("bytes") if c.name == "bytes" else c for c in codecs)
+        return codecs
+    if _needs_endian(self_.dtype) and any(
+        c.name == "bytes" and "endian" not in c.configuration for c in codecs
+    ):
+        # zarr opens no multi-byte array whose bytes codec states no endian: state the
+        # dtype's own (a zarr.json without one is refused where it is parsed).
+        endian = "big" if _byteorder(self_.dtype) == ">" else "little"
+        codecs = tuple(
+            _bytes_codec(self_.dtype, endian) if c.name == "bytes" else c for c in codecs
+        )
     return codecs
+
+
+def _needs_endian(dtype: np.dtype[Any]) -> bool:
+    """Whether zarr's ``bytes`` codec needs an endian for ``dtype`` (bytes strings do not)."""
+    if dtype.names is None:
+        return dtype.itemsize > 1 and dtype.byteorder != "|"
+    return any(_needs_endian(dtype[name]) for name in dtype.names)
+
+
+def _byteorder(dtype: np.dtype[Any]) -> str:
+    """``>`` or ``<`` (native resolved) of the first multi-byte field of ``dtype``."""
+    if dtype.names is not None:
+        return next(_byteorder(dtype[n]) for n in dtype.names if _needs_endian(dtype[n]))
+    order = dtype.byteorder
+    return ("<" if np.little_endian else ">") if order == "=" else order
+
+
+def _v3_endian_problems(codecs: list[Any], dtype: np.dtype[Any]) -> list[str]:
+    """A zarr.json ``bytes`` codec without an endian for a multi-byte type (zarr refuses it)."""
+    if not _needs_endian(dtype):
+        return []
+    for codec in codecs:
+        name = (
+            codec
+            if isinstance(codec, str)
+            else codec.get("name")
+            if isinstance(codec, dict)
+            else None
+        )
+        config = codec.get("configuration") if isinstance(codec, dict) else None
+        if name == "bytes" and not (isinstance(config, dict) and "endian" in config):
+            return [f"the bytes codec of a {dtype} array states no endian ('little' or 'big')"]
+    return []
 
 
 def normalize_codec_spec(codec: CodecSpec | Mapping[str, Any] | str) -> CodecSpec:
@@ -444,6 +487,8 @@ class ArrayMetadata:
                 ("attributes", dict, True),
             ),
         )
+        if dtype is not None and not problems:
+            problems += _v3_endian_problems(doc["codecs"], dtype)
         if problems or dtype is None or chunk_grid is None:
             raise InvalidMetadataError(
                 "invalid zarr v3 metadata: " + "; ".join(problems), problems=problems

@@ -218,8 +218,14 @@ def _numcodecs_decoder(metadata: ArrayMetadata) -> Any:
             _check_blosc_frame(raw)
         for codec in reversed(pipeline):
             data = codec.decode(data)
-        values = np.frombuffer(memoryview(data).cast("B"), dtype=stored, count=int(np.prod(shape)))
-        return values.reshape(shape)
+        raw_bytes = memoryview(data).cast("B")
+        count = int(np.prod(shape))
+        if len(raw_bytes) != count * stored.itemsize:  # zarr's bytes codec refuses it too
+            raise ValueError(
+                f"it decodes to {len(raw_bytes)} bytes; a chunk of shape {shape} holds "
+                f"{count * stored.itemsize}"
+            )
+        return np.frombuffer(raw_bytes, dtype=stored).reshape(shape)
 
     return decode
 

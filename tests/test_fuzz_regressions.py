@@ -762,3 +762,14 @@ def test_a_chunk_longer_than_its_shape_is_a_decode_error(tmp_path: Path) -> None
     assert group["flag"].shape == ()
     with pytest.raises(vc.ChunkDecodeError, match="decodes to 6 bytes; a chunk of shape"):
         vc.read_arrays({"flag": group["flag"]}, local_registry(tmp_path / "dmrpp"))
+
+
+def test_a_v2_codec_configuration_the_codec_does_not_take_is_refused(tmp_path: Path) -> None:
+    """``le~el`` for ``level``: numcodecs raised TypeError when the first chunk was read."""
+    url = _seed_with(tmp_path, "kerchunk_json", [("flip", 0, 1722, 3)])
+    from vzcore.parsers import KerchunkJSONParser
+
+    with pytest.raises(vc.VirtualizationError, match="is not the codec's") as info:
+        KerchunkJSONParser()(url, local_registry(tmp_path / "kerchunk_json"))
+    assert url in str(info.value)
+    assert "le~el" in str(info.value)

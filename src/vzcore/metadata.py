@@ -808,6 +808,7 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
     for config in [*(zarray.get("filters") or []), zarray.get("compressor")]:
         if config is None or (object_codec is not None and config.get("id") == object_codec):
             continue
+        _check_v2_codec(config)
         codec = v2_codec_to_v3(config, itemsize=stored.itemsize)
         try:
             is_array_codec = issubclass(get_codec_class(codec.name), zarr.abc.codec.ArrayArrayCodec)
@@ -818,6 +819,23 @@ def _v2_pipeline(zarray: Mapping[str, Any], stored: np.dtype[Any]) -> list[Codec
         CodecSpec(object_codec) if object_codec else _bytes_codec(stored, _stored_order(stored))
     )
     return [*before, serializer, *after]
+
+
+def _check_v2_codec(config: Mapping[str, Any]) -> None:
+    """Refuse a codec configuration its numcodecs codec does not take (an unknown key, a
+    value of the wrong kind): zarr and numcodecs fail on it only when a chunk is read."""
+    import numcodecs
+    import numcodecs.errors
+
+    try:
+        numcodecs.get_codec(dict(config))
+    except numcodecs.errors.UnknownCodecError:
+        return  # an unknown codec is refused, or read through zarr, where chunks are read
+    except (TypeError, ValueError, KeyError) as err:
+        raise InvalidMetadataError(
+            f"codec {config.get('id')!r}: its configuration {dict(config)} is not the "
+            f"codec's ({err})"
+        ) from err
 
 
 def _stored_order(dtype: np.dtype[Any]) -> str:

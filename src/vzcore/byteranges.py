@@ -355,13 +355,17 @@ class Source:
         local = getattr(self.reader, "local_path", None)
         return local(self.path) if callable(local) else None
 
-    def cached(self, *, size: int | None = None, **options: Any) -> Source:
+    def cached(
+        self, *, size: int | None = None, range_file: RangeFile | None = None, **options: Any
+    ) -> Source:
         """This source read through a `RangeFile`'s block cache, for parsers' many small reads.
 
         Ranges of this object are served from aligned blocks (a file of at most
         ``whole_below`` bytes is fetched in one request), each batch of ranges fetching
-        the blocks it lacks together; ``options`` are `RangeFile`'s. The cached source
-        is for one parse: it keeps the blocks it read until it is dropped.
+        the blocks it lacks together; ``options`` are `RangeFile`'s. ``range_file``, a
+        `RangeFile` of this source another reader uses (h5py's), shares its blocks.
+        The cached source is for one parse: it keeps the blocks it read until it is
+        dropped.
 
         >>> import obstore, vzcore as vc
         >>> from obstore.store import MemoryStore
@@ -374,7 +378,7 @@ class Source:
         >>> bytes(first).hex(), bytes(last)
         ('0102', b'bc')
         """
-        reader = _CachedReader(RangeFile(self, size=size, **options))
+        reader = _CachedReader(range_file or RangeFile(self, size=size, **options))
         # The blocks batch the reads: ranges are not merged across gaps on top of them.
         return attrs.evolve(self, reader=reader, policy=attrs.evolve(self.policy, coalesce=0))
 

@@ -24,7 +24,14 @@ import pyarrow as pa
 
 from vzcore._frozen import freeze_json
 from vzcore.array import AnyArray, LoadedArray, VirtualArray
-from vzcore.byteranges import Source, SourceReadError, open_file, reraise_source_error, source
+from vzcore.byteranges import (
+    RangeFile,
+    Source,
+    SourceReadError,
+    open_file,
+    reraise_source_error,
+    source,
+)
 from vzcore.errors import InvalidMetadataError, VirtualizationError
 from vzcore.group import VirtualGroup
 from vzcore.manifest import ChunkManifest
@@ -129,7 +136,8 @@ class HDF5GroupError(VirtualizationError):
 
 
 @contextmanager
-def _open_file(file: Source, size: int | None) -> Iterator[Any]:
+def _open_file(file: Source, size: int | None) -> Iterator[tuple[Any, str | RangeFile]]:
+    """The h5py file, and what it reads: the local path, or the `RangeFile` of the source."""
     import h5py
 
     try:
@@ -143,7 +151,7 @@ def _open_file(file: Source, size: int | None) -> Iterator[Any]:
         reraise_source_error(err)
         raise HDF5FormatError(f"{file.url}: not a readable HDF5/netCDF4 file: {err}") from err
     try:
-        yield handle
+        yield handle, opened
     finally:
         handle.close()
 
@@ -230,8 +238,8 @@ class HDFParser:
         local = file.local_path() is not None
         with (
             _LOCAL_PARSE if local else nullcontext(),
-            _open_file(file, seen.size) as handle,
-            HeapChecker(handle, file, seen.size) as heaps,
+            _open_file(file, seen.size) as (handle, opened),
+            HeapChecker(handle, file, seen.size, opened) as heaps,
         ):
             try:
                 walk = _Walk(

@@ -20,7 +20,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from vzcore.byteranges import Source
+from vzcore.byteranges import RangeFile, Source
 from vzcore.parsers.hdf5_layout import FileShape, RangeReader, header_messages, little_endian
 
 __all__ = ["HeapChecker"]
@@ -37,7 +37,9 @@ class HeapChecker:
     are for a file without a user block only (``enabled``).
     """
 
-    def __init__(self, handle: Any, file: Source, size: int | None) -> None:
+    def __init__(
+        self, handle: Any, file: Source, size: int | None, opened: str | RangeFile | None = None
+    ) -> None:
         creation = handle.id.get_create_plist()
         sizeof_addr, sizeof_size = creation.get_sizes()
         self.shape = FileShape(
@@ -49,9 +51,12 @@ class HeapChecker:
         self.enabled = creation.get_userblock() == 0
         local = file.local_path()
         # Headers and collections are small reads: a local file's by pread, a remote
-        # file's through a block cache (which its first MiB, read by h5py, is in).
+        # file's through the blocks h5py reads (``opened``, its `RangeFile`): no GET more.
+        shared = opened if isinstance(opened, RangeFile) else None
         self.reader: RangeReader = (
-            file.cached(size=self.shape.size) if local is None else _LocalRanges(local)
+            file.cached(size=self.shape.size, range_file=shared)
+            if local is None
+            else _LocalRanges(local)
         )
         self._checked: set[int] = set()
         self._header: tuple[int, list[tuple[int, bytes]]] | None = None

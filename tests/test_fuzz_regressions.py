@@ -306,7 +306,7 @@ def test_a_vgroup_of_an_unknown_version_is_refused(tmp_path: Path, hdf4: bytes) 
     )
     version = hdf4.index(b"Dim0.0", offset) + len(b"Dim0.0") + 4  # after extag, exref
     data[version] ^= 1
-    _hdf4_refused(tmp_path, bytes(data), "unknown version")
+    _hdf4_refused(tmp_path, bytes(data), "dimension records for rank")
 
 
 def test_a_vdata_interlace_the_reader_does_not_know_is_refused(tmp_path: Path, hdf4: bytes) -> None:
@@ -773,3 +773,18 @@ def test_a_v2_codec_configuration_the_codec_does_not_take_is_refused(tmp_path: P
         KerchunkJSONParser()(url, local_registry(tmp_path / "kerchunk_json"))
     assert url in str(info.value)
     assert "le~el" in str(info.value)
+
+
+def test_a_vgroup_whose_last_bytes_give_a_version_past_4_is_read_empty(tmp_path: Path) -> None:
+    """The DD of the ``lon`` dimension's Vgroup given a length of 3059: the library reads the
+    version from the element's end, finds none it knows and unpacks nothing, so the data
+    sets lose a dimension; vz read them (3, 4)."""
+    ops: list[tuple[object, ...]] = [
+        ("flip", 0, 4197, 1),
+        ("huge", 0, 14560, 8, 2, 0),
+        ("pointer", 0, 810, 3059, 4, 1),
+    ]
+    url = _seed_with(tmp_path, "hdf4", ops)
+    with pytest.raises(HDF4FormatError, match="1 dimension records for rank 2") as info:
+        HDF4Parser()(url, local_registry(tmp_path / "hdf4"))
+    assert url in str(info.value)

@@ -234,10 +234,18 @@ class Vgroup:
 
 
 _VSET_VERSIONS = (2, 3, 4)  # VSET_OLD_VERSION, VSET_VERSION, VSET_NEW_VERSION
+_MAX_VDATA_VERSION = 4  # VSET_NEW_VERSION: past it, the library unpacks no more
 
 
 def parse_vgroup(ref: int, data: bytes) -> Vgroup:
-    """A Vgroup from its VG element (``vpackvg``: nelt, tags, refs, name, class)."""
+    """A Vgroup from its VG element (``vpackvg``: nelt, tags, refs, name, class).
+
+    As for a Vdata header, the HDF4 library takes the version from the element's last
+    bytes and unpacks nothing more of a Vgroup whose version is past 4: it has no name,
+    class or members for it.
+    """
+    if len(data) >= 5 and int.from_bytes(data[-5:-3], "big") > _MAX_VDATA_VERSION:
+        return Vgroup(ref, "", "", ())
     c = _Cursor(data, f"Vgroup {ref}")
     count = c.uint(2)
     tags, refs = c.uints(2, count), c.uints(2, count)
@@ -291,9 +299,6 @@ class Vdata:
             )
         except (ValueError, TypeError) as err:
             raise HDF4FormatError(f"{where}: inconsistent Vdata fields ({err})") from err
-
-
-_MAX_VDATA_VERSION = 4  # VSET_NEW_VERSION
 
 
 def parse_vdata_header(ref: int, data: bytes) -> Vdata:

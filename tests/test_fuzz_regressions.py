@@ -433,7 +433,8 @@ def _var_members(data: bytes, name: str) -> list[tuple[int, int]]:
     """The (tag, ref) members of the ``Var0.0`` Vgroup of data set ``name``."""
     for tag, _, offset, length in _elements(data):
         raw = data[offset : offset + length]
-        if tag == 1965 and f"{name}\x00\x06Var0.0".encode() in raw:
+        named = struct.pack(">H", len(name)) + f"{name}\x00\x06Var0.0".encode()
+        if tag == 1965 and named in raw:
             (count,) = struct.unpack(">H", raw[:2])
             tags = struct.unpack(f">{count}H", raw[2 : 2 + 2 * count])
             refs = struct.unpack(f">{count}H", raw[2 + 2 * count : 2 + 4 * count])
@@ -600,6 +601,68 @@ def test_an_unlimited_data_length_past_int32_is_refused(tmp_path: Path, hdf4: by
     _, offset, _ = _element_of(hdf4, 702, ref)
     data[offset + 2 : offset + 6] = struct.pack(">I", 1 << 31)
     _hdf4_refused(tmp_path, bytes(data), r"past 2\*\*31")
+
+
+# ---- HDF4: compressed-element headers (session 12) -----------------------------------------
+
+
+def _compression_header(data: bytes, name: str) -> tuple[int, int, int]:
+    """(DD entry offset, header offset, header length) of data set ``name``'s data element."""
+    for tag, ref in _var_members(data, name):
+        if tag in (702, 721):
+            return _element_of(data, tag, ref)
+    raise AssertionError(f"{name!r} has no data element")
+
+
+@pytest.mark.parametrize("length", [0xFFFFFFFF, 1 << 31, 0], ids=["minus-one", "int32-min", "zero"])
+def test_a_compressed_length_of_zero_or_less_reads_as_fill(
+    tmp_path: Path, hdf4: bytes, length: int
+) -> None:
+    """The header's length is an int32; the library reads <= 0 as a template: all fill.
+    vz read the compressed bytes (the fuzz's ``huge`` case on ``deflate``)."""
+    data = bytearray(hdf4)
+    _, header, _ = _compression_header(hdf4, "deflate")
+    assert data[header : header + 2] == b"\x00\x03"  # SPECIAL_COMP
+    data[header + 4 : header + 8] = struct.pack(">I", length)
+    _hdf4_reads_like_pyhdf(tmp_path, bytes(data), "deflate")
+    from tests.hdf4_maker import read_all as read_hdf4
+
+    reference = read_hdf4(tmp_path / "bad.hdf")["deflate"]
+    assert (reference == reference.flat[0]).all()  # the fill value, not the data
+
+
+def test_a_compressed_length_shorter_than_the_data_set_is_refused(
+    tmp_path: Path, hdf4: bytes
+) -> None:
+    """HCPread refuses to read past the header's length, so SDreaddata fails."""
+    from tests.hdf4_maker import read_all as read_hdf4
+
+    data = bytearray(hdf4)
+    _, header, _ = _compression_header(hdf4, "deflate")
+    data[header + 4 : header + 8] = struct.pack(">I", 4)
+    (tmp_path / "short.hdf").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SDreaddata failure"):
+        read_hdf4(tmp_path / "short.hdf")
+    _hdf4_refused(tmp_path, bytes(data), "holds 4 bytes, the data set needs 140")
+
+
+def test_a_special_element_with_an_empty_header_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """A descriptor length of 0: the library decodes the header from memory past its
+    buffer (a different value on each run); vz had read the data set as fill."""
+    data = bytearray(hdf4)
+    entry, _, _ = _compression_header(hdf4, "deflate")
+    data[entry + 8 : entry + 12] = b"\0\0\0\0"
+    _hdf4_refused(tmp_path, bytes(data), "header has 0 bytes")
+
+
+def test_a_compressed_chunk_shorter_than_a_chunk_is_refused(tmp_path: Path, hdf4: bytes) -> None:
+    """A chunk's header length under the chunk's bytes: HCPread fails on that chunk."""
+    data = bytearray(hdf4)
+    # The sample's only compressed chunks (DFTAG_CHUNK made special) are chunked_deflate's.
+    offset = next(o for tag, _, o, _ in _elements(hdf4) if tag == 61 | 0x4000)
+    assert data[offset : offset + 2] == b"\x00\x03"  # SPECIAL_COMP
+    data[offset + 4 : offset + 8] = struct.pack(">I", 8)
+    _hdf4_refused(tmp_path, bytes(data), "fewer than the chunk's")
 
 
 # ---- HDF5: corrupt global heaps (libhdf5 loops) and chunk B-tree keys its lookup misses ----

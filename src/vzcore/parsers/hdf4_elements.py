@@ -265,8 +265,9 @@ def _contiguous(pieces: Pieces, shape: tuple[int, ...], nbytes: int, where: str)
 
 
 def _compressed(
-    file: HDF4File, raw: bytes, shape: tuple[int, ...], where: str, loading: bool
-) -> Layout:
+    file: HDF4File, raw: bytes, shape: tuple[int, ...], nbytes: int, where: str, loading: bool
+) -> Layout | None:
+    """A compressed element (hcomp.c), or None when its header says it holds no bytes."""
     size = _COMP_HEADER.itemsize
     if len(raw) < size - 2:
         raise HDF4FormatError(f"{where}: truncated compression header ({len(raw)} bytes)")
@@ -275,6 +276,17 @@ def _compressed(
     data = file.element(TAG_COMPRESSED, int(header["ref"]), where)
     if data.special:
         raise HDF4UnsupportedError(f"{where}: the compressed data is itself a special element")
+    # The header's uncompressed length is an int32 (HCIread_header). The library reads
+    # a length of 0 or less as a template with no data, all fill (hdf_xdr_NCvdata), and
+    # refuses to read past a shorter length (HCPread).
+    length = int(header["length"].astype(np.int32))
+    if length <= 0:
+        return None
+    if length < nbytes:
+        raise HDF4FormatError(
+            f"{where}: the compression header says the data holds {length} bytes, the "
+            f"data set needs {nbytes}"
+        )
     return Layout(
         tuple(max(s, 1) for s in shape),
         (codec,),
@@ -423,6 +435,9 @@ def _chunked(
         if not special.all():
             raise HDF4UnsupportedError(f"{where}: some chunks are compressed and others not")
         packed = file.chunk_headers[file.chunk_header_of[found]]
+        if (lengths < _COMP_HEADER.itemsize - 2).any():
+            # The library would decode the header from past its descriptor's bytes.
+            raise HDF4FormatError(f"{where}: a compressed chunk's header is truncated")
         if (packed["special"] != _SPECIAL_COMP).any():
             raise HDF4UnsupportedError(
                 f"{where}: a chunk is a special element other than compressed"
@@ -431,6 +446,13 @@ def _chunked(
         if len(kinds) != 1:
             raise HDF4UnsupportedError(f"{where}: chunks use compressions {kinds.tolist()}")
         codecs = (_codec(int(kinds[0]), int(packed["level"][0]), where, loading),)
+        # HCPread refuses to read a chunk past its header's (int32) uncompressed length.
+        chunk_bytes = math.prod(chunk_shape) * itemsize
+        if (packed["length"].astype(np.int32) < chunk_bytes).any():
+            raise HDF4FormatError(
+                f"{where}: a compressed chunk's header says it holds fewer than the "
+                f"chunk's {chunk_bytes} bytes"
+            )
         data = file.reader.find_many(TAG_COMPRESSED, packed["ref"].astype(np.int64))
         if (data < 0).any():
             raise HDF4FormatError(f"{where}: a compressed chunk's data element is missing")
@@ -457,16 +479,20 @@ def chunk_layout(
     of a refusal.
     """
     nbytes = math.prod(shape) * dtype.itemsize
-    if data is None or data.length == 0 or nbytes == 0:
+    if data is None or nbytes == 0 or (data.length == 0 and not data.special):
         return None
     if not data.special:
         return _contiguous(Pieces((data.offset,), (data.length,)), shape, nbytes, where)
     raw = file.read(data)
+    if len(raw) < 2:
+        # The library reads the header from a buffer of the descriptor's length, so it
+        # would decode whatever memory follows (a different data set on each run).
+        raise HDF4FormatError(f"{where}: the special element's header has {len(raw)} bytes")
     special = int.from_bytes(raw[:2], "big")
     if special == _SPECIAL_CHUNKED:
         return _chunked(file, raw, shape, dtype.itemsize, where, loading)
     if special == _SPECIAL_COMP:
-        return _compressed(file, raw, shape, where, loading)
+        return _compressed(file, raw, shape, nbytes, where, loading)
     if special == SPECIAL_LINKED:
         return _contiguous(file.pieces(data, where), shape, nbytes, where)
     if special == _SPECIAL_EXT:

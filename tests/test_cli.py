@@ -103,24 +103,84 @@ def test_virtualize_reads_s3_inputs_and_writes_to_s3(
         xr.testing.assert_identical(opened.load(), expected.load())
 
 
-def test_virtualize_to_s3_refuses_icechunk_and_an_existing_folder_store(
+def _read_by_icechunk(storage: object, bucket: S3Bucket) -> xr.Dataset:
+    """A repository's ``main`` as Icechunk itself reads it: its virtual chunk containers
+    must reach the bucket (region, endpoint) for the chunks to load."""
+    import icechunk
+
+    repository = icechunk.Repository.open(
+        storage, authorize_virtual_chunk_access=bucket.icechunk_credentials()
+    )
+    opened = xr.open_zarr(repository.readonly_session("main").store, consolidated=False)
+    return opened.load()
+
+
+def test_virtualize_writes_an_icechunk_repository_to_s3(
     on_s3: tuple[list[Path], list[str]], s3_bucket: S3Bucket, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, urls = on_s3
-    before = sorted(item["path"] for batch in s3_bucket.store().list() for item in batch)
+    """Built locally and put with its root object last; read by vz and by Icechunk; a
+    second run commits a new snapshot to the repository it finds there."""
+    import icechunk
+
+    local, urls = on_s3
+    target = s3_bucket.key_url("tas.icechunk")
     command = ["virtualize", *urls, "--concat-dim", "time", *_remote(s3_bucket)]
-    target = s3_bucket.key_url("repo")
-    assert main([*command, "--out", target, "--format", "icechunk"]) == 1
-    _one_error_line(capsys, target, "--format icechunk writes a local repository")
-    # An existing Kerchunk parquet folder on S3 is left as it is.
+    assert main([*command, "--out", target, "--format", "icechunk"]) == 0
+    assert "virtualized 3 file(s)" in capsys.readouterr().out
+    written = _keys(s3_bucket, "tas.icechunk")
+    assert "tas.icechunk/repo" in written
+    assert any("/snapshots/" in k for k in written)
+
+    registry = s3_bucket.registry()
+    group = detect_parser(target, registry)(target, registry)
+    assert sorted(group.sources) == urls
+    opened = xr.open_zarr(vc.ManifestStore(group, registry=registry), consolidated=False)
+    storage = s3_bucket.icechunk_storage("tas.icechunk")
+    with xr.open_mfdataset(local, combine="nested", concat_dim="time") as expected:
+        xr.testing.assert_identical(opened.load(), expected.load())
+        xr.testing.assert_identical(_read_by_icechunk(storage, s3_bucket), expected.load())
+
+    again = ["virtualize", urls[0], "--concat-dim", "time", *_remote(s3_bucket), "--out", target]
+    assert main(again) == 0
+    repository = icechunk.Repository.open(storage)
+    assert len(list(repository.ancestry(branch="main"))) == 3  # initial, first, second
+    with xr.open_dataset(local[0]) as expected:
+        xr.testing.assert_identical(_read_by_icechunk(storage, s3_bucket), expected.load())
+
+
+def test_a_local_icechunk_repository_of_s3_inputs_is_read_by_icechunk(
+    on_s3: tuple[list[Path], list[str]], s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """The repository's virtual chunk container carries the inputs' region and endpoint:
+    without them Icechunk refused every chunk ("A region must be set")."""
+    import icechunk
+
+    local, urls = on_s3
+    out = tmp_path / "tas.icechunk"
+    command = ["virtualize", *urls, "--concat-dim", "time", *_remote(s3_bucket)]
+    assert main([*command, "--out", str(out), "--format", "icechunk"]) == 0
+    storage = icechunk.local_filesystem_storage(str(out))
+    with xr.open_mfdataset(local, combine="nested", concat_dim="time") as expected:
+        xr.testing.assert_identical(_read_by_icechunk(storage, s3_bucket), expected.load())
+
+
+def test_virtualize_to_s3_refuses_a_prefix_holding_other_objects(
+    on_s3: tuple[list[Path], list[str]], s3_bucket: S3Bucket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing folder store (or anything that is not an Icechunk repository) is
+    left as it is, whatever the format."""
+    _, urls = on_s3
+    command = ["virtualize", *urls, "--concat-dim", "time", *_remote(s3_bucket)]
     refs = s3_bucket.key_url("refs.parq")
     assert main([*command, "--out", refs, "--format", "kerchunk-parquet"]) == 0
     capsys.readouterr()
+    before = sorted(_keys(s3_bucket))
     written = {k: bytes(s3_bucket.store().get(k).bytes()) for k in _keys(s3_bucket, "refs.parq")}
-    assert main([*command, "--out", refs, "--format", "kerchunk-parquet"]) == 1
-    _one_error_line(capsys, refs, "cannot be replaced atomically")
+    for fmt in ("kerchunk-parquet", "icechunk"):
+        assert main([*command, "--out", refs, "--format", fmt]) == 1
+        _one_error_line(capsys, refs, "cannot be replaced atomically")
     assert {k: bytes(s3_bucket.store().get(k).bytes()) for k in written} == written
-    assert sorted(_keys(s3_bucket)) == sorted([*before, *written])
+    assert sorted(_keys(s3_bucket)) == before
 
 
 def test_an_s3_glob_matching_nothing_is_one_line(

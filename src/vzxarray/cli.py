@@ -21,6 +21,7 @@ from typing import Any
 import vzcore as vc
 from vzcore.algebra import referenced_paths
 from vzcore.grid import describe_grid
+from vzcore.parsers.icechunk import icechunk_storage, s3_virtual_chunk_container
 from vzcore.urls import quote_path
 from vzcore.verify import recorded_sources
 from vzcore.writers import (
@@ -29,6 +30,8 @@ from vzcore.writers import (
     icechunk_commit_metadata,
     is_object_store_url,
     local_target,
+    object_target,
+    staged_folder_upload,
     staged_output,
 )
 
@@ -76,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     virtualize.add_argument(
         "--out",
         required=True,
-        help="where to write the references: a path, or an s3:// URL (not for icechunk)",
+        help="where to write the references: a path, or an s3:// URL",
     )
     virtualize.add_argument(
         "--format", choices=FORMATS, default="icechunk", help="output format (default icechunk)"
@@ -202,12 +205,6 @@ def _virtualize(args: argparse.Namespace) -> None:
     from vzxarray.mfdataset import open_virtual_mfdataset
 
     remote_out = is_object_store_url(args.out)
-    if remote_out and args.format == "icechunk":
-        raise WriteError(
-            args.out,
-            "--format icechunk writes a local repository; for one on object storage, "
-            "commit with write_icechunk into your repository's session from Python",
-        )
     urls, registry = expand_inputs(
         args.inputs, _remote_options(args), also=[args.out] if remote_out else []
     )
@@ -297,8 +294,8 @@ def _matching(pattern: str, registry: vc.ObjectStoreRegistry) -> list[str]:
 def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreRegistry) -> None:
     """Write a virtual dataset in one of `FORMATS`; a failure leaves the previous output.
 
-    Kerchunk and manifest parquet outputs may go to an object-store URL ``registry``
-    covers (see `vzcore.writers._atomic`); an Icechunk repository is local.
+    Every output may go to an object-store URL ``registry`` covers (see
+    `vzcore.writers._atomic` and `write_icechunk_repository`).
     """
     if format == "kerchunk-json":
         dataset.vz.to_kerchunk(out, format="json", registry=registry)
@@ -311,22 +308,25 @@ def write_store(dataset: Any, out: str, format: str, registry: vc.ObjectStoreReg
 
 
 def write_icechunk_repository(dataset: Any, out: str, registry: vc.ObjectStoreRegistry) -> Any:
-    """Commit ``dataset`` to the local Icechunk repository at ``out``; returns the repository.
+    """Commit ``dataset`` to the Icechunk repository at ``out``; returns the repository.
 
     An existing repository gets a new snapshot on ``main`` replacing what it held (its
     virtual chunk containers extended to the registry's prefixes); a failure commits
     nothing, so the previous snapshot stays the branch tip. Otherwise the repository is
-    built beside ``out`` and renamed into place when committed: a failure leaves
-    nothing that would block a rerun.
+    built beside ``out`` and renamed into place when committed (on an object store:
+    built locally, then put under ``out`` with its ``repo`` object last): a failure
+    leaves nothing that would block a rerun.
 
     Raises
     ------
     WriteError
-        ``out`` is something other than a repository or an empty folder, or storage
-        failed (a full disk, no permission).
+        ``out`` is something other than a repository or an empty folder (prefix), or
+        storage failed (a full disk, no permission, a failed upload).
     """
     import icechunk
 
+    if is_object_store_url(out):
+        return _write_remote_icechunk(dataset, out, registry)
     target = local_target(out)
     storage = icechunk.local_filesystem_storage(str(target.absolute()))
     if target.is_dir() and any(target.iterdir()):
@@ -356,7 +356,36 @@ def write_icechunk_repository(dataset: Any, out: str, registry: vc.ObjectStoreRe
     )
 
 
-def _commit(repository: Any, dataset: Any, target: Path) -> None:
+def _write_remote_icechunk(dataset: Any, out: str, registry: vc.ObjectStoreRegistry) -> Any:
+    """`write_icechunk_repository` for an object-store URL ``out``."""
+    import icechunk
+
+    try:
+        storage = icechunk_storage(out, registry)
+    except vc.VirtualizationError as err:
+        raise WriteError(out, str(err)) from err
+    if icechunk.Repository.exists(storage):
+        config = icechunk.Repository.fetch_config(storage) or icechunk.RepositoryConfig.default()
+        credentials = _declare_containers(config, registry)
+        repository = icechunk.Repository.open(
+            storage, config, authorize_virtual_chunk_access=credentials
+        )
+        _commit(repository, dataset, out)
+        repository.save_config()
+        return repository
+    # A new repository is built locally and put with its root object, "repo", last:
+    # a reader finds no repository until it is whole.
+    with staged_folder_upload(object_target(out, registry), marker="repo") as built:
+        _commit(create_icechunk_repository(str(built), registry), dataset, out)
+    return icechunk.Repository.open(
+        storage,
+        authorize_virtual_chunk_access=_declare_containers(
+            icechunk.RepositoryConfig.default(), registry
+        ),
+    )
+
+
+def _commit(repository: Any, dataset: Any, target: str | Path) -> None:
     import icechunk
 
     session = repository.writable_session("main")
@@ -390,21 +419,32 @@ def _declare_containers(config: Any, registry: vc.ObjectStoreRegistry) -> dict[s
 
     credentials: dict[str, Any] = {}
     for prefix in registry.prefixes:
-        store: Any
+        container: Any
         if prefix.startswith("file://"):
             store = icechunk.local_filesystem_store(prefix.removeprefix("file://"))
+            container = icechunk.VirtualChunkContainer(prefix, store)
             credentials[prefix] = icechunk.Credentials.LocalFileSystemAccess()
-        elif prefix.startswith("s3://"):
-            store = icechunk.s3_store()
-            credentials[prefix] = icechunk.s3_anonymous_credentials()
+        elif prefix.startswith("s3://") and (s3 := _s3_store(registry, prefix)) is not None:
+            # The registry's region and endpoint, so Icechunk itself reads the chunks.
+            container, credentials[prefix] = s3_virtual_chunk_container(prefix, s3)
         else:
             raise vc.VirtualizationError(
                 f"icechunk output for {prefix!r} needs a container this command cannot declare; "
                 "write it from Python with your own repository config"
             )
-        config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, store))
+        config.set_virtual_chunk_container(container)
     result: dict[str, Any] = icechunk.containers_credentials(credentials)
     return result
+
+
+def _s3_store(registry: vc.ObjectStoreRegistry, prefix: str) -> Any:
+    """The obstore ``S3Store`` the registry reads ``prefix`` with, or None (a reader of
+    another kind)."""
+    from obstore.store import S3Store
+
+    reader, _ = registry.resolve(prefix)
+    store = reader.store if isinstance(reader, vc.registry.ObstoreReader) else None
+    return store if isinstance(store, S3Store) else None
 
 
 def _remote_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -45,7 +45,13 @@ from vzcore.registry import ObjectStoreRegistry, ObstoreReader
 from vzcore.urls import normalize_url
 from vzcore.writers.icechunk import SOURCES_METADATA_KEY
 
-__all__ = ["ICECHUNK_MAGIC", "IcechunkFormatError", "IcechunkParser", "icechunk_storage"]
+__all__ = [
+    "ICECHUNK_MAGIC",
+    "IcechunkFormatError",
+    "IcechunkParser",
+    "icechunk_storage",
+    "s3_virtual_chunk_container",
+]
 
 ICECHUNK_MAGIC = b"ICE\xf0\x9f\xa7\x8aCHUNK"
 """The first bytes of every object Icechunk writes ("ICE🧊CHUNK"), its ``repo`` file too."""
@@ -421,29 +427,60 @@ def icechunk_storage(url: str, registry: ObjectStoreRegistry, *, given: Any = No
     )
 
 
-def _s3_storage(store: Any, path: str) -> Any:
-    import icechunk
-
+def _s3_settings(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """How Icechunk reaches the bucket of obstore's ``S3Store`` ``store``: the endpoint
+    settings (region, endpoint, http, path style) and the credentials keywords."""
     config: dict[str, Any] = dict(store.config)
     client = dict(store.client_options or {})
-    prefix = posixpath.join(str(store.prefix or ""), path).strip("/")
+    where = {
+        "region": config.get("region"),
+        "endpoint_url": config.get("endpoint"),
+        "allow_http": str(client.get("allow_http", "false")).lower() == "true",
+        "force_path_style": (
+            str(config.get("virtual_hosted_style_request", "false")).lower() != "true"
+        ),
+    }
     keys: dict[str, Any] = {
         name: config.get(name)
         for name in ("access_key_id", "secret_access_key", "session_token")
         if config.get(name)
     }
     anonymous = str(config.get("skip_signature", "false")).lower() == "true"
-    return icechunk.s3_storage(
-        bucket=config["bucket"],
-        prefix=prefix or None,
-        region=config.get("region"),
-        endpoint_url=config.get("endpoint"),
-        allow_http=str(client.get("allow_http", "false")).lower() == "true",
-        anonymous=anonymous or None,
-        from_env=None if (keys or anonymous) else True,
-        force_path_style=str(config.get("virtual_hosted_style_request", "false")).lower() != "true",
-        **keys,
+    credentials = {
+        "anonymous": anonymous or None,
+        "from_env": None if (keys or anonymous) else True,
+    }
+    return where, {**credentials, **keys}
+
+
+def _s3_storage(store: Any, path: str) -> Any:
+    import icechunk
+
+    where, credentials = _s3_settings(store)
+    prefix = posixpath.join(str(store.prefix or ""), path).strip("/")
+    bucket = dict(store.config)["bucket"]
+    return icechunk.s3_storage(bucket=bucket, prefix=prefix or None, **where, **credentials)
+
+
+def s3_virtual_chunk_container(prefix: str, store: Any) -> tuple[Any, Any]:
+    """An Icechunk virtual chunk container for the S3 ``prefix`` obstore's ``store``
+    reads, with the same region and endpoint (so Icechunk itself reads its chunks), and
+    credentials for it: the store's keys, anonymous, or the environment's."""
+    import icechunk
+
+    where, credentials = _s3_settings(store)
+    compatible = where["endpoint_url"] is not None
+    container = icechunk.VirtualChunkContainer(
+        prefix,
+        icechunk.s3_store(
+            region=where["region"],
+            endpoint_url=where["endpoint_url"],
+            allow_http=where["allow_http"],
+            s3_compatible=compatible,
+            force_path_style=where["force_path_style"] and compatible,
+        ),
     )
+    return container, icechunk.s3_credentials(**credentials)
 
 
 def _node_documents(store: Any, prefix: str, where: str) -> dict[str, dict[str, Any]]:

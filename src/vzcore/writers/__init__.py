@@ -5,6 +5,8 @@ from vzcore.writers._atomic import (
     failure_reason,
     is_object_store_url,
     local_target,
+    object_target,
+    staged_folder_upload,
     staged_output,
 )
 from vzcore.writers.icechunk import icechunk_commit_metadata, write_icechunk
@@ -18,6 +20,8 @@ __all__ = [
     "is_object_store_url",
     "kerchunk_refs",
     "local_target",
+    "object_target",
+    "staged_folder_upload",
     "staged_output",
     "write_icechunk",
     "write_kerchunk_json",

@@ -485,6 +485,40 @@ def test_objects_a_failed_folder_write_cannot_delete_are_named(
         KerchunkParquetParser()(url, s3_bucket.registry())
 
 
+def test_a_failed_put_of_a_new_icechunk_repository_leaves_no_objects(
+    sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy
+) -> None:
+    """``vz virtualize --format icechunk`` to S3: the root object ``repo`` goes last;
+    when its put fails, what was put is deleted and no repository is found there."""
+    import icechunk
+
+    from vzcore.writers import WriteError
+    from vzxarray import open_virtual_dataset
+    from vzxarray.cli import write_icechunk_repository
+
+    local, source_url, _ = sample
+    url = s3_bucket.key_url("repo.icechunk")
+    registry = faulty_registry(s3_bucket, proxy, retries=1)
+    dataset = open_virtual_dataset(source_url, registry=s3_bucket.registry())
+    proxy.rule = always("PUT", object_path(s3_bucket, "repo.icechunk/repo"), Fault.reset())
+    with pytest.raises(WriteError, match="the upload of repo failed") as info:
+        write_icechunk_repository(dataset, url, registry)
+    assert "the objects put were deleted" in str(info.value)
+    assert puts(s3_bucket, proxy, "repo.icechunk")[-2:] == ["repo", "repo"]  # and its retry
+    assert listed(s3_bucket) == ["noise.h5"]
+    storage = s3_bucket.icechunk_storage("repo.icechunk")
+    assert not icechunk.Repository.exists(storage)
+
+    proxy.rule = None
+    write_icechunk_repository(dataset, url, registry)
+    repository = icechunk.Repository.open(
+        storage, authorize_virtual_chunk_access=s3_bucket.icechunk_credentials()
+    )
+    array = zarr.open_array(repository.readonly_session("main").store, path="x", mode="r")
+    with h5py.File(local) as f:
+        np.testing.assert_array_equal(array[...], f["x"][...])
+
+
 @pytest.mark.parametrize("fmt", list(FOLDER_WRITERS))
 def test_an_existing_folder_store_on_s3_is_refused_unchanged(
     sample: tuple[Path, str, vc.VirtualGroup], s3_bucket: S3Bucket, proxy: FaultProxy, fmt: str

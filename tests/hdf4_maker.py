@@ -35,6 +35,27 @@ def _library() -> ctypes.CDLL:
     return ctypes.CDLL(found[0])
 
 
+def make_dfsd(path: Path, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    """A file of ``arrays`` written by the old DFSD interface (``DFSDadddata``): NDG
+    groups and no SD interface ``CDF0.0`` Vgroup, as HDF 3 wrote them. pyhdf's SD
+    interface reads them as ``Data-Set-<ref>`` with ``fakeDim`` dimensions."""
+    import pyhdf
+    import pyhdf.SD  # loads the libraries libdf needs
+
+    libs = os.path.join(os.path.dirname(pyhdf.__file__), os.pardir, "pyhdf.libs")
+    df = ctypes.CDLL(glob.glob(os.path.join(libs, "libdf*"))[0])
+    types = {np.dtype("f4"): 5, np.dtype("f8"): 6, np.dtype("i4"): 24, np.dtype("i2"): 22}
+    for values in arrays:
+        native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+        dims = (ctypes.c_int32 * native.ndim)(*native.shape)
+        df.DFSDclear()
+        if df.DFSDsetNT(types[native.dtype]) != 0:
+            raise RuntimeError("DFSDsetNT failed")
+        data = native.ctypes.data_as(ctypes.c_void_p)
+        if df.DFSDadddata(str(path).encode(), native.ndim, dims, data) != 0:
+            raise RuntimeError("DFSDadddata failed")
+
+
 def set_chunk(
     sds: Any, chunk_shape: Sequence[int], *, deflate: int | None = None, rle: bool = False
 ) -> None:

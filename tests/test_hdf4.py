@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from tests.hdf4_maker import make_appended, make_sample, read_all, set_chunk, write_native
+from tests.hdf4_maker import (
+    make_appended,
+    make_dfsd,
+    make_sample,
+    read_all,
+    set_chunk,
+    write_native,
+)
 from tests.s3_server import S3Bucket
 
 import vzcore as vc
@@ -101,6 +108,19 @@ def test_separate_linked_blocks_are_refused_or_loaded(tmp_path: Path) -> None:
         np.testing.assert_array_equal(_read(group, registry, name), values)
     group, registry = _open(path, drop_variables=["grow", "other"])
     assert not group.arrays
+
+
+def test_data_sets_of_the_old_dfsd_interface_are_refused_not_missed(tmp_path: Path) -> None:
+    """Without a CDF0.0 Vgroup the library reads the DFSD groups as data sets; vz read
+    such a file as holding none (an empty group)."""
+    path = tmp_path / "dfsd.hdf"
+    make_dfsd(path, [np.arange(12, dtype="f4").reshape(3, 4), np.arange(6, dtype="i4")])
+    read = read_all(path)
+    np.testing.assert_array_equal(read["Data-Set-2"], np.arange(12).reshape(3, 4))
+    np.testing.assert_array_equal(read["Data-Set-3"], np.arange(6))
+    with pytest.raises(HDF4UnsupportedError, match=r"dfsd.hdf: .*old DFSD interface") as info:
+        _open(path)
+    assert f"file://{path}" in str(info.value)
 
 
 _STRUCT = (

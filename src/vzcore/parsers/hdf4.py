@@ -43,9 +43,11 @@ from vzcore.parsers.hdf4_eos import eos_dimension_names, struct_metadata
 from vzcore.parsers.hdf4_format import (
     EXTENDED,
     HDF4_MAGIC,
+    TAG_NDG,
     TAG_NT,
     TAG_SD,
     TAG_SDD,
+    TAG_SDG,
     TAG_VG,
     TAG_VH,
     Element,
@@ -345,10 +347,22 @@ def _loaded_array(
 
 
 def _root_members(file: HDF4File) -> list[tuple[int, int]]:
-    """The members of the SD interface's ``CDF0.0`` Vgroup (or every Var0.0 and attribute)."""
+    """The members of the SD interface's ``CDF0.0`` Vgroup (or every Var0.0 and attribute).
+
+    Without that Vgroup the HDF4 library reads the file's data sets from the groups of
+    the older DFSD interface (``hdf_read_sds_cdf``), which vz does not read: a file
+    holding such groups is refused rather than read as missing its data sets.
+    """
     roots = [g for g in file.vgroups.values() if g.class_name == "CDF0.0"]
     if roots:
         return list(roots[0].members)
+    old = int(np.isin(file.reader.table["tag"], (TAG_SDG, TAG_NDG)).sum())
+    if old:
+        raise HDF4UnsupportedError(
+            f"{file.url}: the file's data sets were written by the old DFSD interface "
+            f"({old} SDG/NDG groups, no SD interface CDF0.0 Vgroup), which vz does not "
+            "read yet; the HDF4 library (pyhdf) reads them"
+        )
     members = [(TAG_VG, ref) for ref, g in file.vgroups.items() if g.class_name == "Var0.0"]
     return members
 

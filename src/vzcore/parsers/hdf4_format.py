@@ -38,6 +38,7 @@ TAG_NULL = 1
 TAG_COMPRESSED = 40
 TAG_CHUNK = 61
 TAG_NT, TAG_SDD, TAG_SD = 106, 701, 702
+TAG_SDG, TAG_NDG = 700, 720  # the old DFSD interface's data set groups
 TAG_VH, TAG_VS, TAG_VG = 1962, 1963, 1965
 _DD_HEADER = 6  # ndd (uint16) and next (uint32)
 _DD_NBYTES = DD_DTYPE.itemsize

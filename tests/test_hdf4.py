@@ -123,6 +123,46 @@ def test_data_sets_of_the_old_dfsd_interface_are_refused_not_missed(tmp_path: Pa
     assert f"file://{path}" in str(info.value)
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["no-data", "template"])
+def test_a_fill_attribute_of_another_type_fills_as_the_library_does(
+    tmp_path: Path, compressed: bool
+) -> None:
+    """An INT16 data set without data whose ``_FillValue`` is stored as FLOAT64 -5.0:
+    the library fills with the attribute's first two bytes in memory (0), not -5."""
+    from pyhdf.SD import SD, SDC
+
+    path = tmp_path / "fill.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    sds = sd.create("t", SDC.INT16, (2, 3))
+    if compressed:
+        sds.setcompress(SDC.COMP_DEFLATE, 6)  # a compressed template: no data written
+    sds.attr("_FillValue").set(SDC.FLOAT64, -5.0)
+    sds.endaccess()
+    sd.end()
+    expected = read_all(path)["t"]
+    assert (expected == 0).all()  # what pyhdf reads
+    group, registry = _open(path)
+    np.testing.assert_array_equal(_read(group, registry, "t"), expected)
+    loaded, registry = _open(path, loadable_variables=["t"])
+    np.testing.assert_array_equal(_read(loaded, registry, "t"), expected)
+
+
+def test_a_fill_attribute_shorter_than_a_value_is_refused(tmp_path: Path) -> None:
+    """An INT32 data set without data and a one-byte ``_FillValue``: the library would
+    fill from the memory after the attribute."""
+    from pyhdf.SD import SD, SDC
+
+    path = tmp_path / "short-fill.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    sds = sd.create("t", SDC.INT32, (4,))
+    sds.attr("_FillValue").set(SDC.INT8, 7)
+    sds.endaccess()
+    sd.end()
+    with pytest.raises(vc.VirtualizationError, match="_FillValue holds 1 bytes of int8") as info:
+        _open(path)
+    assert f"file://{path}" in str(info.value)
+
+
 _STRUCT = (
     'GROUP=SWATH_1\n\tSwathName="Swath A"\n\tGROUP=DataField\n'
     '\t\tOBJECT=DataField_1\n\t\t\tDataFieldName="Radiance"\n\t\t\tDataType=DFNT_FLOAT32\n'

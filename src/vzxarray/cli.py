@@ -362,27 +362,42 @@ def _write_remote_icechunk(dataset: Any, out: str, registry: vc.ObjectStoreRegis
 
     try:
         storage = icechunk_storage(out, registry)
-    except vc.VirtualizationError as err:
-        raise WriteError(out, str(err)) from err
-    if icechunk.Repository.exists(storage):
-        config = icechunk.Repository.fetch_config(storage) or icechunk.RepositoryConfig.default()
-        credentials = _declare_containers(config, registry)
-        repository = icechunk.Repository.open(
-            storage, config, authorize_virtual_chunk_access=credentials
-        )
+        exists = icechunk.Repository.exists(storage)
+    except (vc.VirtualizationError, icechunk.IcechunkError, OSError, ValueError) as err:
+        raise WriteError(out, error_line(err)) from err
+    if exists:
+        try:
+            config = icechunk.Repository.fetch_config(storage)
+            config = config or icechunk.RepositoryConfig.default()
+            credentials = _declare_containers(config, registry)
+            repository = icechunk.Repository.open(
+                storage, config, authorize_virtual_chunk_access=credentials
+            )
+        except (icechunk.IcechunkError, OSError, ValueError) as err:
+            raise WriteError(out, f"{error_line(err)}; nothing was committed") from err
         _commit(repository, dataset, out)
-        repository.save_config()
+        try:
+            repository.save_config()  # the new containers, once their references are committed
+        except (icechunk.IcechunkError, OSError) as err:
+            raise WriteError(
+                out,
+                "the snapshot was committed, but saving the repository's virtual chunk "
+                f"containers failed ({error_line(err)}); rerun to save them",
+            ) from err
         return repository
     # A new repository is built locally and put with its root object, "repo", last:
     # a reader finds no repository until it is whole.
     with staged_folder_upload(object_target(out, registry), marker="repo") as built:
         _commit(create_icechunk_repository(str(built), registry), dataset, out)
-    return icechunk.Repository.open(
-        storage,
-        authorize_virtual_chunk_access=_declare_containers(
-            icechunk.RepositoryConfig.default(), registry
-        ),
-    )
+    try:
+        return icechunk.Repository.open(
+            storage,
+            authorize_virtual_chunk_access=_declare_containers(
+                icechunk.RepositoryConfig.default(), registry
+            ),
+        )
+    except (icechunk.IcechunkError, OSError) as err:
+        raise WriteError(out, f"it was written, but cannot be opened: {error_line(err)}") from err
 
 
 def _commit(repository: Any, dataset: Any, target: str | Path) -> None:

@@ -90,11 +90,18 @@ class _Dataset:
     attributes: dict[str, JSON]
     data: Element | None
     is_coordinate: bool
+    fill_attribute: npt.NDArray[Any] | None = None
+    """The ``_FillValue`` attribute's values as stored (their type may not be the data set's)."""
+
+
+def _attribute_values(file: HDF4File, vdata: Vdata, where: str) -> npt.NDArray[Any]:
+    records = vdata_records(vdata, file.vdata_bytes(vdata, where), where)
+    values = records[records.dtype.names[0]].reshape(-1) if records.dtype.names else records
+    return np.asarray(values)
 
 
 def _attribute_value(file: HDF4File, vdata: Vdata, where: str) -> JSON:
-    records = vdata_records(vdata, file.vdata_bytes(vdata, where), where)
-    values = records[records.dtype.names[0]].reshape(-1) if records.dtype.names else records
+    values = _attribute_values(file, vdata, where)
     if values.dtype.kind == "S":
         return values.tobytes().split(b"\x00", 1)[0].decode("utf-8", errors="replace")
     items: list[JSON] = values.tolist()
@@ -164,7 +171,16 @@ def _dataset(file: HDF4File, group: Vgroup, table: dict[str, Dimension] | None) 
         rank == 1 and names == (group.name,) and "SDSVar" not in markers
     )
     attributes = _attributes(file, group.members, f"{where}: ")
-    return _Dataset(group.name, shape, names, dtype, attributes, data, is_coordinate)
+    fills = [
+        _attribute_values(file, file.vdatas[ref], f"{where}: attribute '_FillValue'")
+        for tag, ref in group.members
+        if tag == TAG_VH
+        and ref in file.vdatas
+        and file.vdatas[ref].class_name == "Attr0.0"
+        and file.vdatas[ref].name == "_FillValue"
+    ]
+    fill = fills[-1] if fills else None  # the one `_attributes` keeps
+    return _Dataset(group.name, shape, names, dtype, attributes, data, is_coordinate, fill)
 
 
 def _library_shape(
@@ -231,6 +247,28 @@ def _fill_value(dataset: _Dataset, where: str) -> Any:
     return cast[()]
 
 
+def _no_data_fill(dataset: _Dataset, fill: Any, where: str) -> Any:
+    """What the library fills a data set without data with (``hdf_xdr_NCvdata``): the
+    first bytes of the ``_FillValue`` attribute's values as it holds them in memory
+    (little-endian, on every machine pyhdf runs on), whatever their type; ``fill`` when
+    that type is the data set's."""
+    stored = dataset.fill_attribute
+    itemsize = dataset.dtype.itemsize
+    if (
+        stored is None
+        or dataset.dtype.kind == "S"
+        or (stored.dtype.kind, stored.dtype.itemsize) == (dataset.dtype.kind, itemsize)
+    ):
+        return fill
+    memory = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+    if len(memory) < itemsize:
+        raise HDF4FormatError(
+            f"{where}: _FillValue holds {len(memory)} bytes of {stored.dtype}, a value of "
+            f"the data set {itemsize}; the HDF4 library fills it from past the attribute"
+        )
+    return np.frombuffer(memory[:itemsize], dtype=dataset.dtype.newbyteorder("<"))[0]
+
+
 def _chunk_fill(layout: Layout | None, dtype: np.dtype[Any], fill: Any) -> Any:
     """What an absent chunk holds: the chunked header's fill value, else ``fill``."""
     if layout is None or layout.fill is None:
@@ -250,7 +288,11 @@ def _virtual_array(file: HDF4File, dataset: _Dataset, names: tuple[str, ...]) ->
         shape=dataset.shape,
         chunk_shape=chunk_shape,
         dtype=dataset.dtype,
-        fill_value=_chunk_fill(layout, dataset.dtype, fill),
+        fill_value=(
+            _chunk_fill(layout, dataset.dtype, fill)
+            if layout is not None
+            else _no_data_fill(dataset, fill, where)
+        ),
         codecs=list(layout.codecs) if layout else None,
         dimension_names=names,
         attributes=attributes,

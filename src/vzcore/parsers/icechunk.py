@@ -440,17 +440,13 @@ def _s3_settings(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             str(config.get("virtual_hosted_style_request", "false")).lower() != "true"
         ),
     }
-    keys: dict[str, Any] = {
-        name: config.get(name)
-        for name in ("access_key_id", "secret_access_key", "session_token")
-        if config.get(name)
-    }
-    anonymous = str(config.get("skip_signature", "false")).lower() == "true"
-    credentials = {
-        "anonymous": anonymous or None,
-        "from_env": None if (keys or anonymous) else True,
-    }
-    return where, {**credentials, **keys}
+    # obstore signs nothing when skip_signature is set, and uses keys only as a pair.
+    if str(config.get("skip_signature", "false")).lower() == "true":
+        return where, {"anonymous": True}
+    if config.get("access_key_id") and config.get("secret_access_key"):
+        names = ("access_key_id", "secret_access_key", "session_token")
+        return where, {name: config[name] for name in names if config.get(name)}
+    return where, {"from_env": True}
 
 
 def _s3_storage(store: Any, path: str) -> Any:
